@@ -1,0 +1,61 @@
+#include "cli/args.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace jobqueue::cli {
+
+absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv,
+                                 const std::set<std::string>& value_flags,
+                                 const std::set<std::string>& bool_flags) {
+  Args args;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& arg = argv[i];
+    if (!absl::StartsWith(arg, "--")) {
+      args.positional_.push_back(arg);
+      continue;
+    }
+    std::string name = arg.substr(2);
+    std::optional<std::string> inline_value;
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
+      inline_value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    if (bool_flags.count(name) > 0) {
+      if (inline_value)
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
+      args.present_.insert(name);
+    } else if (value_flags.count(name) > 0) {
+      if (!inline_value) {
+        if (i + 1 >= argv.size()) {
+          return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+        }
+        inline_value = argv[++i];
+      }
+      args.present_.insert(name);
+      args.values_[name] = *inline_value;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown option --", name));
+    }
+  }
+  return args;
+}
+
+std::optional<std::string> Args::Get(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string Args::GetOr(const std::string& name, const std::string& fallback) const {
+  return Get(name).value_or(fallback);
+}
+
+bool Args::Has(const std::string& name) const { return present_.count(name) > 0; }
+
+absl::StatusOr<std::string> Args::Require(const std::string& name) const {
+  if (auto value = Get(name)) return *value;
+  return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
+}
+
+}  // namespace jobqueue::cli

@@ -1,0 +1,36 @@
+// A small `--flag value` parser for the jobqueue CLI's subcommands.
+#ifndef JOBQUEUE_EXAMPLES_CLI_ARGS_H_
+#define JOBQUEUE_EXAMPLES_CLI_ARGS_H_
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace jobqueue::cli {
+
+class Args {
+ public:
+  // `value_flags` take a value (`--name V` or `--name=V`); `bool_flags` take none.
+  static absl::StatusOr<Args> Parse(const std::vector<std::string>& argv,
+                                    const std::set<std::string>& value_flags,
+                                    const std::set<std::string>& bool_flags);
+
+  std::optional<std::string> Get(const std::string& name) const;
+  std::string GetOr(const std::string& name, const std::string& fallback) const;
+  bool Has(const std::string& name) const;
+  absl::StatusOr<std::string> Require(const std::string& name) const;
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  std::map<std::string, std::string> values_;
+  std::set<std::string> present_;
+  std::vector<std::string> positional_;
+};
+
+}  // namespace jobqueue::cli
+
+#endif  // JOBQUEUE_EXAMPLES_CLI_ARGS_H_

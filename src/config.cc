@@ -1,0 +1,449 @@
+#include "jobqueue/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "dotenv.h"
+#include "internal/log.h"
+#include "jobqueue/status.h"
+#include "secret_scopes_internal.h"
+#include "url.h"
+
+extern char** environ;
+
+namespace jobqueue {
+namespace {
+
+using internal::SecretScopes;
+using internal::ServiceScope;
+
+struct Sourced {
+  std::string value;
+  std::string source;
+};
+using VariableMap = std::map<std::string, Sourced, std::less<>>;
+
+constexpr absl::string_view kProcessEnvironment = "environment";
+
+// Variables shown by entries() even when they are not secrets.
+bool IsConfigVariable(absl::string_view name) {
+  static constexpr absl::string_view kNames[] = {
+      "ENVIRONMENT",       "NODE_ENV",  "SUPABASE_MODE", "SUPABASE_URL_DEV",
+      "SUPABASE_URL_PROD", "LOG_LEVEL", "LOG_FORMAT",    "WORKER_POLL_INTERVAL"};
+  for (absl::string_view known : kNames) {
+    if (name == known) return true;
+  }
+  return absl::StartsWith(name, "JOBQUEUE_");
+}
+
+// Non-secret values may appear in errors, but short and quoted, in case one was mistyped.
+std::string Quote(absl::string_view value) {
+  constexpr size_t kMax = 40;
+  if (value.size() > kMax) return absl::StrCat("\"", value.substr(0, kMax), "...\"");
+  return absl::StrCat("\"", value, "\"");
+}
+
+bool IsUrlVariable(absl::string_view name) { return absl::StrContains(name, "URL"); }
+
+absl::Status ReadEnvFile(const std::string& dir, const std::string& file_name,
+                         VariableMap* variables, std::vector<std::string>* warnings) {
+  const std::string path = dir.empty() ? file_name : absl::StrCat(dir, "/", file_name);
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return absl::OkStatus();  // absent files are fine
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    warnings->push_back(
+        absl::StrFormat("%s is readable by group or other (mode %04o); run: chmod 600 %s", path,
+                        st.st_mode & 07777, path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::PermissionDeniedError(absl::StrCat("cannot read ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  JQ_ASSIGN_OR_RETURN(std::vector<internal::DotenvEntry> entries,
+                      internal::ParseDotenv(buffer.str(), path));
+  for (internal::DotenvEntry& entry : entries) {
+    (*variables)[entry.key] = Sourced{std::move(entry.value), file_name};
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Environment> ParseEnvironment(absl::string_view text) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "dev" || lower == "development") return Environment::kDev;
+  if (lower == "staging") return Environment::kStaging;
+  if (lower == "prod" || lower == "production") return Environment::kProd;
+  return absl::InvalidArgumentError(
+      absl::StrCat("ENVIRONMENT=", Quote(text), " is not one of dev, staging, prod"));
+}
+
+absl::StatusOr<absl::Duration> ParsePollInterval(absl::string_view text) {
+  double seconds = 0;
+  absl::Duration duration;
+  const absl::string_view stripped = absl::StripAsciiWhitespace(text);
+  if (absl::SimpleAtod(stripped, &seconds)) {
+    if (!std::isfinite(seconds) || seconds <= 0 || seconds > 86400) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("WORKER_POLL_INTERVAL=", Quote(text),
+                       " must be a positive number of seconds (at most 86400)"));
+    }
+    return absl::Seconds(seconds);
+  }
+  if (absl::ParseDuration(stripped, &duration) && duration > absl::ZeroDuration() &&
+      duration <= absl::Hours(24)) {
+    return duration;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "WORKER_POLL_INTERVAL=", Quote(text),
+      " is not a positive number of seconds (fractions allowed) or a duration like 500ms"));
+}
+
+// A problem with a connection URL, or OK. Never quotes the value.
+absl::Status CheckDatabaseUrl(absl::string_view name, absl::string_view url) {
+  if (absl::StartsWith(url, "postgres://") || absl::StartsWith(url, "postgresql://")) {
+    if (auto parsed = internal::ParseUrl(url); !parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " is malformed: ", parsed.status().message()));
+    }
+    return absl::OkStatus();
+  }
+  if (!absl::StrContains(url, "://") && absl::StrContains(url, "=")) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      name, " must be a postgres:// or postgresql:// URL or a libpq key=value string"));
+}
+
+absl::Status CheckRedisUrl(absl::string_view name, absl::string_view url) {
+  if (!absl::StartsWith(url, "redis://") && !absl::StartsWith(url, "rediss://") &&
+      !absl::StartsWith(url, "unix://")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " must be a redis://, rediss:// or unix:// URL"));
+  }
+  if (auto parsed = internal::ParseUrl(url); !parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " is malformed: ", parsed.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::string_view EnvironmentName(Environment environment) {
+  switch (environment) {
+    case Environment::kDev:
+      return "dev";
+    case Environment::kStaging:
+      return "staging";
+    case Environment::kProd:
+      return "prod";
+  }
+  return "dev";
+}
+
+absl::string_view SupabaseModeName(SupabaseMode mode) {
+  switch (mode) {
+    case SupabaseMode::kUnset:
+      return "unset";
+    case SupabaseMode::kDev:
+      return "dev";
+    case SupabaseMode::kProd:
+      return "prod";
+  }
+  return "unset";
+}
+
+int ExitCodeForConfigError(const absl::Status& status) {
+  if (status.ok()) return 0;
+  return status.code() == absl::StatusCode::kPermissionDenied ? kExitScopeViolation
+                                                              : kExitConfigError;
+}
+
+absl::StatusOr<Config> Config::Load(const ConfigOptions& options) {
+  if (options.service.empty()) {
+    return absl::InvalidArgumentError(
+        "ConfigOptions.service is empty: name the service whose "
+        "secret scope applies (e.g. api, worker)");
+  }
+
+  std::map<std::string, std::string> process;
+  if (options.environment != nullptr) {
+    process = *options.environment;
+  } else {
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+      const absl::string_view kv(*entry);
+      const size_t eq = kv.find('=');
+      if (eq == absl::string_view::npos) continue;
+      process.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+  }
+  auto process_value = [&process](absl::string_view name) -> std::string {
+    auto it = process.find(std::string(name));
+    return it == process.end() ? std::string() : it->second;
+  };
+
+  std::string scopes_path = options.scopes_path;
+  if (scopes_path.empty()) scopes_path = process_value("JOBQUEUE_SECRET_SCOPES");
+  absl::StatusOr<SecretScopes> scopes =
+      scopes_path.empty() ? SecretScopes::BuiltIn() : SecretScopes::LoadFile(scopes_path);
+  if (!scopes.ok()) return scopes.status();
+  JQ_ASSIGN_OR_RETURN(const ServiceScope* scope, scopes->Find(options.service));
+
+  Config config;
+  config.service_ = options.service;
+  config.scopes_origin_ = scopes->origin();
+
+  VariableMap variables;
+  if (options.load_env_files) {
+    for (const std::string& file :
+         {std::string(".env"), std::string(".env.local"), absl::StrCat(".env.", options.service)}) {
+      JQ_RETURN_IF_ERROR(ReadEnvFile(options.env_dir, file, &variables, &config.warnings_));
+    }
+  }
+  for (const auto& [name, value] : process) {
+    variables[name] = Sourced{value, std::string(kProcessEnvironment)};
+  }
+  auto get = [&variables](absl::string_view name) -> const Sourced* {
+    auto it = variables.find(name);
+    if (it == variables.end() || it->second.value.empty()) return nullptr;
+    return &it->second;
+  };
+
+  std::vector<std::string> problems;
+  std::set<std::string> missing;
+
+  if (const Sourced* env = get("ENVIRONMENT")) {
+    absl::StatusOr<Environment> parsed = ParseEnvironment(env->value);
+    if (parsed.ok()) {
+      config.environment_ = *parsed;
+    } else {
+      problems.push_back(std::string(parsed.status().message()));
+    }
+  } else if (const Sourced* node_env = get("NODE_ENV");
+             node_env && node_env->value == "production") {
+    config.environment_ = Environment::kProd;
+  }
+
+  if (const Sourced* mode = get("SUPABASE_MODE")) {
+    const std::string lower = absl::AsciiStrToLower(mode->value);
+    if (lower == "dev") {
+      config.supabase_mode_ = SupabaseMode::kDev;
+    } else if (lower == "prod") {
+      config.supabase_mode_ = SupabaseMode::kProd;
+    } else {
+      problems.push_back(absl::StrCat("SUPABASE_MODE=", Quote(mode->value), " is not dev or prod"));
+    }
+  }
+
+  const bool allow_prod_in_dev =
+      options.allow_prod_database_in_dev || process_value("JOBQUEUE_ALLOW_PROD_DB_IN_DEV") == "1";
+  if (config.supabase_mode_ == SupabaseMode::kProd && config.environment_ == Environment::kDev) {
+    if (allow_prod_in_dev) {
+      config.warnings_.push_back(
+          "SUPABASE_MODE=prod with ENVIRONMENT=dev: this dev process uses the production "
+          "database (allowed by JOBQUEUE_ALLOW_PROD_DB_IN_DEV)");
+    } else {
+      problems.push_back(
+          "SUPABASE_MODE=prod with ENVIRONMENT=dev would point a dev process at the production "
+          "database; set ENVIRONMENT=prod, or JOBQUEUE_ALLOW_PROD_DB_IN_DEV=1 to allow it");
+    }
+  }
+  if (config.supabase_mode_ == SupabaseMode::kDev && config.environment_ == Environment::kProd) {
+    config.warnings_.push_back(
+        "SUPABASE_MODE=dev with ENVIRONMENT=prod: a prod process is using "
+        "the dev database");
+  }
+
+  if (config.supabase_mode_ != SupabaseMode::kUnset) {
+    const std::string suffix = config.supabase_mode_ == SupabaseMode::kDev ? "DEV" : "PROD";
+    const std::string url_name = "SUPABASE_URL_" + suffix;
+    const std::string key_name = "SUPABASE_SERVICE_ROLE_KEY_" + suffix;
+    const std::string db_name = "SUPABASE_DB_URL_" + suffix;
+    if (const Sourced* v = get(url_name))
+      config.supabase_url_ = v->value;
+    else
+      missing.insert(url_name);
+    if (const Sourced* v = get(key_name))
+      config.supabase_service_role_key_ = Secret(v->value);
+    else
+      missing.insert(key_name);
+    if (const Sourced* v = get(db_name)) {
+      config.database_url_ = Secret::Url(v->value);
+      config.database_url_source_ = db_name;
+    } else {
+      missing.insert(db_name);
+    }
+    if (get("DATABASE_URL") != nullptr) {
+      config.warnings_.push_back(absl::StrCat(
+          "DATABASE_URL is ignored: SUPABASE_MODE=", SupabaseModeName(config.supabase_mode_),
+          " selects ", db_name));
+    }
+  } else if (const Sourced* v = get("DATABASE_URL")) {
+    config.database_url_ = Secret::Url(v->value);
+    config.database_url_source_ = "DATABASE_URL";
+  }
+  if (!config.database_url_.empty()) {
+    if (absl::Status s =
+            CheckDatabaseUrl(config.database_url_source_, config.database_url_.Reveal());
+        !s.ok()) {
+      problems.push_back(std::string(s.message()));
+    }
+  }
+  if (const Sourced* v = get("REDIS_URL")) {
+    config.redis_url_ = Secret::Url(v->value);
+    if (absl::Status s = CheckRedisUrl("REDIS_URL", v->value); !s.ok()) {
+      problems.push_back(std::string(s.message()));
+    }
+  }
+  for (const std::string& need : scope->needs) {
+    if (need == "database" && config.database_url_.empty() &&
+        config.supabase_mode_ == SupabaseMode::kUnset) {
+      missing.insert("DATABASE_URL");
+    }
+    if (need == "redis" && config.redis_url_.empty()) missing.insert("REDIS_URL");
+  }
+  for (const std::vector<std::string>* names : {&scope->required, &options.required}) {
+    for (const std::string& name : *names) {
+      if (get(name) == nullptr) missing.insert(name);
+    }
+  }
+
+  if (const Sourced* v = get("LOG_LEVEL")) {
+    absl::StatusOr<LogLevel> level = ParseLogLevel(v->value);
+    if (level.ok()) {
+      config.log_level_ = *level;
+    } else {
+      problems.push_back(
+          absl::StrCat("LOG_LEVEL=", Quote(v->value), ": ", level.status().message()));
+    }
+  }
+  if (const Sourced* v = get("LOG_FORMAT")) {
+    absl::StatusOr<LogFormat> format = ParseLogFormat(v->value);
+    if (format.ok()) {
+      config.log_format_ = *format;
+    } else {
+      problems.push_back(
+          absl::StrCat("LOG_FORMAT=", Quote(v->value), ": ", format.status().message()));
+    }
+  }
+  if (const Sourced* v = get("WORKER_POLL_INTERVAL")) {
+    absl::StatusOr<absl::Duration> interval = ParsePollInterval(v->value);
+    if (interval.ok()) {
+      config.poll_interval_ = *interval;
+    } else {
+      problems.push_back(std::string(interval.status().message()));
+    }
+  }
+
+  std::vector<std::string> violation_details;
+  for (const auto& [name, sourced] : variables) {
+    const bool secret = scopes->IsSecret(name);
+    if (!secret) {
+      config.plain_[name] = Config::Value{sourced.value, sourced.source};
+    } else if (SecretScopes::Allows(*scope, name)) {
+      config.secrets_[name] =
+          IsUrlVariable(name) ? Secret::Url(sourced.value) : Secret(sourced.value);
+    } else if (!sourced.value.empty()) {
+      config.scope_violations_.push_back(name);
+      violation_details.push_back(absl::StrCat(name, " (from ", sourced.source, ")"));
+    }
+    if (secret || IsConfigVariable(name) || sourced.source != kProcessEnvironment) {
+      ConfigEntry entry;
+      entry.name = name;
+      entry.source = sourced.source;
+      entry.secret = secret;
+      entry.in_scope = !secret || SecretScopes::Allows(*scope, name);
+      entry.display_value = !secret
+                                ? sourced.value
+                                : (IsUrlVariable(name) && entry.in_scope ? MaskUrl(sourced.value)
+                                                                         : std::string(kRedacted));
+      config.entries_.push_back(std::move(entry));
+    }
+  }
+
+  if (!missing.empty()) {
+    problems.push_back(absl::StrCat("missing required variables: ", absl::StrJoin(missing, ", ")));
+  }
+  if (!violation_details.empty()) {
+    const std::string what =
+        absl::StrCat("service \"", options.service,
+                     "\" holds secrets outside its scope: ", absl::StrJoin(violation_details, ", "),
+                     " (scopes from ", scopes->origin(), ")");
+    if (config.environment_ == Environment::kProd && !options.report_only) {
+      std::string message =
+          absl::StrCat(what,
+                       "; refusing to start in prod: remove them from this service's "
+                       "environment");
+      if (!problems.empty()) absl::StrAppend(&message, "; also: ", absl::StrJoin(problems, "; "));
+      return absl::PermissionDeniedError(message);
+    }
+    config.warnings_.push_back(absl::StrCat(what, config.environment_ == Environment::kProd
+                                                      ? "; refuses to start in prod"
+                                                      : "; this would refuse to start in prod"));
+  }
+  if (!problems.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("configuration for service \"", options.service,
+                     "\" is invalid: ", absl::StrJoin(problems, "; ")));
+  }
+  for (const std::string& warning : config.warnings_) internal::LogWarn("config: {}", warning);
+  return config;
+}
+
+LoggingOptions Config::logging_options() const {
+  LoggingOptions options;
+  options.level = log_level_;
+  options.format = log_format_;
+  options.service = service_;
+  return options;
+}
+
+std::optional<std::string> Config::Get(absl::string_view name) const {
+  auto it = plain_.find(name);
+  if (it == plain_.end()) return std::nullopt;
+  return it->second.value;
+}
+
+absl::StatusOr<Secret> Config::GetSecret(absl::string_view name) const {
+  if (auto it = secrets_.find(name); it != secrets_.end()) return it->second;
+  for (const std::string& violation : scope_violations_) {
+    if (violation == name) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("service \"", service_, "\" may not hold ", name));
+    }
+  }
+  return absl::NotFoundError(absl::StrCat(name, " is not set"));
+}
+
+std::string Config::DebugString() const {
+  std::string out;
+  absl::StrAppend(&out, "service: ", service_, "\n");
+  absl::StrAppend(&out, "environment: ", EnvironmentName(environment_), "\n");
+  absl::StrAppend(&out, "supabase_mode: ", SupabaseModeName(supabase_mode_), "\n");
+  absl::StrAppend(&out, "database_url: ", database_url_.Redacted(),
+                  database_url_source_.empty() ? "" : absl::StrCat(" (", database_url_source_, ")"),
+                  "\n");
+  absl::StrAppend(&out, "redis_url: ", redis_url_.Redacted(), "\n");
+  if (!supabase_url_.empty()) absl::StrAppend(&out, "supabase_url: ", supabase_url_, "\n");
+  if (!supabase_service_role_key_.empty()) {
+    absl::StrAppend(&out, "supabase_service_role_key: ", supabase_service_role_key_.Redacted(),
+                    "\n");
+  }
+  absl::StrAppend(&out, "log_level: ", LogLevelName(log_level_), "\n");
+  absl::StrAppend(&out, "log_format: ", LogFormatName(log_format_), "\n");
+  absl::StrAppend(&out, "poll_interval: ", absl::FormatDuration(poll_interval_), "\n");
+  return out;
+}
+
+}  // namespace jobqueue

@@ -1,0 +1,232 @@
+#include "url.h"
+
+#include <cctype>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "jobqueue/status.h"
+
+namespace jobqueue {
+namespace {
+
+constexpr absl::string_view kMask = "****";
+
+bool IsSecretParam(absl::string_view key) {
+  static constexpr absl::string_view kSecretKeys[] = {"password", "sslpassword",  "pass", "passwd",
+                                                      "token",    "access_token", "key",  "apikey",
+                                                      "api_key",  "secret",       "auth"};
+  for (absl::string_view secret_key : kSecretKeys) {
+    if (absl::EqualsIgnoreCase(key, secret_key)) return true;
+  }
+  return false;
+}
+
+// Masks values of secret keys in `k=v&k=v`.
+std::string MaskQuery(absl::string_view query) {
+  std::string out;
+  bool first = true;
+  for (absl::string_view part : absl::StrSplit(query, '&')) {
+    if (!first) out.push_back('&');
+    first = false;
+    const size_t eq = part.find('=');
+    if (eq != absl::string_view::npos && IsSecretParam(part.substr(0, eq))) {
+      absl::StrAppend(&out, part.substr(0, eq + 1));
+      absl::StrAppend(&out, kMask);
+    } else {
+      absl::StrAppend(&out, part);
+    }
+  }
+  return out;
+}
+
+// libpq "host=... password='x y'" form. Returns false when it does not look like one.
+bool MaskKeywordDsn(absl::string_view dsn, std::string* out) {
+  size_t i = 0;
+  bool any = false;
+  while (i < dsn.size()) {
+    while (i < dsn.size() && std::isspace(static_cast<unsigned char>(dsn[i])))
+      out->push_back(dsn[i++]);
+    if (i >= dsn.size()) break;
+    const size_t key_start = i;
+    while (i < dsn.size() && (std::isalnum(static_cast<unsigned char>(dsn[i])) || dsn[i] == '_'))
+      ++i;
+    const absl::string_view key = dsn.substr(key_start, i - key_start);
+    size_t j = i;
+    while (j < dsn.size() && dsn[j] == ' ') ++j;
+    if (key.empty() || j >= dsn.size() || dsn[j] != '=') return false;
+    ++j;
+    while (j < dsn.size() && dsn[j] == ' ') ++j;
+    size_t value_end = j;
+    if (value_end < dsn.size() && dsn[value_end] == '\'') {
+      ++value_end;
+      while (value_end < dsn.size() && dsn[value_end] != '\'') {
+        if (dsn[value_end] == '\\') ++value_end;
+        ++value_end;
+      }
+      if (value_end >= dsn.size()) return false;  // unterminated quote
+      ++value_end;
+    } else {
+      while (value_end < dsn.size() && !std::isspace(static_cast<unsigned char>(dsn[value_end]))) {
+        ++value_end;
+      }
+    }
+    absl::StrAppend(out, dsn.substr(key_start, j - key_start));
+    if (IsSecretParam(key)) {
+      absl::StrAppend(out, kMask);
+    } else {
+      absl::StrAppend(out, dsn.substr(j, value_end - j));
+    }
+    any = true;
+    i = value_end;
+  }
+  return any;
+}
+
+}  // namespace
+
+std::string MaskUrl(absl::string_view url) {
+  if (url.empty()) return "";
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == absl::string_view::npos) {
+    std::string out;
+    if (MaskKeywordDsn(url, &out)) return out;
+    return std::string(kRedacted);
+  }
+  const absl::string_view scheme = url.substr(0, scheme_end);
+  for (char c : scheme) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') {
+      return std::string(kRedacted);
+    }
+  }
+  absl::string_view rest = url.substr(scheme_end + 3);
+  const size_t query_start = rest.find_first_of("?#");
+  absl::string_view before_query = rest.substr(0, query_start);
+  absl::string_view query_and_after =
+      query_start == absl::string_view::npos ? absl::string_view() : rest.substr(query_start);
+
+  std::string out(url.substr(0, scheme_end + 3));
+  // The last '@' before the query ends the user info; a password may itself contain '@' or '/'.
+  const size_t at = before_query.rfind('@');
+  if (at != absl::string_view::npos) {
+    const absl::string_view userinfo = before_query.substr(0, at);
+    const size_t colon = userinfo.find(':');
+    if (colon == absl::string_view::npos) {
+      absl::StrAppend(&out, userinfo);
+    } else {
+      absl::StrAppend(&out, userinfo.substr(0, colon + 1));
+      absl::StrAppend(&out, kMask);
+    }
+    absl::StrAppend(&out, before_query.substr(at));
+  } else {
+    absl::StrAppend(&out, before_query);
+  }
+  if (!query_and_after.empty()) {
+    const size_t hash = query_and_after.find('#');
+    absl::string_view query = query_and_after.substr(0, hash);
+    if (!query.empty() && query[0] == '?') {
+      out.push_back('?');
+      out.append(MaskQuery(query.substr(1)));
+    }
+    // A fragment has no meaning in a connection URL; drop it rather than risk showing it.
+  }
+  return out;
+}
+
+namespace internal {
+
+absl::StatusOr<std::string> PercentDecode(absl::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size() || !std::isxdigit(static_cast<unsigned char>(in[i + 1])) ||
+        !std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      return absl::InvalidArgumentError("invalid percent-escape in URL");
+    }
+    auto hex = [](char c) {
+      return std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (std::tolower(c) - 'a' + 10);
+    };
+    out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
+    i += 2;
+  }
+  return out;
+}
+
+absl::StatusOr<ParsedUrl> ParseUrl(absl::string_view url) {
+  ParsedUrl parsed;
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == absl::string_view::npos || scheme_end == 0) {
+    return absl::InvalidArgumentError("URL has no scheme (expected scheme://...)");
+  }
+  parsed.scheme = absl::AsciiStrToLower(url.substr(0, scheme_end));
+  absl::string_view rest = url.substr(scheme_end + 3);
+  if (const size_t hash = rest.find('#'); hash != absl::string_view::npos)
+    rest = rest.substr(0, hash);
+  absl::string_view query;
+  if (const size_t q = rest.find('?'); q != absl::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  if (const size_t at = rest.rfind('@'); at != absl::string_view::npos) {
+    const absl::string_view userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    const size_t colon = userinfo.find(':');
+    JQ_ASSIGN_OR_RETURN(parsed.user, PercentDecode(userinfo.substr(0, colon)));
+    if (colon != absl::string_view::npos) {
+      JQ_ASSIGN_OR_RETURN(std::string password, PercentDecode(userinfo.substr(colon + 1)));
+      parsed.password = Secret(std::move(password));
+      parsed.has_password = true;
+    }
+  }
+  absl::string_view hostport = rest;
+  if (const size_t slash = rest.find('/'); slash != absl::string_view::npos) {
+    hostport = rest.substr(0, slash);
+    JQ_ASSIGN_OR_RETURN(parsed.path, PercentDecode(rest.substr(slash + 1)));
+  }
+  absl::string_view port;
+  if (!hostport.empty() && hostport[0] == '[') {
+    const size_t close = hostport.find(']');
+    if (close == absl::string_view::npos)
+      return absl::InvalidArgumentError("unterminated IPv6 host in URL");
+    parsed.host = std::string(hostport.substr(1, close - 1));
+    absl::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':')
+        return absl::InvalidArgumentError("unexpected text after IPv6 host in URL");
+      port = after.substr(1);
+    }
+  } else if (const size_t colon = hostport.rfind(':'); colon != absl::string_view::npos) {
+    parsed.host = std::string(hostport.substr(0, colon));
+    port = hostport.substr(colon + 1);
+  } else {
+    parsed.host = std::string(hostport);
+  }
+  if (!port.empty()) {
+    int value = 0;
+    if (!absl::SimpleAtoi(port, &value) || value <= 0 || value > 65535) {
+      return absl::InvalidArgumentError("URL port is not a number in 1..65535");
+    }
+    parsed.port = value;
+  }
+  if (!query.empty()) {
+    for (absl::string_view part : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+      const size_t eq = part.find('=');
+      JQ_ASSIGN_OR_RETURN(std::string key, PercentDecode(part.substr(0, eq)));
+      std::string value;
+      if (eq != absl::string_view::npos) {
+        JQ_ASSIGN_OR_RETURN(value, PercentDecode(part.substr(eq + 1)));
+      }
+      parsed.query.emplace_back(std::move(key), std::move(value));
+    }
+  }
+  return parsed;
+}
+
+}  // namespace internal
+}  // namespace jobqueue

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# jobqueue config: masked output, verdicts and exit codes, run as an operator would.
+set -u
+cli=${JOBQUEUE_CLI:?}
+fails=0
+check() {  # check NAME EXPECTED_EXIT COMMAND... ; output in $out
+  local name=$1 want=$2; shift 2
+  out=$("$@" 2>&1); local got=$?
+  if [ "$got" != "$want" ]; then echo "FAIL $name: exit $got, want $want"; echo "$out"; fails=$((fails+1)); fi
+}
+expect_in() { grep -qF -- "$2" <<<"$out" || { echo "FAIL $1: missing '$2'"; echo "$out"; fails=$((fails+1)); }; }
+expect_not_in() { if grep -qF -- "$2" <<<"$out"; then echo "FAIL $1: leaked '$2'"; fails=$((fails+1)); fi; }
+
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+base=(env -i PATH="$PATH" HOME="$dir")
+db='postgresql://app:db-PASSWORD-LEAK@127.0.0.1:5432/app'
+
+check usage 64 "$cli"
+check unknown-command 64 "$cli" frobnicate
+check missing-service 64 "$cli" config
+check unknown-flag 64 "$cli" config --service api --bogus
+
+cd "$dir"
+check pass 0 "${base[@]}" DATABASE_URL="$db" "$cli" config --service api
+expect_in pass "scope check: PASS"
+expect_in pass "postgresql://app:****@127.0.0.1:5432/app"
+expect_not_in pass "db-PASSWORD-LEAK"
+
+check dev-violation 77 "${base[@]}" DATABASE_URL="$db" JUDIT_API_KEY=judit-KEY-LEAK "$cli" config --service api
+expect_in dev-violation "scope check: FAIL"
+expect_in dev-violation "JUDIT_API_KEY"
+expect_not_in dev-violation "judit-KEY-LEAK"
+
+check prod-violation 77 "${base[@]}" ENVIRONMENT=prod DATABASE_URL="$db" JUDIT_API_KEY=judit-KEY-LEAK "$cli" config --service api
+expect_in prod-violation "refuses to start in prod"
+expect_not_in prod-violation "judit-KEY-LEAK"
+
+check worker-may-hold 0 "${base[@]}" ENVIRONMENT=prod DATABASE_URL="$db" JUDIT_API_KEY=judit-KEY-LEAK "$cli" config --service worker --json
+expect_in worker-json '"verdict":"pass"'
+expect_in worker-json '"name":"JUDIT_API_KEY","value":"[redacted]"'
+expect_not_in worker-json "judit-KEY-LEAK"
+expect_not_in worker-json "db-PASSWORD-LEAK"
+
+check config-error 78 "${base[@]}" DATABASE_URL="$db" WORKER_POLL_INTERVAL=-3 "$cli" config --service worker
+expect_in config-error "WORKER_POLL_INTERVAL"
+
+check missing-vars 78 "${base[@]}" SUPABASE_MODE=dev "$cli" config --service api
+expect_in missing-vars "missing required variables: SUPABASE_DB_URL_DEV, SUPABASE_SERVICE_ROLE_KEY_DEV, SUPABASE_URL_DEV"
+
+printf 'DATABASE_URL=%s\nJUDIT_API_KEY=from-FILE-LEAK\n' "$db" > "$dir/.env.local"; chmod 600 "$dir/.env.local"
+check env-file 77 "${base[@]}" "$cli" config --service api --env-dir "$dir"
+expect_in env-file "JUDIT_API_KEY"
+expect_in env-file ".env.local"
+expect_not_in env-file "from-FILE-LEAK"
+
+if [ "$fails" -eq 0 ]; then echo "config CLI: all checks passed"; exit 0; fi
+echo "config CLI: $fails checks failed"; exit 1

@@ -1,0 +1,33 @@
+#include "jobqueue/json.h"
+
+#include <gtest/gtest.h>
+
+#include "testing/status_matchers.h"
+
+namespace jobqueue {
+namespace {
+
+using ::jobqueue::testing::IsOk;
+using ::jobqueue::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TEST(JsonTest, QuoteEscapes) {
+  EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+  EXPECT_EQ(JsonQuote("héllo ☃"), "\"héllo ☃\"");
+  EXPECT_EQ(JsonQuote("\xC3"), "\"\xEF\xBF\xBD\"");  // truncated sequence
+  EXPECT_EQ(JsonQuote("\xED\xA0\x80"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");  // surrogate
+}
+
+TEST(JsonTest, Validate) {
+  EXPECT_THAT(ValidateJson(R"({"n": 1, "s": "hello world"})"), IsOk());
+  EXPECT_THAT(ValidateJson("[1,2,3]"), IsOk());
+  EXPECT_THAT(ValidateJson("\"text\""), IsOk());
+  EXPECT_THAT(ValidateJson("{\"secret\": \"sk-123\""),
+              StatusIs(absl::StatusCode::kInvalidArgument, Not(HasSubstr("sk-123"))));
+  EXPECT_THAT(ValidateJson(""), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateJson("{} trailing"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace jobqueue

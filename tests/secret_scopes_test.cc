@@ -1,0 +1,61 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "secret_scopes_internal.h"
+#include "testing/status_matchers.h"
+
+namespace jobqueue::internal {
+namespace {
+
+using ::jobqueue::testing::StatusIs;
+using ::testing::HasSubstr;
+
+TEST(GlobMatchTest, Stars) {
+  EXPECT_TRUE(GlobMatch("*_KEY", "GOOGLE_API_KEY"));
+  EXPECT_TRUE(GlobMatch("SUPABASE_*", "SUPABASE_DB_URL_PROD"));
+  EXPECT_TRUE(GlobMatch("A*B*C", "AxxBxxC"));
+  EXPECT_TRUE(GlobMatch("*", ""));
+  EXPECT_FALSE(GlobMatch("*_KEY", "KEY_ID"));
+  EXPECT_FALSE(GlobMatch("A*B*C", "AxxBxx"));
+  EXPECT_FALSE(GlobMatch("EXACT", "EXACTLY"));
+}
+
+TEST(SecretScopesTest, BuiltInManifestEncodesSeedRules) {
+  JQ_ASSERT_OK_AND_ASSIGN(SecretScopes scopes, SecretScopes::BuiltIn());
+  JQ_ASSERT_OK_AND_ASSIGN(const ServiceScope* api, scopes.Find("api"));
+  JQ_ASSERT_OK_AND_ASSIGN(const ServiceScope* worker, scopes.Find("worker"));
+  EXPECT_TRUE(scopes.IsSecret("JUDIT_API_KEY"));
+  EXPECT_FALSE(SecretScopes::Allows(*api, "JUDIT_API_KEY"));
+  EXPECT_TRUE(SecretScopes::Allows(*worker, "JUDIT_API_KEY"));
+  for (const char* name : {"DATABASE_URL", "REDIS_URL", "GOOGLE_API_KEY",
+                           "SUPABASE_SERVICE_ROLE_KEY_PROD", "SUPABASE_DB_URL_DEV"}) {
+    EXPECT_TRUE(scopes.IsSecret(name)) << name;
+    EXPECT_TRUE(SecretScopes::Allows(*api, name)) << name;
+  }
+  EXPECT_FALSE(scopes.IsSecret("NEXT_PUBLIC_SUPABASE_ANON_KEY"));
+  EXPECT_FALSE(scopes.IsSecret("SUPABASE_URL_PROD"));
+  EXPECT_FALSE(scopes.IsSecret("LOG_LEVEL"));
+}
+
+TEST(SecretScopesTest, RejectsMalformedManifests) {
+  EXPECT_THAT(SecretScopes::Parse("[]", "m.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("m.json")));
+  EXPECT_THAT(SecretScopes::Parse(R"({"version":2,"secrets":[],"services":{}})", "m"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("version")));
+  EXPECT_THAT(SecretScopes::Parse(R"({"version":1,"secrets":["A B"],"services":{}})", "m"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a variable name")));
+  EXPECT_THAT(SecretScopes::Parse(R"({"version":1,"secrets":[],"services":{}})", "m"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")));
+  EXPECT_THAT(
+      SecretScopes::Parse(R"({"version":1,"secrets":[],"services":{"API":{"secrets":[]}}})", "m"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("[a-z0-9_-]")));
+  EXPECT_THAT(
+      SecretScopes::Parse(
+          R"({"version":1,"secrets":[],"services":{"a":{"secrets":[],"needs":["s3"]}}})", "m"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown need")));
+  EXPECT_THAT(SecretScopes::Parse(R"({"version":1,"secrets":[1],"services":{}})", "m"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("only strings")));
+}
+
+}  // namespace
+}  // namespace jobqueue::internal

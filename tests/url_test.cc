@@ -1,0 +1,78 @@
+#include "url.h"
+
+#include <gtest/gtest.h>
+
+#include "jobqueue/secret.h"
+#include "testing/status_matchers.h"
+
+namespace jobqueue {
+namespace {
+
+using ::jobqueue::testing::StatusIs;
+
+TEST(MaskUrlTest, MasksPasswords) {
+  EXPECT_EQ(MaskUrl("postgresql://user:pw@host:5432/db"), "postgresql://user:****@host:5432/db");
+  EXPECT_EQ(MaskUrl("redis://:pw@127.0.0.1:6379/0"), "redis://:****@127.0.0.1:6379/0");
+  EXPECT_EQ(MaskUrl("rediss://default:pw@x.upstash.io:6379"),
+            "rediss://default:****@x.upstash.io:6379");
+  EXPECT_EQ(MaskUrl("postgres://user@host/db"), "postgres://user@host/db");
+  EXPECT_EQ(MaskUrl("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+}
+
+TEST(MaskUrlTest, PasswordsWithAtSignsAndSlashes) {
+  EXPECT_EQ(MaskUrl("postgresql://u:p@ss/w@rd@host/db"), "postgresql://u:****@host/db");
+}
+
+TEST(MaskUrlTest, MasksSecretQueryParameters) {
+  EXPECT_EQ(MaskUrl("postgresql://host/db?sslmode=require&password=pw&sslpassword=x"),
+            "postgresql://host/db?sslmode=require&password=****&sslpassword=****");
+  EXPECT_EQ(MaskUrl("redis://host?token=abc#frag-secret"), "redis://host?token=****");
+}
+
+TEST(MaskUrlTest, KeywordDsns) {
+  EXPECT_EQ(MaskUrl("host=h user=u password=pw dbname=d"), "host=h user=u password=**** dbname=d");
+  EXPECT_EQ(MaskUrl("host=h password='p w\\' x' port=5432"), "host=h password=**** port=5432");
+}
+
+TEST(MaskUrlTest, UnparseableIsFullyRedacted) {
+  EXPECT_EQ(MaskUrl("just-a-token-value"), "[redacted]");
+  EXPECT_EQ(MaskUrl("host='unterminated password=x"), "[redacted]");
+  EXPECT_EQ(MaskUrl("we ird://u:p@h"), "[redacted]");
+  EXPECT_EQ(MaskUrl(""), "");
+}
+
+TEST(ParseUrlTest, FullRedisUrl) {
+  JQ_ASSERT_OK_AND_ASSIGN(
+      internal::ParsedUrl url,
+      internal::ParseUrl("rediss://us%3Aer:p%40ss@cache.local:6380/3?timeout=5"));
+  EXPECT_EQ(url.scheme, "rediss");
+  EXPECT_EQ(url.user, "us:er");
+  EXPECT_TRUE(url.has_password);
+  EXPECT_EQ(url.password.Reveal(), "p@ss");
+  EXPECT_EQ(url.host, "cache.local");
+  EXPECT_EQ(url.port, 6380);
+  EXPECT_EQ(url.path, "3");
+  ASSERT_EQ(url.query.size(), 1u);
+  EXPECT_EQ(url.query[0].first, "timeout");
+  EXPECT_EQ(url.query[0].second, "5");
+}
+
+TEST(ParseUrlTest, Ipv6AndDefaults) {
+  JQ_ASSERT_OK_AND_ASSIGN(internal::ParsedUrl url, internal::ParseUrl("redis://[::1]:7000"));
+  EXPECT_EQ(url.host, "::1");
+  EXPECT_EQ(url.port, 7000);
+  JQ_ASSERT_OK_AND_ASSIGN(internal::ParsedUrl bare, internal::ParseUrl("redis://localhost"));
+  EXPECT_EQ(bare.port, 0);
+  EXPECT_FALSE(bare.has_password);
+}
+
+TEST(ParseUrlTest, Errors) {
+  EXPECT_THAT(internal::ParseUrl("localhost:6379"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(internal::ParseUrl("redis://h:port"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(internal::ParseUrl("redis://h:70000"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(internal::ParseUrl("redis://[::1"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(internal::ParseUrl("redis://u:%zz@h"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace jobqueue
