@@ -7,7 +7,17 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/string_view.h"
 #include "jobqueue/secret_fmt.h"
+
+// Debian's Abseil has its own string_view type, which fmt does not know.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<fmt::string_view> {
+  template <typename FormatContext>
+  auto format(absl::string_view s, FormatContext& ctx) const -> decltype(ctx.out()) {
+    return fmt::formatter<fmt::string_view>::format(fmt::string_view(s.data(), s.size()), ctx);
+  }
+};
 
 namespace jobqueue::internal {
 

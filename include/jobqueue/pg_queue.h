@@ -1,0 +1,198 @@
+// The durable Postgres queue: <schema>.job_queue (default ops.job_queue).
+//
+// States: pending -> processing -> completed | failed, or back to pending for a retry or after
+// stale-lock recovery; pending -> cancelled. Claims use FOR UPDATE SKIP LOCKED ordered by
+// priority, run_at, id. Complete, fail and heartbeat are fenced by the lease (see job.h).
+// Inserts wake idle workers with one pg_notify per statement (see docs/postgres.md).
+#ifndef JOBQUEUE_PG_QUEUE_H_
+#define JOBQUEUE_PG_QUEUE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "jobqueue/job.h"
+#include "jobqueue/retry.h"
+#include "jobqueue/secret.h"
+
+// libpq's connection type, for transactional enqueue on a caller's connection.
+typedef struct pg_conn PGconn;
+
+namespace jobqueue {
+
+namespace internal {
+class PgPool;
+}  // namespace internal
+
+struct PgOptions {
+  // Schema holding job_queue; [a-z_][a-z0-9_]*, at most 63 bytes. Default "ops".
+  std::string schema = "ops";
+  // Connections kept open. Default 4.
+  int pool_size = 4;
+  // Per connection attempt. Default 10 s.
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // Shown in pg_stat_activity. Default "jobqueue".
+  std::string application_name = "jobqueue";
+  // Backoff between attempts of a failed job. See retry.h.
+  RetryPolicy retry;
+
+  absl::Status Validate() const;
+};
+
+struct ClaimRequest {
+  // Written to locked_by; part of the lease. Required.
+  std::string worker_id;
+  std::string queue = "default";
+  // Job types to claim; empty means any type in the queue.
+  std::vector<std::string> job_types;
+  // At most this many jobs. 1..10000, default 1.
+  int limit = 1;
+};
+
+// What became of a failed attempt.
+struct FailOutcome {
+  bool will_retry = false;  // back to pending
+  absl::Time retry_at;      // when will_retry
+  int attempts = 0;         // attempts made so far
+};
+
+struct StatusCount {
+  std::string queue;
+  std::string job_type;
+  JobStatus status = JobStatus::kPending;
+  int64_t count = 0;
+};
+
+// A processing job whose heartbeat is old.
+struct StaleJob {
+  int64_t id = 0;
+  std::string queue;
+  std::string job_type;
+  std::string locked_by;
+  int attempts = 0;
+  int max_attempts = 0;
+  absl::Duration heartbeat_age;
+};
+
+// One job returned by the reaper.
+struct RecoveredJob {
+  int64_t id = 0;
+  std::string job_type;
+  std::string previous_owner;
+  JobStatus new_status = JobStatus::kPending;  // pending, or failed when attempts are spent
+};
+
+struct RecoverOptions {
+  // Processing jobs without a heartbeat for this long are stale. Default 30 min (seed 004).
+  absl::Duration stale_after = absl::Minutes(30);
+  // Per job type overrides of stale_after.
+  std::vector<std::pair<std::string, absl::Duration>> stale_after_by_type;
+  // Rows per statement. Default 500.
+  int batch_size = 500;
+};
+
+struct RecoverResult {
+  // False when another process held the sweep lock; nothing was done.
+  bool acted = false;
+  std::vector<RecoveredJob> jobs;
+};
+
+struct PurgeOptions {
+  // Completed and cancelled jobs finished longer ago than this are deleted. Default 7 days.
+  absl::Duration completed_older_than = absl::Hours(24 * 7);
+  // Failed jobs finished longer ago than this are deleted. Default 30 days.
+  absl::Duration failed_older_than = absl::Hours(24 * 30);
+  // Rows per DELETE. Default 1000.
+  int batch_size = 1000;
+  // Upper bound of DELETE statements per call. Default 100.
+  int max_batches = 100;
+};
+
+class PgQueue {
+ public:
+  // Connects the pool. Does not create the schema: call Migrate() (or `jobqueue migrate`).
+  static absl::StatusOr<std::unique_ptr<PgQueue>> Open(const Secret& database_url,
+                                                       const PgOptions& options = {});
+  ~PgQueue();
+  PgQueue(const PgQueue&) = delete;
+  PgQueue& operator=(const PgQueue&) = delete;
+
+  // Applies the numbered migrations not yet applied, under an advisory lock, so concurrent
+  // migrators are safe. Returns the schema version now in place.
+  absl::StatusOr<int> Migrate();
+
+  // One job; one round trip.
+  absl::StatusOr<EnqueueResult> Enqueue(const NewJob& job);
+  // Many jobs in one statement (one round trip, one notification). All are validated first:
+  // one bad job rejects the batch and nothing is written. Results are in input order.
+  absl::StatusOr<std::vector<EnqueueResult>> EnqueueMany(absl::Span<const NewJob> jobs);
+  // Enqueues inside the caller's open transaction on `conn` (the caller's BEGIN ... COMMIT):
+  // the job exists iff the caller commits. The notification is sent at that commit.
+  static absl::StatusOr<EnqueueResult> EnqueueOn(PGconn* conn, const NewJob& job,
+                                                 absl::string_view schema = "ops");
+
+  // Claims up to request.limit due pending jobs, oldest first within priority.
+  absl::StatusOr<std::vector<Lease>> Claim(const ClaimRequest& request);
+  // Completes `done` (fenced, with their results) and claims the next batch in one round trip.
+  // Leases in `done` that were lost are reported in `lost_job_ids`.
+  struct CompleteAndClaimResult {
+    std::vector<Lease> claimed;
+    std::vector<int64_t> lost_job_ids;
+  };
+  struct Completion {
+    Lease lease;
+    std::string result_json = "null";
+  };
+  absl::StatusOr<CompleteAndClaimResult> CompleteAndClaim(absl::Span<const Completion> done,
+                                                          const ClaimRequest& next);
+
+  // Extends the lease (heartbeat_at = now). kLeaseLostCode when the lease is no longer held.
+  absl::Status Heartbeat(const Lease& lease);
+  // Heartbeats many leases at once; returns the job ids whose leases were lost.
+  absl::StatusOr<std::vector<int64_t>> HeartbeatMany(absl::Span<const Lease> leases);
+  // Marks the job completed with a JSON result. kLeaseLostCode when the lease is lost.
+  absl::Status Complete(const Lease& lease, absl::string_view result_json = "null");
+  // Records the error; back to pending after the retry policy's backoff, or failed when the
+  // attempts are spent. `retry_delay` overrides the policy. kLeaseLostCode when lost.
+  absl::StatusOr<FailOutcome> Fail(const Lease& lease, absl::string_view error,
+                                   std::optional<absl::Duration> retry_delay = std::nullopt);
+  // Gives a claimed job back without using up an attempt (graceful shutdown).
+  absl::Status Release(const Lease& lease);
+  // Pending -> cancelled. FailedPrecondition when the job is not pending.
+  absl::Status Cancel(int64_t job_id);
+
+  absl::StatusOr<Job> Get(int64_t job_id);
+  absl::StatusOr<std::vector<StatusCount>> Counts();
+  // Processing jobs whose heartbeat is older than `older_than`.
+  absl::StatusOr<std::vector<StaleJob>> ListStale(absl::Duration older_than);
+  // The stale-lock reaper's pass. Only one process acts per sweep (advisory lock).
+  absl::StatusOr<RecoverResult> RecoverStale(const RecoverOptions& options);
+  // Retention: deletes finished jobs in bounded batches; returns rows deleted.
+  absl::StatusOr<int64_t> Purge(const PurgeOptions& options);
+  // failed -> pending with attempts reset, optionally only one job type. Returns rows moved.
+  absl::StatusOr<int64_t> RetryFailed(absl::string_view job_type = "");
+  // The earliest run_at among pending jobs of the queue and types, if any.
+  absl::StatusOr<std::optional<absl::Time>> NextRunAt(absl::string_view queue,
+                                                      absl::Span<const std::string> job_types);
+
+  const PgOptions& options() const { return options_; }
+  // The pg_notify channel that inserts into this schema's queue signal.
+  std::string NotifyChannel() const;
+  internal::PgPool& pool() { return *pool_; }
+
+ private:
+  PgQueue(PgOptions options, std::unique_ptr<internal::PgPool> pool);
+
+  PgOptions options_;
+  std::unique_ptr<internal::PgPool> pool_;
+};
+
+}  // namespace jobqueue
+
+#endif  // JOBQUEUE_PG_QUEUE_H_

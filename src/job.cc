@@ -1,0 +1,60 @@
+#include "jobqueue/job.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace jobqueue {
+
+absl::string_view JobStatusName(JobStatus status) {
+  switch (status) {
+    case JobStatus::kPending:
+      return "pending";
+    case JobStatus::kProcessing:
+      return "processing";
+    case JobStatus::kCompleted:
+      return "completed";
+    case JobStatus::kFailed:
+      return "failed";
+    case JobStatus::kCancelled:
+      return "cancelled";
+  }
+  return "pending";
+}
+
+absl::StatusOr<JobStatus> ParseJobStatus(absl::string_view name) {
+  for (JobStatus status : {JobStatus::kPending, JobStatus::kProcessing, JobStatus::kCompleted,
+                           JobStatus::kFailed, JobStatus::kCancelled}) {
+    if (name == JobStatusName(status)) return status;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown job status \"", name.substr(0, 32),
+                   "\" (expected pending, processing, completed, failed or cancelled)"));
+}
+
+absl::Status ValidateName(absl::string_view what, absl::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " name is empty"));
+  if (name.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " name is ", name.size(), " bytes; the limit is ", kMaxNameLength));
+  }
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  for (char c : name) {
+    if (!alnum(c) && c != '_' && c != '-' && c != '.' && c != ':') {
+      // Quote the name only as far as it is printable ASCII; it may be hostile input.
+      std::string shown;
+      for (char d : name.substr(0, 40)) shown.push_back((d >= 0x20 && d < 0x7f) ? d : '?');
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " name \"", shown, "\" has a character outside [A-Za-z0-9_.:-]"));
+    }
+  }
+  if (!alnum(name[0])) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " name must start with a letter or digit"));
+  }
+  return absl::OkStatus();
+}
+
+bool IsLeaseLost(const absl::Status& status) { return status.code() == kLeaseLostCode; }
+
+}  // namespace jobqueue

@@ -1,0 +1,203 @@
+#include "pg/connection.h"
+
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "internal/log.h"
+
+namespace jobqueue::internal {
+namespace {
+
+std::string Trimmed(const char* text) {
+  if (text == nullptr) return "";
+  return std::string(absl::StripTrailingAsciiWhitespace(text));
+}
+
+}  // namespace
+
+absl::Status StatusFromPg(PGconn* conn, const PGresult* result, absl::string_view context) {
+  const char* sqlstate_c = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string sqlstate = sqlstate_c ? sqlstate_c : "";
+  // The primary message only: DETAIL can quote the offending data (a payload, a key).
+  std::string message = result ? Trimmed(PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY)) : "";
+  if (message.empty() && conn != nullptr) message = Trimmed(PQerrorMessage(conn));
+  if (message.empty()) message = "unknown error";
+  const std::string text = absl::StrCat(context, ": ", message,
+                                        sqlstate.empty() ? "" : absl::StrCat(" [", sqlstate, "]"));
+  if (sqlstate.empty() || (conn != nullptr && PQstatus(conn) != CONNECTION_OK)) {
+    return absl::UnavailableError(absl::StrCat(text, " (connection lost; outcome unknown)"));
+  }
+  const absl::string_view cls = absl::string_view(sqlstate).substr(0, 2);
+  if (cls == "08" || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") {
+    return absl::UnavailableError(text);
+  }
+  if (sqlstate == "40001" || sqlstate == "40P01") return absl::AbortedError(text);
+  if (sqlstate == "23505") return absl::AlreadyExistsError(text);
+  if (cls == "22" || cls == "23") return absl::InvalidArgumentError(text);
+  if (sqlstate == "42P01" || sqlstate == "3F000") {
+    return absl::FailedPreconditionError(absl::StrCat(text, "; run `jobqueue migrate` first"));
+  }
+  if (cls == "53") return absl::ResourceExhaustedError(text);
+  if (cls == "57") return absl::CancelledError(text);
+  if (cls == "28") return absl::PermissionDeniedError(text);
+  return absl::InternalError(text);
+}
+
+int64_t PgResult::GetInt64(int row, int col) const {
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(Get(row, col), &value)) return 0;
+  return value;
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
+    const Secret& url, absl::Duration connect_timeout, absl::string_view application_name) {
+  const std::string timeout =
+      absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(connect_timeout)));
+  const std::string dsn(url.Reveal());
+  const std::string app(application_name);
+  // expand_dbname=1 lets `dsn` be a URL or key=value string; later keys override it.
+  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {dsn.c_str(), timeout.c_str(), app.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, 1);
+  if (conn == nullptr) return absl::ResourceExhaustedError("libpq could not allocate a connection");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string message = Trimmed(PQerrorMessage(conn));
+    PQfinish(conn);
+    // libpq's messages name host, port and user, never the password.
+    absl::StatusCode code = absl::StrContains(message, "password authentication failed") ||
+                                    absl::StrContains(message, "no password supplied")
+                                ? absl::StatusCode::kPermissionDenied
+                                : absl::StatusCode::kUnavailable;
+    return absl::Status(code, absl::StrCat("connecting to ", url.Redacted(), ": ", message));
+  }
+  // NOTICEs (e.g. "already exists, skipping" during migrations) go to the debug log.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char* message) { LogDebug("postgres: {}", Trimmed(message)); },
+      nullptr);
+  return std::unique_ptr<PgConnection>(new PgConnection(conn));
+}
+
+PgConnection::~PgConnection() {
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+
+absl::StatusOr<PgResult> PgConnection::Check(PGresult* result, absl::string_view context) {
+  const ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return PgResult(result);
+  absl::Status error = StatusFromPg(conn_, result, context);
+  PQclear(result);
+  return error;
+}
+
+absl::StatusOr<PgResult> PgConnection::Run(const PgStatement& statement, const PgParams& params) {
+  if (!prepared_.contains(statement.name)) {
+    PGresult* prepared =
+        PQprepare(conn_, statement.name.c_str(), statement.sql.c_str(), 0, nullptr);
+    absl::StatusOr<PgResult> checked = Check(prepared, absl::StrCat("preparing ", statement.name));
+    if (!checked.ok()) return checked.status();
+    prepared_.insert(statement.name);
+  }
+  std::vector<const char*> values(params.size());
+  for (size_t i = 0; i < params.size(); ++i) values[i] = params[i] ? params[i]->c_str() : nullptr;
+  PGresult* result = PQexecPrepared(conn_, statement.name.c_str(), static_cast<int>(values.size()),
+                                    values.data(), nullptr, nullptr, 0);
+  return Check(result, statement.name);
+}
+
+absl::StatusOr<PgResult> PgConnection::Exec(absl::string_view sql, const PgParams& params) {
+  const std::string text(sql);
+  std::vector<const char*> values(params.size());
+  for (size_t i = 0; i < params.size(); ++i) values[i] = params[i] ? params[i]->c_str() : nullptr;
+  PGresult* result = PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr,
+                                  values.data(), nullptr, nullptr, 0);
+  return Check(result, "query");
+}
+
+absl::Status PgConnection::ExecScript(absl::string_view sql, absl::string_view context) {
+  const std::string text(sql);
+  absl::StatusOr<PgResult> result = Check(PQexec(conn_, text.c_str()), context);
+  return result.status();
+}
+
+PgPool::PgPool(Secret url, int size, absl::Duration connect_timeout, std::string application_name)
+    : url_(std::move(url)),
+      size_(size),
+      connect_timeout_(connect_timeout),
+      application_name_(std::move(application_name)) {}
+
+PgPool::~PgPool() = default;
+
+PgPool::Handle::~Handle() {
+  if (pool_ != nullptr && conn_ != nullptr) pool_->Return(std::move(conn_));
+}
+
+absl::StatusOr<PgPool::Handle> PgPool::Acquire(absl::Duration wait) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !idle_.empty() || open_ < size_;
+    };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&available), wait)) {
+      return absl::UnavailableError(absl::StrCat("no free Postgres connection within ",
+                                                 absl::FormatDuration(wait), " (pool size ", size_,
+                                                 ")"));
+    }
+    if (!idle_.empty()) {
+      std::unique_ptr<PgConnection> conn = std::move(idle_.back());
+      idle_.pop_back();
+      return Handle(this, std::move(conn));
+    }
+    ++open_;
+  }
+  absl::StatusOr<std::unique_ptr<PgConnection>> conn = ConnectDedicated();
+  if (!conn.ok()) {
+    absl::MutexLock lock(&mu_);
+    --open_;
+    return conn.status();
+  }
+  return Handle(this, *std::move(conn));
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> PgPool::ConnectDedicated() {
+  return PgConnection::Connect(url_, connect_timeout_, application_name_);
+}
+
+void PgPool::Return(std::unique_ptr<PgConnection> conn) {
+  // A broken connection, or one left mid-transaction, is closed rather than reused.
+  if (!conn->ok() || PQtransactionStatus(conn->raw()) != PQTRANS_IDLE) conn.reset();
+  absl::MutexLock lock(&mu_);
+  if (conn != nullptr) {
+    idle_.push_back(std::move(conn));
+  } else {
+    --open_;
+  }
+}
+
+void AppendPgArrayElement(absl::string_view value, std::string* out) {
+  out->push_back('"');
+  for (char c : value) {
+    if (c == '"' || c == '\\') out->push_back('\\');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+std::string PgTextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendPgArrayElement(values[i], &out);
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string PgInt64Array(const std::vector<int64_t>& values) {
+  return absl::StrCat("{", absl::StrJoin(values, ","), "}");
+}
+
+}  // namespace jobqueue::internal

@@ -1,0 +1,681 @@
+#include "jobqueue/pg_queue.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "internal/log.h"
+#include "jobqueue/json.h"
+#include "jobqueue/status.h"
+#include "pg/connection.h"
+#include "pg/queue_sql.h"
+
+namespace jobqueue {
+
+using internal::PgConnection;
+using internal::PgParams;
+using internal::PgPool;
+using internal::PgResult;
+using internal::QueueSql;
+
+namespace {
+
+// One QueueSql per schema, shared by every PgQueue and by EnqueueOn.
+const QueueSql& SqlFor(absl::string_view schema) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* cache = new absl::flat_hash_map<std::string, std::unique_ptr<QueueSql>>();
+  absl::MutexLock lock(&mu);
+  auto& slot = (*cache)[std::string(schema)];
+  if (slot == nullptr) slot = std::make_unique<QueueSql>(schema);
+  return *slot;
+}
+
+std::string Micros(absl::Duration d) { return absl::StrCat(absl::ToInt64Microseconds(d)); }
+
+absl::Status ValidateNewJob(const NewJob& job) {
+  JQ_RETURN_IF_ERROR(ValidateName("job type", job.job_type));
+  JQ_RETURN_IF_ERROR(ValidateName("queue", job.options.queue));
+  const std::string what = absl::StrCat("job of type ", job.job_type);
+  if (job.payload_json.size() > kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": payload is ", job.payload_json.size(),
+                                                   " bytes; the limit is ", kMaxPayloadBytes));
+  }
+  if (absl::Status s = ValidateJson(job.payload_json); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": payload is ", s.message()));
+  }
+  if (job.options.delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": delay must not be negative"));
+  }
+  if (job.options.priority < kMinPriority || job.options.priority > kMaxPriority) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": priority ", job.options.priority,
+                                                   " is outside ", kMinPriority, "..",
+                                                   kMaxPriority));
+  }
+  if (job.options.max_attempts < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": max attempts must be at least 1, got ", job.options.max_attempts));
+  }
+  if (job.options.dedupe_key.size() > kMaxDedupeKeyLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": dedupe key longer than ", kMaxDedupeKeyLength, " bytes"));
+  }
+  if (job.options.dedupe_key.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": dedupe key contains a NUL byte"));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<std::string> RunAtParam(const EnqueueOptions& options) {
+  if (!options.run_at) return std::nullopt;
+  return absl::StrCat(absl::ToUnixMicros(*options.run_at));
+}
+
+PgParams EnqueueOneParams(const NewJob& job) {
+  const EnqueueOptions& o = job.options;
+  return {o.queue,
+          job.job_type,
+          job.payload_json,
+          absl::StrCat(o.priority),
+          RunAtParam(o),
+          Micros(o.delay),
+          absl::StrCat(o.max_attempts),
+          o.dedupe_key.empty() ? std::nullopt : std::optional<std::string>(o.dedupe_key)};
+}
+
+absl::StatusOr<EnqueueResult> EnqueueOneOn(PgConnection& conn, const QueueSql& sql,
+                                           const NewJob& job) {
+  JQ_RETURN_IF_ERROR(ValidateNewJob(job));
+  const PgParams params = EnqueueOneParams(job);
+  // A conflicting job can finish between the insert and the lookup; then insert again.
+  for (int round = 0; round < 3; ++round) {
+    JQ_ASSIGN_OR_RETURN(PgResult inserted, conn.Run(sql.enqueue_one, params));
+    if (inserted.rows() == 1) return EnqueueResult{inserted.GetInt64(0, 0), true};
+    JQ_ASSIGN_OR_RETURN(PgResult existing, conn.Run(sql.find_live_dedupe,
+                                                    {job.options.queue, job.options.dedupe_key}));
+    if (existing.rows() == 1) return EnqueueResult{existing.GetInt64(0, 0), false};
+  }
+  return absl::AbortedError(
+      absl::StrCat("dedupe key of a ", job.job_type, " job kept changing hands; try again"));
+}
+
+std::optional<std::string> TypesParam(absl::Span<const std::string> types) {
+  if (types.empty()) return std::nullopt;
+  return internal::PgTextArray(std::vector<std::string>(types.begin(), types.end()));
+}
+
+absl::Status ValidateClaim(const ClaimRequest& request) {
+  if (request.worker_id.empty()) return absl::InvalidArgumentError("claim needs a worker id");
+  if (request.worker_id.size() > 256) return absl::InvalidArgumentError("worker id too long");
+  JQ_RETURN_IF_ERROR(ValidateName("queue", request.queue));
+  for (const std::string& type : request.job_types)
+    JQ_RETURN_IF_ERROR(ValidateName("job type", type));
+  if (request.limit < 1 || request.limit > 10000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("claim limit must be 1..10000, got ", request.limit));
+  }
+  return absl::OkStatus();
+}
+
+PgParams ClaimParams(const ClaimRequest& request) {
+  return {request.worker_id, request.queue, TypesParam(request.job_types),
+          absl::StrCat(request.limit)};
+}
+
+// Reads claimed rows starting at column `first` (see kClaimReturning), sorted in claim order.
+std::vector<Lease> ParseLeases(const PgResult& result, const ClaimRequest& request, int first,
+                               int row_begin, int row_end) {
+  struct Sortable {
+    int priority;
+    int64_t run_at_us;
+    Lease lease;
+  };
+  std::vector<Sortable> rows;
+  rows.reserve(static_cast<size_t>(row_end - row_begin));
+  for (int r = row_begin; r < row_end; ++r) {
+    Lease lease;
+    lease.job_id = result.GetInt64(r, first);
+    lease.attempt = result.GetInt(r, first + 1);
+    lease.job_type = std::string(result.Get(r, first + 2));
+    lease.payload_json = std::string(result.Get(r, first + 3));
+    lease.max_attempts = result.GetInt(r, first + 4);
+    lease.worker_id = request.worker_id;
+    lease.queue = request.queue;
+    rows.push_back({result.GetInt(r, first + 5), result.GetInt64(r, first + 6), std::move(lease)});
+  }
+  std::sort(rows.begin(), rows.end(), [](const Sortable& a, const Sortable& b) {
+    if (a.priority != b.priority) return a.priority < b.priority;
+    if (a.run_at_us != b.run_at_us) return a.run_at_us < b.run_at_us;
+    return a.lease.job_id < b.lease.job_id;
+  });
+  std::vector<Lease> leases;
+  leases.reserve(rows.size());
+  for (Sortable& row : rows) leases.push_back(std::move(row.lease));
+  return leases;
+}
+
+double RandomUnit() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+}  // namespace
+
+absl::Status PgOptions::Validate() const {
+  JQ_RETURN_IF_ERROR(internal::ValidateSchemaName(schema));
+  if (pool_size < 1 || pool_size > 1000) {
+    return absl::InvalidArgumentError(absl::StrCat("pool_size must be 1..1000, got ", pool_size));
+  }
+  if (connect_timeout < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("connect_timeout must be at least 1s");
+  }
+  return retry.Validate();
+}
+
+PgQueue::PgQueue(PgOptions options, std::unique_ptr<PgPool> pool)
+    : options_(std::move(options)), pool_(std::move(pool)) {}
+
+PgQueue::~PgQueue() = default;
+
+absl::StatusOr<std::unique_ptr<PgQueue>> PgQueue::Open(const Secret& database_url,
+                                                       const PgOptions& options) {
+  JQ_RETURN_IF_ERROR(options.Validate());
+  if (database_url.empty()) return absl::InvalidArgumentError("database URL is empty");
+  auto pool = std::make_unique<PgPool>(database_url, options.pool_size, options.connect_timeout,
+                                       options.application_name);
+  {
+    // Fail fast on a wrong URL or password rather than at the first job.
+    JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool->Acquire());
+  }
+  return std::unique_ptr<PgQueue>(new PgQueue(options, std::move(pool)));
+}
+
+std::string PgQueue::NotifyChannel() const { return SqlFor(options_.schema).channel; }
+
+absl::StatusOr<int> PgQueue::Migrate() {
+  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_RETURN_IF_ERROR(conn->ExecScript("BEGIN", "migrate"));
+  auto rollback_on_error = [&](absl::Status status) {
+    if (!status.ok()) (void)conn->ExecScript("ROLLBACK", "migrate");
+    return status;
+  };
+  JQ_RETURN_IF_ERROR(rollback_on_error(
+      conn->Exec("SELECT pg_advisory_xact_lock(hashtext('jobqueue_migrate'), hashtext($1))",
+                 {options_.schema})
+          .status()));
+  JQ_RETURN_IF_ERROR(rollback_on_error(
+      conn->ExecScript(absl::StrCat("CREATE SCHEMA IF NOT EXISTS \"", options_.schema, "\";",
+                                    "CREATE TABLE IF NOT EXISTS ", sql.migrations_table,
+                                    " (version integer PRIMARY KEY, name text NOT NULL,"
+                                    "  applied_at timestamptz NOT NULL DEFAULT now())"),
+                       "migrate: creating the migrations table")));
+  absl::StatusOr<PgResult> applied =
+      conn->Exec(absl::StrCat("SELECT version FROM ", sql.migrations_table));
+  JQ_RETURN_IF_ERROR(rollback_on_error(applied.status()));
+  absl::flat_hash_set<int> done;
+  for (int r = 0; r < applied->rows(); ++r) done.insert(applied->GetInt(r, 0));
+  int version = 0;
+  for (const internal::Migration& migration : internal::QueueMigrations(options_.schema)) {
+    version = std::max(version, migration.version);
+    if (done.contains(migration.version)) continue;
+    JQ_RETURN_IF_ERROR(rollback_on_error(conn->ExecScript(
+        migration.sql, absl::StrCat("migration ", migration.version, " (", migration.name, ")"))));
+    JQ_RETURN_IF_ERROR(
+        rollback_on_error(conn->Exec(absl::StrCat("INSERT INTO ", sql.migrations_table,
+                                                  " (version, name) VALUES ($1, $2)"),
+                                     {absl::StrCat(migration.version), migration.name})
+                              .status()));
+    internal::LogInfo("migrated {}.job_queue to version {} ({})", options_.schema,
+                      migration.version, migration.name);
+  }
+  JQ_RETURN_IF_ERROR(conn->ExecScript("COMMIT", "migrate"));
+  return version;
+}
+
+absl::StatusOr<EnqueueResult> PgQueue::Enqueue(const NewJob& job) {
+  JQ_RETURN_IF_ERROR(ValidateNewJob(job));
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  return EnqueueOneOn(*conn, SqlFor(options_.schema), job);
+}
+
+absl::StatusOr<EnqueueResult> PgQueue::EnqueueOn(PGconn* raw, const NewJob& job,
+                                                 absl::string_view schema) {
+  JQ_RETURN_IF_ERROR(internal::ValidateSchemaName(schema));
+  if (raw == nullptr || PQstatus(raw) != CONNECTION_OK) {
+    return absl::FailedPreconditionError("EnqueueOn needs an open connection");
+  }
+  JQ_RETURN_IF_ERROR(ValidateNewJob(job));
+  const QueueSql& sql = SqlFor(schema);
+  // Unprepared statements: the caller's connection is not ours to leave prepared state on.
+  PgParams params = EnqueueOneParams(job);
+  std::vector<const char*> values(params.size());
+  for (size_t i = 0; i < params.size(); ++i) values[i] = params[i] ? params[i]->c_str() : nullptr;
+  for (int round = 0; round < 3; ++round) {
+    PGresult* inserted =
+        PQexecParams(raw, sql.enqueue_one.sql.c_str(), static_cast<int>(values.size()), nullptr,
+                     values.data(), nullptr, nullptr, 0);
+    PgResult result(inserted);
+    if (PQresultStatus(inserted) != PGRES_TUPLES_OK) {
+      return internal::StatusFromPg(raw, inserted, "enqueue on caller's connection");
+    }
+    if (result.rows() == 1) return EnqueueResult{result.GetInt64(0, 0), true};
+    const char* lookup[] = {job.options.queue.c_str(), job.options.dedupe_key.c_str()};
+    PGresult* found = PQexecParams(raw, sql.find_live_dedupe.sql.c_str(), 2, nullptr, lookup,
+                                   nullptr, nullptr, 0);
+    PgResult existing(found);
+    if (PQresultStatus(found) != PGRES_TUPLES_OK) {
+      return internal::StatusFromPg(raw, found, "dedupe lookup on caller's connection");
+    }
+    if (existing.rows() == 1) return EnqueueResult{existing.GetInt64(0, 0), false};
+  }
+  return absl::AbortedError("dedupe key kept changing hands; try again");
+}
+
+absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueMany(absl::Span<const NewJob> jobs) {
+  if (jobs.empty()) return std::vector<EnqueueResult>();
+  if (jobs.size() > 100000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch of ", jobs.size(), " jobs; at most 100000 per call"));
+  }
+  std::vector<std::string> queues, types, payloads, priorities, run_ats, delays, attempts, keys;
+  for (auto* v : {&queues, &types, &payloads, &priorities, &run_ats, &delays, &attempts, &keys}) {
+    v->reserve(jobs.size());
+  }
+  // Two jobs of one batch with the same live key: the later ones get the first one's id.
+  absl::flat_hash_map<std::pair<std::string, std::string>, size_t> first_with_key;
+  std::vector<std::optional<size_t>> same_as(jobs.size());
+  std::string run_at_array = "{", key_array = "{";
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const NewJob& job = jobs[i];
+    if (absl::Status s = ValidateNewJob(job); !s.ok()) {
+      return Annotate(s, absl::StrCat("job ", i, " of the batch (nothing was enqueued)"));
+    }
+    const EnqueueOptions& o = job.options;
+    if (!o.dedupe_key.empty()) {
+      auto [it, fresh] = first_with_key.try_emplace({o.queue, o.dedupe_key}, i);
+      if (!fresh) same_as[i] = it->second;
+    }
+    queues.push_back(o.queue);
+    types.push_back(job.job_type);
+    payloads.push_back(job.payload_json);
+    priorities.push_back(absl::StrCat(o.priority));
+    delays.push_back(Micros(o.delay));
+    attempts.push_back(absl::StrCat(o.max_attempts));
+    // NULL elements cannot go through PgTextArray; build these two arrays by hand.
+    if (i > 0) {
+      run_at_array.push_back(',');
+      key_array.push_back(',');
+    }
+    absl::StrAppend(&run_at_array, o.run_at ? absl::StrCat(absl::ToUnixMicros(*o.run_at)) : "NULL");
+    if (o.dedupe_key.empty() || same_as[i]) {
+      key_array.append("NULL");
+    } else {
+      internal::AppendPgArrayElement(o.dedupe_key, &key_array);
+    }
+  }
+  run_at_array.push_back('}');
+  key_array.push_back('}');
+  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult result,
+                      conn->Run(sql.enqueue_many,
+                                {internal::PgTextArray(queues), internal::PgTextArray(types),
+                                 internal::PgTextArray(payloads),
+                                 absl::StrCat("{", absl::StrJoin(priorities, ","), "}"),
+                                 run_at_array, absl::StrCat("{", absl::StrJoin(delays, ","), "}"),
+                                 absl::StrCat("{", absl::StrJoin(attempts, ","), "}"), key_array}));
+  if (result.rows() != static_cast<int>(jobs.size())) {
+    return absl::InternalError(
+        absl::StrCat("enqueue_many returned ", result.rows(), " rows for ", jobs.size(), " jobs"));
+  }
+  std::vector<EnqueueResult> out(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const int r = static_cast<int>(i);
+    if (same_as[i]) continue;
+    if (result.Get(r, 1) == "t") {
+      out[i] = {result.GetInt64(r, 0), true};
+    } else if (!result.IsNull(r, 2)) {
+      out[i] = {result.GetInt64(r, 2), false};
+    } else {
+      // The conflicting job belongs to a transaction that committed after our snapshot.
+      JQ_ASSIGN_OR_RETURN(out[i], EnqueueOneOn(*conn, sql, jobs[i]));
+    }
+  }
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (same_as[i]) out[i] = {out[*same_as[i]].id, false};
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Lease>> PgQueue::Claim(const ClaimRequest& request) {
+  JQ_RETURN_IF_ERROR(ValidateClaim(request));
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult result,
+                      conn->Run(SqlFor(options_.schema).claim, ClaimParams(request)));
+  return ParseLeases(result, request, 0, 0, result.rows());
+}
+
+absl::StatusOr<PgQueue::CompleteAndClaimResult> PgQueue::CompleteAndClaim(
+    absl::Span<const Completion> done, const ClaimRequest& next) {
+  JQ_RETURN_IF_ERROR(ValidateClaim(next));
+  std::vector<int64_t> ids;
+  std::vector<int64_t> attempts;
+  std::vector<std::string> results;
+  ids.reserve(done.size());
+  attempts.reserve(done.size());
+  results.reserve(done.size());
+  for (const Completion& completion : done) {
+    if (completion.lease.worker_id != next.worker_id) {
+      return absl::InvalidArgumentError(
+          "CompleteAndClaim: leases must belong to the claiming worker");
+    }
+    ids.push_back(completion.lease.job_id);
+    attempts.push_back(completion.lease.attempt);
+    results.push_back(completion.result_json.empty() ? "null" : completion.result_json);
+  }
+  PgParams params = ClaimParams(next);
+  params.push_back(internal::PgInt64Array(ids));
+  params.push_back(internal::PgInt64Array(attempts));
+  params.push_back(internal::PgTextArray(results));
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult result,
+                      conn->Run(SqlFor(options_.schema).complete_and_claim, params));
+  CompleteAndClaimResult out;
+  int claimed_end = 0;
+  while (claimed_end < result.rows() && result.Get(claimed_end, 0) == "c") ++claimed_end;
+  out.claimed = ParseLeases(result, next, 1, 0, claimed_end);
+  for (int r = claimed_end; r < result.rows(); ++r)
+    out.lost_job_ids.push_back(result.GetInt64(r, 1));
+  return out;
+}
+
+namespace {
+
+// Explains why a fenced statement matched no row: the job is gone, or the lease was lost.
+absl::Status LeaseLost(PgConnection& conn, const QueueSql& sql, const Lease& lease,
+                       absl::string_view action) {
+  JQ_ASSIGN_OR_RETURN(PgResult state, conn.Run(sql.lease_state, {absl::StrCat(lease.job_id)}));
+  if (state.rows() == 0) {
+    return absl::NotFoundError(absl::StrCat(action, ": job ", lease.job_id, " does not exist"));
+  }
+  return absl::Status(
+      kLeaseLostCode,
+      absl::StrCat(action, ": lease lost on job ", lease.job_id, " (held attempt ", lease.attempt,
+                   " as ", lease.worker_id, "; the job is now ", state.Get(0, 0), ", attempt ",
+                   state.Get(0, 1),
+                   state.Get(0, 2).empty() ? "" : absl::StrCat(", owner ", state.Get(0, 2)), ")"));
+}
+
+PgParams FenceParams(const Lease& lease) {
+  return {absl::StrCat(lease.job_id), absl::StrCat(lease.attempt), lease.worker_id};
+}
+
+}  // namespace
+
+absl::Status PgQueue::Heartbeat(const Lease& lease) {
+  JQ_ASSIGN_OR_RETURN(std::vector<int64_t> lost, HeartbeatMany(absl::MakeConstSpan(&lease, 1)));
+  if (lost.empty()) return absl::OkStatus();
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  return LeaseLost(*conn, SqlFor(options_.schema), lease, "heartbeat");
+}
+
+absl::StatusOr<std::vector<int64_t>> PgQueue::HeartbeatMany(absl::Span<const Lease> leases) {
+  if (leases.empty()) return std::vector<int64_t>();
+  std::vector<int64_t> ids, attempts;
+  for (const Lease& lease : leases) {
+    if (lease.worker_id != leases[0].worker_id) {
+      return absl::InvalidArgumentError("HeartbeatMany: all leases must belong to one worker");
+    }
+    ids.push_back(lease.job_id);
+    attempts.push_back(lease.attempt);
+  }
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(SqlFor(options_.schema).heartbeat_many,
+                                                 {leases[0].worker_id, internal::PgInt64Array(ids),
+                                                  internal::PgInt64Array(attempts)}));
+  absl::flat_hash_set<int64_t> held;
+  for (int r = 0; r < result.rows(); ++r) held.insert(result.GetInt64(r, 0));
+  std::vector<int64_t> lost;
+  for (int64_t id : ids) {
+    if (!held.contains(id)) lost.push_back(id);
+  }
+  return lost;
+}
+
+absl::Status PgQueue::Complete(const Lease& lease, absl::string_view result_json) {
+  const std::string result(result_json.empty() ? "null" : result_json);
+  if (result.size() > kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("result of job ", lease.job_id, " is ",
+                                                   result.size(), " bytes; the limit is ",
+                                                   kMaxPayloadBytes));
+  }
+  if (absl::Status s = ValidateJson(result); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("result of job ", lease.job_id, " is ", s.message()));
+  }
+  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  PgParams params = FenceParams(lease);
+  params.push_back(result);
+  JQ_ASSIGN_OR_RETURN(PgResult done, conn->Run(sql.complete, params));
+  if (done.rows() == 1) return absl::OkStatus();
+  return LeaseLost(*conn, sql, lease, "complete");
+}
+
+absl::StatusOr<FailOutcome> PgQueue::Fail(const Lease& lease, absl::string_view error,
+                                          std::optional<absl::Duration> retry_delay) {
+  const absl::Duration delay =
+      retry_delay ? std::max(*retry_delay, absl::ZeroDuration())
+                  : options_.retry.DelayAfter(std::max(lease.attempt, 1), RandomUnit());
+  // Error texts are capped so a runaway handler cannot bloat rows.
+  constexpr size_t kMaxError = 8192;
+  std::string message(error.substr(0, kMaxError));
+  if (message.empty()) message = "failed";
+  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  PgParams params = FenceParams(lease);
+  params.push_back(message);
+  params.push_back(Micros(delay));
+  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(sql.fail, params));
+  if (result.rows() == 0) return LeaseLost(*conn, sql, lease, "fail");
+  FailOutcome outcome;
+  outcome.will_retry = result.Get(0, 0) == "pending";
+  outcome.retry_at = result.GetMicrosTime(0, 1);
+  outcome.attempts = result.GetInt(0, 2);
+  return outcome;
+}
+
+absl::Status PgQueue::Release(const Lease& lease) {
+  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(sql.release, FenceParams(lease)));
+  if (result.rows() == 1) return absl::OkStatus();
+  return LeaseLost(*conn, sql, lease, "release");
+}
+
+absl::Status PgQueue::Cancel(int64_t job_id) {
+  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(sql.cancel, {absl::StrCat(job_id)}));
+  if (result.rows() == 1) return absl::OkStatus();
+  JQ_ASSIGN_OR_RETURN(PgResult state, conn->Run(sql.lease_state, {absl::StrCat(job_id)}));
+  if (state.rows() == 0)
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " does not exist"));
+  return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is ", state.Get(0, 0),
+                                                    "; only pending jobs can be cancelled"));
+}
+
+absl::StatusOr<Job> PgQueue::Get(int64_t job_id) {
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult r, conn->Run(SqlFor(options_.schema).get, {absl::StrCat(job_id)}));
+  if (r.rows() == 0) return absl::NotFoundError(absl::StrCat("job ", job_id, " does not exist"));
+  Job job;
+  job.id = r.GetInt64(0, 0);
+  job.queue = std::string(r.Get(0, 1));
+  job.job_type = std::string(r.Get(0, 2));
+  job.payload_json = std::string(r.Get(0, 3));
+  JQ_ASSIGN_OR_RETURN(job.status, ParseJobStatus(r.Get(0, 4)));
+  job.priority = r.GetInt(0, 5);
+  job.run_at = r.GetMicrosTime(0, 6);
+  job.attempts = r.GetInt(0, 7);
+  job.max_attempts = r.GetInt(0, 8);
+  job.locked_by = std::string(r.Get(0, 9));
+  job.locked_at = r.GetOptionalMicrosTime(0, 10);
+  job.heartbeat_at = r.GetOptionalMicrosTime(0, 11);
+  job.last_error = std::string(r.Get(0, 12));
+  if (!r.IsNull(0, 13)) job.result_json = std::string(r.Get(0, 13));
+  job.dedupe_key = std::string(r.Get(0, 14));
+  job.created_at = r.GetMicrosTime(0, 15);
+  job.updated_at = r.GetMicrosTime(0, 16);
+  job.finished_at = r.GetOptionalMicrosTime(0, 17);
+  return job;
+}
+
+absl::StatusOr<std::vector<StatusCount>> PgQueue::Counts() {
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult r, conn->Run(SqlFor(options_.schema).counts, {}));
+  std::vector<StatusCount> counts;
+  for (int i = 0; i < r.rows(); ++i) {
+    StatusCount count;
+    count.queue = std::string(r.Get(i, 0));
+    count.job_type = std::string(r.Get(i, 1));
+    JQ_ASSIGN_OR_RETURN(count.status, ParseJobStatus(r.Get(i, 2)));
+    count.count = r.GetInt64(i, 3);
+    counts.push_back(std::move(count));
+  }
+  return counts;
+}
+
+absl::StatusOr<std::vector<StaleJob>> PgQueue::ListStale(absl::Duration older_than) {
+  if (older_than < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("stale age must not be negative");
+  }
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult r,
+                      conn->Run(SqlFor(options_.schema).list_stale, {Micros(older_than)}));
+  std::vector<StaleJob> jobs;
+  for (int i = 0; i < r.rows(); ++i) {
+    StaleJob job;
+    job.id = r.GetInt64(i, 0);
+    job.queue = std::string(r.Get(i, 1));
+    job.job_type = std::string(r.Get(i, 2));
+    job.locked_by = std::string(r.Get(i, 3));
+    job.attempts = r.GetInt(i, 4);
+    job.max_attempts = r.GetInt(i, 5);
+    job.heartbeat_age = absl::Microseconds(r.GetInt64(i, 6));
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
+
+absl::StatusOr<RecoverResult> PgQueue::RecoverStale(const RecoverOptions& options) {
+  if (options.stale_after < absl::ZeroDuration() || options.batch_size < 1) {
+    return absl::InvalidArgumentError("recover: stale_after must be >= 0 and batch_size >= 1");
+  }
+  std::vector<std::string> types;
+  std::vector<int64_t> stale_us;
+  for (const auto& [type, after] : options.stale_after_by_type) {
+    JQ_RETURN_IF_ERROR(ValidateName("job type", type));
+    if (after < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("recover: stale timeout of ", type, " is negative"));
+    }
+    types.push_back(type);
+    stale_us.push_back(absl::ToInt64Microseconds(after));
+  }
+  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_RETURN_IF_ERROR(conn->ExecScript("BEGIN", "recover"));
+  RecoverResult out;
+  absl::Status status = [&]() -> absl::Status {
+    JQ_ASSIGN_OR_RETURN(PgResult lock, conn->Run(sql.try_sweep_lock, {"jobqueue_reaper"}));
+    if (lock.Get(0, 0) != "t") return absl::OkStatus();
+    out.acted = true;
+    absl::flat_hash_set<std::string> queues_to_wake;
+    while (true) {
+      JQ_ASSIGN_OR_RETURN(
+          PgResult batch,
+          conn->Run(sql.recover_batch,
+                    {internal::PgTextArray(types), internal::PgInt64Array(stale_us),
+                     Micros(options.stale_after), absl::StrCat(options.batch_size)}));
+      for (int r = 0; r < batch.rows(); ++r) {
+        RecoveredJob job;
+        job.id = batch.GetInt64(r, 0);
+        job.job_type = std::string(batch.Get(r, 1));
+        JQ_ASSIGN_OR_RETURN(job.new_status, ParseJobStatus(batch.Get(r, 2)));
+        job.previous_owner = std::string(batch.Get(r, 3));
+        if (job.new_status == JobStatus::kPending)
+          queues_to_wake.insert(std::string(batch.Get(r, 4)));
+        out.jobs.push_back(std::move(job));
+      }
+      if (batch.rows() < options.batch_size) break;
+    }
+    for (const std::string& queue : queues_to_wake) {
+      JQ_RETURN_IF_ERROR(conn->Run(sql.notify_if_waiting, {queue}).status());
+    }
+    return absl::OkStatus();
+  }();
+  if (!status.ok()) {
+    (void)conn->ExecScript("ROLLBACK", "recover");
+    return status;
+  }
+  JQ_RETURN_IF_ERROR(conn->ExecScript("COMMIT", "recover"));
+  for (const RecoveredJob& job : out.jobs) {
+    internal::LogWarn("recovered stale job {} ({}) from {}: now {}", job.id, job.job_type,
+                      job.previous_owner.empty() ? "?" : job.previous_owner,
+                      JobStatusName(job.new_status));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> PgQueue::Purge(const PurgeOptions& options) {
+  if (options.batch_size < 1 || options.max_batches < 1) {
+    return absl::InvalidArgumentError("purge: batch_size and max_batches must be >= 1");
+  }
+  if (options.completed_older_than < absl::ZeroDuration() ||
+      options.failed_older_than < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("purge: ages must not be negative");
+  }
+  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  int64_t deleted = 0;
+  int batches = 0;
+  const std::pair<const char*, absl::Duration> groups[] = {
+      {"{completed,cancelled}", options.completed_older_than},
+      {"{failed}", options.failed_older_than}};
+  for (const auto& [statuses, age] : groups) {
+    while (batches < options.max_batches) {
+      JQ_ASSIGN_OR_RETURN(
+          PgResult r,
+          conn->Run(sql.purge_batch, {statuses, Micros(age), absl::StrCat(options.batch_size)}));
+      ++batches;
+      int64_t n = 0;
+      (void)absl::SimpleAtoi(PQcmdTuples(r.raw()), &n);
+      deleted += n;
+      if (n < options.batch_size) break;
+    }
+  }
+  return deleted;
+}
+
+absl::StatusOr<int64_t> PgQueue::RetryFailed(absl::string_view job_type) {
+  if (!job_type.empty()) JQ_RETURN_IF_ERROR(ValidateName("job type", job_type));
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult r,
+                      conn->Run(SqlFor(options_.schema).retry_failed, {std::string(job_type)}));
+  return r.GetInt64(0, 0);
+}
+
+absl::StatusOr<std::optional<absl::Time>> PgQueue::NextRunAt(
+    absl::string_view queue, absl::Span<const std::string> job_types) {
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult r, conn->Run(SqlFor(options_.schema).next_run_at,
+                                            {std::string(queue), TypesParam(job_types)}));
+  return r.GetOptionalMicrosTime(0, 0);
+}
+
+}  // namespace jobqueue

@@ -1,0 +1,322 @@
+#include "pg/queue_sql.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
+namespace jobqueue::internal {
+namespace {
+
+// Statements are written with {s} for the schema and {ch} for the notify channel.
+std::string Expand(absl::string_view schema, absl::string_view sql) {
+  return absl::StrReplaceAll(sql, {{"{s}", absl::StrCat("\"", schema, "\"")},
+                                   {"{ch}", absl::StrCat("jobqueue_", schema)}});
+}
+
+constexpr absl::string_view kMigration1 = R"sql(
+CREATE SCHEMA IF NOT EXISTS {s};
+
+CREATE TABLE IF NOT EXISTS {s}.job_queue (
+  id            bigserial PRIMARY KEY,
+  queue         text        NOT NULL DEFAULT 'default',
+  job_type      text        NOT NULL,
+  payload       jsonb       NOT NULL DEFAULT '{}'::jsonb,
+  status        text        NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
+  priority      smallint    NOT NULL DEFAULT 0,
+  run_at        timestamptz NOT NULL DEFAULT now(),
+  attempts      integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  max_attempts  integer     NOT NULL DEFAULT 5 CHECK (max_attempts >= 1),
+  locked_by     text,
+  locked_at     timestamptz,
+  heartbeat_at  timestamptz,
+  last_error    text,
+  result        jsonb,
+  dedupe_key    text,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  updated_at    timestamptz NOT NULL DEFAULT now(),
+  finished_at   timestamptz,
+  CHECK (char_length(queue) BETWEEN 1 AND 128),
+  CHECK (char_length(job_type) BETWEEN 1 AND 128)
+);
+
+-- Claims walk only pending rows, in claim order, so finished rows never slow them down.
+CREATE INDEX IF NOT EXISTS job_queue_claim_idx
+  ON {s}.job_queue (queue, priority, run_at, id) WHERE status = 'pending';
+-- The stale-lock reaper scans processing rows by heartbeat age.
+CREATE INDEX IF NOT EXISTS job_queue_heartbeat_idx
+  ON {s}.job_queue (heartbeat_at) WHERE status = 'processing';
+-- Retention deletes finished rows by age.
+CREATE INDEX IF NOT EXISTS job_queue_finished_idx
+  ON {s}.job_queue (finished_at) WHERE status IN ('completed', 'failed', 'cancelled');
+-- One live job per dedupe key and queue.
+CREATE UNIQUE INDEX IF NOT EXISTS job_queue_dedupe_idx
+  ON {s}.job_queue (queue, dedupe_key)
+  WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing');
+
+-- Idle workers register here; inserts notify only while someone waits, so busy periods pay
+-- nothing for NOTIFY (whose commit-time lock would otherwise serialize every enqueue).
+CREATE UNLOGGED TABLE IF NOT EXISTS {s}.job_queue_waiters (
+  worker_id  text PRIMARY KEY,
+  queue      text NOT NULL,
+  since      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE OR REPLACE FUNCTION {s}.job_queue_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_notify('{ch}', q.queue)
+     FROM (SELECT DISTINCT n.queue FROM new_rows n) q
+    WHERE EXISTS (SELECT 1 FROM {s}.job_queue_waiters w WHERE w.queue = q.queue);
+  RETURN NULL;
+END
+$fn$;
+
+DROP TRIGGER IF EXISTS job_queue_notify ON {s}.job_queue;
+CREATE TRIGGER job_queue_notify
+  AFTER INSERT ON {s}.job_queue
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION {s}.job_queue_notify();
+)sql";
+
+// Columns of a claimed job, in the order ParseLeases reads them.
+constexpr absl::string_view kClaimReturning =
+    "j.id, j.attempts, j.job_type, j.payload::text, j.max_attempts, j.priority, "
+    "(extract(epoch FROM j.run_at) * 1000000)::bigint";
+
+constexpr absl::string_view kClaimNext = R"sql(
+  SELECT id FROM {s}.job_queue
+   WHERE status = 'pending' AND queue = $2 AND run_at <= now()
+     AND ($3::text[] IS NULL OR job_type = ANY ($3::text[]))
+   ORDER BY priority, run_at, id
+   LIMIT $4
+   FOR UPDATE SKIP LOCKED)sql";
+
+constexpr absl::string_view kClaimUpdate = R"sql(
+  UPDATE {s}.job_queue j
+     SET status = 'processing', attempts = j.attempts + 1, locked_by = $1,
+         locked_at = now(), heartbeat_at = now(), updated_at = now()
+    FROM next WHERE j.id = next.id)sql";
+
+constexpr absl::string_view kRunAt =
+    "CASE WHEN {ra} IS NULL THEN now() + {dl} * interval '1 microsecond' "
+    "ELSE to_timestamp({ra} / 1000000.0) END";
+
+std::string RunAtExpr(absl::string_view run_at_us, absl::string_view delay_us) {
+  return absl::StrReplaceAll(kRunAt, {{"{ra}", run_at_us}, {"{dl}", delay_us}});
+}
+
+}  // namespace
+
+absl::Status ValidateSchemaName(absl::string_view schema) {
+  if (schema.empty() || schema.size() > 63) {
+    return absl::InvalidArgumentError("schema name must be 1-63 characters");
+  }
+  for (size_t i = 0; i < schema.size(); ++i) {
+    const char c = schema[i];
+    const bool ok = (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("schema name \"", schema, "\" must match [a-z_][a-z0-9_]*"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<Migration> QueueMigrations(absl::string_view schema) {
+  return {{1, "create job_queue", Expand(schema, kMigration1)}};
+}
+
+QueueSql::QueueSql(absl::string_view schema_name)
+    : schema(schema_name),
+      channel(absl::StrCat("jobqueue_", schema_name)),
+      migrations_table(Expand(schema_name, "{s}.job_queue_migrations")) {
+  auto stmt = [&](absl::string_view name, absl::string_view sql) {
+    return PgStatement{absl::StrCat("jq_", schema_name, "_", name), Expand(schema_name, sql)};
+  };
+
+  enqueue_one =
+      stmt("enqueue_one", absl::StrCat(R"sql(
+INSERT INTO {s}.job_queue (queue, job_type, payload, priority, run_at, max_attempts, dedupe_key)
+VALUES ($1, $2, $3::jsonb, $4, )sql",
+                                       RunAtExpr("$5::bigint", "$6::bigint"), R"sql(, $7, $8)
+ON CONFLICT (queue, dedupe_key)
+  WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
+RETURNING id)sql"));
+
+  find_live_dedupe = stmt("find_live_dedupe", R"sql(
+SELECT id FROM {s}.job_queue
+ WHERE queue = $1 AND dedupe_key = $2 AND status IN ('pending', 'processing'))sql");
+
+  // Ids are drawn per input row first, so results map back to input order without relying
+  // on the order of RETURNING.
+  enqueue_many = stmt("enqueue_many", absl::StrCat(R"sql(
+WITH input AS MATERIALIZED (
+  SELECT nextval(pg_get_serial_sequence('{s}.job_queue', 'id')) AS id, t.*
+    FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::smallint[], $5::bigint[], $6::bigint[],
+                $7::int[], $8::text[]) WITH ORDINALITY
+         AS t(queue, job_type, payload, priority, run_at_us, delay_us, max_attempts, dedupe_key, ord)),
+ins AS (
+  INSERT INTO {s}.job_queue (id, queue, job_type, payload, priority, run_at, max_attempts, dedupe_key)
+  SELECT id, queue, job_type, payload, priority, )sql",
+                                                   RunAtExpr("run_at_us", "delay_us"), R"sql(,
+         max_attempts, dedupe_key
+    FROM input ORDER BY ord
+  ON CONFLICT (queue, dedupe_key)
+    WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
+  RETURNING id)
+SELECT input.id, ins.id IS NOT NULL, existing.id
+  FROM input
+  LEFT JOIN ins ON ins.id = input.id
+  LEFT JOIN {s}.job_queue existing
+         ON ins.id IS NULL AND input.dedupe_key IS NOT NULL
+        AND existing.queue = input.queue AND existing.dedupe_key = input.dedupe_key
+        AND existing.status IN ('pending', 'processing')
+ ORDER BY input.ord)sql"));
+
+  claim = stmt("claim", absl::StrCat("WITH next AS (", kClaimNext, ")", kClaimUpdate, " RETURNING ",
+                                     kClaimReturning));
+
+  // Completes the finished batch and claims the next in one statement: one round trip and
+  // one commit per batch instead of two.
+  complete_and_claim =
+      stmt("complete_and_claim", absl::StrCat(R"sql(
+WITH input AS (
+  SELECT * FROM unnest($5::bigint[], $6::int[], $7::jsonb[]) AS d(id, attempt, result)),
+done AS (
+  UPDATE {s}.job_queue j
+     SET status = 'completed', result = d.result, finished_at = now(), updated_at = now(),
+         heartbeat_at = NULL
+    FROM input d
+   WHERE j.id = d.id AND j.attempts = d.attempt AND j.locked_by = $1 AND j.status = 'processing'
+  RETURNING j.id),
+next AS ()sql",
+                                              kClaimNext, "),\nclaimed AS (", kClaimUpdate,
+                                              " RETURNING ", kClaimReturning,
+                                              R"sql()
+SELECT 'c', * FROM claimed
+UNION ALL
+SELECT 'l', input.id, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM input WHERE input.id NOT IN (SELECT id FROM done))sql"));
+
+  complete = stmt("complete", R"sql(
+UPDATE {s}.job_queue
+   SET status = 'completed', result = $4::jsonb, finished_at = now(), updated_at = now(),
+       heartbeat_at = NULL
+ WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND status = 'processing'
+RETURNING id)sql");
+
+  fail = stmt("fail", R"sql(
+UPDATE {s}.job_queue
+   SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+       run_at = CASE WHEN attempts >= max_attempts THEN run_at
+                     ELSE now() + $5::bigint * interval '1 microsecond' END,
+       finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
+       locked_by = CASE WHEN attempts >= max_attempts THEN locked_by END,
+       locked_at = CASE WHEN attempts >= max_attempts THEN locked_at END,
+       last_error = $4, heartbeat_at = NULL, updated_at = now()
+ WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND status = 'processing'
+RETURNING status, (extract(epoch FROM run_at) * 1000000)::bigint, attempts)sql");
+
+  release = stmt("release", R"sql(
+WITH released AS (
+  UPDATE {s}.job_queue
+     SET status = 'pending', attempts = attempts - 1, locked_by = NULL, locked_at = NULL,
+         heartbeat_at = NULL, updated_at = now()
+   WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND status = 'processing'
+  RETURNING id, queue)
+SELECT id, pg_notify('{ch}', queue) FROM released)sql");
+
+  heartbeat_many = stmt("heartbeat_many", R"sql(
+UPDATE {s}.job_queue j
+   SET heartbeat_at = now(), updated_at = now()
+  FROM unnest($2::bigint[], $3::int[]) AS l(id, attempt)
+ WHERE j.id = l.id AND j.attempts = l.attempt AND j.locked_by = $1 AND j.status = 'processing'
+RETURNING j.id)sql");
+
+  lease_state = stmt("lease_state", R"sql(
+SELECT status, attempts, coalesce(locked_by, '') FROM {s}.job_queue WHERE id = $1)sql");
+
+  cancel = stmt("cancel", R"sql(
+UPDATE {s}.job_queue
+   SET status = 'cancelled', finished_at = now(), updated_at = now()
+ WHERE id = $1 AND status = 'pending'
+RETURNING id)sql");
+
+  get = stmt("get", R"sql(
+SELECT id, queue, job_type, payload::text, status, priority,
+       (extract(epoch FROM run_at) * 1000000)::bigint, attempts, max_attempts,
+       coalesce(locked_by, ''), (extract(epoch FROM locked_at) * 1000000)::bigint,
+       (extract(epoch FROM heartbeat_at) * 1000000)::bigint, coalesce(last_error, ''),
+       result::text, coalesce(dedupe_key, ''),
+       (extract(epoch FROM created_at) * 1000000)::bigint,
+       (extract(epoch FROM updated_at) * 1000000)::bigint,
+       (extract(epoch FROM finished_at) * 1000000)::bigint
+  FROM {s}.job_queue WHERE id = $1)sql");
+
+  counts = stmt("counts", R"sql(
+SELECT queue, job_type, status, count(*) FROM {s}.job_queue
+ GROUP BY queue, job_type, status ORDER BY queue, job_type, status)sql");
+
+  list_stale = stmt("list_stale", R"sql(
+SELECT id, queue, job_type, coalesce(locked_by, ''), attempts, max_attempts,
+       (extract(epoch FROM now() - heartbeat_at) * 1000000)::bigint
+  FROM {s}.job_queue
+ WHERE status = 'processing' AND heartbeat_at < now() - $1::bigint * interval '1 microsecond'
+ ORDER BY heartbeat_at)sql");
+
+  recover_batch = stmt("recover_batch", R"sql(
+WITH cfg AS (
+  SELECT * FROM unnest($1::text[], $2::bigint[]) AS c(job_type, stale_us)),
+stale AS (
+  SELECT j.id, j.locked_by FROM {s}.job_queue j
+    LEFT JOIN cfg ON cfg.job_type = j.job_type
+   WHERE j.status = 'processing'
+     AND j.heartbeat_at < now() - coalesce(cfg.stale_us, $3::bigint) * interval '1 microsecond'
+   ORDER BY j.heartbeat_at
+   LIMIT $4
+   FOR UPDATE OF j SKIP LOCKED)
+UPDATE {s}.job_queue j
+   SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
+       finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+       last_error = 'stale lock recovered: no heartbeat from ' || coalesce(stale.locked_by, '?')
+                    || ' within the stale timeout',
+       locked_by = NULL, locked_at = NULL, heartbeat_at = NULL, updated_at = now()
+  FROM stale WHERE j.id = stale.id
+RETURNING j.id, j.job_type, j.status, coalesce(stale.locked_by, ''), j.queue)sql");
+
+  purge_batch = stmt("purge_batch", R"sql(
+WITH doomed AS (
+  SELECT id FROM {s}.job_queue
+   WHERE status = ANY ($1::text[]) AND finished_at < now() - $2::bigint * interval '1 microsecond'
+   LIMIT $3
+   FOR UPDATE SKIP LOCKED)
+DELETE FROM {s}.job_queue j USING doomed WHERE j.id = doomed.id)sql");
+
+  retry_failed = stmt("retry_failed", R"sql(
+WITH moved AS (
+  UPDATE {s}.job_queue
+     SET status = 'pending', attempts = 0, run_at = now(), finished_at = NULL, locked_by = NULL,
+         locked_at = NULL, last_error = NULL, updated_at = now()
+   WHERE status = 'failed' AND ($1 = '' OR job_type = $1)
+  RETURNING queue)
+SELECT count(*), (SELECT count(pg_notify('{ch}', q)) FROM (SELECT DISTINCT queue FROM moved) d(q))
+  FROM moved)sql");
+
+  next_run_at = stmt("next_run_at", R"sql(
+SELECT (extract(epoch FROM min(run_at)) * 1000000)::bigint FROM {s}.job_queue
+ WHERE status = 'pending' AND queue = $1 AND ($2::text[] IS NULL OR job_type = ANY ($2::text[])))sql");
+
+  add_waiter = stmt("add_waiter", R"sql(
+INSERT INTO {s}.job_queue_waiters (worker_id, queue) VALUES ($1, $2)
+ON CONFLICT (worker_id) DO UPDATE SET queue = EXCLUDED.queue, since = now())sql");
+
+  remove_waiter = stmt("remove_waiter", "DELETE FROM {s}.job_queue_waiters WHERE worker_id = $1");
+
+  notify_if_waiting = stmt("notify_if_waiting", R"sql(
+SELECT pg_notify('{ch}', $1)
+ WHERE EXISTS (SELECT 1 FROM {s}.job_queue_waiters WHERE queue = $1))sql");
+
+  try_sweep_lock =
+      stmt("try_sweep_lock", "SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext('{s}'))");
+}
+
+}  // namespace jobqueue::internal

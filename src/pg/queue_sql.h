@@ -1,0 +1,58 @@
+// Every SQL statement of <schema>.job_queue, built once per schema name.
+#ifndef JOBQUEUE_SRC_PG_QUEUE_SQL_H_
+#define JOBQUEUE_SRC_PG_QUEUE_SQL_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "pg/connection.h"
+
+namespace jobqueue::internal {
+
+struct Migration {
+  int version;
+  std::string name;
+  std::string sql;  // a script; runs in the migrator's transaction
+};
+
+// [a-z_][a-z0-9_]*, at most 63 bytes (Postgres identifier limit).
+absl::Status ValidateSchemaName(absl::string_view schema);
+
+std::vector<Migration> QueueMigrations(absl::string_view schema);
+
+struct QueueSql {
+  explicit QueueSql(absl::string_view schema);
+
+  std::string schema;
+  std::string channel;  // pg_notify channel
+  std::string migrations_table;
+
+  PgStatement enqueue_one;
+  PgStatement find_live_dedupe;
+  PgStatement enqueue_many;
+  PgStatement claim;
+  PgStatement complete_and_claim;
+  PgStatement complete;
+  PgStatement fail;
+  PgStatement release;
+  PgStatement heartbeat_many;
+  PgStatement lease_state;
+  PgStatement cancel;
+  PgStatement get;
+  PgStatement counts;
+  PgStatement list_stale;
+  PgStatement recover_batch;
+  PgStatement purge_batch;
+  PgStatement retry_failed;
+  PgStatement next_run_at;
+  PgStatement add_waiter;
+  PgStatement remove_waiter;
+  PgStatement notify_if_waiting;
+  PgStatement try_sweep_lock;
+};
+
+}  // namespace jobqueue::internal
+
+#endif  // JOBQUEUE_SRC_PG_QUEUE_SQL_H_

@@ -1,0 +1,64 @@
+#include "testing/pg_fixture.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "absl/strings/str_cat.h"
+
+namespace jobqueue::testing {
+
+Secret TestDatabaseUrl() {
+  const char* url = std::getenv("DATABASE_URL");
+  if (url == nullptr || *url == '\0') {
+    throw std::runtime_error("DATABASE_URL is not set: run eval \"$(scripts/services env)\"");
+  }
+  return Secret::Url(url);
+}
+
+TestSchema::TestSchema() {
+  static std::atomic<int> counter{0};
+  name_ = absl::StrCat("t_", getpid(), "_", counter++);
+  Query(absl::StrCat("DROP SCHEMA IF EXISTS ", name_, " CASCADE"));
+}
+
+TestSchema::~TestSchema() { Query(absl::StrCat("DROP SCHEMA IF EXISTS ", name_, " CASCADE")); }
+
+std::unique_ptr<PgQueue> TestSchema::OpenQueue(int pool, PgOptions options) const {
+  options.schema = name_;
+  options.pool_size = pool;
+  absl::StatusOr<std::unique_ptr<PgQueue>> queue = PgQueue::Open(TestDatabaseUrl(), options);
+  if (!queue.ok()) throw std::runtime_error(queue.status().ToString());
+  absl::StatusOr<int> version = (*queue)->Migrate();
+  if (!version.ok()) throw std::runtime_error(version.status().ToString());
+  return *std::move(queue);
+}
+
+PGconn* TestSchema::Connect() const {
+  const Secret url = TestDatabaseUrl();
+  PGconn* conn = PQconnectdb(std::string(url.Reveal()).c_str());
+  if (PQstatus(conn) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(conn));
+  return conn;
+}
+
+std::string TestSchema::Query(const std::string& sql) const {
+  PGconn* conn = Connect();
+  PQexec(conn, "SET client_min_messages = warning");
+  PGresult* result = PQexec(conn, sql.c_str());
+  std::string out;
+  const ExecStatusType status = PQresultStatus(result);
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+    std::string message = PQresultErrorMessage(result);
+    PQclear(result);
+    PQfinish(conn);
+    throw std::runtime_error("test query failed: " + message);
+  }
+  if (status == PGRES_TUPLES_OK && PQntuples(result) > 0) out = PQgetvalue(result, 0, 0);
+  PQclear(result);
+  PQfinish(conn);
+  return out;
+}
+
+}  // namespace jobqueue::testing
