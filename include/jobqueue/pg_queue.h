@@ -140,7 +140,8 @@ class PgQueue {
   // Claims up to request.limit due pending jobs, oldest first within priority.
   absl::StatusOr<std::vector<Lease>> Claim(const ClaimRequest& request);
   // Completes `done` (fenced, with their results) and claims the next batch in one round trip.
-  // Leases in `done` that were lost are reported in `lost_job_ids`.
+  // Leases in `done` that were lost are reported in `lost_job_ids`. `next.limit` may be 0 to
+  // only complete.
   struct CompleteAndClaimResult {
     std::vector<Lease> claimed;
     std::vector<int64_t> lost_job_ids;
@@ -177,6 +178,9 @@ class PgQueue {
   absl::StatusOr<int64_t> Purge(const PurgeOptions& options);
   // failed -> pending with attempts reset, optionally only one job type. Returns rows moved.
   absl::StatusOr<int64_t> RetryFailed(absl::string_view job_type = "");
+  // Registers (or removes) an idle worker of `queue`: inserts notify the queue's channel only
+  // while some worker waits, so busy queues pay nothing for NOTIFY.
+  absl::Status SetWaiting(absl::string_view worker_id, absl::string_view queue, bool waiting);
   // The earliest run_at among pending jobs of the queue and types, if any.
   absl::StatusOr<std::optional<absl::Time>> NextRunAt(absl::string_view queue,
                                                       absl::Span<const std::string> job_types);

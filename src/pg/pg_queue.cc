@@ -107,15 +107,15 @@ std::optional<std::string> TypesParam(absl::Span<const std::string> types) {
   return internal::PgTextArray(std::vector<std::string>(types.begin(), types.end()));
 }
 
-absl::Status ValidateClaim(const ClaimRequest& request) {
+absl::Status ValidateClaim(const ClaimRequest& request, int min_limit = 1) {
   if (request.worker_id.empty()) return absl::InvalidArgumentError("claim needs a worker id");
   if (request.worker_id.size() > 256) return absl::InvalidArgumentError("worker id too long");
   JQ_RETURN_IF_ERROR(ValidateName("queue", request.queue));
   for (const std::string& type : request.job_types)
     JQ_RETURN_IF_ERROR(ValidateName("job type", type));
-  if (request.limit < 1 || request.limit > 10000) {
+  if (request.limit < min_limit || request.limit > 10000) {
     return absl::InvalidArgumentError(
-        absl::StrCat("claim limit must be 1..10000, got ", request.limit));
+        absl::StrCat("claim limit must be ", min_limit, "..10000, got ", request.limit));
   }
   return absl::OkStatus();
 }
@@ -361,7 +361,7 @@ absl::StatusOr<std::vector<Lease>> PgQueue::Claim(const ClaimRequest& request) {
 
 absl::StatusOr<PgQueue::CompleteAndClaimResult> PgQueue::CompleteAndClaim(
     absl::Span<const Completion> done, const ClaimRequest& next) {
-  JQ_RETURN_IF_ERROR(ValidateClaim(next));
+  JQ_RETURN_IF_ERROR(ValidateClaim(next, /*min_limit=*/0));
   std::vector<int64_t> ids;
   std::vector<int64_t> attempts;
   std::vector<std::string> results;
@@ -668,6 +668,17 @@ absl::StatusOr<int64_t> PgQueue::RetryFailed(absl::string_view job_type) {
   JQ_ASSIGN_OR_RETURN(PgResult r,
                       conn->Run(SqlFor(options_.schema).retry_failed, {std::string(job_type)}));
   return r.GetInt64(0, 0);
+}
+
+absl::Status PgQueue::SetWaiting(absl::string_view worker_id, absl::string_view queue,
+                                 bool waiting) {
+  JQ_RETURN_IF_ERROR(ValidateName("queue", queue));
+  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  if (waiting) {
+    return conn->Run(sql.add_waiter, {std::string(worker_id), std::string(queue)}).status();
+  }
+  return conn->Run(sql.remove_waiter, {std::string(worker_id)}).status();
 }
 
 absl::StatusOr<std::optional<absl::Time>> PgQueue::NextRunAt(

@@ -1,0 +1,579 @@
+#include "jobqueue/worker.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <exception>
+#include <random>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "internal/log.h"
+#include "jobqueue/json.h"
+#include "jobqueue/status.h"
+#include "pg/connection.h"
+
+namespace jobqueue {
+namespace {
+
+// Signal plumbing: the handler may only touch atomics and write(2), so each running worker
+// registers the eventfd its dispatcher polls.
+constexpr int kMaxSignalWorkers = 64;
+// Slots hold fd + 1, so the zero-initialised array means "empty".
+std::atomic<int> g_wake_fds[kMaxSignalWorkers];
+std::atomic<bool> g_stop_signalled{false};
+
+void Wake(int fd) {
+  const uint64_t one = 1;
+  ssize_t n = ::write(fd, &one, sizeof(one));
+  (void)n;  // a full counter already means "wake up"
+}
+
+void OnStopSignal(int) {
+  g_stop_signalled.store(true);
+  for (auto& slot : g_wake_fds) {
+    const int fd_plus_one = slot.load();
+    if (fd_plus_one > 0) Wake(fd_plus_one - 1);
+  }
+}
+
+int RegisterWakeFd(int fd) {
+  for (int i = 0; i < kMaxSignalWorkers; ++i) {
+    int expected = 0;
+    if (g_wake_fds[i].compare_exchange_strong(expected, fd + 1)) return i;
+  }
+  return -1;  // more workers than slots: those still stop through Stop()
+}
+
+std::string DefaultWorkerId() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  std::random_device rd;
+  return absl::StrFormat("%s:%d:%08x", host, getpid(), rd());
+}
+
+int PollMillis(absl::Duration timeout) {
+  if (timeout <= absl::ZeroDuration()) return 0;
+  return static_cast<int>(std::min<int64_t>(
+      absl::ToInt64Milliseconds(absl::Ceil(timeout, absl::Milliseconds(1))), 24 * 3600 * 1000));
+}
+
+}  // namespace
+
+void StopWorkersOnSignals() {
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+absl::Status WorkerOptions::Validate() const {
+  if (name.empty()) return absl::InvalidArgumentError("worker name is empty");
+  if (worker_id.size() > 256) return absl::InvalidArgumentError("worker id too long");
+  JQ_RETURN_IF_ERROR(ValidateName("queue", queue));
+  if (concurrency < 1 || concurrency > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("concurrency must be 1..1024, got ", concurrency));
+  }
+  if (batch_size < 0 || batch_size > 10000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch size must be 0..10000, got ", batch_size));
+  }
+  if (poll_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("poll interval must be positive");
+  }
+  if (heartbeat_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("heartbeat interval must be positive");
+  }
+  if (shutdown_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("shutdown timeout must not be negative");
+  }
+  if (exit_when_idle && *exit_when_idle < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("exit-when-idle must not be negative");
+  }
+  if (reconnect_min <= absl::ZeroDuration() || reconnect_max < reconnect_min) {
+    return absl::InvalidArgumentError("reconnect backoff must satisfy 0 < min <= max");
+  }
+  return absl::OkStatus();
+}
+
+class Worker::Impl {
+ public:
+  Impl(PgQueue* queue, WorkerOptions options, int wake_fd)
+      : queue_(queue), options_(std::move(options)), wake_fd_(wake_fd) {
+    if (options_.worker_id.empty()) options_.worker_id = DefaultWorkerId();
+    capacity_ = options_.batch_size > 0 ? std::max(options_.batch_size, options_.concurrency)
+                                        : 2 * options_.concurrency;
+  }
+  ~Impl() { ::close(wake_fd_); }
+
+  absl::Status Register(absl::string_view job_type, JobHandler handler) {
+    JQ_RETURN_IF_ERROR(ValidateName("job type", job_type));
+    if (!handler) return absl::InvalidArgumentError("handler is empty");
+    absl::MutexLock lock(&mu_);
+    if (started_) return absl::FailedPreconditionError("register handlers before Run()");
+    auto [it, inserted] = handlers_.emplace(std::string(job_type), std::move(handler));
+    if (!inserted) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("a handler for job type ", job_type, " is already registered"));
+    }
+    types_.push_back(std::string(job_type));
+    return absl::OkStatus();
+  }
+
+  absl::Status Run();
+  void Stop() {
+    stop_requested_.store(true);
+    Wake(wake_fd_);
+  }
+  WorkerStats stats() const {
+    absl::MutexLock lock(&mu_);
+    return stats_;
+  }
+  const std::string& worker_id() const { return options_.worker_id; }
+
+ private:
+  class Context : public JobContext {
+   public:
+    Context(const Lease& lease, const Impl* impl) : lease_(lease), impl_(impl) {}
+    const Lease& lease() const override { return lease_; }
+    bool stopping() const override { return impl_->shutting_down_.load(); }
+
+   private:
+    const Lease& lease_;
+    const Impl* impl_;
+  };
+
+  bool StopWanted() const { return stop_requested_.load() || g_stop_signalled.load(); }
+  void HandlerLoop();
+  void RunOne(const Lease& lease);
+  void FailJob(const Lease& lease, const absl::Status& error);
+  // One CompleteAndClaim round trip. Returns jobs claimed, or the error (completions are
+  // kept for the next try).
+  absl::StatusOr<int> Exchange(int limit);
+  void Heartbeat();
+  absl::Status EnsureListening();
+  void DropListener();
+  void WaitForWake(absl::Duration timeout);
+  void Shutdown();
+
+  PgQueue* const queue_;
+  WorkerOptions options_;
+  const int wake_fd_;
+  int capacity_ = 1;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> shutting_down_{false};
+
+  mutable absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool quit_threads_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<std::string, JobHandler> handlers_;  // read-only once started
+  std::vector<std::string> types_;
+  std::deque<Lease> ready_ ABSL_GUARDED_BY(mu_);
+  std::vector<PgQueue::Completion> done_ ABSL_GUARDED_BY(mu_);
+  // Every lease this worker holds in the database: ready, running, or done but not flushed.
+  absl::flat_hash_map<int64_t, Lease> held_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<int64_t> running_ ABSL_GUARDED_BY(mu_);
+  // Leases handed back at shutdown while their handler still ran: their results are dropped.
+  absl::flat_hash_set<int64_t> given_back_ ABSL_GUARDED_BY(mu_);
+  WorkerStats stats_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;
+
+  // Dispatcher-only state.
+  std::unique_ptr<internal::PgConnection> listener_;
+  bool waiting_registered_ = false;
+};
+
+void Worker::Impl::HandlerLoop() {
+  while (true) {
+    Lease lease;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Impl* impl) ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu_) {
+            return !impl->ready_.empty() || impl->quit_threads_;
+          },
+          this));
+      if (ready_.empty()) return;
+      lease = std::move(ready_.front());
+      ready_.pop_front();
+      running_.insert(lease.job_id);
+    }
+    RunOne(lease);
+  }
+}
+
+void Worker::Impl::RunOne(const Lease& lease) {
+  Context context(lease, this);
+  absl::StatusOr<std::string> result;
+  const JobHandler& handler = handlers_.at(lease.job_type);
+  try {
+    result = handler(context);
+  } catch (const std::exception& e) {
+    result = absl::InternalError(absl::StrCat("handler threw: ", e.what()));
+  } catch (...) {
+    result = absl::InternalError("handler threw a non-standard exception");
+  }
+  if (result.ok()) {
+    if (result->empty()) *result = "null";
+    if (absl::Status valid = ValidateJson(*result); !valid.ok()) {
+      result = absl::InvalidArgumentError(absl::StrCat("handler result is ", valid.message()));
+    }
+  }
+  bool given_back = false;
+  {
+    absl::MutexLock lock(&mu_);
+    running_.erase(lease.job_id);
+    given_back = given_back_.erase(lease.job_id) > 0;
+    if (!given_back && result.ok()) {
+      done_.push_back({lease, *std::move(result)});
+      if (done_.size() == 1) Wake(wake_fd_);
+      return;
+    }
+  }
+  if (given_back) return;
+  if (IsLeaseLost(result.status())) {
+    absl::MutexLock lock(&mu_);
+    held_.erase(lease.job_id);
+    ++stats_.lost;
+    Wake(wake_fd_);
+    return;
+  }
+  if (shutting_down_.load()) {
+    // A handler that gave up because we are stopping has not used up an attempt.
+    absl::Status released = queue_->Release(lease);
+    absl::MutexLock lock(&mu_);
+    held_.erase(lease.job_id);
+    if (released.ok()) ++stats_.released;
+    Wake(wake_fd_);
+    return;
+  }
+  FailJob(lease, result.status());
+}
+
+void Worker::Impl::FailJob(const Lease& lease, const absl::Status& error) {
+  std::string message(error.message());
+  absl::StatusOr<FailOutcome> outcome = queue_->Fail(lease, message);
+  // A connection blip must not turn into a stuck job: try a few times, then leave it to the
+  // reaper.
+  absl::Duration backoff = options_.reconnect_min;
+  for (int i = 0; i < 5 && !outcome.ok() && absl::IsUnavailable(outcome.status()); ++i) {
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, options_.reconnect_max);
+    outcome = queue_->Fail(lease, message);
+  }
+  absl::MutexLock lock(&mu_);
+  held_.erase(lease.job_id);
+  if (outcome.ok()) {
+    ++stats_.failed;
+    internal::LogWarn("job {} ({}) attempt {}/{} failed: {}{}", lease.job_id, lease.job_type,
+                      lease.attempt, lease.max_attempts, message,
+                      outcome->will_retry ? "; will retry" : "; giving up");
+  } else if (IsLeaseLost(outcome.status())) {
+    ++stats_.lost;
+  } else {
+    internal::LogError("job {} ({}): could not record failure: {}", lease.job_id, lease.job_type,
+                       outcome.status().ToString());
+  }
+  Wake(wake_fd_);
+}
+
+absl::StatusOr<int> Worker::Impl::Exchange(int limit) {
+  std::vector<PgQueue::Completion> done;
+  {
+    absl::MutexLock lock(&mu_);
+    done.swap(done_);
+  }
+  ClaimRequest request;
+  request.worker_id = options_.worker_id;
+  request.queue = options_.queue;
+  request.job_types = types_;
+  request.limit = limit;
+  absl::StatusOr<PgQueue::CompleteAndClaimResult> result = queue_->CompleteAndClaim(done, request);
+  absl::MutexLock lock(&mu_);
+  if (!result.ok()) {
+    done_.insert(done_.begin(), std::make_move_iterator(done.begin()),
+                 std::make_move_iterator(done.end()));
+    return result.status();
+  }
+  ++stats_.claims;
+  for (const PgQueue::Completion& completion : done) held_.erase(completion.lease.job_id);
+  stats_.lost += static_cast<int64_t>(result->lost_job_ids.size());
+  stats_.completed += static_cast<int64_t>(done.size() - result->lost_job_ids.size());
+  for (Lease& lease : result->claimed) {
+    held_.emplace(lease.job_id, lease);
+    ready_.push_back(std::move(lease));
+  }
+  return static_cast<int>(result->claimed.size());
+}
+
+void Worker::Impl::Heartbeat() {
+  std::vector<Lease> leases;
+  {
+    absl::MutexLock lock(&mu_);
+    leases.reserve(held_.size());
+    for (const auto& [id, lease] : held_) leases.push_back(lease);
+  }
+  if (leases.empty()) return;
+  absl::StatusOr<std::vector<int64_t>> lost = queue_->HeartbeatMany(leases);
+  if (!lost.ok()) {
+    internal::LogWarn("heartbeat of {} job(s) failed: {}", leases.size(), lost.status().ToString());
+    return;
+  }
+  for (int64_t id : *lost) {
+    internal::LogWarn("job {}: lease lost (recovered by the reaper?); its result will be dropped",
+                      id);
+  }
+}
+
+absl::Status Worker::Impl::EnsureListening() {
+  if (listener_ != nullptr && listener_->ok()) return absl::OkStatus();
+  listener_.reset();
+  JQ_ASSIGN_OR_RETURN(listener_, queue_->pool().ConnectDedicated());
+  absl::Status listened =
+      listener_->ExecScript(absl::StrCat("LISTEN \"", queue_->NotifyChannel(), "\""), "listen");
+  if (!listened.ok()) {
+    listener_.reset();
+    return listened;
+  }
+  return absl::OkStatus();
+}
+
+void Worker::Impl::DropListener() { listener_.reset(); }
+
+void Worker::Impl::WaitForWake(absl::Duration timeout) {
+  pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {-1, POLLIN, 0}};
+  int nfds = 1;
+  if (listener_ != nullptr) {
+    fds[1].fd = PQsocket(listener_->raw());
+    if (fds[1].fd >= 0) nfds = 2;
+  }
+  const int ready = ::poll(fds, nfds, PollMillis(timeout));
+  if (ready <= 0) return;
+  if (fds[0].revents & POLLIN) {
+    uint64_t counter;
+    ssize_t n = ::read(wake_fd_, &counter, sizeof(counter));
+    (void)n;
+  }
+  if (nfds == 2 && fds[1].revents != 0) {
+    PGconn* conn = listener_->raw();
+    if (PQconsumeInput(conn) == 0) {
+      internal::LogWarn("notification connection lost; polling until it is back");
+      DropListener();
+      waiting_registered_ = false;
+      return;
+    }
+    while (PGnotify* notify = PQnotifies(conn)) PQfreemem(notify);
+  }
+}
+
+absl::Status Worker::Impl::Run() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (started_) return absl::FailedPreconditionError("a worker runs only once");
+    if (handlers_.empty()) return absl::FailedPreconditionError("no job handlers registered");
+    started_ = true;
+  }
+  if (options_.log_startup) {
+    internal::LogInfo("Starting {} Worker (env={})", options_.name, options_.environment);
+    internal::LogInfo("Poll interval: {}s",
+                      absl::StrFormat("%.1f", absl::ToDoubleSeconds(options_.poll_interval)));
+    internal::LogInfo("Job types: {}", absl::StrJoin(types_, ", "));
+  }
+  const int signal_slot = RegisterWakeFd(wake_fd_);
+  threads_.reserve(static_cast<size_t>(options_.concurrency));
+  for (int i = 0; i < options_.concurrency; ++i) threads_.emplace_back([this] { HandlerLoop(); });
+
+  absl::Duration backoff = options_.reconnect_min;
+  bool in_outage = false;
+  absl::Time last_active = absl::Now();
+  absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
+  while (!StopWanted()) {
+    int held;
+    bool have_done;
+    int free;
+    {
+      absl::MutexLock lock(&mu_);
+      held = static_cast<int>(held_.size());
+      have_done = !done_.empty();
+      // Jobs done but not yet flushed leave with this round trip: their slots are free.
+      free = std::min(capacity_ - held + static_cast<int>(done_.size()), 10000);
+    }
+    bool drained = false;
+    if (free > 0 || have_done) {
+      absl::StatusOr<int> claimed = Exchange(std::max(free, 0));
+      if (!claimed.ok()) {
+        if (!in_outage) {
+          internal::LogWarn("database unavailable, retrying with backoff: {}",
+                            claimed.status().ToString());
+          in_outage = true;
+        }
+        {
+          absl::MutexLock lock(&mu_);
+          ++stats_.reconnects;
+        }
+        DropListener();
+        waiting_registered_ = false;
+        WaitForWake(backoff);
+        backoff = std::min(backoff * 2, options_.reconnect_max);
+        continue;
+      }
+      if (in_outage) internal::LogInfo("database reachable again");
+      in_outage = false;
+      backoff = options_.reconnect_min;
+      if (*claimed > 0) last_active = absl::Now();
+      if (free == 0) continue;  // only flushed completions; look again
+      if (*claimed == free) {
+        if (waiting_registered_) {
+          // Busy again: stop paying for notifications.
+          if (queue_->SetWaiting(options_.worker_id, options_.queue, false).ok())
+            waiting_registered_ = false;
+        }
+        continue;
+      }
+      drained = true;
+    }
+    if (held > 0) last_active = absl::Now();
+
+    const absl::Time now = absl::Now();
+    if (now >= next_heartbeat) {
+      Heartbeat();
+      next_heartbeat = now + options_.heartbeat_interval;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      held = static_cast<int>(held_.size());
+    }
+    if (options_.exit_when_idle && held == 0 && now - last_active >= *options_.exit_when_idle) {
+      internal::LogInfo("idle for {}; exiting", absl::FormatDuration(*options_.exit_when_idle));
+      break;
+    }
+
+    absl::Duration timeout = next_heartbeat - now;
+    if (drained) {
+      if (options_.listen && !waiting_registered_) {
+        // Listen first, then register, then look once more: an insert after the look is
+        // guaranteed to notify us.
+        absl::Status listening = EnsureListening();
+        if (listening.ok()) {
+          listening = queue_->SetWaiting(options_.worker_id, options_.queue, true);
+        }
+        if (listening.ok()) {
+          waiting_registered_ = true;
+          continue;
+        }
+        internal::LogWarn("cannot listen for new jobs, polling instead: {}", listening.ToString());
+      }
+      timeout = std::min(timeout, options_.poll_interval);
+      absl::StatusOr<std::optional<absl::Time>> next_run =
+          queue_->NextRunAt(options_.queue, types_);
+      if (next_run.ok() && next_run->has_value()) {
+        timeout = std::min(timeout, std::max(**next_run - absl::Now(), absl::ZeroDuration()));
+      }
+    }
+    if (options_.exit_when_idle && held == 0) {
+      timeout = std::min(timeout, last_active + *options_.exit_when_idle - now);
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (!done_.empty()) continue;
+    }
+    WaitForWake(timeout);
+  }
+  Shutdown();
+  if (signal_slot >= 0) g_wake_fds[signal_slot].store(0);
+  return absl::OkStatus();
+}
+
+void Worker::Impl::Shutdown() {
+  shutting_down_.store(true);
+  std::deque<Lease> unstarted;
+  {
+    absl::MutexLock lock(&mu_);
+    unstarted.swap(ready_);
+  }
+  for (const Lease& lease : unstarted) {
+    absl::Status released = queue_->Release(lease);
+    absl::MutexLock lock(&mu_);
+    held_.erase(lease.job_id);
+    if (released.ok()) ++stats_.released;
+  }
+  const absl::Time deadline = absl::Now() + options_.shutdown_timeout;
+  while (true) {
+    bool busy;
+    bool have_done;
+    {
+      absl::MutexLock lock(&mu_);
+      busy = !running_.empty();
+      have_done = !done_.empty();
+    }
+    if (have_done && !Exchange(0).ok()) absl::SleepFor(options_.reconnect_min);
+    if (!busy || absl::Now() >= deadline) break;
+    WaitForWake(std::min(deadline - absl::Now(), absl::Milliseconds(100)));
+  }
+  std::vector<Lease> overdue;
+  {
+    absl::MutexLock lock(&mu_);
+    for (int64_t id : running_) {
+      overdue.push_back(held_.at(id));
+      given_back_.insert(id);
+    }
+  }
+  for (const Lease& lease : overdue) {
+    absl::Status released = queue_->Release(lease);
+    absl::MutexLock lock(&mu_);
+    held_.erase(lease.job_id);
+    if (released.ok()) ++stats_.released;
+    internal::LogWarn("job {} ({}) still running at the shutdown deadline: released", lease.job_id,
+                      lease.job_type);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    quit_threads_ = true;
+  }
+  for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
+  {
+    // Handlers that finished after the deadline left nothing to flush: their leases are gone.
+    absl::MutexLock lock(&mu_);
+    done_.clear();
+  }
+  if (waiting_registered_) (void)queue_->SetWaiting(options_.worker_id, options_.queue, false);
+  DropListener();
+  const WorkerStats final_stats = stats();
+  internal::LogInfo("{} worker stopped: {} completed, {} failed, {} released, {} lost",
+                    options_.name, final_stats.completed, final_stats.failed, final_stats.released,
+                    final_stats.lost);
+}
+
+Worker::Worker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Worker::~Worker() = default;
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(PgQueue* queue, WorkerOptions options) {
+  if (queue == nullptr) return absl::InvalidArgumentError("worker needs a queue");
+  JQ_RETURN_IF_ERROR(options.Validate());
+  const int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return absl::InternalError("eventfd failed");
+  return std::unique_ptr<Worker>(new Worker(std::make_unique<Impl>(queue, std::move(options), fd)));
+}
+
+absl::Status Worker::Register(absl::string_view job_type, JobHandler handler) {
+  return impl_->Register(job_type, std::move(handler));
+}
+absl::Status Worker::Run() { return impl_->Run(); }
+void Worker::Stop() { impl_->Stop(); }
+WorkerStats Worker::stats() const { return impl_->stats(); }
+const std::string& Worker::worker_id() const { return impl_->worker_id(); }
+
+}  // namespace jobqueue

@@ -1,0 +1,342 @@
+#include "jobqueue/worker.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "jobqueue/maintenance.h"
+#include "testing/pg_fixture.h"
+#include "testing/status_matchers.h"
+
+namespace jobqueue {
+namespace {
+
+using ::jobqueue::testing::IsOk;
+using ::jobqueue::testing::StatusIs;
+using ::jobqueue::testing::TestSchema;
+using ::testing::HasSubstr;
+
+NewJob MakeJob(std::string type, std::string payload = "{}") {
+  NewJob job;
+  job.job_type = std::move(type);
+  job.payload_json = std::move(payload);
+  return job;
+}
+
+// Polls a condition for up to `limit` (a bound on how long a broken worker may hang the test,
+// not a speed requirement).
+template <typename F>
+bool Eventually(F done, absl::Duration limit = absl::Seconds(30)) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return done();
+}
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  WorkerTest() {
+    PgOptions options;
+    options.retry.base_delay = absl::Milliseconds(1);
+    options.retry.max_delay = absl::Milliseconds(5);
+    queue_ = schema_.OpenQueue(8, options);
+  }
+
+  WorkerOptions Options(int concurrency = 2) {
+    WorkerOptions options;
+    options.concurrency = concurrency;
+    options.poll_interval = absl::Milliseconds(200);
+    options.log_startup = false;
+    return options;
+  }
+
+  int64_t CountWhere(const std::string& where) {
+    return std::stoll(schema_.Query(
+        absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue WHERE ", where)));
+  }
+
+  // Runs the worker on a thread until `done` holds, then stops it.
+  template <typename F>
+  void RunUntil(Worker& worker, F done) {
+    absl::Status run_status;
+    std::thread runner([&] { run_status = worker.Run(); });
+    EXPECT_TRUE(Eventually(done));
+    worker.Stop();
+    runner.join();
+    EXPECT_THAT(run_status, IsOk());
+  }
+
+  TestSchema schema_;
+  std::unique_ptr<PgQueue> queue_;
+};
+
+TEST_F(WorkerTest, ProcessesJobsWithRegisteredHandlers) {
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_THAT(queue_->Enqueue(MakeJob("echo", absl::StrCat(R"({"n": )", i, "}"))).status(),
+                IsOk());
+  }
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), Options(4)));
+  ASSERT_THAT(worker->Register("echo",
+                               [](JobContext& job) -> absl::StatusOr<std::string> {
+                                 return job.lease().payload_json;
+                               }),
+              IsOk());
+  RunUntil(*worker, [&] { return CountWhere("status = 'completed'") == 50; });
+  EXPECT_EQ(worker->stats().completed, 50);
+  EXPECT_EQ(CountWhere("result = payload"), 50);
+  EXPECT_EQ(CountWhere("status <> 'completed'"), 0);
+}
+
+TEST_F(WorkerTest, FailingHandlerRetriesThenFails) {
+  NewJob job = MakeJob("flaky");
+  job.options.max_attempts = 3;
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(job));
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), Options()));
+  std::atomic<int> calls{0};
+  ASSERT_THAT(worker->Register("flaky",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 ++calls;
+                                 return absl::UnavailableError("upstream said no");
+                               }),
+              IsOk());
+  RunUntil(*worker, [&] { return CountWhere("status = 'failed'") == 1; });
+  EXPECT_EQ(calls.load(), 3);
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(added.id));
+  EXPECT_EQ(row.attempts, 3);
+  EXPECT_THAT(row.last_error, HasSubstr("upstream said no"));
+}
+
+TEST_F(WorkerTest, ThrowingHandlerFailsTheJobWithoutCrashing) {
+  NewJob job = MakeJob("thrower");
+  job.options.max_attempts = 1;
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(job));
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), Options()));
+  ASSERT_THAT(worker->Register("thrower",
+                               [](JobContext&) -> absl::StatusOr<std::string> {
+                                 throw std::runtime_error("boom");
+                               }),
+              IsOk());
+  RunUntil(*worker, [&] { return CountWhere("status = 'failed'") == 1; });
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(added.id));
+  EXPECT_THAT(row.last_error, HasSubstr("boom"));
+}
+
+TEST_F(WorkerTest, InvalidJsonResultFailsTheJob) {
+  NewJob job = MakeJob("bad_result");
+  job.options.max_attempts = 1;
+  ASSERT_THAT(queue_->Enqueue(job).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), Options()));
+  ASSERT_THAT(worker->Register("bad_result",
+                               [](JobContext&) -> absl::StatusOr<std::string> {
+                                 return std::string("{not json");
+                               }),
+              IsOk());
+  RunUntil(*worker, [&] { return CountWhere("status = 'failed'") == 1; });
+  EXPECT_EQ(CountWhere("last_error LIKE '%result%'"), 1);
+}
+
+TEST_F(WorkerTest, NotificationWakesAnIdleWorkerLongBeforeItsPoll) {
+  WorkerOptions options = Options();
+  options.poll_interval = absl::Hours(1);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  ASSERT_THAT(
+      worker->Register(
+          "wake", [](JobContext&) -> absl::StatusOr<std::string> { return std::string("null"); }),
+      IsOk());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  // Wait until the worker has gone idle and registered as a waiter.
+  ASSERT_TRUE(Eventually([&] {
+    return schema_.Query(
+               absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue_waiters")) == "1";
+  }));
+  ASSERT_THAT(queue_->Enqueue(MakeJob("wake")).status(), IsOk());
+  // With a one-hour poll, only the notification can get this job done.
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
+  worker->Stop();
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
+  // A stopped worker no longer asks for notifications.
+  EXPECT_EQ(
+      schema_.Query(absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue_waiters")),
+      "0");
+}
+
+TEST_F(WorkerTest, DelayedJobRunsWhenDueWithoutWaitingForThePoll) {
+  WorkerOptions options = Options();
+  options.poll_interval = absl::Hours(1);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  ASSERT_THAT(
+      worker->Register(
+          "later", [](JobContext&) -> absl::StatusOr<std::string> { return std::string("null"); }),
+      IsOk());
+  NewJob job = MakeJob("later");
+  job.options.delay = absl::Milliseconds(300);
+  ASSERT_THAT(queue_->Enqueue(job).status(), IsOk());
+  RunUntil(*worker, [&] { return CountWhere("status = 'completed'") == 1; });
+  EXPECT_EQ(CountWhere("status = 'completed' AND finished_at >= run_at"), 1);
+}
+
+TEST_F(WorkerTest, GracefulStopReleasesUnfinishedJobs) {
+  for (int i = 0; i < 6; ++i) ASSERT_THAT(queue_->Enqueue(MakeJob("slow")).status(), IsOk());
+  WorkerOptions options = Options(2);
+  options.batch_size = 6;
+  options.shutdown_timeout = absl::Milliseconds(200);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<int> started{0};
+  // Ignores stopping() on purpose: the deadline must release it anyway.
+  ASSERT_THAT(worker->Register("slow",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 ++started;
+                                 absl::SleepFor(absl::Seconds(1));
+                                 return std::string("null");
+                               }),
+              IsOk());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return started.load() == 2; }));
+  worker->Stop();
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
+  EXPECT_EQ(CountWhere("status = 'processing'"), 0);
+  EXPECT_EQ(CountWhere("status = 'pending' AND attempts = 0"), 6);
+  EXPECT_EQ(worker->stats().released, 6);
+}
+
+TEST_F(WorkerTest, HandlersSeeStoppingAndTheirJobsAreReleased) {
+  ASSERT_THAT(queue_->Enqueue(MakeJob("polite")).status(), IsOk());
+  WorkerOptions options = Options(1);
+  options.shutdown_timeout = absl::Seconds(20);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<bool> started{false};
+  ASSERT_THAT(worker->Register("polite",
+                               [&](JobContext& job) -> absl::StatusOr<std::string> {
+                                 started = true;
+                                 while (!job.stopping()) absl::SleepFor(absl::Milliseconds(5));
+                                 return absl::CancelledError("shutting down");
+                               }),
+              IsOk());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  worker->Stop();
+  runner.join();
+  EXPECT_EQ(CountWhere("status = 'pending' AND attempts = 0"), 1);
+  EXPECT_EQ(worker->stats().failed, 0);
+}
+
+TEST_F(WorkerTest, ExitsWhenIdle) {
+  ASSERT_THAT(queue_->Enqueue(MakeJob("one")).status(), IsOk());
+  WorkerOptions options = Options();
+  options.exit_when_idle = absl::Milliseconds(300);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  ASSERT_THAT(
+      worker->Register("one",
+                       [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
+      IsOk());
+  // Returns by itself: no Stop() call.
+  EXPECT_THAT(worker->Run(), IsOk());
+  EXPECT_EQ(CountWhere("status = 'completed'"), 1);
+}
+
+TEST_F(WorkerTest, HeartbeatsKeepALongJobFromBeingReaped) {
+  ASSERT_THAT(queue_->Enqueue(MakeJob("long")).status(), IsOk());
+  WorkerOptions options = Options(1);
+  options.heartbeat_interval = absl::Milliseconds(50);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<bool> started{false};
+  ASSERT_THAT(worker->Register("long",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 started = true;
+                                 absl::SleepFor(absl::Milliseconds(1500));
+                                 return std::string("\"done\"");
+                               }),
+              IsOk());
+  RecoverOptions recover;
+  recover.stale_after = absl::Milliseconds(500);
+  StaleLockReaper reaper(queue_.get(), recover);
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  int64_t recovered = 0;
+  for (int i = 0; i < 10; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    JQ_ASSERT_OK_AND_ASSIGN(RecoverResult sweep, reaper.RunOnce());
+    recovered += static_cast<int64_t>(sweep.jobs.size());
+  }
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
+  worker->Stop();
+  runner.join();
+  EXPECT_EQ(recovered, 0);
+  EXPECT_EQ(worker->stats().lost, 0);
+}
+
+TEST_F(WorkerTest, ManyThreadsCompleteEachJobExactlyOnce) {
+  constexpr int kJobs = 5000;
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < kJobs; ++i) jobs.push_back(MakeJob("count", absl::StrCat(i)));
+  ASSERT_THAT(queue_->EnqueueMany(jobs).status(), IsOk());
+  WorkerOptions options = Options(8);
+  options.batch_size = 64;
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  absl::Mutex mu;
+  absl::flat_hash_map<int64_t, int> runs;
+  ASSERT_THAT(worker->Register("count",
+                               [&](JobContext& job) -> absl::StatusOr<std::string> {
+                                 absl::MutexLock lock(&mu);
+                                 ++runs[job.lease().job_id];
+                                 return std::string("null");
+                               }),
+              IsOk());
+  RunUntil(*worker, [&] { return CountWhere("status = 'completed'") == kJobs; });
+  EXPECT_EQ(runs.size(), static_cast<size_t>(kJobs));
+  for (const auto& [id, n] : runs) EXPECT_EQ(n, 1) << "job " << id;
+  EXPECT_EQ(worker->stats().completed, kJobs);
+}
+
+TEST_F(WorkerTest, RejectsBadOptionsAndRegistrations) {
+  WorkerOptions options = Options();
+  options.concurrency = 0;
+  EXPECT_THAT(Worker::Create(queue_.get(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("concurrency")));
+  options = Options();
+  options.queue = "bad queue'; --";
+  EXPECT_THAT(Worker::Create(queue_.get(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), Options()));
+  auto noop = [](JobContext&) -> absl::StatusOr<std::string> { return std::string("null"); };
+  EXPECT_THAT(worker->Register("", noop), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(worker->Register("ok", noop), IsOk());
+  EXPECT_THAT(worker->Register("ok", noop), StatusIs(absl::StatusCode::kAlreadyExists));
+  JQ_ASSERT_OK_AND_ASSIGN(auto empty, Worker::Create(queue_.get(), Options()));
+  EXPECT_THAT(empty->Run(), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(WorkerTest, RetentionCleanerDeletesOnlyOldFinishedJobs) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult old_job, queue_->Enqueue(MakeJob("r")));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult fresh_job, queue_->Enqueue(MakeJob("r")));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult pending_job, queue_->Enqueue(MakeJob("r")));
+  schema_.Query(absl::StrCat("UPDATE ", schema_.name(),
+                             ".job_queue SET status = 'completed', finished_at = now() - "
+                             "interval '10 days' WHERE id = ",
+                             old_job.id));
+  schema_.Query(absl::StrCat(
+      "UPDATE ", schema_.name(),
+      ".job_queue SET status = 'completed', finished_at = now() WHERE id = ", fresh_job.id));
+  RetentionCleaner cleaner(queue_.get(), PurgeOptions{});
+  JQ_ASSERT_OK_AND_ASSIGN(int64_t deleted, cleaner.RunOnce());
+  EXPECT_EQ(deleted, 1);
+  EXPECT_THAT(queue_->Get(old_job.id).status(), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(queue_->Get(fresh_job.id).status(), IsOk());
+  EXPECT_THAT(queue_->Get(pending_job.id).status(), IsOk());
+}
+
+}  // namespace
+}  // namespace jobqueue
