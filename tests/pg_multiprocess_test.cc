@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "jobqueue/pg_queue.h"
+#include "testing/eventually.h"
 #include "testing/pg_fixture.h"
 #include "testing/status_matchers.h"
 
@@ -24,6 +25,7 @@ extern char** environ;
 namespace jobqueue {
 namespace {
 
+using ::jobqueue::testing::Eventually;
 using ::jobqueue::testing::IsOk;
 using ::jobqueue::testing::StatusIs;
 using ::jobqueue::testing::TestSchema;
@@ -83,16 +85,6 @@ Record ReadRecord(const std::string& path) {
     (word == "start" ? record.started : record.done).emplace_back(id, attempt);
   }
   return record;
-}
-
-template <typename F>
-bool Eventually(F done, absl::Duration limit = absl::Seconds(60)) {
-  const absl::Time deadline = absl::Now() + limit;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return done();
 }
 
 NewJob MakeJob(std::string type, std::string payload = "{}") {

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "testing/pg_fixture.h"
 #include "testing/status_matchers.h"
 
@@ -89,6 +91,218 @@ TEST_F(PgQueueTest, BatchEnqueueAndCompleteAndClaim) {
   EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() +
                           ".job_queue WHERE status = 'completed'"),
             "4");
+}
+
+TEST_F(PgQueueTest, DedupeKeyReturnsTheLiveJob) {
+  NewJob job = Job("sync");
+  job.options.dedupe_key = "customer-42";
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult first, queue_->Enqueue(job));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult second, queue_->Enqueue(job));
+  EXPECT_TRUE(first.inserted);
+  EXPECT_FALSE(second.inserted);
+  EXPECT_EQ(second.id, first.id);
+  std::vector<NewJob> batch = {job, Job("other")};
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<EnqueueResult> many, queue_->EnqueueMany(batch));
+  EXPECT_FALSE(many[0].inserted);
+  EXPECT_EQ(many[0].id, first.id);
+  EXPECT_TRUE(many[1].inserted);
+  // Once the job is finished the key is free again.
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue_->Claim(Request(10)));
+  for (const Lease& lease : leases) ASSERT_THAT(queue_->Complete(lease), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult third, queue_->Enqueue(job));
+  EXPECT_TRUE(third.inserted);
+  EXPECT_NE(third.id, first.id);
+}
+
+TEST_F(PgQueueTest, ClaimsByPriorityThenRunAtThenId) {
+  NewJob low = Job("t");
+  low.options.priority = 5;
+  NewJob high = Job("t");
+  high.options.priority = -5;
+  NewJob delayed = Job("t");
+  delayed.options.delay = absl::Hours(1);
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult a, queue_->Enqueue(low));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult b, queue_->Enqueue(Job("t")));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult c, queue_->Enqueue(high));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult d, queue_->Enqueue(Job("t")));
+  ASSERT_THAT(queue_->Enqueue(delayed).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue_->Claim(Request(10)));
+  ASSERT_EQ(leases.size(), 4u);  // the delayed job is not due
+  EXPECT_EQ(leases[0].job_id, c.id);
+  EXPECT_EQ(leases[1].job_id, b.id);
+  EXPECT_EQ(leases[2].job_id, d.id);
+  EXPECT_EQ(leases[3].job_id, a.id);
+}
+
+TEST_F(PgQueueTest, ClaimFiltersByQueueAndType) {
+  NewJob other_queue = Job("t");
+  other_queue.options.queue = "emails";
+  ASSERT_THAT(queue_->Enqueue(other_queue).status(), IsOk());
+  ASSERT_THAT(queue_->Enqueue(Job("a")).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult b, queue_->Enqueue(Job("b")));
+  ClaimRequest request = Request(10);
+  request.job_types = {"b"};
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue_->Claim(request));
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_EQ(leases[0].job_id, b.id);
+}
+
+TEST_F(PgQueueTest, FailRetriesWithBackoffThenFails) {
+  NewJob job = Job("t");
+  job.options.max_attempts = 2;
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(job));
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> first, queue_->Claim(Request()));
+  ASSERT_EQ(first.size(), 1u);
+  JQ_ASSERT_OK_AND_ASSIGN(FailOutcome retry, queue_->Fail(first[0], "timeout"));
+  EXPECT_TRUE(retry.will_retry);
+  EXPECT_EQ(retry.attempts, 1);
+  // The policy's first delay is about a second: not claimable yet.
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> none, queue_->Claim(Request()));
+  EXPECT_TRUE(none.empty());
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job pending, queue_->Get(added.id));
+  EXPECT_EQ(pending.status, JobStatus::kPending);
+  EXPECT_EQ(pending.last_error, "timeout");
+  EXPECT_GT(pending.run_at, absl::Now() + absl::Milliseconds(500));
+  schema_.Query("UPDATE " + schema_.name() + ".job_queue SET run_at = now()");
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> second, queue_->Claim(Request()));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].attempt, 2);
+  // Overriding the delay is allowed, but attempts are spent: failed for good.
+  JQ_ASSERT_OK_AND_ASSIGN(FailOutcome final, queue_->Fail(second[0], "timeout again"));
+  EXPECT_FALSE(final.will_retry);
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job failed, queue_->Get(added.id));
+  EXPECT_EQ(failed.status, JobStatus::kFailed);
+  EXPECT_TRUE(failed.finished_at.has_value());
+  // Operators can send it back.
+  JQ_ASSERT_OK_AND_ASSIGN(int64_t moved, queue_->RetryFailed());
+  EXPECT_EQ(moved, 1);
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job again, queue_->Get(added.id));
+  EXPECT_EQ(again.status, JobStatus::kPending);
+  EXPECT_EQ(again.attempts, 0);
+}
+
+TEST_F(PgQueueTest, HeartbeatAndCompleteAreFencedByTheLease) {
+  ASSERT_THAT(queue_->Enqueue(Job("t")).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue_->Claim(Request()));
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_THAT(queue_->Heartbeat(leases[0]), IsOk());
+  Lease impostor = leases[0];
+  impostor.worker_id = "someone-else";
+  EXPECT_THAT(queue_->Complete(impostor), StatusIs(kLeaseLostCode, HasSubstr("lease lost")));
+  Lease old_attempt = leases[0];
+  old_attempt.attempt = 0;
+  EXPECT_THAT(queue_->Heartbeat(old_attempt), StatusIs(kLeaseLostCode));
+  Lease missing = leases[0];
+  missing.job_id = 987654321;
+  EXPECT_THAT(queue_->Complete(missing), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(queue_->Complete(leases[0], "{bad json"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(queue_->Complete(leases[0]), IsOk());
+  EXPECT_THAT(queue_->Complete(leases[0]), StatusIs(kLeaseLostCode));
+}
+
+TEST_F(PgQueueTest, CancelOnlyPendingJobs) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult a, queue_->Enqueue(Job("t")));
+  EXPECT_THAT(queue_->Cancel(a.id), IsOk());
+  EXPECT_THAT(queue_->Cancel(a.id), StatusIs(absl::StatusCode::kFailedPrecondition));
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job job, queue_->Get(a.id));
+  EXPECT_EQ(job.status, JobStatus::kCancelled);
+  EXPECT_THAT(queue_->Cancel(123456789), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(PgQueueTest, CountsByQueueTypeAndStatus) {
+  ASSERT_THAT(queue_->Enqueue(Job("a")).status(), IsOk());
+  ASSERT_THAT(queue_->Enqueue(Job("a")).status(), IsOk());
+  ASSERT_THAT(queue_->Enqueue(Job("b")).status(), IsOk());
+  ClaimRequest request = Request();
+  request.job_types = {"b"};
+  ASSERT_THAT(queue_->Claim(request).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<StatusCount> counts, queue_->Counts());
+  ASSERT_EQ(counts.size(), 2u);
+  EXPECT_EQ(counts[0].job_type, "a");
+  EXPECT_EQ(counts[0].status, JobStatus::kPending);
+  EXPECT_EQ(counts[0].count, 2);
+  EXPECT_EQ(counts[1].job_type, "b");
+  EXPECT_EQ(counts[1].status, JobStatus::kProcessing);
+  EXPECT_EQ(counts[1].count, 1);
+}
+
+TEST_F(PgQueueTest, ReaperFailsJobsWhoseAttemptsAreSpentAndHonorsPerTypeTimeouts) {
+  NewJob last_try = Job("fragile");
+  last_try.options.max_attempts = 1;
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult fragile, queue_->Enqueue(last_try));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult patient, queue_->Enqueue(Job("patient")));
+  ASSERT_THAT(queue_->Claim(Request(10, "gone")).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<StaleJob> stale, queue_->ListStale(absl::ZeroDuration()));
+  EXPECT_EQ(stale.size(), 2u);
+  RecoverOptions options;
+  options.stale_after = absl::ZeroDuration();
+  options.stale_after_by_type = {{"patient", absl::Hours(2)}};
+  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult result, queue_->RecoverStale(options));
+  EXPECT_TRUE(result.acted);
+  ASSERT_EQ(result.jobs.size(), 1u);
+  EXPECT_EQ(result.jobs[0].id, fragile.id);
+  EXPECT_EQ(result.jobs[0].new_status, JobStatus::kFailed);
+  EXPECT_EQ(result.jobs[0].previous_owner, "gone");
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job failed, queue_->Get(fragile.id));
+  EXPECT_THAT(failed.last_error, HasSubstr("stale lock"));
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job still, queue_->Get(patient.id));
+  EXPECT_EQ(still.status, JobStatus::kProcessing);
+}
+
+TEST_F(PgQueueTest, OnlyOneReaperActsPerSweep) {
+  // Hold the sweep lock in another session: a concurrent sweep must step aside.
+  PGconn* holder = schema_.Connect();
+  PQclear(PQexec(holder, "BEGIN"));
+  PQclear(PQexec(holder, ("SELECT pg_advisory_xact_lock(hashtext('jobqueue_reaper'), hashtext('\"" +
+                          schema_.name() + "\"'))")
+                             .c_str()));
+  RecoverOptions options;
+  options.stale_after = absl::ZeroDuration();
+  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult blocked, queue_->RecoverStale(options));
+  EXPECT_FALSE(blocked.acted);
+  PQclear(PQexec(holder, "COMMIT"));
+  PQfinish(holder);
+  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult free, queue_->RecoverStale(options));
+  EXPECT_TRUE(free.acted);
+}
+
+TEST_F(PgQueueTest, ConcurrentMigratorsAreSafe) {
+  TestSchema fresh;
+  PgOptions options;
+  options.schema = fresh.name();
+  std::vector<std::thread> threads;
+  std::vector<absl::StatusOr<int>> results(4, absl::UnknownError("not run"));
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      auto queue = PgQueue::Open(testing::TestDatabaseUrl(), options);
+      results[i] = queue.ok() ? (*queue)->Migrate() : queue.status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const auto& result : results) {
+    ASSERT_THAT(result.status(), IsOk());
+    EXPECT_EQ(*result, 1);
+  }
+  EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + fresh.name() + ".job_queue_migrations"), "1");
+}
+
+TEST_F(PgQueueTest, BadSchemaNamesAreRejected) {
+  for (const char* bad : {"", "Ops", "1ops", "ops;drop", "o\"ps"}) {
+    PgOptions options;
+    options.schema = bad;
+    EXPECT_THAT(PgQueue::Open(testing::TestDatabaseUrl(), options).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument))
+        << bad;
+  }
+}
+
+TEST_F(PgQueueTest, UnmigratedSchemaSaysRunMigrate) {
+  PgOptions options;
+  options.schema = "jq_never_migrated";
+  JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(testing::TestDatabaseUrl(), options));
+  EXPECT_THAT(queue->Enqueue(Job("t")).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("migrate")));
 }
 
 }  // namespace

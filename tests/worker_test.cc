@@ -10,12 +10,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "jobqueue/maintenance.h"
+#include "testing/eventually.h"
 #include "testing/pg_fixture.h"
 #include "testing/status_matchers.h"
 
 namespace jobqueue {
 namespace {
 
+using ::jobqueue::testing::Eventually;
 using ::jobqueue::testing::IsOk;
 using ::jobqueue::testing::StatusIs;
 using ::jobqueue::testing::TestSchema;
@@ -26,18 +28,6 @@ NewJob MakeJob(std::string type, std::string payload = "{}") {
   job.job_type = std::move(type);
   job.payload_json = std::move(payload);
   return job;
-}
-
-// Polls a condition for up to `limit` (a bound on how long a broken worker may hang the test,
-// not a speed requirement).
-template <typename F>
-bool Eventually(F done, absl::Duration limit = absl::Seconds(30)) {
-  const absl::Time deadline = absl::Now() + limit;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return done();
 }
 
 class WorkerTest : public ::testing::Test {
