@@ -37,8 +37,7 @@ std::string TempPath(absl::string_view name) {
 
 pid_t SpawnWorker(const std::string& schema, const std::string& record, int concurrency,
                   int handler_ms, int idle_exit_ms) {
-  const char* binary = std::getenv("JQ_TEST_WORKER");
-  if (binary == nullptr) throw std::runtime_error("JQ_TEST_WORKER is not set");
+  const std::string binary = testing::TestWorkerBinary();
   std::vector<std::string> args = {binary,
                                    schema,
                                    record,
@@ -49,7 +48,7 @@ pid_t SpawnWorker(const std::string& schema, const std::string& record, int conc
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
-  if (posix_spawn(&pid, binary, nullptr, nullptr, argv.data(), environ) != 0) {
+  if (posix_spawn(&pid, binary.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
     throw std::runtime_error("posix_spawn failed");
   }
   return pid;

@@ -61,7 +61,7 @@ TEST(PgRestartTest, WorkersReconnectAndNothingIsLost) {
     const std::string record = absl::StrCat("/tmp/jq_restart_", getpid());
     for (int i = 0; i < 2; ++i) {
       // 1 ms per job keeps the run long enough to restart in the middle of it.
-      workers.push_back(Spawn({std::getenv("JQ_TEST_WORKER"), schema_name,
+      workers.push_back(Spawn({testing::TestWorkerBinary(), schema_name,
                                absl::StrCat(record, "_", i), "8", "1", "4000"}));
     }
     auto completed = [&] {

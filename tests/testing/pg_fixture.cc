@@ -18,6 +18,15 @@ Secret TestDatabaseUrl() {
   return Secret::Url(url);
 }
 
+std::string TestWorkerBinary() {
+  if (const char* env = std::getenv("JQ_TEST_WORKER"); env != nullptr && *env != '\0') return env;
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) throw std::runtime_error("cannot find the test binary's directory");
+  std::string path(self, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/') + 1) + "jq_test_worker";
+}
+
 TestSchema::TestSchema() {
   static std::atomic<int> counter{0};
   name_ = absl::StrCat("t_", getpid(), "_", counter++);

@@ -15,6 +15,9 @@ namespace jobqueue::testing {
 // DATABASE_URL from the environment (scripts/services env); fails the test when unset.
 Secret TestDatabaseUrl();
 
+// The jq_test_worker executable: $JQ_TEST_WORKER, else beside the running test binary.
+std::string TestWorkerBinary();
+
 // A schema named t_<pid>_<n>; Drop() runs in the destructor.
 class TestSchema {
  public:
