@@ -54,7 +54,7 @@ PGconn* TestSchema::Connect() const {
 
 std::string TestSchema::Query(const std::string& sql) const {
   PGconn* conn = Connect();
-  PQexec(conn, "SET client_min_messages = warning");
+  PQclear(PQexec(conn, "SET client_min_messages = warning"));
   PGresult* result = PQexec(conn, sql.c_str());
   std::string out;
   const ExecStatusType status = PQresultStatus(result);
