@@ -86,6 +86,9 @@ absl::Status WorkerOptions::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("concurrency must be 1..1024, got ", concurrency));
   }
+  if (dispatchers < 1 || dispatchers > 16) {
+    return absl::InvalidArgumentError(absl::StrCat("dispatchers must be 1..16, got ", dispatchers));
+  }
   if (batch_size < 0 || batch_size > 10000) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch size must be 0..10000, got ", batch_size));
@@ -115,6 +118,7 @@ class Worker::Impl {
     if (options_.worker_id.empty()) options_.worker_id = DefaultWorkerId();
     capacity_ = options_.batch_size > 0 ? std::max(options_.batch_size, options_.concurrency)
                                         : 2 * options_.concurrency;
+    per_claim_ = std::min(10000, std::max(1, capacity_ / options_.dispatchers));
   }
   ~Impl() { ::close(wake_fd_); }
 
@@ -159,9 +163,21 @@ class Worker::Impl {
   void HandlerLoop();
   void RunOne(const Lease& lease);
   void FailJob(const Lease& lease, const absl::Status& error);
-  // One CompleteAndClaim round trip. Returns jobs claimed, or the error (completions are
-  // kept for the next try).
-  absl::StatusOr<int> Exchange(int limit);
+  struct ExchangeResult {
+    int limit = 0;  // jobs asked for
+    int claimed = 0;
+    int flushed = 0;  // completions sent
+  };
+  // One CompleteAndClaim round trip: flushes the completions and, with `claim`, claims what
+  // the free capacity allows. On error the completions are kept for the next try.
+  absl::StatusOr<ExchangeResult> Exchange(bool claim);
+  // Extra dispatchers (options.dispatchers > 1) only exchange; the main one listens,
+  // heartbeats and decides when to stop.
+  void PumpLoop();
+  void WakePumps() {
+    absl::MutexLock lock(&mu_);
+    pump_cv_.SignalAll();
+  }
   void Heartbeat();
   absl::Status EnsureListening();
   void DropListener();
@@ -178,6 +194,11 @@ class Worker::Impl {
   mutable absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool quit_threads_ ABSL_GUARDED_BY(mu_) = false;
+  bool quit_pumps_ ABSL_GUARDED_BY(mu_) = false;
+  int reserved_ ABSL_GUARDED_BY(mu_) = 0;  // claim slots of round trips in flight
+  absl::CondVar pump_cv_;
+  int per_claim_ = 1;
+  std::vector<std::thread> pumps_;
   absl::flat_hash_map<std::string, JobHandler> handlers_;  // read-only once started
   std::vector<std::string> types_;
   std::deque<Lease> ready_ ABSL_GUARDED_BY(mu_);
@@ -238,7 +259,10 @@ void Worker::Impl::RunOne(const Lease& lease) {
     given_back = given_back_.erase(lease.job_id) > 0;
     if (!given_back && result.ok()) {
       done_.push_back({lease, *std::move(result)});
-      if (done_.size() == 1) Wake(wake_fd_);
+      if (done_.size() == 1) {
+        Wake(wake_fd_);
+        pump_cv_.SignalAll();
+      }
       return;
     }
   }
@@ -289,12 +313,24 @@ void Worker::Impl::FailJob(const Lease& lease, const absl::Status& error) {
   Wake(wake_fd_);
 }
 
-absl::StatusOr<int> Worker::Impl::Exchange(int limit) {
+absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) {
   std::vector<PgQueue::Completion> done;
+  int limit = 0;
   {
     absl::MutexLock lock(&mu_);
     done.swap(done_);
+    if (claim) {
+      // Jobs done but not yet flushed leave with this round trip: their slots are free. Other
+      // dispatchers' claims in flight have reserved theirs.
+      const int held = static_cast<int>(held_.size() - done.size());
+      limit = std::clamp(capacity_ - held - reserved_, 0, per_claim_);
+      reserved_ += limit;
+    }
   }
+  ExchangeResult out;
+  out.limit = limit;
+  out.flushed = static_cast<int>(done.size());
+  if (done.empty() && limit == 0) return out;
   ClaimRequest request;
   request.worker_id = options_.worker_id;
   request.queue = options_.queue;
@@ -302,6 +338,7 @@ absl::StatusOr<int> Worker::Impl::Exchange(int limit) {
   request.limit = limit;
   absl::StatusOr<PgQueue::CompleteAndClaimResult> result = queue_->CompleteAndClaim(done, request);
   absl::MutexLock lock(&mu_);
+  reserved_ -= limit;
   if (!result.ok()) {
     done_.insert(done_.begin(), std::make_move_iterator(done.begin()),
                  std::make_move_iterator(done.end()));
@@ -311,11 +348,34 @@ absl::StatusOr<int> Worker::Impl::Exchange(int limit) {
   for (const PgQueue::Completion& completion : done) held_.erase(completion.lease.job_id);
   stats_.lost += static_cast<int64_t>(result->lost_job_ids.size());
   stats_.completed += static_cast<int64_t>(done.size() - result->lost_job_ids.size());
+  out.claimed = static_cast<int>(result->claimed.size());
   for (Lease& lease : result->claimed) {
     held_.emplace(lease.job_id, lease);
     ready_.push_back(std::move(lease));
   }
-  return static_cast<int>(result->claimed.size());
+  return out;
+}
+
+void Worker::Impl::PumpLoop() {
+  absl::Duration backoff = options_.reconnect_min;
+  absl::MutexLock lock(&mu_);
+  while (!quit_pumps_) {
+    mu_.Unlock();
+    absl::StatusOr<ExchangeResult> result = Exchange(/*claim=*/true);
+    mu_.Lock();
+    if (!result.ok()) {
+      pump_cv_.WaitWithTimeout(&mu_, backoff);
+      backoff = std::min(backoff * 2, options_.reconnect_max);
+      continue;
+    }
+    backoff = options_.reconnect_min;
+    if (result->limit > 0 && result->claimed == result->limit) continue;  // busy
+    if (!done_.empty()) continue;
+    // Full: handlers signal as they finish. Drained: the main dispatcher signals when jobs
+    // arrive.
+    pump_cv_.WaitWithTimeout(&mu_,
+                             result->limit == 0 ? absl::Milliseconds(20) : options_.poll_interval);
+  }
 }
 
 void Worker::Impl::Heartbeat() {
@@ -394,47 +454,38 @@ absl::Status Worker::Impl::Run() {
   const int signal_slot = RegisterWakeFd(wake_fd_);
   threads_.reserve(static_cast<size_t>(options_.concurrency));
   for (int i = 0; i < options_.concurrency; ++i) threads_.emplace_back([this] { HandlerLoop(); });
+  for (int i = 1; i < options_.dispatchers; ++i) pumps_.emplace_back([this] { PumpLoop(); });
 
   absl::Duration backoff = options_.reconnect_min;
   bool in_outage = false;
   absl::Time last_active = absl::Now();
   absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
   while (!StopWanted()) {
-    int held;
-    bool have_done;
-    int free;
-    {
-      absl::MutexLock lock(&mu_);
-      held = static_cast<int>(held_.size());
-      have_done = !done_.empty();
-      // Jobs done but not yet flushed leave with this round trip: their slots are free.
-      free = std::min(capacity_ - held + static_cast<int>(done_.size()), 10000);
-    }
     bool drained = false;
-    if (free > 0 || have_done) {
-      absl::StatusOr<int> claimed = Exchange(std::max(free, 0));
-      if (!claimed.ok()) {
-        if (!in_outage) {
-          internal::LogWarn("database unavailable, retrying with backoff: {}",
-                            claimed.status().ToString());
-          in_outage = true;
-        }
-        {
-          absl::MutexLock lock(&mu_);
-          ++stats_.reconnects;
-        }
-        DropListener();
-        waiting_registered_ = false;
-        WaitForWake(backoff);
-        backoff = std::min(backoff * 2, options_.reconnect_max);
-        continue;
+    absl::StatusOr<ExchangeResult> exchanged = Exchange(/*claim=*/true);
+    if (!exchanged.ok()) {
+      if (!in_outage) {
+        internal::LogWarn("database unavailable, retrying with backoff: {}",
+                          exchanged.status().ToString());
+        in_outage = true;
       }
-      if (in_outage) internal::LogInfo("database reachable again");
-      in_outage = false;
-      backoff = options_.reconnect_min;
-      if (*claimed > 0) last_active = absl::Now();
-      if (free == 0) continue;  // only flushed completions; look again
-      if (*claimed == free) {
+      {
+        absl::MutexLock lock(&mu_);
+        ++stats_.reconnects;
+      }
+      DropListener();
+      waiting_registered_ = false;
+      WaitForWake(backoff);
+      backoff = std::min(backoff * 2, options_.reconnect_max);
+      continue;
+    }
+    if (in_outage) internal::LogInfo("database reachable again");
+    in_outage = false;
+    backoff = options_.reconnect_min;
+    if (exchanged->claimed > 0) last_active = absl::Now();
+    if (exchanged->limit > 0) {
+      if (exchanged->claimed == exchanged->limit) {
+        WakePumps();
         if (waiting_registered_) {
           // Busy again: stop paying for notifications.
           if (queue_->SetWaiting(options_.worker_id, options_.queue, false).ok())
@@ -443,6 +494,13 @@ absl::Status Worker::Impl::Run() {
         continue;
       }
       drained = true;
+    } else if (exchanged->flushed > 0) {
+      continue;  // slots were freed: look again
+    }
+    int held;
+    {
+      absl::MutexLock lock(&mu_);
+      held = static_cast<int>(held_.size());
     }
     if (held > 0) last_active = absl::Now();
 
@@ -498,6 +556,13 @@ absl::Status Worker::Impl::Run() {
 
 void Worker::Impl::Shutdown() {
   shutting_down_.store(true);
+  {
+    absl::MutexLock lock(&mu_);
+    quit_pumps_ = true;
+    pump_cv_.SignalAll();
+  }
+  for (std::thread& pump : pumps_) pump.join();
+  pumps_.clear();
   std::deque<Lease> unstarted;
   {
     absl::MutexLock lock(&mu_);
@@ -518,7 +583,7 @@ void Worker::Impl::Shutdown() {
       busy = !running_.empty();
       have_done = !done_.empty();
     }
-    if (have_done && !Exchange(0).ok()) absl::SleepFor(options_.reconnect_min);
+    if (have_done && !Exchange(/*claim=*/false).ok()) absl::SleepFor(options_.reconnect_min);
     if (!busy || absl::Now() >= deadline) break;
     WaitForWake(std::min(deadline - absl::Now(), absl::Milliseconds(100)));
   }

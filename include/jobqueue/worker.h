@@ -47,6 +47,9 @@ struct WorkerOptions {
   int concurrency = 1;
   // Jobs claimed per round trip; 0 means 2 x concurrency. 0..10000.
   int batch_size = 0;
+  // Connections claiming and completing in parallel; each claims batch_size / dispatchers.
+  // More than one lets Postgres use more cores for one busy worker. 1..16, default 1.
+  int dispatchers = 1;
   // Fallback poll when no notification comes (WORKER_POLL_INTERVAL). Default 10 s.
   absl::Duration poll_interval = absl::Seconds(10);
   // Wake on pg_notify from inserts. Default true.
