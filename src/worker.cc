@@ -369,6 +369,8 @@ void Worker::Impl::PumpLoop() {
       continue;
     }
     backoff = options_.reconnect_min;
+    // The main dispatcher tracks idleness and heartbeats: tell it what changed.
+    if (result->flushed > 0 || result->claimed > 0) Wake(wake_fd_);
     if (result->limit > 0 && result->claimed == result->limit) continue;  // busy
     if (!done_.empty()) continue;
     // Full: handlers signal as they finish. Drained: the main dispatcher signals when jobs

@@ -63,6 +63,9 @@ class WorkerTest : public ::testing::Test {
     EXPECT_THAT(run_status, IsOk());
   }
 
+  // 5,000 jobs through 8 handler threads; each must run and complete exactly once.
+  void DrainExactlyOnce(int dispatchers);
+
   TestSchema schema_;
   std::unique_ptr<PgQueue> queue_;
 };
@@ -268,13 +271,14 @@ TEST_F(WorkerTest, HeartbeatsKeepALongJobFromBeingReaped) {
   EXPECT_EQ(worker->stats().lost, 0);
 }
 
-TEST_F(WorkerTest, ManyThreadsCompleteEachJobExactlyOnce) {
+void WorkerTest::DrainExactlyOnce(int dispatchers) {
   constexpr int kJobs = 5000;
   std::vector<NewJob> jobs;
   for (int i = 0; i < kJobs; ++i) jobs.push_back(MakeJob("count", absl::StrCat(i)));
   ASSERT_THAT(queue_->EnqueueMany(jobs).status(), IsOk());
   WorkerOptions options = Options(8);
   options.batch_size = 64;
+  options.dispatchers = dispatchers;
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
   absl::Mutex mu;
   absl::flat_hash_map<int64_t, int> runs;
@@ -290,6 +294,10 @@ TEST_F(WorkerTest, ManyThreadsCompleteEachJobExactlyOnce) {
   for (const auto& [id, n] : runs) EXPECT_EQ(n, 1) << "job " << id;
   EXPECT_EQ(worker->stats().completed, kJobs);
 }
+
+TEST_F(WorkerTest, ManyThreadsCompleteEachJobExactlyOnce) { DrainExactlyOnce(1); }
+
+TEST_F(WorkerTest, ParallelDispatchersCompleteEachJobExactlyOnce) { DrainExactlyOnce(3); }
 
 TEST_F(WorkerTest, RejectsBadOptionsAndRegistrations) {
   WorkerOptions options = Options();
