@@ -2,12 +2,18 @@
 #ifndef JOBQUEUE_EXAMPLES_CLI_COMMANDS_H_
 #define JOBQUEUE_EXAMPLES_CLI_COMMANDS_H_
 
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace jobqueue::cli {
 
+using CommandFn = std::function<int(const std::vector<std::string>&)>;
+
 int RunConfig(const std::vector<std::string>& args);
+// migrate, enqueue, work, stats, get, cancel, stale, recover, retry, purge.
+void AddPgCommands(std::map<std::string, CommandFn>* commands);
 
 }  // namespace jobqueue::cli
 

@@ -19,6 +19,22 @@ constexpr char kUsage[] =
     "  config --service NAME [--env-dir DIR] [--scopes FILE] [--json]\n"
     "      Print the effective configuration (secrets masked) and the secret-scope verdict.\n"
     "      Exit 0: pass; 77: a secret outside the service's scope; 78: configuration error.\n"
+    "\n"
+    "Postgres queue (DATABASE_URL or SUPABASE_MODE + SUPABASE_DB_URL_<MODE>; --schema, default "
+    "ops):\n"
+    "  migrate                     create or upgrade <schema>.job_queue\n"
+    "  enqueue --type T --payload JSON [--count N] [--delay S] [--priority P]\n"
+    "          [--max-attempts N] [--dedupe-key K] [--queue Q]\n"
+    "  work --types T1,T2 --handler noop|echo|fail[:msg]|sleep:MS [--concurrency N]\n"
+    "       [--batch N] [--exit-when-idle SECONDS]\n"
+    "  stats [--json]              counts by queue, type and status\n"
+    "  get ID [--json] | cancel ID\n"
+    "  stale [--older-than 30m]    processing jobs without a recent heartbeat\n"
+    "  recover [--older-than 30m]  run the stale-lock reaper now\n"
+    "  retry [--type T]            failed jobs back to pending\n"
+    "  purge [--completed-older-than D] [--failed-older-than D]\n"
+    "Each command takes --help.\n"
+    "\n"
     "  version\n"
     "      Print the library version.\n";
 
@@ -31,7 +47,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
-  const std::map<std::string, std::function<int(const std::vector<std::string>&)>> commands = {
+  std::map<std::string, jobqueue::cli::CommandFn> commands = {
       {"config", jobqueue::cli::RunConfig},
       {"version",
        [](const std::vector<std::string>&) {
@@ -39,6 +55,7 @@ int main(int argc, char** argv) {
          return 0;
        }},
   };
+  jobqueue::cli::AddPgCommands(&commands);
   auto it = commands.find(command);
   if (it == commands.end()) {
     std::fprintf(stderr, "jobqueue: unknown command '%s'\n\n%s", command.c_str(), kUsage);

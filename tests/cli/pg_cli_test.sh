@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The jobqueue CLI's Postgres subcommands against the real local Postgres, in a schema of
+# their own, run as an operator would.
+set -u
+cli=${JOBQUEUE_CLI:?}
+: "${DATABASE_URL:?run eval \"\$(scripts/services env)\"}"
+source "$(dirname "$0")/lib.sh"
+sql() { psql "$DATABASE_URL" -XAtq -c "$1"; }
+
+schema="cli_$$"
+export JOBQUEUE_SCHEMA=$schema
+dir=$(mktemp -d)
+trap 'sql "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+cd "$dir"  # no stray .env files
+
+check migrate 0 "$cli" migrate
+expect_in migrate "$schema.job_queue is at schema version 1"
+check migrate-again 0 "$cli" migrate
+
+check enqueue 0 "$cli" enqueue --type ingest_csv --payload '{"file": "a.csv"}'
+id=$out
+check get 0 "$cli" get "$id" --json
+expect_in get '"status":"pending"'
+expect_in get '"payload":{"file": "a.csv"}'
+
+check enqueue-many 0 "$cli" enqueue --type bulk --payload '{}' --count 2500
+expect_in enqueue-many "enqueued 2500 jobs"
+check stats-json 0 "$cli" stats --json
+expect_in stats-json '{"queue":"default","job_type":"bulk","status":"pending","count":2500}'
+check stats-text 0 "$cli" stats
+expect_in stats-text "ingest_csv"
+
+check dedupe-first 0 "$cli" enqueue --type sync --dedupe-key k1
+first=$out
+check dedupe-second 0 "$cli" enqueue --type sync --dedupe-key k1
+expect_in dedupe-second "$first (existing job with this dedupe key)"
+
+# Bad input: clear errors, non-zero exits, nothing written.
+before=$(sql "SELECT count(*) FROM $schema.job_queue")
+check bad-json 1 "$cli" enqueue --type t --payload '{not json'
+expect_in bad-json "payload"
+check empty-type 1 "$cli" enqueue --type '' --payload '{}'
+check long-type 1 "$cli" enqueue --type "$(printf 'a%.0s' {1..200})"
+check quoted-type 1 "$cli" enqueue --type "x'); DROP TABLE $schema.job_queue; --"
+check negative-delay 64 "$cli" enqueue --type t --delay=-5
+expect_in negative-delay "must not be negative"
+check zero-attempts 1 "$cli" enqueue --type t --max-attempts 0
+expect_in zero-attempts "max attempts"
+check bad-count 64 "$cli" enqueue --type t --count lots
+check unknown-flag 64 "$cli" enqueue --type t --bogus 1
+check missing-type 64 "$cli" enqueue --payload '{}'
+check bad-schema 1 "$cli" stats --schema 'x;drop'
+after=$(sql "SELECT count(*) FROM $schema.job_queue")
+[ "$before" = "$after" ] || { echo "FAIL bad input wrote rows: $before -> $after"; fails=$((fails+1)); }
+
+# A worker drains the bulk jobs and exits when idle; echo stores the payload as the result.
+check work-bulk 0 "$cli" work --types bulk --handler noop --concurrency 4 --batch 100 --exit-when-idle 1
+expect_in work-bulk "completed 2500"
+check work-echo 0 "$cli" work --types ingest_csv --handler echo --exit-when-idle 0.5
+check get-echo 0 "$cli" get "$id" --json
+expect_in get-echo '"result":{"file": "a.csv"}'
+check work-bad-handler 64 "$cli" work --types bulk --handler explode
+check work-no-types 64 "$cli" work --handler noop
+
+# Failures: retried until max attempts, then failed; retry sends them back.
+check enqueue-fail 0 "$cli" enqueue --type flaky --max-attempts 1
+check work-fail 0 "$cli" work --types flaky --handler 'fail:upstream down' --exit-when-idle 0.5
+fid=$(sql "SELECT id FROM $schema.job_queue WHERE job_type = 'flaky'")
+check get-failed 0 "$cli" get "$fid" --json
+expect_in get-failed '"status":"failed"'
+expect_in get-failed '"last_error":"upstream down"'
+check retry 0 "$cli" retry --type flaky
+expect_in retry "moved 1 failed job(s)"
+
+# A job stuck in processing (its worker vanished): listed by stale, recovered by recover.
+sql "UPDATE $schema.job_queue SET status = 'processing', attempts = 1, max_attempts = 3, locked_by = 'ghost',
+       locked_at = now() - interval '2 hours', heartbeat_at = now() - interval '2 hours'
+     WHERE job_type = 'flaky'" >/dev/null
+check stale 0 "$cli" stale
+expect_in stale "ghost"
+expect_in stale "1 stale job(s)"
+check stale-recent 0 "$cli" stale --older-than 3h
+expect_in stale-recent "0 stale job(s)"
+check recover 0 "$cli" recover --older-than 30m
+expect_in recover "ghost -> pending"
+check bad-duration 64 "$cli" recover --older-than soon
+
+check cancel 0 "$cli" cancel "$fid"
+check cancel-again 1 "$cli" cancel "$fid"
+check get-missing 1 "$cli" get 999999999
+expect_in get-missing "NOT_FOUND"
+
+# Retention: finished jobs older than the cut-off go.
+sql "UPDATE $schema.job_queue SET finished_at = now() - interval '10 days' WHERE job_type = 'bulk'" >/dev/null
+check purge 0 "$cli" purge
+expect_in purge "deleted 2500 finished job(s)"
+
+# No database configured: a configuration error (78), not a crash.
+check no-db 78 env -i PATH="$PATH" HOME="$dir" "$cli" stats
+
+echo "pg_cli_test: $fails failure(s)"
+[ "$fails" -eq 0 ]
