@@ -320,14 +320,18 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueMany(absl::Span<const
   run_at_array.push_back('}');
   key_array.push_back('}');
   const QueueSql& sql = SqlFor(options_.schema);
+  PgParams params = {internal::PgTextArray(queues),
+                     internal::PgTextArray(types),
+                     internal::PgTextArray(payloads),
+                     absl::StrCat("{", absl::StrJoin(priorities, ","), "}"),
+                     run_at_array,
+                     absl::StrCat("{", absl::StrJoin(delays, ","), "}"),
+                     absl::StrCat("{", absl::StrJoin(attempts, ","), "}")};
+  const bool any_key = !first_with_key.empty();
+  if (any_key) params.push_back(key_array);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
   JQ_ASSIGN_OR_RETURN(PgResult result,
-                      conn->Run(sql.enqueue_many,
-                                {internal::PgTextArray(queues), internal::PgTextArray(types),
-                                 internal::PgTextArray(payloads),
-                                 absl::StrCat("{", absl::StrJoin(priorities, ","), "}"),
-                                 run_at_array, absl::StrCat("{", absl::StrJoin(delays, ","), "}"),
-                                 absl::StrCat("{", absl::StrJoin(attempts, ","), "}"), key_array}));
+                      conn->Run(any_key ? sql.enqueue_many : sql.enqueue_many_plain, params));
   if (result.rows() != static_cast<int>(jobs.size())) {
     return absl::InternalError(
         absl::StrCat("enqueue_many returned ", result.rows(), " rows for ", jobs.size(), " jobs"));

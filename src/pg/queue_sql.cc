@@ -61,11 +61,13 @@ CREATE UNLOGGED TABLE IF NOT EXISTS {s}.job_queue_waiters (
   since      timestamptz NOT NULL DEFAULT now()
 );
 
+-- No transition table: capturing every inserted row would cost more than the notification.
+-- Idle workers of every queue wake and look; busy periods (no waiters) pay one EXISTS.
 CREATE OR REPLACE FUNCTION {s}.job_queue_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  PERFORM pg_notify('{ch}', q.queue)
-     FROM (SELECT DISTINCT n.queue FROM new_rows n) q
-    WHERE EXISTS (SELECT 1 FROM {s}.job_queue_waiters w WHERE w.queue = q.queue);
+  IF EXISTS (SELECT 1 FROM {s}.job_queue_waiters) THEN
+    PERFORM pg_notify('{ch}', '');
+  END IF;
   RETURN NULL;
 END
 $fn$;
@@ -73,7 +75,6 @@ $fn$;
 DROP TRIGGER IF EXISTS job_queue_notify ON {s}.job_queue;
 CREATE TRIGGER job_queue_notify
   AFTER INSERT ON {s}.job_queue
-  REFERENCING NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION {s}.job_queue_notify();
 )sql";
 
@@ -150,7 +151,7 @@ SELECT id FROM {s}.job_queue
   // on the order of RETURNING.
   enqueue_many = stmt("enqueue_many", absl::StrCat(R"sql(
 WITH input AS MATERIALIZED (
-  SELECT nextval(pg_get_serial_sequence('{s}.job_queue', 'id')) AS id, t.*
+  SELECT nextval('{s}.job_queue_id_seq'::regclass) AS id, t.*
     FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::smallint[], $5::bigint[], $6::bigint[],
                 $7::int[], $8::text[]) WITH ORDINALITY
          AS t(queue, job_type, payload, priority, run_at_us, delay_us, max_attempts, dedupe_key, ord)),
@@ -171,6 +172,22 @@ SELECT input.id, ins.id IS NOT NULL, existing.id
         AND existing.queue = input.queue AND existing.dedupe_key = input.dedupe_key
         AND existing.status IN ('pending', 'processing')
  ORDER BY input.ord)sql"));
+
+  // The common case, no dedupe keys in the batch: no arbiter index, no joins.
+  enqueue_many_plain =
+      stmt("enqueue_many_plain", absl::StrCat(R"sql(
+WITH input AS MATERIALIZED (
+  SELECT nextval('{s}.job_queue_id_seq'::regclass) AS id, t.*
+    FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::smallint[], $5::bigint[], $6::bigint[],
+                $7::int[]) WITH ORDINALITY
+         AS t(queue, job_type, payload, priority, run_at_us, delay_us, max_attempts, ord)),
+ins AS (
+  INSERT INTO {s}.job_queue (id, queue, job_type, payload, priority, run_at, max_attempts)
+  SELECT id, queue, job_type, payload, priority, )sql",
+                                              RunAtExpr("run_at_us", "delay_us"), R"sql(,
+         max_attempts
+    FROM input)
+SELECT id, true, NULL::bigint FROM input ORDER BY ord)sql"));
 
   claim = stmt("claim", absl::StrCat("WITH next AS (", kClaimNext, ")", kClaimUpdate, " RETURNING ",
                                      kClaimReturning));

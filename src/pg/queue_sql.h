@@ -32,6 +32,7 @@ struct QueueSql {
   PgStatement enqueue_one;
   PgStatement find_live_dedupe;
   PgStatement enqueue_many;
+  PgStatement enqueue_many_plain;
   PgStatement claim;
   PgStatement complete_and_claim;
   PgStatement complete;

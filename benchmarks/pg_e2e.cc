@@ -1,0 +1,284 @@
+// End-to-end Postgres figures, measured as shared/PEERS.md measures the peers, printed as one
+// JSON line per figure on stdout (the contract of benchmarks/peers/*.mjs); progress on stderr.
+//
+//   eval "$(scripts/services env)"
+//   build/benchmarks/pg_e2e [--jobs 20000] [--only NAME] [--concurrency 8] [--batch 1000]
+//                           [--dispatchers 2] [--seq-jobs 2000]
+//
+// Measurements (--only NAME): send (one at a time from 1 thread, --seq-jobs), send-8 (from 8
+// threads), insert (batches of 1,000), work (--jobs preloaded, no-op handler, from Run() until
+// every job is completed), latency (1,000 jobs 2 ms apart to an idle worker: enqueue ->
+// handler start). Worker RSS is measured on the `jobqueue work` process by scripts/bench-pg.
+// Schema bench_jobqueue, dropped and recreated before every measurement.
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "jobqueue/pg_queue.h"
+#include "jobqueue/worker.h"
+
+namespace {
+
+using jobqueue::NewJob;
+using jobqueue::PgQueue;
+
+constexpr char kSchema[] = "bench_jobqueue";
+
+struct Flags {
+  int jobs = 20000;
+  int seq_jobs = 2000;
+  int concurrency = 8;
+  int batch = 1000;
+  int dispatchers = 2;
+  std::string only;
+};
+
+[[noreturn]] void Die(const std::string& message) {
+  std::fprintf(stderr, "pg_e2e: %s\n", message.c_str());
+  std::exit(1);
+}
+
+void Emit(const std::string& what, int64_t jobs, double seconds, const std::string& extra = "") {
+  std::printf(
+      "{\"peer\":\"libjobqueue\",\"what\":\"%s\",\"jobs\":%lld,\"seconds\":%.4f,"
+      "\"jobs_per_s\":%.0f%s}\n",
+      what.c_str(), static_cast<long long>(jobs), seconds, jobs / seconds, extra.c_str());
+  std::fflush(stdout);
+  std::fprintf(stderr, "libjobqueue | %s | %lld jobs in %.3f s = %.0f jobs/s%s\n", what.c_str(),
+               static_cast<long long>(jobs), seconds, jobs / seconds, extra.c_str());
+}
+
+const char* DatabaseUrl() {
+  const char* url = std::getenv("DATABASE_URL");
+  if (url == nullptr) Die("DATABASE_URL is not set (eval \"$(scripts/services env)\")");
+  return url;
+}
+
+void Sql(const std::string& sql) {
+  PGconn* conn = PQconnectdb(DatabaseUrl());
+  if (PQstatus(conn) != CONNECTION_OK) Die(PQerrorMessage(conn));
+  PQclear(PQexec(conn, "SET client_min_messages = warning"));
+  PGresult* result = PQexec(conn, sql.c_str());
+  const ExecStatusType status = PQresultStatus(result);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    Die(absl::StrCat(sql.substr(0, 60), ": ", PQresultErrorMessage(result)));
+  }
+  PQclear(result);
+  PQfinish(conn);
+}
+
+NewJob Payload(int i) {
+  NewJob job;
+  job.job_type = "bench";
+  job.payload_json = absl::StrCat(R"({"n": )", i, R"(, "s": "hello world"})");
+  return job;
+}
+
+// A fresh, migrated schema and a queue on it.
+std::unique_ptr<PgQueue> FreshQueue(int pool_size) {
+  Sql(absl::StrCat("DROP SCHEMA IF EXISTS ", kSchema, " CASCADE"));
+  jobqueue::PgOptions options;
+  options.schema = kSchema;
+  options.pool_size = pool_size;
+  auto queue = PgQueue::Open(jobqueue::Secret::Url(DatabaseUrl()), options);
+  if (!queue.ok()) Die(queue.status().ToString());
+  if (auto v = (*queue)->Migrate(); !v.ok()) Die(v.status().ToString());
+  Sql("CHECKPOINT");
+  return *std::move(queue);
+}
+
+void Preload(PgQueue& queue, int n) {
+  std::vector<NewJob> batch;
+  for (int i = 0; i < n; ++i) {
+    batch.push_back(Payload(i));
+    if (batch.size() == 5000 || i == n - 1) {
+      if (auto r = queue.EnqueueMany(batch); !r.ok()) Die(r.status().ToString());
+      batch.clear();
+    }
+  }
+  Sql(absl::StrCat("VACUUM ANALYZE ", kSchema, ".job_queue"));
+}
+
+void MeasureSend(const Flags& flags, int threads) {
+  auto queue = FreshQueue(threads);
+  const int per_thread = flags.seq_jobs;
+  std::atomic<int> errors{0};
+  const absl::Time t0 = absl::Now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        if (!queue->Enqueue(Payload(t * per_thread + i)).ok()) ++errors;
+      }
+    });
+  }
+  for (std::thread& w : workers) w.join();
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
+  if (errors > 0) Die("enqueue errors during send");
+  Emit(threads == 1 ? "send one at a time"
+                    : absl::StrCat("send one at a time, ", threads, " threads"),
+       int64_t{per_thread} * threads, seconds, absl::StrCat(",\"threads\":", threads));
+}
+
+void MeasureInsert(const Flags& flags) {
+  auto queue = FreshQueue(1);
+  const absl::Time t0 = absl::Now();
+  std::vector<NewJob> batch;
+  for (int i = 0; i < flags.jobs; ++i) {
+    batch.push_back(Payload(i));
+    if (batch.size() == 1000 || i == flags.jobs - 1) {
+      if (auto r = queue->EnqueueMany(batch); !r.ok()) Die(r.status().ToString());
+      batch.clear();
+    }
+  }
+  Emit("insert chunks=1000", flags.jobs, absl::ToDoubleSeconds(absl::Now() - t0));
+}
+
+jobqueue::WorkerOptions BenchWorkerOptions(const Flags& flags) {
+  jobqueue::WorkerOptions options;
+  options.name = "Bench";
+  options.concurrency = flags.concurrency;
+  options.batch_size = flags.batch;
+  options.dispatchers = flags.dispatchers;
+  options.poll_interval = absl::Seconds(1);
+  options.log_startup = false;
+  return options;
+}
+
+void MeasureWork(const Flags& flags) {
+  auto queue = FreshQueue(flags.dispatchers + 2);
+  Preload(*queue, flags.jobs);
+  auto worker = jobqueue::Worker::Create(queue.get(), BenchWorkerOptions(flags));
+  if (!worker.ok()) Die(worker.status().ToString());
+  (void)(*worker)->Register("bench", [](jobqueue::JobContext&) -> absl::StatusOr<std::string> {
+    return std::string("null");
+  });
+  const absl::Time t0 = absl::Now();
+  std::thread runner([&] { (void)(*worker)->Run(); });
+  while ((*worker)->stats().completed < flags.jobs) absl::SleepFor(absl::Milliseconds(1));
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
+  (*worker)->Stop();
+  runner.join();
+  Emit(absl::StrCat("work concurrency=", flags.concurrency, " batch=", flags.batch,
+                    " dispatchers=", flags.dispatchers),
+       flags.jobs, seconds, absl::StrCat(",\"claims\":", (*worker)->stats().claims));
+}
+
+void MeasureLatency(const Flags& flags) {
+  auto queue = FreshQueue(4);
+  jobqueue::WorkerOptions options = BenchWorkerOptions(flags);
+  options.batch_size = 0;
+  options.dispatchers = 1;
+  options.poll_interval = absl::Seconds(10);  // wake-ups must come from NOTIFY
+  auto worker = jobqueue::Worker::Create(queue.get(), options);
+  if (!worker.ok()) Die(worker.status().ToString());
+  constexpr int kJobs = 1000;
+  std::vector<absl::Time> enqueued(kJobs);
+  std::vector<double> started_ms(kJobs, -1);
+  absl::Mutex mu;
+  std::atomic<int> done{0};
+  (void)(*worker)->Register("bench", [&](jobqueue::JobContext& job) -> absl::StatusOr<std::string> {
+    const absl::Time now = absl::Now();
+    // The payload's "n" is the index into `enqueued`.
+    const std::string& p = job.lease().payload_json;
+    int n = -1;
+    const size_t at = p.find(':');
+    (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(p.substr(at + 1, p.find(',') - at - 1)), &n);
+    if (n >= 0 && n < kJobs) {
+      absl::MutexLock lock(&mu);
+      started_ms[n] = absl::ToDoubleMilliseconds(now - enqueued[n]);
+    }
+    ++done;
+    return std::string("null");
+  });
+  std::thread runner([&] { (void)(*worker)->Run(); });
+  absl::SleepFor(absl::Milliseconds(500));  // let it go idle and LISTEN
+  for (int i = 0; i < kJobs; ++i) {
+    {
+      absl::MutexLock lock(&mu);
+      enqueued[i] = absl::Now();
+    }
+    if (auto r = queue->Enqueue(Payload(i)); !r.ok()) Die(r.status().ToString());
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (done < kJobs && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  (*worker)->Stop();
+  runner.join();
+  std::vector<double> ms;
+  {
+    absl::MutexLock lock(&mu);
+    for (double v : started_ms) {
+      if (v >= 0) ms.push_back(v);
+    }
+  }
+  if (ms.size() != static_cast<size_t>(kJobs)) Die("latency: not every job started");
+  std::sort(ms.begin(), ms.end());
+  const double p50 = ms[ms.size() / 2];
+  const double p99 = ms[ms.size() * 99 / 100];
+  std::printf(
+      "{\"peer\":\"libjobqueue\",\"what\":\"enqueue->start latency, idle worker\",\"jobs\":%d,"
+      "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+      kJobs, p50, p99, ms.back());
+  std::fflush(stdout);
+  std::fprintf(stderr, "libjobqueue | latency | p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", p50, p99,
+               ms.back());
+}
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags flags;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> int {
+      int v = 0;
+      if (i + 1 >= argc || !absl::SimpleAtoi(argv[++i], &v) || v < 0) {
+        Die(absl::StrCat(arg, " needs a non-negative integer"));
+      }
+      return v;
+    };
+    if (arg == "--jobs")
+      flags.jobs = value();
+    else if (arg == "--seq-jobs")
+      flags.seq_jobs = value();
+    else if (arg == "--concurrency")
+      flags.concurrency = value();
+    else if (arg == "--batch")
+      flags.batch = value();
+    else if (arg == "--dispatchers")
+      flags.dispatchers = value();
+    else if (arg == "--only" && i + 1 < argc)
+      flags.only = argv[++i];
+    else
+      Die(absl::StrCat("unknown argument ", arg));
+  }
+  static const std::set<std::string> kKnown = {"", "send", "send-8", "insert", "work", "latency"};
+  if (!kKnown.contains(flags.only)) Die("--only: send, send-8, insert, work or latency");
+  if (flags.jobs < 1 || flags.seq_jobs < 1) Die("--jobs and --seq-jobs must be positive");
+  return flags;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Flags flags = ParseFlags(argc, argv);
+  auto wants = [&](const char* name) { return flags.only.empty() || flags.only == name; };
+  if (wants("insert")) MeasureInsert(flags);
+  if (wants("send")) MeasureSend(flags, 1);
+  if (wants("send-8")) MeasureSend(flags, 8);
+  if (wants("work")) MeasureWork(flags);
+  if (wants("latency")) MeasureLatency(flags);
+  Sql(absl::StrCat("DROP SCHEMA IF EXISTS ", kSchema, " CASCADE"));
+  return 0;
+}
