@@ -89,7 +89,12 @@ PgParams EnqueueOneParams(const NewJob& job) {
 absl::StatusOr<EnqueueResult> EnqueueOneOn(PgConnection& conn, const QueueSql& sql,
                                            const NewJob& job) {
   JQ_RETURN_IF_ERROR(ValidateNewJob(job));
-  const PgParams params = EnqueueOneParams(job);
+  PgParams params = EnqueueOneParams(job);
+  if (job.options.dedupe_key.empty()) {
+    params.pop_back();
+    JQ_ASSIGN_OR_RETURN(PgResult inserted, conn.Run(sql.enqueue_one_plain, params));
+    return EnqueueResult{inserted.GetInt64(0, 0), true};
+  }
   // A conflicting job can finish between the insert and the lookup; then insert again.
   for (int round = 0; round < 3; ++round) {
     JQ_ASSIGN_OR_RETURN(PgResult inserted, conn.Run(sql.enqueue_one, params));

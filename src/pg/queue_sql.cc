@@ -143,6 +143,14 @@ ON CONFLICT (queue, dedupe_key)
   WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
 RETURNING id)sql"));
 
+  // Without a dedupe key there is nothing to conflict with: no arbiter index check.
+  enqueue_one_plain =
+      stmt("enqueue_one_plain", absl::StrCat(R"sql(
+INSERT INTO {s}.job_queue (queue, job_type, payload, priority, run_at, max_attempts)
+VALUES ($1, $2, $3::jsonb, $4, )sql",
+                                             RunAtExpr("$5::bigint", "$6::bigint"), R"sql(, $7)
+RETURNING id)sql"));
+
   find_live_dedupe = stmt("find_live_dedupe", R"sql(
 SELECT id FROM {s}.job_queue
  WHERE queue = $1 AND dedupe_key = $2 AND status IN ('pending', 'processing'))sql");

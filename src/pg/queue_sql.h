@@ -30,6 +30,7 @@ struct QueueSql {
   std::string migrations_table;
 
   PgStatement enqueue_one;
+  PgStatement enqueue_one_plain;
   PgStatement find_live_dedupe;
   PgStatement enqueue_many;
   PgStatement enqueue_many_plain;
