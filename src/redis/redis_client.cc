@@ -1,0 +1,564 @@
+#include "jobqueue/redis_client.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "jobqueue/status.h"
+#include "url.h"
+
+namespace jobqueue {
+namespace {
+
+struct Endpoint {
+  enum class Kind { kTcp, kUnix, kTls } kind = Kind::kTcp;
+  std::string host;  // or the socket path
+  int port = 6379;
+  std::string user;
+  Secret password;
+  bool has_password = false;
+  int db = 0;
+};
+
+absl::StatusOr<Endpoint> ParseEndpoint(const Secret& url) {
+  JQ_ASSIGN_OR_RETURN(internal::ParsedUrl parsed, internal::ParseUrl(url.Reveal()));
+  Endpoint endpoint;
+  if (parsed.scheme == "redis") {
+    endpoint.kind = Endpoint::Kind::kTcp;
+  } else if (parsed.scheme == "rediss") {
+    endpoint.kind = Endpoint::Kind::kTls;
+  } else if (parsed.scheme == "unix") {
+    endpoint.kind = Endpoint::Kind::kUnix;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Redis URL scheme must be redis, rediss or unix, not \"", parsed.scheme, "\""));
+  }
+  endpoint.user = parsed.user;
+  endpoint.password = parsed.password;
+  endpoint.has_password = parsed.has_password;
+  std::string db_text;
+  if (endpoint.kind == Endpoint::Kind::kUnix) {
+    endpoint.host = "/" + parsed.path;
+    if (parsed.path.empty()) return absl::InvalidArgumentError("unix Redis URL needs a path");
+    for (const auto& [key, value] : parsed.query) {
+      if (key == "db") db_text = value;
+    }
+  } else {
+    if (parsed.host.empty()) return absl::InvalidArgumentError("Redis URL has no host");
+    endpoint.host = parsed.host;
+    if (parsed.port != 0) endpoint.port = parsed.port;
+    db_text = parsed.path;
+  }
+  if (!db_text.empty() && (!absl::SimpleAtoi(db_text, &endpoint.db) || endpoint.db < 0)) {
+    return absl::InvalidArgumentError("Redis URL database must be a non-negative number");
+  }
+  return endpoint;
+}
+
+absl::Status Unavailable(absl::string_view what, absl::string_view detail) {
+  return absl::UnavailableError(absl::StrCat("redis ", what, ": ", detail));
+}
+
+std::string OpenSslErrors() {
+  std::string out;
+  while (unsigned long code = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(code, buf, sizeof(buf));
+    if (!out.empty()) out.append("; ");
+    out.append(buf);
+  }
+  return out.empty() ? "unknown TLS error" : out;
+}
+
+int MillisUntil(absl::Time deadline) {
+  const absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return 0;
+  return static_cast<int>(std::min<int64_t>(
+      absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))), 1 << 30));
+}
+
+RedisReply Convert(const redisReply* r) {
+  RedisReply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
+      break;
+    default:
+      out.type = RedisReply::Type::kNil;
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status RedisOptions::Validate() const {
+  if (connect_timeout <= absl::ZeroDuration() || io_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("Redis timeouts must be positive");
+  }
+  if (max_reply_bytes < 1024) return absl::InvalidArgumentError("max_reply_bytes too small");
+  if (client_name.find_first_of(" \n\r\t") != std::string::npos) {
+    return absl::InvalidArgumentError("Redis client name must not contain spaces");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StatusFromRedisError(absl::string_view error, absl::string_view context) {
+  const absl::string_view code = error.substr(0, error.find(' '));
+  const std::string message = absl::StrCat(context, ": ", error);
+  if (code == "NOSCRIPT") return absl::NotFoundError(message);
+  if (code == "WRONGPASS" || code == "NOAUTH") return absl::UnauthenticatedError(message);
+  if (code == "NOPERM") return absl::PermissionDeniedError(message);
+  if (code == "LOADING" || code == "BUSY" || code == "READONLY" || code == "MASTERDOWN" ||
+      code == "TRYAGAIN" || code == "CLUSTERDOWN") {
+    return absl::UnavailableError(message);
+  }
+  if (code == "WRONGTYPE" || code == "OOM" || code == "EXECABORT") {
+    return absl::FailedPreconditionError(message);
+  }
+  if (absl::StartsWith(error, "ERR invalid password") || absl::StartsWith(error, "ERR AUTH") ||
+      absl::StrContains(error, "without any password")) {
+    return absl::UnauthenticatedError(message);
+  }
+  return absl::InvalidArgumentError(message);
+}
+
+absl::Status RedisReply::AsStatus(absl::string_view context) const {
+  if (type != Type::kError) return absl::OkStatus();
+  return StatusFromRedisError(str, context);
+}
+
+class RedisConnection::Impl {
+ public:
+  Impl(Endpoint endpoint, RedisOptions options)
+      : endpoint_(std::move(endpoint)), options_(std::move(options)) {
+    reader_ = redisReaderCreate();
+    reader_->maxbuf = 0;  // keep the buffer; replies are consumed at once
+  }
+  ~Impl() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+    if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+    if (fd_ >= 0) ::close(fd_);
+    redisReaderFree(reader_);
+  }
+
+  absl::Status Open() {
+    const absl::Time deadline = absl::Now() + options_.connect_timeout;
+    JQ_RETURN_IF_ERROR(endpoint_.kind == Endpoint::Kind::kUnix ? ConnectUnix(deadline)
+                                                               : ConnectTcp(deadline));
+    if (endpoint_.kind == Endpoint::Kind::kTls) JQ_RETURN_IF_ERROR(Handshake(deadline));
+    // AUTH, SELECT and SETNAME in one round trip.
+    std::vector<std::vector<std::string>> hello;
+    std::vector<const char*> steps;
+    if (endpoint_.has_password) {
+      if (endpoint_.user.empty()) {
+        hello.push_back({"AUTH", std::string(endpoint_.password.Reveal())});
+      } else {
+        hello.push_back({"AUTH", endpoint_.user, std::string(endpoint_.password.Reveal())});
+      }
+      steps.push_back("AUTH");
+    }
+    if (endpoint_.db != 0) {
+      hello.push_back({"SELECT", absl::StrCat(endpoint_.db)});
+      steps.push_back("SELECT");
+    }
+    if (!options_.client_name.empty()) {
+      hello.push_back({"CLIENT", "SETNAME", options_.client_name});
+      steps.push_back("CLIENT SETNAME");
+    }
+    if (hello.empty()) return absl::OkStatus();
+    JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, Pipeline(hello, deadline));
+    for (size_t i = 0; i < replies.size(); ++i) {
+      if (replies[i].is_error()) {
+        broken_ = true;
+        // Error replies never contain the password; the context names only the step.
+        return replies[i].AsStatus(absl::StrCat("redis ", steps[i]));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<RedisReply>> Pipeline(
+      const std::vector<std::vector<std::string>>& commands, absl::Time deadline) {
+    if (broken_) return Unavailable("connection", "broken by an earlier error; reconnect");
+    std::string out;
+    for (const std::vector<std::string>& argv : commands) {
+      if (argv.empty()) return absl::InvalidArgumentError("empty Redis command");
+      std::vector<const char*> args;
+      std::vector<size_t> lens;
+      args.reserve(argv.size());
+      lens.reserve(argv.size());
+      for (const std::string& a : argv) {
+        args.push_back(a.data());
+        lens.push_back(a.size());
+      }
+      char* formatted = nullptr;
+      const int n = redisFormatCommandArgv(&formatted, static_cast<int>(argv.size()), args.data(),
+                                           lens.data());
+      if (n < 0 || formatted == nullptr) return absl::ResourceExhaustedError("formatting failed");
+      out.append(formatted, static_cast<size_t>(n));
+      redisFreeCommand(formatted);
+    }
+    if (absl::Status s = WriteAll(out, deadline); !s.ok()) return Break(s);
+    std::vector<RedisReply> replies;
+    replies.reserve(commands.size());
+    while (replies.size() < commands.size()) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
+        return Break(absl::DataLossError(absl::StrCat("redis protocol error: ", reader_->errstr)));
+      }
+      if (raw != nullptr) {
+        replies.push_back(Convert(static_cast<redisReply*>(raw)));
+        freeReplyObject(raw);
+        continue;
+      }
+      if (absl::Status s = ReadMore(deadline); !s.ok()) return Break(s);
+    }
+    return replies;
+  }
+
+  bool ok() const { return !broken_; }
+  absl::string_view transport() const {
+    switch (endpoint_.kind) {
+      case Endpoint::Kind::kUnix:
+        return "unix";
+      case Endpoint::Kind::kTls:
+        return "tls";
+      default:
+        return "tcp";
+    }
+  }
+  const RedisOptions& options() const { return options_; }
+
+ private:
+  absl::Status Break(absl::Status status) {
+    broken_ = true;
+    return status;
+  }
+
+  absl::Status WaitFor(short events, absl::Time deadline, absl::string_view what) {
+    pollfd pfd = {fd_, events, 0};
+    while (true) {
+      const int ready = ::poll(&pfd, 1, MillisUntil(deadline));
+      if (ready > 0) return absl::OkStatus();
+      if (ready == 0)
+        return absl::DeadlineExceededError(absl::StrCat("redis ", what, ": timed out"));
+      if (errno != EINTR) return Unavailable(what, std::strerror(errno));
+    }
+  }
+
+  absl::Status ConnectUnix(absl::Time deadline) {
+    sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    if (endpoint_.host.size() >= sizeof(addr.sun_path)) {
+      return absl::InvalidArgumentError("unix socket path too long");
+    }
+    std::memcpy(addr.sun_path, endpoint_.host.c_str(), endpoint_.host.size() + 1);
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return Unavailable("socket", std::strerror(errno));
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 &&
+        errno != EINPROGRESS && errno != EAGAIN) {
+      return Unavailable(absl::StrCat("connect to ", endpoint_.host), std::strerror(errno));
+    }
+    return FinishConnect(deadline, endpoint_.host);
+  }
+
+  absl::Status ConnectTcp(absl::Time deadline) {
+    addrinfo hints = {};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const std::string port = absl::StrCat(endpoint_.port);
+    if (int rc = getaddrinfo(endpoint_.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+      return Unavailable(absl::StrCat("resolving ", endpoint_.host), gai_strerror(rc));
+    }
+    const std::string where = absl::StrCat(endpoint_.host, ":", endpoint_.port);
+    absl::Status last = Unavailable(absl::StrCat("connect to ", where), "no address");
+    for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ =
+          ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+      if (fd_ < 0) continue;
+      if (::connect(fd_, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        last = Unavailable(absl::StrCat("connect to ", where), std::strerror(errno));
+        continue;
+      }
+      last = FinishConnect(deadline, where);
+      if (last.ok()) break;
+    }
+    freeaddrinfo(found);
+    if (last.ok()) {
+      const int one = 1;
+      setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      setsockopt(fd_, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    }
+    return last;
+  }
+
+  absl::Status FinishConnect(absl::Time deadline, absl::string_view where) {
+    JQ_RETURN_IF_ERROR(WaitFor(POLLOUT, deadline, absl::StrCat("connect to ", where)));
+    int error = 0;
+    socklen_t len = sizeof(error);
+    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
+    if (error != 0) return Unavailable(absl::StrCat("connect to ", where), std::strerror(error));
+    return absl::OkStatus();
+  }
+
+  absl::Status Handshake(absl::Time deadline) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (ctx_ == nullptr) return absl::InternalError(OpenSslErrors());
+    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+    if (options_.tls_verify) {
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+      const int loaded =
+          options_.tls_ca_file.empty()
+              ? SSL_CTX_set_default_verify_paths(ctx_)
+              : SSL_CTX_load_verify_locations(ctx_, options_.tls_ca_file.c_str(), nullptr);
+      if (loaded != 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "redis TLS: cannot load CA file \"", options_.tls_ca_file, "\": ", OpenSslErrors()));
+      }
+    }
+    ssl_ = SSL_new(ctx_);
+    if (ssl_ == nullptr) return absl::InternalError(OpenSslErrors());
+    SSL_set_fd(ssl_, fd_);
+    in6_addr ip6;
+    in_addr ip4;
+    const bool is_ip = inet_pton(AF_INET, endpoint_.host.c_str(), &ip4) == 1 ||
+                       inet_pton(AF_INET6, endpoint_.host.c_str(), &ip6) == 1;
+    if (!is_ip) SSL_set_tlsext_host_name(ssl_, endpoint_.host.c_str());
+    if (options_.tls_verify) {
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+      const int set = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, endpoint_.host.c_str())
+                            : X509_VERIFY_PARAM_set1_host(param, endpoint_.host.c_str(), 0);
+      if (set != 1) return absl::InternalError("redis TLS: cannot set the expected host");
+    }
+    while (true) {
+      ERR_clear_error();
+      const int rc = SSL_connect(ssl_);
+      if (rc == 1) return absl::OkStatus();
+      const int error = SSL_get_error(ssl_, rc);
+      if (error == SSL_ERROR_WANT_READ) {
+        JQ_RETURN_IF_ERROR(WaitFor(POLLIN, deadline, "TLS handshake"));
+      } else if (error == SSL_ERROR_WANT_WRITE) {
+        JQ_RETURN_IF_ERROR(WaitFor(POLLOUT, deadline, "TLS handshake"));
+      } else {
+        const long verify = SSL_get_verify_result(ssl_);
+        if (verify != X509_V_OK) {
+          return absl::UnauthenticatedError(
+              absl::StrCat("redis TLS: server certificate not trusted: ",
+                           X509_verify_cert_error_string(verify)));
+        }
+        return Unavailable("TLS handshake", OpenSslErrors());
+      }
+    }
+  }
+
+  absl::Status WriteAll(absl::string_view data, absl::Time deadline) {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n;
+      if (ssl_ != nullptr) {
+        ERR_clear_error();
+        const int rc = SSL_write(ssl_, data.data() + done, static_cast<int>(data.size() - done));
+        if (rc > 0) {
+          done += static_cast<size_t>(rc);
+          continue;
+        }
+        const int error = SSL_get_error(ssl_, rc);
+        if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+          JQ_RETURN_IF_ERROR(
+              WaitFor(error == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline, "write"));
+          continue;
+        }
+        return Unavailable("write", OpenSslErrors());
+      }
+      n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        JQ_RETURN_IF_ERROR(WaitFor(POLLOUT, deadline, "write"));
+      } else {
+        return Unavailable("write", n == 0 ? "connection closed" : std::strerror(errno));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadMore(absl::Time deadline) {
+    char buf[64 * 1024];
+    while (true) {
+      ssize_t n;
+      if (ssl_ != nullptr) {
+        ERR_clear_error();
+        const int rc = SSL_read(ssl_, buf, sizeof(buf));
+        if (rc <= 0) {
+          const int error = SSL_get_error(ssl_, rc);
+          if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+            JQ_RETURN_IF_ERROR(
+                WaitFor(error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "read"));
+            continue;
+          }
+          if (error == SSL_ERROR_ZERO_RETURN) return Unavailable("read", "connection closed");
+          return Unavailable("read", OpenSslErrors());
+        }
+        n = rc;
+      } else {
+        n = ::recv(fd_, buf, sizeof(buf), 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+          JQ_RETURN_IF_ERROR(WaitFor(POLLIN, deadline, "read"));
+          continue;
+        }
+        if (n == 0) return Unavailable("read", "connection closed by the server");
+        if (n < 0) return Unavailable("read", std::strerror(errno));
+      }
+      buffered_ += n;
+      if (buffered_ > options_.max_reply_bytes) {
+        return absl::ResourceExhaustedError("redis reply larger than max_reply_bytes");
+      }
+      redisReaderFeed(reader_, buf, static_cast<size_t>(n));
+      return absl::OkStatus();
+    }
+  }
+
+ public:
+  void ResetBudget() { buffered_ = 0; }
+
+ private:
+  Endpoint endpoint_;
+  RedisOptions options_;
+  int fd_ = -1;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  redisReader* reader_ = nullptr;
+  bool broken_ = false;
+  int64_t buffered_ = 0;
+};
+
+RedisConnection::RedisConnection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RedisConnection::~RedisConnection() = default;
+
+absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
+    const Secret& url, const RedisOptions& options) {
+  JQ_RETURN_IF_ERROR(options.Validate());
+  JQ_ASSIGN_OR_RETURN(Endpoint endpoint, ParseEndpoint(url));
+  auto impl = std::make_unique<Impl>(std::move(endpoint), options);
+  JQ_RETURN_IF_ERROR(impl->Open());
+  return std::unique_ptr<RedisConnection>(new RedisConnection(std::move(impl)));
+}
+
+absl::StatusOr<RedisReply> RedisConnection::Command(const std::vector<std::string>& argv) {
+  return BlockingCommand(argv, absl::ZeroDuration());
+}
+
+absl::StatusOr<RedisReply> RedisConnection::BlockingCommand(const std::vector<std::string>& argv,
+                                                            absl::Duration server_timeout) {
+  impl_->ResetBudget();
+  JQ_ASSIGN_OR_RETURN(
+      std::vector<RedisReply> replies,
+      impl_->Pipeline({argv}, absl::Now() + impl_->options().io_timeout + server_timeout));
+  return std::move(replies.front());
+}
+
+absl::StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
+    const std::vector<std::vector<std::string>>& commands) {
+  if (commands.empty()) return std::vector<RedisReply>{};
+  impl_->ResetBudget();
+  return impl_->Pipeline(commands, absl::Now() + impl_->options().io_timeout);
+}
+
+bool RedisConnection::ok() const { return impl_->ok(); }
+absl::string_view RedisConnection::transport() const { return impl_->transport(); }
+
+RedisPool::RedisPool(Secret url, RedisOptions options, int size)
+    : url_(std::move(url)), options_(std::move(options)), size_(std::max(size, 1)) {}
+
+RedisPool::~RedisPool() = default;
+
+RedisPool::Handle::~Handle() {
+  if (pool_ != nullptr && conn_ != nullptr) pool_->Return(std::move(conn_));
+}
+
+void RedisPool::Return(std::unique_ptr<RedisConnection> conn) {
+  absl::MutexLock lock(&mu_);
+  if (conn->ok()) {
+    idle_.push_back(std::move(conn));
+  } else {
+    --open_;
+  }
+}
+
+absl::StatusOr<RedisPool::Handle> RedisPool::Acquire(absl::Duration wait) {
+  const absl::Time deadline = absl::Now() + wait;
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    if (!idle_.empty()) {
+      std::unique_ptr<RedisConnection> conn = std::move(idle_.back());
+      idle_.pop_back();
+      return Handle(this, std::move(conn));
+    }
+    if (open_ < size_ && absl::Now() >= next_attempt_) {
+      ++open_;
+      mu_.Unlock();
+      absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
+          RedisConnection::Connect(url_, options_);
+      mu_.Lock();
+      if (conn.ok()) {
+        backoff_ = absl::ZeroDuration();
+        return Handle(this, *std::move(conn));
+      }
+      --open_;
+      // Back off before the next attempt so a server that is down is not hammered.
+      backoff_ = std::clamp(backoff_ * 2, absl::Milliseconds(50), absl::Seconds(5));
+      next_attempt_ = absl::Now() + backoff_;
+      if (!absl::IsUnavailable(conn.status()) && !absl::IsDeadlineExceeded(conn.status())) {
+        return conn.status();  // wrong password, bad TLS: retrying will not help
+      }
+      if (absl::Now() >= deadline) return conn.status();
+    }
+    const absl::Time wake =
+        std::min(deadline, std::max(next_attempt_, absl::Now()) + absl::Milliseconds(1));
+    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !idle_.empty() || (open_ < size_ && absl::Now() >= next_attempt_);
+    };
+    if (!mu_.AwaitWithDeadline(absl::Condition(&ready), wake) && absl::Now() >= deadline) {
+      return absl::UnavailableError("redis pool: no connection became free in time");
+    }
+  }
+}
+
+}  // namespace jobqueue

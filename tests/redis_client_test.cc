@@ -1,0 +1,241 @@
+// The Redis transport against the real local redis-server of scripts/services: TCP, unix
+// socket and TLS, AUTH, SELECT, pipelining, errors and reconnects.
+#include "jobqueue/redis_client.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "testing/status_matchers.h"
+
+namespace jobqueue {
+namespace {
+
+using ::jobqueue::testing::IsOk;
+using ::jobqueue::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') {
+    throw std::runtime_error(absl::StrCat(name, " is not set: eval \"$(scripts/services env)\""));
+  }
+  return value;
+}
+
+// The password of REDIS_URL (redis://default:PASSWORD@host:port/0).
+std::string Password() {
+  const std::string url = Env("REDIS_URL");
+  const size_t colon = url.find(':', url.find("//") + 2);
+  return url.substr(colon + 1, url.find('@') - colon - 1);
+}
+
+std::unique_ptr<RedisConnection> MustConnect(const std::string& url, RedisOptions options = {}) {
+  auto conn = RedisConnection::Connect(Secret::Url(url), options);
+  if (!conn.ok()) throw std::runtime_error(conn.status().ToString());
+  return *std::move(conn);
+}
+
+std::string Key(absl::string_view name) { return absl::StrCat("jqtest:", getpid(), ":", name); }
+
+TEST(RedisClientTest, CommandsOverTcp) {
+  auto conn = MustConnect(Env("REDIS_URL"));
+  EXPECT_EQ(conn->transport(), "tcp");
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply pong, conn->Command({"PING"}));
+  EXPECT_EQ(pong.type, RedisReply::Type::kStatus);
+  EXPECT_EQ(pong.str, "PONG");
+  // Binary-safe values, NUL bytes and all.
+  const std::string value("a\0b\r\nc", 6);
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply set, conn->Command({"SET", Key("bin"), value, "EX", "60"}));
+  EXPECT_EQ(set.str, "OK");
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply get, conn->Command({"GET", Key("bin")}));
+  EXPECT_EQ(get.type, RedisReply::Type::kString);
+  EXPECT_EQ(get.str, value);
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply missing, conn->Command({"GET", Key("missing")}));
+  EXPECT_TRUE(missing.is_nil());
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply n, conn->Command({"INCRBY", Key("n"), "41"}));
+  EXPECT_EQ(n.integer, 41);
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply list, conn->Command({"RPUSH", Key("l"), "x", "y"}));
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply range, conn->Command({"LRANGE", Key("l"), "0", "-1"}));
+  ASSERT_EQ(range.type, RedisReply::Type::kArray);
+  ASSERT_EQ(range.elements.size(), 2u);
+  EXPECT_EQ(range.elements[1].str, "y");
+  ASSERT_THAT(conn->Command({"DEL", Key("bin"), Key("n"), Key("l")}).status(), IsOk());
+}
+
+TEST(RedisClientTest, ErrorRepliesAreRepliesAndMapToStatuses) {
+  auto conn = MustConnect(Env("REDIS_URL"));
+  ASSERT_THAT(conn->Command({"SET", Key("str"), "v", "EX", "60"}).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply wrong, conn->Command({"LPUSH", Key("str"), "x"}));
+  EXPECT_TRUE(wrong.is_error());
+  EXPECT_THAT(wrong.AsStatus("lpush"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("WRONGTYPE")));
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply noscript,
+                          conn->Command({"EVALSHA", std::string(40, 'a'), "0"}));
+  EXPECT_THAT(noscript.AsStatus("evalsha"), StatusIs(absl::StatusCode::kNotFound));
+  // The connection stays usable after an error reply.
+  EXPECT_TRUE(conn->ok());
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply pong, conn->Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+  EXPECT_THAT(conn->Command({}).status(), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(RedisClientTest, PipelineIsOneRoundTripWithRepliesInOrder) {
+  auto conn = MustConnect(Env("REDIS_URL"));
+  std::vector<std::vector<std::string>> commands;
+  for (int i = 0; i < 1000; ++i) commands.push_back({"RPUSH", Key("pipe"), absl::StrCat(i)});
+  commands.push_back({"LLEN", Key("pipe")});
+  commands.push_back({"DEL", Key("pipe")});
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<RedisReply> replies, conn->Pipeline(commands));
+  ASSERT_EQ(replies.size(), commands.size());
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(replies[i].integer, i + 1);
+  EXPECT_EQ(replies[1000].integer, 1000);
+}
+
+TEST(RedisClientTest, LargeValuesRoundTrip) {
+  auto conn = MustConnect(Env("REDIS_URL"));
+  std::string big(3 << 20, 'x');
+  big[12345] = 'y';
+  ASSERT_THAT(conn->Command({"SET", Key("big"), big, "EX", "60"}).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply got, conn->Command({"GET", Key("big")}));
+  EXPECT_EQ(got.str, big);
+  RedisOptions small;
+  small.max_reply_bytes = 1 << 20;
+  auto limited = MustConnect(Env("REDIS_URL"), small);
+  EXPECT_THAT(limited->Command({"GET", Key("big")}).status(),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_FALSE(limited->ok());
+  ASSERT_THAT(conn->Command({"DEL", Key("big")}).status(), IsOk());
+}
+
+TEST(RedisClientTest, BlockingCommandWaitsForTheServerTimeout) {
+  RedisOptions options;
+  options.io_timeout = absl::Milliseconds(200);
+  auto conn = MustConnect(Env("REDIS_URL"), options);
+  // BLPOP for 1 s outlasts io_timeout; BlockingCommand adds the server timeout to it.
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply none,
+                          conn->BlockingCommand({"BLPOP", Key("empty"), "1"}, absl::Seconds(1)));
+  EXPECT_TRUE(none.is_nil());
+  // A plain Command with the same wait times out and breaks the connection.
+  EXPECT_THAT(conn->Command({"BLPOP", Key("empty"), "1"}).status(),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_FALSE(conn->ok());
+  EXPECT_THAT(conn->Command({"PING"}).status(), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST(RedisClientTest, WrongPasswordIsUnauthenticatedAndNeverQuoted) {
+  const std::string url = absl::StrReplaceAll(Env("REDIS_URL"), {{Password(), "not-THE-pw-42"}});
+  auto conn = RedisConnection::Connect(Secret::Url(url));
+  EXPECT_THAT(conn.status(), StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("AUTH")));
+  EXPECT_THAT(conn.status().ToString(), Not(HasSubstr("not-THE-pw-42")));
+  const std::string no_password =
+      absl::StrReplaceAll(Env("REDIS_URL"), {{absl::StrCat("default:", Password(), "@"), ""}});
+  auto anonymous = MustConnect(no_password);
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply denied, anonymous->Command({"GET", Key("x")}));
+  EXPECT_THAT(denied.AsStatus("get"), StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
+TEST(RedisClientTest, SelectsTheDatabaseOfTheUrl) {
+  std::string url = Env("REDIS_URL");
+  url = url.substr(0, url.rfind('/')) + "/3";
+  auto db3 = MustConnect(url);
+  ASSERT_THAT(db3->Command({"SET", Key("db"), "three", "EX", "60"}).status(), IsOk());
+  auto db0 = MustConnect(Env("REDIS_URL"));
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply in_db0, db0->Command({"GET", Key("db")}));
+  EXPECT_TRUE(in_db0.is_nil());
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply in_db3, db3->Command({"GET", Key("db")}));
+  EXPECT_EQ(in_db3.str, "three");
+}
+
+TEST(RedisClientTest, UnixSocket) {
+  auto conn = MustConnect(absl::StrCat("unix://default:", Password(), "@", Env("REDIS_SOCKET")));
+  EXPECT_EQ(conn->transport(), "unix");
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply pong, conn->Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+}
+
+TEST(RedisClientTest, TlsWithTheRightCa) {
+  RedisOptions options;
+  options.tls_ca_file = Env("REDIS_TLS_CA");
+  options.client_name = "jq-tls-test";
+  auto conn = MustConnect(Env("REDIS_TLS_URL"), options);
+  EXPECT_EQ(conn->transport(), "tls");
+  std::vector<std::vector<std::string>> commands;
+  for (int i = 0; i < 200; ++i) commands.push_back({"ECHO", std::string(1000, 'a' + i % 26)});
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<RedisReply> replies, conn->Pipeline(commands));
+  ASSERT_EQ(replies.size(), 200u);
+  EXPECT_EQ(replies[199].str, std::string(1000, 'a' + 199 % 26));
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply name, conn->Command({"CLIENT", "GETNAME"}));
+  EXPECT_EQ(name.str, "jq-tls-test");
+}
+
+TEST(RedisClientTest, TlsVerifyFailureIsAClearError) {
+  // The system store does not know our self-signed CA.
+  auto untrusted = RedisConnection::Connect(Secret::Url(Env("REDIS_TLS_URL")));
+  EXPECT_THAT(untrusted.status(),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("certificate")));
+  EXPECT_THAT(untrusted.status().ToString(), Not(HasSubstr(Password())));
+  RedisOptions missing_ca;
+  missing_ca.tls_ca_file = "/nonexistent/ca.pem";
+  EXPECT_THAT(RedisConnection::Connect(Secret::Url(Env("REDIS_TLS_URL")), missing_ca).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CA file")));
+  // Verification off: connects (for test setups only).
+  RedisOptions insecure;
+  insecure.tls_verify = false;
+  auto conn = MustConnect(Env("REDIS_TLS_URL"), insecure);
+  EXPECT_THAT(conn->Command({"PING"}).status(), IsOk());
+  // Plain TCP to the TLS port fails instead of hanging.
+  std::string plain = Env("REDIS_TLS_URL");
+  plain.replace(0, 6, "redis");
+  RedisOptions quick;
+  quick.connect_timeout = absl::Seconds(1);
+  quick.io_timeout = absl::Seconds(1);
+  EXPECT_FALSE(RedisConnection::Connect(Secret::Url(plain), quick).ok());
+}
+
+TEST(RedisClientTest, BadUrlsAndUnreachableServers) {
+  for (const char* bad : {"http://localhost:6379", "redis://", "redis://host:6379/x", "unix://",
+                          "redis://:pw@localhost:99999"}) {
+    EXPECT_FALSE(RedisConnection::Connect(Secret::Url(bad)).ok()) << bad;
+  }
+  RedisOptions quick;
+  quick.connect_timeout = absl::Seconds(1);
+  // Port 1 on loopback: nothing listens.
+  EXPECT_THAT(RedisConnection::Connect(Secret::Url("redis://127.0.0.1:1"), quick).status(),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST(RedisClientTest, PoolReplacesAConnectionTheServerKilled) {
+  RedisOptions options;
+  options.client_name = absl::StrCat("jq-pool-", getpid());
+  RedisPool pool(Secret::Url(Env("REDIS_URL")), options, 2);
+  int64_t id = 0;
+  {
+    JQ_ASSERT_OK_AND_ASSIGN(RedisPool::Handle conn, pool.Acquire());
+    JQ_ASSERT_OK_AND_ASSIGN(RedisReply client_id, conn->Command({"CLIENT", "ID"}));
+    id = client_id.integer;
+  }
+  // The server drops our client (as on a restart or a failover).
+  auto admin = MustConnect(Env("REDIS_URL"));
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply killed,
+                          admin->Command({"CLIENT", "KILL", "ID", absl::StrCat(id)}));
+  EXPECT_GE(killed.integer, 1);
+  {
+    JQ_ASSERT_OK_AND_ASSIGN(RedisPool::Handle conn, pool.Acquire());
+    EXPECT_THAT(conn->Command({"PING"}).status(), StatusIs(absl::StatusCode::kUnavailable));
+    EXPECT_FALSE(conn->ok());
+  }
+  // The broken one was dropped; the next Acquire connects anew.
+  JQ_ASSERT_OK_AND_ASSIGN(RedisPool::Handle fresh, pool.Acquire());
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply pong, fresh->Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+}
+
+}  // namespace
+}  // namespace jobqueue
