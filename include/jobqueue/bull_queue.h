@@ -1,0 +1,110 @@
+// A BullMQ-compatible queue on Redis (producer side): jobs written exactly as BullMQ writes
+// them, so Node producers and workers, C++ and BullMQ dashboards share one queue. See
+// docs/bullmq-compat.md for what is supported so far.
+#ifndef JOBQUEUE_BULL_QUEUE_H_
+#define JOBQUEUE_BULL_QUEUE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "jobqueue/redis_client.h"
+#include "jobqueue/secret.h"
+
+namespace jobqueue {
+
+struct BullQueueOptions {
+  // Key prefix; keys are "<prefix>:<queue>:<suffix>". A hash-tag prefix such as "{bull}" keeps
+  // a queue's keys in one cluster slot. Default "bull" (BullMQ's default).
+  std::string prefix = "bull";
+  RedisOptions redis;
+  // Connections kept open. Default 4.
+  int pool_size = 4;
+
+  absl::Status Validate() const;
+};
+
+// Options of one job, the subset of BullMQ's JobsOptions supported so far. Parsed from (and
+// stored as) the same JSON a Node producer would pass.
+struct BullJobOptions {
+  std::string job_id;  // custom id; a second add with the same id returns the existing job
+  int64_t delay_ms = 0;
+  int64_t priority = 0;  // 0 = none; 1 (highest) .. 2097152
+  bool lifo = false;
+  // The JSON stored in the job hash's "opts" field.
+  std::string json = "{}";
+};
+
+// Parses a Node JobsOptions JSON: jobId, delay, priority, lifo, attempts, backoff (number or
+// {type: "fixed"|"exponential", delay, jitter}), removeOnComplete/removeOnFail (bool, count or
+// {age, count}), stackTraceLimit, keepLogs, timestamp. Unknown or ill-typed keys are an error.
+absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json);
+
+struct BullJob {
+  std::string id;
+  std::string name;
+  std::string data_json;
+  std::string opts_json;
+  int64_t timestamp = 0;
+  int64_t delay = 0;
+  int64_t priority = 0;
+  int64_t attempts_made = 0;  // "atm"
+  std::optional<int64_t> processed_on;
+  std::optional<int64_t> finished_on;
+  std::optional<std::string> return_value_json;
+  std::string failed_reason;
+  // Every field of the hash as stored (for fields not modelled above).
+  std::map<std::string, std::string> fields;
+};
+
+// Counts per BullMQ state, as Node's Queue.getJobCounts() reports them.
+struct BullJobCounts {
+  int64_t active = 0, completed = 0, delayed = 0, failed = 0, paused = 0, prioritized = 0,
+          waiting = 0, waiting_children = 0;
+};
+
+class BullQueue {
+ public:
+  // Queue names: 1..256 bytes, no ':' (BullMQ separates key parts with it), no whitespace.
+  static absl::StatusOr<std::unique_ptr<BullQueue>> Open(const Secret& redis_url,
+                                                         absl::string_view name,
+                                                         const BullQueueOptions& options = {});
+  ~BullQueue();
+
+  // Adds a job; returns its id (the existing job's id for a duplicate custom id).
+  absl::StatusOr<std::string> Add(absl::string_view name, absl::string_view data_json,
+                                  const BullJobOptions& options = {});
+  struct NewBullJob {
+    std::string name;
+    std::string data_json = "{}";
+    BullJobOptions options;
+  };
+  // Many jobs in one pipelined round trip; all are validated before anything is sent.
+  absl::StatusOr<std::vector<std::string>> AddBulk(const std::vector<NewBullJob>& jobs);
+  // NotFound when there is no such job.
+  absl::StatusOr<BullJob> GetJob(absl::string_view id);
+  absl::StatusOr<BullJobCounts> Counts();
+
+  const std::string& name() const { return name_; }
+  // "<prefix>:<queue>:<suffix>"
+  std::string Key(absl::string_view suffix) const;
+
+ private:
+  BullQueue(std::string name, BullQueueOptions options, std::unique_ptr<RedisPool> pool);
+  std::vector<std::string> AddCommand(const NewBullJob& job, int64_t now_ms) const;
+  absl::StatusOr<std::vector<RedisReply>> RunScripts(
+      const std::vector<std::vector<std::string>>& evalsha_commands);
+
+  const std::string name_;
+  const BullQueueOptions options_;
+  std::unique_ptr<RedisPool> pool_;
+};
+
+}  // namespace jobqueue
+
+#endif  // JOBQUEUE_BULL_QUEUE_H_

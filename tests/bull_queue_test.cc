@@ -1,0 +1,197 @@
+// The BullMQ producer against the real redis-server: what it writes must be what BullMQ
+// writes (keys, hash fields, scores, markers, events). tests/compat/bullmq/ checks the same
+// jobs with the real Node package.
+#include "jobqueue/bull_queue.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "testing/status_matchers.h"
+
+namespace jobqueue {
+namespace {
+
+using ::jobqueue::testing::IsOk;
+using ::jobqueue::testing::StatusIs;
+using ::testing::HasSubstr;
+
+class BullQueueTest : public ::testing::Test {
+ protected:
+  BullQueueTest() {
+    const char* url = std::getenv("REDIS_URL");
+    if (url == nullptr) throw std::runtime_error("REDIS_URL is not set");
+    url_ = Secret::Url(url);
+    static int counter = 0;
+    name_ = absl::StrCat("jqtest-", getpid(), "-", counter++);
+    auto queue = BullQueue::Open(url_, name_);
+    if (!queue.ok()) throw std::runtime_error(queue.status().ToString());
+    queue_ = *std::move(queue);
+    redis_ = *RedisConnection::Connect(url_);
+  }
+  ~BullQueueTest() override {
+    auto keys = redis_->Command({"KEYS", absl::StrCat("bull:", name_, ":*")});
+    if (keys.ok() && !keys->elements.empty()) {
+      std::vector<std::string> del = {"DEL"};
+      for (const RedisReply& k : keys->elements) del.push_back(k.str);
+      (void)redis_->Command(del);
+    }
+  }
+  RedisReply Redis(const std::vector<std::string>& argv) {
+    auto reply = redis_->Command(argv);
+    if (!reply.ok()) throw std::runtime_error(reply.status().ToString());
+    return *reply;
+  }
+  BullJobOptions Opts(absl::string_view json) {
+    auto parsed = ParseBullJobOptions(json);
+    if (!parsed.ok()) throw std::runtime_error(parsed.status().ToString());
+    return *parsed;
+  }
+
+  Secret url_;
+  std::string name_;
+  std::unique_ptr<BullQueue> queue_;
+  std::unique_ptr<RedisConnection> redis_;
+};
+
+TEST_F(BullQueueTest, StandardJobIsWrittenAsBullMqWritesIt) {
+  const int64_t before = absl::ToUnixMillis(absl::Now());
+  JQ_ASSERT_OK_AND_ASSIGN(std::string id,
+                          queue_->Add("ingest", R"({"file":"a.csv"})", Opts(R"({"attempts":3})")));
+  EXPECT_EQ(id, "1");
+  JQ_ASSERT_OK_AND_ASSIGN(BullJob job, queue_->GetJob(id));
+  EXPECT_EQ(job.name, "ingest");
+  EXPECT_EQ(job.data_json, R"({"file":"a.csv"})");
+  EXPECT_EQ(job.opts_json, R"({"attempts":3})");
+  EXPECT_GE(job.timestamp, before);
+  EXPECT_EQ(job.fields.at("delay"), "0");
+  EXPECT_EQ(job.fields.at("priority"), "0");
+  // FIFO: LPUSH into wait; the marker wakes a blocked worker.
+  EXPECT_EQ(Redis({"LRANGE", queue_->Key("wait"), "0", "-1"}).elements[0].str, "1");
+  EXPECT_EQ(Redis({"ZSCORE", queue_->Key("marker"), "0"}).str, "0");
+  EXPECT_EQ(Redis({"HGET", queue_->Key("meta"), "opts.maxLenEvents"}).str, "10000");
+  RedisReply events = Redis({"XRANGE", queue_->Key("events"), "-", "+"});
+  ASSERT_EQ(events.elements.size(), 2u);
+  const RedisReply& added = events.elements[0].elements[1];
+  EXPECT_EQ(added.elements[1].str, "added");
+  EXPECT_EQ(added.elements[5].str, "ingest");
+  EXPECT_EQ(events.elements[1].elements[1].elements[1].str, "waiting");
+  JQ_ASSERT_OK_AND_ASSIGN(BullJobCounts counts, queue_->Counts());
+  EXPECT_EQ(counts.waiting, 1);
+  EXPECT_EQ(counts.active + counts.delayed + counts.prioritized, 0);
+}
+
+TEST_F(BullQueueTest, DelayedPrioritizedAndLifoUseBullMqScores) {
+  JQ_ASSERT_OK_AND_ASSIGN(std::string delayed, queue_->Add("d", "{}", Opts(R"({"delay":60000})")));
+  JQ_ASSERT_OK_AND_ASSIGN(BullJob job, queue_->GetJob(delayed));
+  const int64_t due = job.timestamp + 60000;
+  EXPECT_EQ(Redis({"ZSCORE", queue_->Key("delayed"), delayed}).str, absl::StrCat(due * 0x1000));
+  EXPECT_EQ(Redis({"ZSCORE", queue_->Key("marker"), "1"}).str, absl::StrCat(due));
+  JQ_ASSERT_OK_AND_ASSIGN(std::string second, queue_->Add("d", "{}", Opts(R"({"delay":60000})")));
+  JQ_ASSERT_OK_AND_ASSIGN(BullJob job2, queue_->GetJob(second));
+  if (job2.timestamp == job.timestamp) {
+    // Same millisecond: the low 12 bits keep them in order.
+    EXPECT_EQ(Redis({"ZSCORE", queue_->Key("delayed"), second}).str,
+              absl::StrCat(due * 0x1000 + 1));
+  }
+
+  JQ_ASSERT_OK_AND_ASSIGN(std::string p, queue_->Add("p", "{}", Opts(R"({"priority":7})")));
+  EXPECT_EQ(Redis({"ZSCORE", queue_->Key("prioritized"), p}).str,
+            absl::StrCat(7 * 0x100000000LL + 1));
+  EXPECT_EQ(Redis({"GET", queue_->Key("pc")}).str, "1");
+
+  JQ_ASSERT_OK_AND_ASSIGN(std::string fifo, queue_->Add("f", "{}"));
+  JQ_ASSERT_OK_AND_ASSIGN(std::string lifo, queue_->Add("l", "{}", Opts(R"({"lifo":true})")));
+  // Workers take from the right: the LIFO job is next, before the older FIFO one.
+  RedisReply wait = Redis({"LRANGE", queue_->Key("wait"), "0", "-1"});
+  ASSERT_EQ(wait.elements.size(), 2u);
+  EXPECT_EQ(wait.elements[0].str, fifo);
+  EXPECT_EQ(wait.elements[1].str, lifo);
+  JQ_ASSERT_OK_AND_ASSIGN(BullJobCounts counts, queue_->Counts());
+  EXPECT_EQ(counts.delayed, 2);
+  EXPECT_EQ(counts.prioritized, 1);
+  EXPECT_EQ(counts.waiting, 2);
+}
+
+TEST_F(BullQueueTest, DuplicateCustomIdReturnsTheExistingJob) {
+  JQ_ASSERT_OK_AND_ASSIGN(std::string first,
+                          queue_->Add("n", R"({"v":1})", Opts(R"({"jobId":"order-7"})")));
+  JQ_ASSERT_OK_AND_ASSIGN(std::string second,
+                          queue_->Add("n", R"({"v":2})", Opts(R"({"jobId":"order-7"})")));
+  EXPECT_EQ(first, "order-7");
+  EXPECT_EQ(second, "order-7");
+  JQ_ASSERT_OK_AND_ASSIGN(BullJob job, queue_->GetJob("order-7"));
+  EXPECT_EQ(job.data_json, R"({"v":1})");
+  EXPECT_EQ(Redis({"LLEN", queue_->Key("wait")}).integer, 1);
+}
+
+TEST_F(BullQueueTest, PausedQueueGetsTheJobButNoMarker) {
+  Redis({"HSET", queue_->Key("meta"), "paused", "1"});
+  ASSERT_THAT(queue_->Add("n", "{}").status(), IsOk());
+  EXPECT_EQ(Redis({"EXISTS", queue_->Key("marker")}).integer, 0);
+  EXPECT_EQ(Redis({"LLEN", queue_->Key("wait")}).integer, 1);
+}
+
+TEST_F(BullQueueTest, AddBulkIsOneRoundTripInOrder) {
+  std::vector<BullQueue::NewBullJob> jobs;
+  for (int i = 0; i < 500; ++i) jobs.push_back({"bulk", absl::StrCat(R"({"n":)", i, "}"), {}});
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<std::string> ids, queue_->AddBulk(jobs));
+  ASSERT_EQ(ids.size(), 500u);
+  EXPECT_EQ(ids.front(), "1");
+  EXPECT_EQ(ids.back(), "500");
+  JQ_ASSERT_OK_AND_ASSIGN(BullJob last, queue_->GetJob("500"));
+  EXPECT_EQ(last.data_json, R"({"n":499})");
+}
+
+TEST_F(BullQueueTest, ScriptsAreReloadedAfterTheServerForgetsThem) {
+  ASSERT_THAT(queue_->Add("n", "{}").status(), IsOk());
+  Redis({"SCRIPT", "FLUSH"});
+  JQ_ASSERT_OK_AND_ASSIGN(std::string id, queue_->Add("n", "{}"));
+  EXPECT_EQ(id, "2");
+}
+
+TEST_F(BullQueueTest, BadInputIsRejectedAndNothingIsWritten) {
+  EXPECT_THAT(queue_->Add("n", "{not json").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON")));
+  EXPECT_THAT(queue_->Add("", "{}").status(), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(queue_->Add("n", std::string(65 << 20, ' ')).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("limit")));
+  for (const char* bad :
+       {R"({"bogus":1})", R"({"delay":-1})", R"({"priority":3000000})", R"({"attempts":0})",
+        R"({"jobId":"12"})", R"({"jobId":"a:b"})", R"({"backoff":{"type":"linear"}})",
+        R"({"removeOnComplete":"yes"})", R"([1])", "{"}) {
+    EXPECT_THAT(ParseBullJobOptions(bad).status(), StatusIs(absl::StatusCode::kInvalidArgument))
+        << bad;
+  }
+  BullJobOptions smuggled;
+  smuggled.json = R"({"bogus":1})";
+  EXPECT_THAT(queue_->Add("n", "{}", smuggled).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bogus")));
+  std::vector<BullQueue::NewBullJob> batch = {{"ok", "{}", {}}, {"bad", "{", {}}};
+  EXPECT_THAT(queue_->AddBulk(batch).status(), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(Redis({"EXISTS", queue_->Key("id")}).integer, 0);
+  for (const char* bad_name : {"", "a:b", "has space"}) {
+    EXPECT_THAT(BullQueue::Open(url_, bad_name).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument))
+        << bad_name;
+  }
+  EXPECT_THAT(queue_->GetJob("nope").status(), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(BullQueueTest, HashTagPrefixKeepsKeysTogether) {
+  BullQueueOptions options;
+  options.prefix = "{bull}";
+  JQ_ASSERT_OK_AND_ASSIGN(auto tagged, BullQueue::Open(url_, name_, options));
+  JQ_ASSERT_OK_AND_ASSIGN(std::string id, tagged->Add("n", "{}"));
+  EXPECT_EQ(Redis({"LLEN", absl::StrCat("{bull}:", name_, ":wait")}).integer, 1);
+  Redis({"DEL", absl::StrCat("{bull}:", name_, ":wait"), absl::StrCat("{bull}:", name_, ":id"),
+         absl::StrCat("{bull}:", name_, ":", id), absl::StrCat("{bull}:", name_, ":events"),
+         absl::StrCat("{bull}:", name_, ":meta"), absl::StrCat("{bull}:", name_, ":marker")});
+}
+
+}  // namespace
+}  // namespace jobqueue
