@@ -35,6 +35,10 @@ constexpr char kUsage[] =
     "  purge [--completed-older-than D] [--failed-older-than D]\n"
     "Each command takes --help.\n"
     "\n"
+    "BullMQ queue on Redis (REDIS_URL):\n"
+    "  bull add --queue Q --name N --data JSON [--opts JSON] [--count N]\n"
+    "  bull counts --queue Q [--json] | bull get ID --queue Q\n"
+    "\n"
     "  version\n"
     "      Print the library version.\n";
 
@@ -56,6 +60,7 @@ int main(int argc, char** argv) {
        }},
   };
   jobqueue::cli::AddPgCommands(&commands);
+  jobqueue::cli::AddBullCommands(&commands);
   auto it = commands.find(command);
   if (it == commands.end()) {
     std::fprintf(stderr, "jobqueue: unknown command '%s'\n\n%s", command.c_str(), kUsage);

@@ -1,0 +1,154 @@
+// `jobqueue bull ...`: the BullMQ queue on Redis (REDIS_URL). So far: add, counts, get.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "jobqueue/bull_queue.h"
+#include "jobqueue/config.h"
+#include "jobqueue/json.h"
+#include "jobqueue/logging.h"
+
+namespace jobqueue::cli {
+namespace {
+
+constexpr char kBullHelp[] =
+    "usage: jobqueue bull <command> --queue Q [--prefix bull] [options]\n"
+    "  add --name N --data JSON [--opts JSON] [--count N]\n"
+    "      Adds a job (or N, in one pipelined round trip per 1000) and prints the id(s).\n"
+    "      --opts takes BullMQ's JobsOptions JSON (jobId, delay, priority, lifo, attempts,\n"
+    "      backoff, removeOnComplete, removeOnFail, ...).\n"
+    "  counts [--json]     job counts by state, as Queue.getJobCounts() reports them\n"
+    "  get ID [--json]     one job's hash\n"
+    "Redis comes from REDIS_URL (redis://, rediss://, unix://); --tls-ca FILE for rediss://.\n";
+
+int Fail(absl::string_view what, const absl::Status& status, int code = 1) {
+  std::fprintf(stderr, "jobqueue bull %s: %s\n", std::string(what).c_str(),
+               status.ToString().c_str());
+  return code;
+}
+
+struct Opened {
+  std::unique_ptr<BullQueue> queue;
+  int exit_code = 0;
+};
+
+Opened OpenQueue(const Args& args, absl::string_view what) {
+  ConfigOptions config_options;
+  config_options.service = args.GetOr("service", "cli");
+  config_options.env_dir = args.GetOr("env-dir", ".");
+  absl::StatusOr<Config> config = Config::Load(config_options);
+  if (!config.ok())
+    return {nullptr, Fail(what, config.status(), ExitCodeForConfigError(config.status()))};
+  ConfigureLogging(config->logging_options());
+  if (config->redis_url().empty()) {
+    return {nullptr,
+            Fail(what, absl::FailedPreconditionError("REDIS_URL is not set"), kExitConfigError)};
+  }
+  absl::StatusOr<std::string> name = args.Require("queue");
+  if (!name.ok()) return {nullptr, Fail(what, name.status(), kExitUsage)};
+  BullQueueOptions options;
+  options.prefix = args.GetOr("prefix", "bull");
+  options.redis.tls_ca_file = args.GetOr("tls-ca", "");
+  options.pool_size = 1;
+  absl::StatusOr<std::unique_ptr<BullQueue>> queue =
+      BullQueue::Open(config->redis_url(), *name, options);
+  if (!queue.ok()) {
+    return {nullptr,
+            Fail(what, queue.status(), absl::IsInvalidArgument(queue.status()) ? kExitUsage : 1)};
+  }
+  return {*std::move(queue), 0};
+}
+
+int RunAdd(const Args& args) {
+  absl::StatusOr<std::string> name = args.Require("name");
+  if (!name.ok()) return Fail("add", name.status(), kExitUsage);
+  absl::StatusOr<BullJobOptions> options = ParseBullJobOptions(args.GetOr("opts", "{}"));
+  if (!options.ok()) return Fail("add", options.status(), kExitUsage);
+  int64_t count = 1;
+  if (auto v = args.Get("count"); v && (!absl::SimpleAtoi(*v, &count) || count < 1)) {
+    return Fail("add", absl::InvalidArgumentError("--count must be a positive integer"),
+                kExitUsage);
+  }
+  const std::string data = args.GetOr("data", "{}");
+  if (absl::Status s = ValidateJson(data); !s.ok()) {
+    return Fail("add", absl::InvalidArgumentError(absl::StrCat("--data is ", s.message())),
+                kExitUsage);
+  }
+  Opened opened = OpenQueue(args, "add");
+  if (!opened.queue) return opened.exit_code;
+  for (int64_t done = 0; done < count;) {
+    std::vector<BullQueue::NewBullJob> batch;
+    for (; done < count && batch.size() < 1000; ++done) batch.push_back({*name, data, *options});
+    absl::StatusOr<std::vector<std::string>> ids = opened.queue->AddBulk(batch);
+    if (!ids.ok()) return Fail("add", ids.status());
+    for (const std::string& id : *ids) std::printf("%s\n", id.c_str());
+  }
+  return 0;
+}
+
+int RunCounts(const Args& args) {
+  Opened opened = OpenQueue(args, "counts");
+  if (!opened.queue) return opened.exit_code;
+  absl::StatusOr<BullJobCounts> c = opened.queue->Counts();
+  if (!c.ok()) return Fail("counts", c.status());
+  const std::pair<const char*, int64_t> rows[] = {
+      {"active", c->active},   {"completed", c->completed},
+      {"delayed", c->delayed}, {"failed", c->failed},
+      {"paused", c->paused},   {"prioritized", c->prioritized},
+      {"waiting", c->waiting}, {"waiting-children", c->waiting_children}};
+  if (args.Has("json")) {
+    std::vector<std::string> fields;
+    for (const auto& [state, n] : rows) fields.push_back(absl::StrCat("\"", state, "\":", n));
+    std::printf("{%s}\n", absl::StrJoin(fields, ",").c_str());
+  } else {
+    for (const auto& [state, n] : rows)
+      std::printf("%-17s %lld\n", state, static_cast<long long>(n));
+  }
+  return 0;
+}
+
+int RunGet(const Args& args) {
+  if (args.positional().size() != 1) {
+    return Fail("get", absl::InvalidArgumentError("expected one job id"), kExitUsage);
+  }
+  Opened opened = OpenQueue(args, "get");
+  if (!opened.queue) return opened.exit_code;
+  absl::StatusOr<BullJob> job = opened.queue->GetJob(args.positional()[0]);
+  if (!job.ok()) return Fail("get", job.status());
+  std::vector<std::string> fields;
+  for (const auto& [k, v] : job->fields)
+    fields.push_back(absl::StrCat(JsonQuote(k), ":", JsonQuote(v)));
+  std::printf("{\"id\":%s,\"fields\":{%s}}\n", JsonQuote(job->id).c_str(),
+              absl::StrJoin(fields, ",").c_str());
+  return 0;
+}
+
+int RunBull(const std::vector<std::string>& argv) {
+  if (argv.empty() || argv[0] == "--help" || argv[0] == "help") {
+    std::fputs(kBullHelp, argv.empty() ? stderr : stdout);
+    return argv.empty() ? kExitUsage : 0;
+  }
+  const std::string command = argv[0];
+  const std::vector<std::string> rest(argv.begin() + 1, argv.end());
+  absl::StatusOr<Args> args = Args::Parse(
+      rest, {"queue", "prefix", "name", "data", "opts", "count", "tls-ca", "service", "env-dir"},
+      {"json"});
+  if (!args.ok()) return Fail(command, args.status(), kExitUsage);
+  if (command == "add") return RunAdd(*args);
+  if (command == "counts") return RunCounts(*args);
+  if (command == "get") return RunGet(*args);
+  std::fprintf(stderr, "jobqueue bull: unknown command '%s'\n\n%s", command.c_str(), kBullHelp);
+  return kExitUsage;
+}
+
+}  // namespace
+
+void AddBullCommands(std::map<std::string, CommandFn>* commands) { (*commands)["bull"] = RunBull; }
+
+}  // namespace jobqueue::cli
