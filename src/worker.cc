@@ -1,7 +1,6 @@
 #include "jobqueue/worker.h"
 
 #include <poll.h>
-#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -18,41 +17,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "internal/log.h"
+#include "internal/worker_common.h"
 #include "jobqueue/json.h"
 #include "jobqueue/status.h"
 #include "pg/connection.h"
 
 namespace jobqueue {
 namespace {
-
-// Signal plumbing: the handler may only touch atomics and write(2), so each running worker
-// registers the eventfd its dispatcher polls.
-constexpr int kMaxSignalWorkers = 64;
-// Slots hold fd + 1, so the zero-initialised array means "empty".
-std::atomic<int> g_wake_fds[kMaxSignalWorkers];
-std::atomic<bool> g_stop_signalled{false};
-
-void Wake(int fd) {
-  const uint64_t one = 1;
-  ssize_t n = ::write(fd, &one, sizeof(one));
-  (void)n;  // a full counter already means "wake up"
-}
-
-void OnStopSignal(int) {
-  g_stop_signalled.store(true);
-  for (auto& slot : g_wake_fds) {
-    const int fd_plus_one = slot.load();
-    if (fd_plus_one > 0) Wake(fd_plus_one - 1);
-  }
-}
-
-int RegisterWakeFd(int fd) {
-  for (int i = 0; i < kMaxSignalWorkers; ++i) {
-    int expected = 0;
-    if (g_wake_fds[i].compare_exchange_strong(expected, fd + 1)) return i;
-  }
-  return -1;  // more workers than slots: those still stop through Stop()
-}
 
 std::string DefaultWorkerId() {
   char host[256] = {0};
@@ -61,22 +32,7 @@ std::string DefaultWorkerId() {
   return absl::StrFormat("%s:%d:%08x", host, getpid(), rd());
 }
 
-int PollMillis(absl::Duration timeout) {
-  if (timeout <= absl::ZeroDuration()) return 0;
-  return static_cast<int>(std::min<int64_t>(
-      absl::ToInt64Milliseconds(absl::Ceil(timeout, absl::Milliseconds(1))), 24 * 3600 * 1000));
-}
-
 }  // namespace
-
-void StopWorkersOnSignals() {
-  struct sigaction action = {};
-  action.sa_handler = OnStopSignal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
-}
 
 absl::Status WorkerOptions::Validate() const {
   if (name.empty()) return absl::InvalidArgumentError("worker name is empty");
@@ -99,15 +55,8 @@ absl::Status WorkerOptions::Validate() const {
   if (heartbeat_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("heartbeat interval must be positive");
   }
-  if (shutdown_timeout < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("shutdown timeout must not be negative");
-  }
-  if (exit_when_idle && *exit_when_idle < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("exit-when-idle must not be negative");
-  }
-  if (reconnect_min <= absl::ZeroDuration() || reconnect_max < reconnect_min) {
-    return absl::InvalidArgumentError("reconnect backoff must satisfy 0 < min <= max");
-  }
+  JQ_RETURN_IF_ERROR(internal::ValidateShutdownOptions(shutdown_timeout, exit_when_idle,
+                                                       reconnect_min, reconnect_max));
   return absl::OkStatus();
 }
 
@@ -139,7 +88,7 @@ class Worker::Impl {
   absl::Status Run();
   void Stop() {
     stop_requested_.store(true);
-    Wake(wake_fd_);
+    internal::WakeFd(wake_fd_);
   }
   WorkerStats stats() const {
     absl::MutexLock lock(&mu_);
@@ -159,7 +108,7 @@ class Worker::Impl {
     const Impl* impl_;
   };
 
-  bool StopWanted() const { return stop_requested_.load() || g_stop_signalled.load(); }
+  bool StopWanted() const { return stop_requested_.load() || internal::StopSignalled(); }
   void HandlerLoop();
   void RunOne(const Lease& lease);
   void FailJob(const Lease& lease, const absl::Status& error);
@@ -237,21 +186,7 @@ void Worker::Impl::HandlerLoop() {
 
 void Worker::Impl::RunOne(const Lease& lease) {
   Context context(lease, this);
-  absl::StatusOr<std::string> result;
-  const JobHandler& handler = handlers_.at(lease.job_type);
-  try {
-    result = handler(context);
-  } catch (const std::exception& e) {
-    result = absl::InternalError(absl::StrCat("handler threw: ", e.what()));
-  } catch (...) {
-    result = absl::InternalError("handler threw a non-standard exception");
-  }
-  if (result.ok()) {
-    if (result->empty()) *result = "null";
-    if (absl::Status valid = ValidateJson(*result); !valid.ok()) {
-      result = absl::InvalidArgumentError(absl::StrCat("handler result is ", valid.message()));
-    }
-  }
+  absl::StatusOr<std::string> result = internal::RunHandler(handlers_.at(lease.job_type), context);
   bool given_back = false;
   {
     absl::MutexLock lock(&mu_);
@@ -260,7 +195,7 @@ void Worker::Impl::RunOne(const Lease& lease) {
     if (!given_back && result.ok()) {
       done_.push_back({lease, *std::move(result)});
       if (done_.size() == 1) {
-        Wake(wake_fd_);
+        internal::WakeFd(wake_fd_);
         pump_cv_.SignalAll();
       }
       return;
@@ -271,7 +206,7 @@ void Worker::Impl::RunOne(const Lease& lease) {
     absl::MutexLock lock(&mu_);
     held_.erase(lease.job_id);
     ++stats_.lost;
-    Wake(wake_fd_);
+    internal::WakeFd(wake_fd_);
     return;
   }
   if (shutting_down_.load()) {
@@ -280,7 +215,7 @@ void Worker::Impl::RunOne(const Lease& lease) {
     absl::MutexLock lock(&mu_);
     held_.erase(lease.job_id);
     if (released.ok()) ++stats_.released;
-    Wake(wake_fd_);
+    internal::WakeFd(wake_fd_);
     return;
   }
   FailJob(lease, result.status());
@@ -310,7 +245,7 @@ void Worker::Impl::FailJob(const Lease& lease, const absl::Status& error) {
     internal::LogError("job {} ({}): could not record failure: {}", lease.job_id, lease.job_type,
                        outcome.status().ToString());
   }
-  Wake(wake_fd_);
+  internal::WakeFd(wake_fd_);
 }
 
 absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) {
@@ -370,7 +305,7 @@ void Worker::Impl::PumpLoop() {
     }
     backoff = options_.reconnect_min;
     // The main dispatcher tracks idleness and heartbeats: tell it what changed.
-    if (result->flushed > 0 || result->claimed > 0) Wake(wake_fd_);
+    if (result->flushed > 0 || result->claimed > 0) internal::WakeFd(wake_fd_);
     if (result->limit > 0 && result->claimed == result->limit) continue;  // busy
     if (!done_.empty()) continue;
     // Full: handlers signal as they finish. Drained: the main dispatcher signals when jobs
@@ -421,7 +356,7 @@ void Worker::Impl::WaitForWake(absl::Duration timeout) {
     fds[1].fd = PQsocket(listener_->raw());
     if (fds[1].fd >= 0) nfds = 2;
   }
-  const int ready = ::poll(fds, nfds, PollMillis(timeout));
+  const int ready = ::poll(fds, nfds, internal::PollMillis(timeout));
   if (ready <= 0) return;
   if (fds[0].revents & POLLIN) {
     uint64_t counter;
@@ -453,7 +388,7 @@ absl::Status Worker::Impl::Run() {
                       absl::StrFormat("%.1f", absl::ToDoubleSeconds(options_.poll_interval)));
     internal::LogInfo("Job types: {}", absl::StrJoin(types_, ", "));
   }
-  const int signal_slot = RegisterWakeFd(wake_fd_);
+  const int signal_slot = internal::RegisterStopWakeFd(wake_fd_);
   threads_.reserve(static_cast<size_t>(options_.concurrency));
   for (int i = 0; i < options_.concurrency; ++i) threads_.emplace_back([this] { HandlerLoop(); });
   for (int i = 1; i < options_.dispatchers; ++i) pumps_.emplace_back([this] { PumpLoop(); });
@@ -552,7 +487,7 @@ absl::Status Worker::Impl::Run() {
     WaitForWake(timeout);
   }
   Shutdown();
-  if (signal_slot >= 0) g_wake_fds[signal_slot].store(0);
+  internal::UnregisterStopWakeFd(signal_slot);
   return absl::OkStatus();
 }
 

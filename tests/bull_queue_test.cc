@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "testing/bull_fixture.h"
 #include "testing/status_matchers.h"
 
 namespace jobqueue {
@@ -20,43 +21,7 @@ using ::jobqueue::testing::IsOk;
 using ::jobqueue::testing::StatusIs;
 using ::testing::HasSubstr;
 
-class BullQueueTest : public ::testing::Test {
- protected:
-  BullQueueTest() {
-    const char* url = std::getenv("REDIS_URL");
-    if (url == nullptr) throw std::runtime_error("REDIS_URL is not set");
-    url_ = Secret::Url(url);
-    static int counter = 0;
-    name_ = absl::StrCat("jqtest-", getpid(), "-", counter++);
-    auto queue = BullQueue::Open(url_, name_);
-    if (!queue.ok()) throw std::runtime_error(queue.status().ToString());
-    queue_ = *std::move(queue);
-    redis_ = *RedisConnection::Connect(url_);
-  }
-  ~BullQueueTest() override {
-    auto keys = redis_->Command({"KEYS", absl::StrCat("bull:", name_, ":*")});
-    if (keys.ok() && !keys->elements.empty()) {
-      std::vector<std::string> del = {"DEL"};
-      for (const RedisReply& k : keys->elements) del.push_back(k.str);
-      (void)redis_->Command(del);
-    }
-  }
-  RedisReply Redis(const std::vector<std::string>& argv) {
-    auto reply = redis_->Command(argv);
-    if (!reply.ok()) throw std::runtime_error(reply.status().ToString());
-    return *reply;
-  }
-  BullJobOptions Opts(absl::string_view json) {
-    auto parsed = ParseBullJobOptions(json);
-    if (!parsed.ok()) throw std::runtime_error(parsed.status().ToString());
-    return *parsed;
-  }
-
-  Secret url_;
-  std::string name_;
-  std::unique_ptr<BullQueue> queue_;
-  std::unique_ptr<RedisConnection> redis_;
-};
+using BullQueueTest = ::jobqueue::testing::BullFixture;
 
 TEST_F(BullQueueTest, StandardJobIsWrittenAsBullMqWritesIt) {
   const int64_t before = absl::ToUnixMillis(absl::Now());

@@ -89,6 +89,11 @@ class BullQueue {
   // NotFound when there is no such job.
   absl::StatusOr<BullJob> GetJob(absl::string_view id);
   absl::StatusOr<BullJobCounts> Counts();
+  // Pauses (workers stop claiming; jobs keep arriving) or resumes the queue for every worker,
+  // Node ones included, with the "paused"/"resumed" event.
+  absl::Status Pause() { return SetPaused(true); }
+  absl::Status Resume() { return SetPaused(false); }
+  absl::StatusOr<bool> IsPaused();
 
   const std::string& name() const { return name_; }
   // "<prefix>:<queue>:<suffix>"
@@ -96,6 +101,7 @@ class BullQueue {
 
  private:
   BullQueue(std::string name, BullQueueOptions options, std::unique_ptr<RedisPool> pool);
+  absl::Status SetPaused(bool paused);
   std::vector<std::string> AddCommand(const NewBullJob& job, int64_t now_ms) const;
   absl::StatusOr<std::vector<RedisReply>> RunScripts(
       const std::vector<std::vector<std::string>>& evalsha_commands);

@@ -77,6 +77,9 @@ class RedisConnection {
 
   // False once a transport error happened; a broken connection is not used again.
   bool ok() const;
+  // Callable from any thread: a command blocked on this connection (BZPOPMIN, XREAD BLOCK)
+  // returns Unavailable at once and the connection is broken. For shutting down waiters.
+  void Interrupt();
   // "tcp", "unix" or "tls".
   absl::string_view transport() const;
 

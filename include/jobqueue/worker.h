@@ -105,7 +105,8 @@ class Worker {
   std::unique_ptr<Impl> impl_;
 };
 
-// SIGTERM and SIGINT call Stop() on every worker running in this process. Idempotent.
+// SIGTERM and SIGINT call Stop() on every worker running in this process (Postgres and
+// BullMQ). Idempotent.
 void StopWorkersOnSignals();
 
 }  // namespace jobqueue

@@ -1,19 +1,15 @@
 #include "jobqueue/bull_queue.h"
 
-#include <openssl/sha.h>
 #include <simdjson.h>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "jobqueue/json.h"
 #include "jobqueue/status.h"
-#include "redis/bull_scripts.h"
+#include "redis/bull_internal.h"
 
 namespace jobqueue {
 namespace {
@@ -21,38 +17,6 @@ namespace {
 // BullMQ's own limit: priority * 2^32 must stay exact in a Lua double.
 constexpr int64_t kMaxPriority = 2097152;
 constexpr size_t kMaxDataBytes = 64 * 1024 * 1024;
-
-std::string Sha1Hex(absl::string_view text) {
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  std::string hex;
-  for (unsigned char byte : digest) absl::StrAppendFormat(&hex, "%02x", byte);
-  return hex;
-}
-
-struct Script {
-  const char* text;
-  std::string sha;
-};
-
-const Script& AddJobScript() {
-  static const Script script{internal::kAddJobLua, Sha1Hex(internal::kAddJobLua)};
-  return script;
-}
-
-absl::Status ValidateQueueName(absl::string_view name) {
-  if (name.empty() || name.size() > 256) {
-    return absl::InvalidArgumentError("BullMQ queue name must be 1..256 bytes");
-  }
-  for (char c : name) {
-    if (c == ':' || absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '\0') {
-      return absl::InvalidArgumentError(
-          absl::StrCat("BullMQ queue name \"", absl::CHexEscape(name),
-                       "\" may not contain ':' or whitespace (':' separates BullMQ's key parts)"));
-    }
-  }
-  return absl::OkStatus();
-}
 
 absl::Status BadOption(absl::string_view key, absl::string_view expected) {
   return absl::InvalidArgumentError(absl::StrCat("job option \"", key, "\" must be ", expected));
@@ -171,7 +135,7 @@ BullQueue::~BullQueue() = default;
 absl::StatusOr<std::unique_ptr<BullQueue>> BullQueue::Open(const Secret& redis_url,
                                                            absl::string_view name,
                                                            const BullQueueOptions& options) {
-  JQ_RETURN_IF_ERROR(ValidateQueueName(name));
+  JQ_RETURN_IF_ERROR(internal::ValidateBullQueueName(name));
   JQ_RETURN_IF_ERROR(options.Validate());
   auto pool = std::make_unique<RedisPool>(redis_url, options.redis, options.pool_size);
   {
@@ -187,41 +151,18 @@ std::string BullQueue::Key(absl::string_view suffix) const {
 
 std::vector<std::string> BullQueue::AddCommand(const NewBullJob& job, int64_t now_ms) const {
   const BullJobOptions& o = job.options;
-  return {"EVALSHA",
-          AddJobScript().sha,
-          "9",
-          Key("wait"),
-          Key("meta"),
-          Key("id"),
-          Key("delayed"),
-          Key("prioritized"),
-          Key("pc"),
-          Key("marker"),
-          Key("events"),
-          Key("active"),
-          Key(""),
-          o.job_id,
-          job.name,
-          absl::StrCat(now_ms),
-          job.data_json,
-          o.json,
-          absl::StrCat(o.delay_ms),
-          absl::StrCat(o.priority),
-          o.lifo ? "1" : "0"};
+  return internal::EvalSha(
+      internal::k_add_job,
+      {Key("wait"), Key("meta"), Key("id"), Key("delayed"), Key("prioritized"), Key("pc"),
+       Key("marker"), Key("events"), Key("active")},
+      {Key(""), o.job_id, job.name, absl::StrCat(now_ms), job.data_json, o.json,
+       absl::StrCat(o.delay_ms), absl::StrCat(o.priority), o.lifo ? "1" : "0"});
 }
 
 absl::StatusOr<std::vector<RedisReply>> BullQueue::RunScripts(
     const std::vector<std::vector<std::string>>& commands) {
   JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, conn->Pipeline(commands));
-  // NOSCRIPT means the script did not run (a restarted or flushed server): load it and rerun.
-  if (!replies.empty() && replies.front().is_error() &&
-      absl::StartsWith(replies.front().str, "NOSCRIPT")) {
-    JQ_ASSIGN_OR_RETURN(RedisReply loaded, conn->Command({"SCRIPT", "LOAD", AddJobScript().text}));
-    JQ_RETURN_IF_ERROR(loaded.AsStatus("loading the add-job script"));
-    JQ_ASSIGN_OR_RETURN(replies, conn->Pipeline(commands));
-  }
-  return replies;
+  return internal::RunScripts(*conn, commands);
 }
 
 absl::StatusOr<std::string> BullQueue::Add(absl::string_view name, absl::string_view data_json,
@@ -274,35 +215,26 @@ absl::StatusOr<BullJob> BullQueue::GetJob(absl::string_view id) {
   if (reply.elements.empty()) {
     return absl::NotFoundError(absl::StrCat("no job ", id, " in queue ", name_));
   }
-  BullJob job;
-  job.id = std::string(id);
-  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
-    job.fields[reply.elements[i].str] = reply.elements[i + 1].str;
-  }
-  auto text = [&](const char* field) -> std::optional<std::string> {
-    auto it = job.fields.find(field);
-    if (it == job.fields.end()) return std::nullopt;
-    return it->second;
-  };
-  // A foreign client may have written anything: unparsable numbers read as absent.
-  auto number = [&](const char* field) -> std::optional<int64_t> {
-    std::optional<std::string> value = text(field);
-    int64_t n = 0;
-    if (!value || !absl::SimpleAtoi(*value, &n)) return std::nullopt;
-    return n;
-  };
-  job.name = text("name").value_or("");
-  job.data_json = text("data").value_or("{}");
-  job.opts_json = text("opts").value_or("{}");
-  job.timestamp = number("timestamp").value_or(0);
-  job.delay = number("delay").value_or(0);
-  job.priority = number("priority").value_or(0);
-  job.attempts_made = number("atm").value_or(0);
-  job.processed_on = number("processedOn");
-  job.finished_on = number("finishedOn");
-  job.return_value_json = text("returnvalue");
-  job.failed_reason = text("failedReason").value_or("");
-  return job;
+  return internal::BullJobFromHash(id, reply.elements);
+}
+
+absl::Status BullQueue::SetPaused(bool paused) {
+  JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
+  const internal::BullKeys keys(options_.prefix, name_);
+  std::vector<std::string> script_keys = keys.worker_keys();
+  script_keys.push_back(Key("paused"));
+  JQ_ASSIGN_OR_RETURN(
+      RedisReply reply,
+      internal::RunScript(*conn, internal::EvalSha(internal::k_pause, script_keys,
+                                                   {paused ? "paused" : "resumed"})));
+  return reply.AsStatus(paused ? "pausing the queue" : "resuming the queue");
+}
+
+absl::StatusOr<bool> BullQueue::IsPaused() {
+  JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(RedisReply reply, conn->Command({"HEXISTS", Key("meta"), "paused"}));
+  JQ_RETURN_IF_ERROR(reply.AsStatus("reading the queue's meta"));
+  return reply.integer == 1;
 }
 
 absl::StatusOr<BullJobCounts> BullQueue::Counts() {

@@ -4,7 +4,16 @@
 
 namespace jobqueue::internal {
 
-extern const char kAddJobLua[];
+struct LuaScript {
+  const char* name;
+  const char* text;
+};
+
+extern const LuaScript k_add_job;
+extern const LuaScript k_worker_step;
+extern const LuaScript k_extend_locks;
+extern const LuaScript k_stalled_check;
+extern const LuaScript k_pause;
 
 }  // namespace jobqueue::internal
 

@@ -252,6 +252,10 @@ class RedisConnection::Impl {
   }
 
   bool ok() const { return !broken_; }
+  // Any thread: the socket is shut down, so a blocked read returns at once with an error.
+  void Interrupt() {
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  }
   absl::string_view transport() const {
     switch (endpoint_.kind) {
       case Endpoint::Kind::kUnix:
@@ -502,6 +506,7 @@ absl::StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
 }
 
 bool RedisConnection::ok() const { return impl_->ok(); }
+void RedisConnection::Interrupt() { impl_->Interrupt(); }
 absl::string_view RedisConnection::transport() const { return impl_->transport(); }
 
 RedisPool::RedisPool(Secret url, RedisOptions options, int size)

@@ -1,0 +1,83 @@
+#include "internal/worker_common.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "jobqueue/worker.h"
+
+namespace jobqueue {
+namespace internal {
+namespace {
+
+constexpr int kMaxSignalWorkers = 64;
+// Slots hold fd + 1, so the zero-initialised array means "empty".
+std::atomic<int> g_wake_fds[kMaxSignalWorkers];
+std::atomic<bool> g_stop_signalled{false};
+
+void OnStopSignal(int) {
+  g_stop_signalled.store(true);
+  for (auto& slot : g_wake_fds) {
+    const int fd_plus_one = slot.load();
+    if (fd_plus_one > 0) WakeFd(fd_plus_one - 1);
+  }
+}
+
+}  // namespace
+
+void WakeFd(int fd) {
+  const uint64_t one = 1;
+  ssize_t n = ::write(fd, &one, sizeof(one));
+  (void)n;
+}
+
+int RegisterStopWakeFd(int fd) {
+  for (int i = 0; i < kMaxSignalWorkers; ++i) {
+    int expected = 0;
+    if (g_wake_fds[i].compare_exchange_strong(expected, fd + 1)) return i;
+  }
+  return -1;
+}
+
+void UnregisterStopWakeFd(int slot) {
+  if (slot >= 0 && slot < kMaxSignalWorkers) g_wake_fds[slot].store(0);
+}
+
+bool StopSignalled() { return g_stop_signalled.load(); }
+
+int PollMillis(absl::Duration timeout) {
+  if (timeout <= absl::ZeroDuration()) return 0;
+  return static_cast<int>(std::min<int64_t>(
+      absl::ToInt64Milliseconds(absl::Ceil(timeout, absl::Milliseconds(1))), 3600 * 1000));
+}
+
+absl::Status ValidateShutdownOptions(absl::Duration shutdown_timeout,
+                                     const std::optional<absl::Duration>& exit_when_idle,
+                                     absl::Duration reconnect_min, absl::Duration reconnect_max) {
+  if (shutdown_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("shutdown timeout must not be negative");
+  }
+  if (exit_when_idle && *exit_when_idle < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("exit-when-idle must not be negative");
+  }
+  if (reconnect_min <= absl::ZeroDuration() || reconnect_max < reconnect_min) {
+    return absl::InvalidArgumentError("reconnect backoff must satisfy 0 < min <= max");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+
+void StopWorkersOnSignals() {
+  struct sigaction action = {};
+  action.sa_handler = internal::OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+}  // namespace jobqueue

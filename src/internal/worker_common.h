@@ -1,0 +1,58 @@
+// What the Postgres and BullMQ workers share: SIGTERM/SIGINT plumbing (the signal handler only
+// sets an atomic and writes to the eventfds the running workers registered), poll timeouts and
+// the validation of their shutdown options.
+#ifndef JOBQUEUE_SRC_INTERNAL_WORKER_COMMON_H_
+#define JOBQUEUE_SRC_INTERNAL_WORKER_COMMON_H_
+
+#include <exception>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "jobqueue/json.h"
+
+namespace jobqueue::internal {
+
+// Adds 1 to an eventfd; a full counter already means "wake up".
+void WakeFd(int fd);
+// Registers an eventfd to be woken on a stop signal; returns a slot, or -1 when all are taken
+// (that worker still stops through its own Stop()).
+int RegisterStopWakeFd(int fd);
+void UnregisterStopWakeFd(int slot);
+// True once SIGTERM or SIGINT arrived (after StopWorkersOnSignals()).
+bool StopSignalled();
+
+// A poll(2) timeout in ms, rounded up, capped at an hour.
+int PollMillis(absl::Duration timeout);
+
+// Runs a job handler: exceptions become Internal errors, an empty result becomes "null", and
+// a result that is not JSON becomes an InvalidArgument error.
+template <typename Handler, typename Context>
+absl::StatusOr<std::string> RunHandler(const Handler& handler, Context& context) {
+  absl::StatusOr<std::string> result;
+  try {
+    result = handler(context);
+  } catch (const std::exception& e) {
+    result = absl::InternalError(absl::StrCat("handler threw: ", e.what()));
+  } catch (...) {
+    result = absl::InternalError("handler threw a non-standard exception");
+  }
+  if (result.ok()) {
+    if (result->empty()) *result = "null";
+    if (absl::Status valid = ValidateJson(*result); !valid.ok()) {
+      result = absl::InvalidArgumentError(absl::StrCat("handler result is ", valid.message()));
+    }
+  }
+  return result;
+}
+
+absl::Status ValidateShutdownOptions(absl::Duration shutdown_timeout,
+                                     const std::optional<absl::Duration>& exit_when_idle,
+                                     absl::Duration reconnect_min, absl::Duration reconnect_max);
+
+}  // namespace jobqueue::internal
+
+#endif  // JOBQUEUE_SRC_INTERNAL_WORKER_COMMON_H_

@@ -1,0 +1,137 @@
+#include "redis/bull_internal.h"
+
+#include <openssl/sha.h>
+
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "jobqueue/status.h"
+
+namespace jobqueue::internal {
+namespace {
+
+std::string Sha1Hex(absl::string_view text) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  std::string hex;
+  for (unsigned char byte : digest) absl::StrAppendFormat(&hex, "%02x", byte);
+  return hex;
+}
+
+const LuaScript* const kAllScripts[] = {&k_add_job, &k_worker_step, &k_extend_locks,
+                                        &k_stalled_check, &k_pause};
+
+const std::string& ShaOf(const LuaScript& script) {
+  static const auto* shas = [] {
+    auto* map = new std::vector<std::pair<const LuaScript*, std::string>>;
+    for (const LuaScript* s : kAllScripts) map->emplace_back(s, Sha1Hex(s->text));
+    return map;
+  }();
+  for (const auto& [s, sha] : *shas) {
+    if (s == &script) return sha;
+  }
+  static const std::string unknown;
+  return unknown;
+}
+
+bool IsNoScript(const RedisReply& reply) {
+  return reply.is_error() && absl::StartsWith(reply.str, "NOSCRIPT");
+}
+
+}  // namespace
+
+absl::Status ValidateBullQueueName(absl::string_view name) {
+  if (name.empty() || name.size() > 256) {
+    return absl::InvalidArgumentError("BullMQ queue name must be 1..256 bytes");
+  }
+  for (char c : name) {
+    if (c == ':' || absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '\0') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("BullMQ queue name \"", absl::CHexEscape(name),
+                       "\" may not contain ':' or whitespace (':' separates BullMQ's key parts)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+BullKeys::BullKeys(absl::string_view prefix, absl::string_view queue)
+    : base_(absl::StrCat(prefix, ":", queue, ":")) {
+  for (const char* suffix : {"wait", "active", "prioritized", "events", "stalled", "limiter",
+                             "delayed", "meta", "pc", "marker", "completed", "failed"}) {
+    worker_keys_.push_back(Key(suffix));
+  }
+}
+
+std::vector<std::string> EvalSha(const LuaScript& script, const std::vector<std::string>& keys,
+                                 std::vector<std::string> args) {
+  std::vector<std::string> command;
+  command.reserve(3 + keys.size() + args.size());
+  command.push_back("EVALSHA");
+  command.push_back(ShaOf(script));
+  command.push_back(absl::StrCat(keys.size()));
+  command.insert(command.end(), keys.begin(), keys.end());
+  for (std::string& arg : args) command.push_back(std::move(arg));
+  return command;
+}
+
+absl::StatusOr<std::vector<RedisReply>> RunScripts(
+    RedisConnection& conn, const std::vector<std::vector<std::string>>& commands) {
+  JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, conn.Pipeline(commands));
+  std::vector<size_t> rerun;
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (IsNoScript(replies[i])) rerun.push_back(i);
+  }
+  if (rerun.empty()) return replies;
+  std::vector<std::vector<std::string>> again;
+  for (const LuaScript* script : kAllScripts) again.push_back({"SCRIPT", "LOAD", script->text});
+  for (size_t i : rerun) again.push_back(commands[i]);
+  JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> second, conn.Pipeline(again));
+  for (size_t i = 0; i < std::size(kAllScripts); ++i) {
+    JQ_RETURN_IF_ERROR(second[i].AsStatus(absl::StrCat("loading script ", kAllScripts[i]->name)));
+  }
+  for (size_t j = 0; j < rerun.size(); ++j) {
+    replies[rerun[j]] = std::move(second[std::size(kAllScripts) + j]);
+  }
+  return replies;
+}
+
+absl::StatusOr<RedisReply> RunScript(RedisConnection& conn, std::vector<std::string> command) {
+  JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, RunScripts(conn, {std::move(command)}));
+  return std::move(replies.front());
+}
+
+BullJob BullJobFromHash(absl::string_view id, const std::vector<RedisReply>& flat) {
+  BullJob job;
+  job.id = std::string(id);
+  for (size_t i = 0; i + 1 < flat.size(); i += 2) job.fields[flat[i].str] = flat[i + 1].str;
+  auto text = [&](const char* field) -> std::optional<std::string> {
+    auto it = job.fields.find(field);
+    if (it == job.fields.end()) return std::nullopt;
+    return it->second;
+  };
+  auto number = [&](const char* field) -> std::optional<int64_t> {
+    std::optional<std::string> value = text(field);
+    int64_t n = 0;
+    if (!value || !absl::SimpleAtoi(*value, &n)) return std::nullopt;
+    return n;
+  };
+  job.name = text("name").value_or("");
+  job.data_json = text("data").value_or("{}");
+  job.opts_json = text("opts").value_or("{}");
+  job.timestamp = number("timestamp").value_or(0);
+  job.delay = number("delay").value_or(0);
+  job.priority = number("priority").value_or(0);
+  job.attempts_made = number("atm").value_or(0);
+  job.processed_on = number("processedOn");
+  job.finished_on = number("finishedOn");
+  job.return_value_json = text("returnvalue");
+  job.failed_reason = text("failedReason").value_or("");
+  return job;
+}
+
+}  // namespace jobqueue::internal

@@ -1,0 +1,50 @@
+// What the BullMQ producer, worker and admin code share: our scripts run by EVALSHA, the key
+// layout, and reading a job hash.
+#ifndef JOBQUEUE_SRC_REDIS_BULL_INTERNAL_H_
+#define JOBQUEUE_SRC_REDIS_BULL_INTERNAL_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "jobqueue/bull_queue.h"
+#include "jobqueue/redis_client.h"
+#include "redis/bull_scripts.h"
+
+namespace jobqueue::internal {
+
+// Queue names: 1..256 bytes, no ':' or whitespace.
+absl::Status ValidateBullQueueName(absl::string_view name);
+
+class BullKeys {
+ public:
+  BullKeys(absl::string_view prefix, absl::string_view queue);
+  // "<prefix>:<queue>:<suffix>"
+  std::string Key(absl::string_view suffix) const { return base_ + std::string(suffix); }
+  // "<prefix>:<queue>:", the prefix of job keys.
+  const std::string& base() const { return base_; }
+  // KEYS[1..12] of our worker-side scripts (see worker_step.lua).
+  const std::vector<std::string>& worker_keys() const { return worker_keys_; }
+
+ private:
+  std::string base_;
+  std::vector<std::string> worker_keys_;
+};
+
+// {"EVALSHA", sha, numkeys, keys..., args...}
+std::vector<std::string> EvalSha(const LuaScript& script, const std::vector<std::string>& keys,
+                                 std::vector<std::string> args);
+
+// Runs EVALSHA commands in one round trip; on NOSCRIPT (a restarted or flushed server) loads
+// our scripts and reruns just the commands that did not run.
+absl::StatusOr<std::vector<RedisReply>> RunScripts(
+    RedisConnection& conn, const std::vector<std::vector<std::string>>& commands);
+absl::StatusOr<RedisReply> RunScript(RedisConnection& conn, std::vector<std::string> command);
+
+// A job from HGETALL's flat field/value array. Numbers a foreign client garbled read as absent.
+BullJob BullJobFromHash(absl::string_view id, const std::vector<RedisReply>& flat);
+
+}  // namespace jobqueue::internal
+
+#endif  // JOBQUEUE_SRC_REDIS_BULL_INTERNAL_H_

@@ -1,0 +1,107 @@
+--[[
+  Functions shared by our worker-side scripts (prepended to each at build time). They write
+  what BullMQ's own scripts write: the same keys, fields, scores, markers and events.
+]]
+local rcall = redis.call
+
+-- HINCRBY that survives a counter a foreign client garbled (restarting it at 1): a script
+-- error midway would leave a job half-moved, as Redis does not roll scripts back.
+local function incrCounter(jobKey, field)
+  local n = redis.pcall("HINCRBY", jobKey, field, 1)
+  if type(n) == "table" then
+    rcall("HSET", jobKey, field, 1)
+    return 1
+  end
+  return n
+end
+
+local function maxEvents(metaKey)
+  local n = rcall("HGET", metaKey, "opts.maxLenEvents")
+  if not n then
+    n = 10000
+    rcall("HSET", metaKey, "opts.maxLenEvents", n)
+  end
+  return n
+end
+
+-- Paused, or at the queue's global concurrency (meta "concurrency").
+local function pausedOrMaxed(metaKey, activeKey)
+  local meta = rcall("HMGET", metaKey, "paused", "concurrency")
+  if meta[1] then return true end
+  return meta[2] ~= false and rcall("LLEN", activeKey) >= tonumber(meta[2])
+end
+
+local function priorityScore(priority, pcKey)
+  return priority * 0x100000000 + rcall("INCR", pcKey) % 0x100000000
+end
+
+-- Next delayed job's due time in ms, or nil.
+local function nextDelayedAt(delayedKey)
+  local first = rcall("ZRANGE", delayedKey, 0, 0, "WITHSCORES")
+  if first[2] then return math.floor(tonumber(first[2]) / 0x1000) end
+  return nil
+end
+
+-- Moves due delayed jobs (up to 1000) to wait/prioritized with their "waiting" events.
+local function promoteDelayed(q, now, held)
+  local due = rcall("ZRANGEBYSCORE", q.delayed, 0, (now + 1) * 0x1000 - 1, "LIMIT", 0, 1000)
+  if #due == 0 then return end
+  rcall("ZREM", q.delayed, unpack(due))
+  for _, jobId in ipairs(due) do
+    local jobKey = q.prefix .. jobId
+    local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
+    if priority == 0 then
+      rcall("LPUSH", q.wait, jobId)
+    else
+      rcall("ZADD", q.prioritized, priorityScore(priority, q.pc), jobId)
+    end
+    rcall("XADD", q.events, "*", "event", "waiting", "jobId", jobId, "prev", "delayed")
+    rcall("HSET", jobKey, "delay", 0)
+  end
+  if not held then rcall("ZADD", q.marker, 0, "0") end
+end
+
+-- Puts a job back in line (wait or prioritized), waking workers unless the queue is held.
+local function requeue(q, jobKey, jobId, pushCmd)
+  local held = pausedOrMaxed(q.meta, q.active)
+  local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
+  if priority == 0 then
+    rcall(pushCmd, q.wait, jobId)
+  else
+    rcall("ZADD", q.prioritized, priorityScore(priority, q.pc), jobId)
+  end
+  if not held then rcall("ZADD", q.marker, 0, "0") end
+end
+
+-- 0 when `token` holds the job's lock (which is then released), -2 when the lock is gone,
+-- -6 when another worker holds it.
+local function releaseLock(q, jobKey, jobId, token)
+  if token == "0" then return 0 end
+  local holder = rcall("GET", jobKey .. ":lock")
+  if holder == token then
+    rcall("DEL", jobKey .. ":lock")
+    rcall("SREM", q.stalled, jobId)
+    return 0
+  end
+  if holder then return -6 end
+  return -2
+end
+
+local function removeJobKeys(jobKey)
+  rcall("DEL", jobKey, jobKey .. ":logs", jobKey .. ":dependencies", jobKey .. ":processed",
+        jobKey .. ":failed", jobKey .. ":unsuccessful")
+end
+
+-- A finished job frees its deduplication id (BullMQ's "deid"), unless a TTL still holds it.
+local function releaseDedupId(q, dedupId, jobId)
+  if not dedupId then return end
+  local key = q.prefix .. "de:" .. dedupId
+  local pttl = rcall("PTTL", key)
+  if pttl == 0 or (pttl == -1 and rcall("GET", key) == jobId) then rcall("DEL", key) end
+end
+
+local function bullQueue(keys, prefix)
+  return {wait = keys[1], active = keys[2], prioritized = keys[3], events = keys[4],
+          stalled = keys[5], limiter = keys[6], delayed = keys[7], meta = keys[8], pc = keys[9],
+          marker = keys[10], completed = keys[11], failed = keys[12], prefix = prefix}
+end

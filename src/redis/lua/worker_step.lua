@@ -1,0 +1,183 @@
+--[[
+  One step of a worker: finishes K jobs it holds, then claims up to M more, in one call.
+
+  Finishing writes what BullMQ's moveToFinished / retryJob / moveToDelayed /
+  moveJobFromActiveToWait write; claiming what its moveToActive writes (lock with a per-job
+  token, "active" event, processedOn, pb, ats). A finish is refused unless the caller's token
+  still holds the job's lock (-2 lock missing, -6 held by another, -1 no job, -3 not active).
+
+  KEYS[1..12]  wait active prioritized events stalled limiter delayed meta pc marker completed
+               failed
+  ARGV[1] job key prefix ("<prefix>:<queue>:")  ARGV[2] now (ms)
+  ARGV[3] M: jobs to claim                      ARGV[4] lock duration (ms)
+  ARGV[5] worker name or ""                     ARGV[6] token prefix (claim i gets "<prefix>-<i>")
+  ARGV[7] worker rate limit max or ""           ARGV[8] worker rate limit duration (ms) or ""
+  ARGV[9] K: jobs to finish, then 8 arguments each:
+    id, token, kind, value, stacktrace JSON or "", keep count (-1 all, 0 none, n), keep age (s)
+    or "", extra
+  kind: "completed" (value = return value JSON), "failed" (value = reason, extra = attempts),
+        "retry" (value = reason, extra = "1" for LIFO), "delay" (value = reason, extra = delay
+        ms), "release" (hand back unprocessed; value and extra unused)
+  Returns {finish codes, claimed {{id, token, fields}, ...}, rate limit ttl ms, next delayed ms}.
+]]
+local q = bullQueue(KEYS, ARGV[1])
+local now = tonumber(ARGV[2])
+local finishCount = tonumber(ARGV[9])
+
+local function removeOldJobs(set, keepCount, keepAge)
+  if keepAge then
+    local cutoff = now - keepAge * 1000
+    local old = rcall("ZREVRANGEBYSCORE", set, cutoff, "-inf", "LIMIT", 0, 1000)
+    for _, oldId in ipairs(old) do removeJobKeys(q.prefix .. oldId) end
+    if #old > 0 then rcall("ZREM", set, unpack(old)) end
+  end
+  if keepCount > 0 then
+    local old = rcall("ZREVRANGE", set, keepCount, -1)
+    for _, oldId in ipairs(old) do removeJobKeys(q.prefix .. oldId) end
+    if #old > 0 then rcall("ZREMRANGEBYRANK", set, 0, -(keepCount + 1)) end
+  end
+end
+
+local function finish(base)
+  local jobId, token, kind, value = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+  local stack, keepCount, keepAge = ARGV[base + 4], tonumber(ARGV[base + 5]),
+                                    tonumber(ARGV[base + 6])
+  local extra = ARGV[base + 7]
+  local jobKey = q.prefix .. jobId
+  if rcall("EXISTS", jobKey) == 0 then return -1 end
+  local code = releaseLock(q, jobKey, jobId, token)
+  if code < 0 then return code end
+  if kind ~= "completed" and kind ~= "release" then
+    if stack ~= "" then
+      rcall("HSET", jobKey, "failedReason", value, "stacktrace", stack)
+    else
+      rcall("HSET", jobKey, "failedReason", value)
+    end
+  end
+  if rcall("LREM", q.active, -1, jobId) < 1 then return -3 end
+
+  if kind == "completed" or kind == "failed" then
+    releaseDedupId(q, rcall("HGET", jobKey, "deid"), jobId)
+    local attemptsMade = incrCounter(jobKey, "atm")
+    local field = kind == "completed" and "returnvalue" or "failedReason"
+    if keepCount ~= 0 then
+      local set = kind == "completed" and q.completed or q.failed
+      rcall("ZADD", set, now, jobId)
+      rcall("HSET", jobKey, field, value, "finishedOn", now)
+      if kind == "failed" then rcall("HDEL", jobKey, "defa") end
+      removeOldJobs(set, keepCount, keepAge)
+    else
+      removeJobKeys(jobKey)
+    end
+    rcall("XADD", q.events, "*", "event", kind, "jobId", jobId, field, value, "prev", "active")
+    if kind == "failed" and attemptsMade >= (tonumber(extra) or 1) then
+      rcall("XADD", q.events, "*", "event", "retries-exhausted", "jobId", jobId,
+            "attemptsMade", attemptsMade)
+    end
+  elseif kind == "retry" then
+    requeue(q, jobKey, jobId, extra == "1" and "RPUSH" or "LPUSH")
+    incrCounter(jobKey, "atm")
+    rcall("XADD", q.events, "MAXLEN", "~", maxEvents(q.meta), "*", "event", "waiting", "jobId",
+          jobId, "prev", "active")
+  elseif kind == "delay" then
+    local delay = tonumber(extra)
+    local due = now + delay
+    local minScore, maxScore = due * 0x1000, (due + 1) * 0x1000 - 1
+    local score = minScore
+    local last = rcall("ZREVRANGEBYSCORE", q.delayed, maxScore, minScore, "WITHSCORES", "LIMIT",
+                       0, 1)
+    if last[2] then score = math.min(tonumber(last[2]) + 1, maxScore) end
+    incrCounter(jobKey, "atm")
+    rcall("HSET", jobKey, "delay", delay)
+    rcall("ZADD", q.delayed, score, jobId)
+    rcall("XADD", q.events, "MAXLEN", "~", maxEvents(q.meta), "*", "event", "delayed", "jobId",
+          jobId, "delay", due)
+    local nextAt = nextDelayedAt(q.delayed)
+    if nextAt then rcall("ZADD", q.marker, nextAt, "1") end
+  else -- release
+    requeue(q, jobKey, jobId, "RPUSH")
+    rcall("XADD", q.events, "MAXLEN", "~", maxEvents(q.meta), "*", "event", "waiting", "jobId",
+          jobId, "prev", "active")
+  end
+  return 0
+end
+
+-- The rate limiter's remaining window when `limit` jobs were already started in it, else 0.
+local function limitedFor(limit)
+  if limit and limit <= tonumber(rcall("GET", q.limiter) or 0) then
+    local pttl = rcall("PTTL", q.limiter)
+    if pttl == 0 then rcall("DEL", q.limiter) end
+    if pttl > 0 then return pttl end
+  end
+  return 0
+end
+
+local function claim(wanted)
+  local claimed = {}
+  local meta = rcall("HMGET", q.meta, "paused", "concurrency", "max", "duration")
+  local concurrency = tonumber(meta[2])
+  local held = meta[1] ~= false or
+    (concurrency ~= nil and rcall("LLEN", q.active) >= concurrency)
+  promoteDelayed(q, now, held)
+  if wanted <= 0 then return claimed, 0 end
+  local limit = tonumber(meta[3] or ARGV[7])
+  local window = tonumber(ARGV[8]) or tonumber(meta[4])
+  local ttl = limitedFor(limit)
+  if ttl > 0 or held then return claimed, ttl end
+
+  local lockMs, name, tokenPrefix = ARGV[4], ARGV[5], ARGV[6]
+  for i = 1, wanted do
+    if concurrency and rcall("LLEN", q.active) >= concurrency then break end
+    if limit and i > 1 then
+      ttl = limitedFor(limit)
+      if ttl > 0 then break end
+    end
+    local jobId = rcall("RPOPLPUSH", q.wait, q.active)
+    if jobId and string.sub(jobId, 1, 2) == "0:" then -- a pre-v5 marker in wait
+      rcall("LREM", q.active, 1, jobId)
+      jobId = rcall("RPOPLPUSH", q.wait, q.active)
+    end
+    if not jobId then
+      local top = rcall("ZPOPMIN", q.prioritized)
+      if #top == 0 then
+        rcall("DEL", q.pc)
+        break
+      end
+      jobId = top[1]
+      rcall("LPUSH", q.active, jobId)
+    end
+    local jobKey = q.prefix .. jobId
+    if limit and rcall("HEXISTS", jobKey, "defa") == 0 then
+      if rcall("INCR", q.limiter) == 1 then
+        rcall("PEXPIRE", q.limiter, math.floor(math.abs(window or 0)))
+      end
+    end
+    local token = tokenPrefix .. "-" .. i
+    rcall("SET", jobKey .. ":lock", token, "PX", lockMs)
+    rcall("XADD", q.events, "*", "event", "active", "jobId", jobId, "prev", "waiting")
+    if name ~= "" then
+      rcall("HSET", jobKey, "processedOn", now, "pb", name)
+    else
+      rcall("HSET", jobKey, "processedOn", now)
+    end
+    incrCounter(jobKey, "ats")
+    claimed[#claimed + 1] = {jobId, token, rcall("HGETALL", jobKey)}
+  end
+  -- More left: wake the next worker (BullMQ re-adds the marker after every claim).
+  if #claimed > 0 and (rcall("LLEN", q.wait) > 0 or rcall("ZCARD", q.prioritized) > 0) then
+    rcall("ZADD", q.marker, 0, "0")
+  end
+  return claimed, ttl
+end
+
+local codes = {}
+if finishCount > 0 then
+  rcall("XTRIM", q.events, "MAXLEN", "~", maxEvents(q.meta))
+  for i = 0, finishCount - 1 do codes[#codes + 1] = finish(10 + i * 8) end
+end
+local claimed, ttl = claim(tonumber(ARGV[3]))
+if finishCount > 0 and #claimed == 0 and rcall("LLEN", q.wait) == 0 and
+    rcall("LLEN", q.active) == 0 and rcall("ZCARD", q.prioritized) == 0 then
+  rcall("XADD", q.events, "*", "event", "drained")
+end
+return {codes, claimed, ttl, nextDelayedAt(q.delayed) or 0}

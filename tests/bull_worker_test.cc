@@ -1,0 +1,340 @@
+// The BullMQ worker against the real redis-server: it must leave exactly what a Node worker
+// leaves (states, hash fields, events, locks). tests/compat/bullmq/ runs it beside Node.
+#include "jobqueue/bull_worker.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "jobqueue/json.h"
+#include "testing/bull_fixture.h"
+#include "testing/eventually.h"
+#include "testing/status_matchers.h"
+
+namespace jobqueue {
+namespace {
+
+using ::jobqueue::testing::Eventually;
+using ::jobqueue::testing::IsOk;
+using ::jobqueue::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class BullWorkerTest : public ::jobqueue::testing::BullFixture {
+ protected:
+  ~BullWorkerTest() override { StopWorker(); }
+
+  std::string Field(absl::string_view id, absl::string_view field) {
+    return Redis({"HGET", Key(id), std::string(field)}).str;
+  }
+  std::string Add(absl::string_view data, absl::string_view opts = "{}",
+                  absl::string_view name = "task") {
+    auto options = ParseBullJobOptions(opts);
+    if (!options.ok()) throw std::runtime_error(options.status().ToString());
+    return *queue_->Add(name, data, *options);
+  }
+  // Event names in the stream, oldest first.
+  std::vector<std::string> Events(absl::string_view job_id) {
+    std::vector<std::string> names;
+    RedisReply entries = Redis({"XRANGE", Key("events"), "-", "+"});
+    for (const RedisReply& entry : entries.elements) {
+      const std::vector<RedisReply>& kv = entry.elements[1].elements;
+      std::string event, id;
+      for (size_t i = 0; i + 1 < kv.size(); i += 2) {
+        if (kv[i].str == "event") event = kv[i + 1].str;
+        if (kv[i].str == "jobId") id = kv[i + 1].str;
+      }
+      if (id == job_id) names.push_back(event);
+    }
+    return names;
+  }
+
+  void StartWorker(BullHandler handler, BullWorkerOptions options = {}) {
+    auto worker = BullWorker::Create(url_, name_, std::move(handler), std::move(options));
+    ASSERT_THAT(worker.status(), IsOk());
+    worker_ = *std::move(worker);
+    thread_ = std::thread([this] { run_status_ = worker_->Run(); });
+  }
+  void StopWorker() {
+    if (worker_ == nullptr) return;
+    worker_->Stop();
+    thread_.join();
+    EXPECT_THAT(run_status_, IsOk());
+    stats_ = worker_->stats();
+    worker_.reset();
+  }
+  bool Completed(int64_t n) {
+    return Eventually([&] { return Redis({"ZCARD", Key("completed")}).integer == n; });
+  }
+
+  std::unique_ptr<BullWorker> worker_;
+  std::thread thread_;
+  absl::Status run_status_;
+  BullWorkerStats stats_;
+};
+
+BullHandler Echo() {
+  return [](BullJobContext& ctx) -> absl::StatusOr<std::string> { return ctx.job().data_json; };
+}
+
+TEST_F(BullWorkerTest, CompletesWithReturnValueAndLeavesWhatNodeLeaves) {
+  const std::string id = Add(R"({"n":7})");
+  BullWorkerOptions options;
+  options.name = "cpp-test";
+  StartWorker(Echo(), options);
+  ASSERT_TRUE(Completed(1));
+  EXPECT_EQ(Field(id, "returnvalue"), R"({"n":7})");
+  EXPECT_EQ(Field(id, "atm"), "1");
+  EXPECT_EQ(Field(id, "ats"), "1");
+  EXPECT_EQ(Field(id, "pb"), "cpp-test");
+  EXPECT_FALSE(Field(id, "processedOn").empty());
+  EXPECT_FALSE(Field(id, "finishedOn").empty());
+  EXPECT_EQ(Redis({"EXISTS", Key(id + ":lock")}).integer, 0);
+  EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
+  EXPECT_THAT(Events(id), ElementsAre("added", "waiting", "active", "completed"));
+  StopWorker();
+  EXPECT_EQ(stats_.completed, 1);
+}
+
+TEST_F(BullWorkerTest, NamesItsConnectionForGetWorkers) {
+  BullWorkerOptions options;
+  options.name = "w1";
+  StartWorker(Echo(), options);
+  const std::string expected = absl::StrCat("name=bull:", absl::Base64Escape(name_), ":w:w1 ");
+  EXPECT_TRUE(Eventually([&] {
+    return Redis({"CLIENT", "LIST"}).str.find(expected) != std::string::npos;
+  }));
+}
+
+TEST_F(BullWorkerTest, RetriesWithBackoffThenFailsWithStacktrace) {
+  const std::string id = Add("{}", R"({"attempts":3,"backoff":{"type":"exponential","delay":20}})");
+  std::atomic<int> calls{0};
+  StartWorker([&](BullJobContext&) -> absl::StatusOr<std::string> {
+    ++calls;
+    return absl::InternalError("boom");
+  });
+  ASSERT_TRUE(Eventually([&] { return Redis({"ZCARD", Key("failed")}).integer == 1; }));
+  EXPECT_EQ(calls.load(), 3);
+  EXPECT_EQ(Field(id, "atm"), "3");
+  EXPECT_EQ(Field(id, "failedReason"), "boom");
+  const std::string stack = Field(id, "stacktrace");
+  EXPECT_EQ(std::count(stack.begin(), stack.end(), '"') / 2, 3) << stack;
+  EXPECT_THAT(Events(id),
+              ElementsAre("added", "waiting", "active", "delayed", "waiting", "active", "delayed",
+                          "waiting", "active", "failed", "retries-exhausted"));
+}
+
+TEST_F(BullWorkerTest, RetriesAtOnceWithoutBackoff) {
+  const std::string id = Add("{}", R"({"attempts":2})");
+  std::atomic<int> calls{0};
+  StartWorker([&](BullJobContext&) -> absl::StatusOr<std::string> {
+    if (++calls == 1) return absl::InternalError("first try fails");
+    return std::string("\"ok\"");
+  });
+  ASSERT_TRUE(Completed(1));
+  EXPECT_EQ(Field(id, "atm"), "2");
+  EXPECT_EQ(Field(id, "failedReason"), "first try fails");
+  EXPECT_THAT(Events(id),
+              ElementsAre("added", "waiting", "active", "waiting", "active", "completed"));
+}
+
+TEST_F(BullWorkerTest, UnrecoverableErrorSkipsRetries) {
+  const std::string id = Add("{}", R"({"attempts":5})");
+  StartWorker([&](BullJobContext&) -> absl::StatusOr<std::string> {
+    return BullUnrecoverableError("bad input");
+  });
+  ASSERT_TRUE(Eventually([&] { return Redis({"ZCARD", Key("failed")}).integer == 1; }));
+  EXPECT_EQ(Field(id, "atm"), "1");
+  EXPECT_EQ(Field(id, "failedReason"), "bad input");
+}
+
+TEST_F(BullWorkerTest, ResultThatIsNotJsonFailsTheJobWithAClearReason) {
+  const std::string id = Add("{}");
+  StartWorker(
+      [&](BullJobContext&) -> absl::StatusOr<std::string> { return std::string("not json"); });
+  ASSERT_TRUE(Eventually([&] { return Redis({"ZCARD", Key("failed")}).integer == 1; }));
+  EXPECT_THAT(Field(id, "failedReason"), HasSubstr("handler result is"));
+}
+
+TEST_F(BullWorkerTest, RemoveOnCompleteKeepsTheNewestCount) {
+  for (int i = 0; i < 5; ++i) Add("{}", R"({"removeOnComplete":2})");
+  const std::string removed = Add("{}", R"({"removeOnComplete":true})");
+  StartWorker(Echo());
+  ASSERT_TRUE(Eventually([&] {
+    return Redis({"LLEN", Key("wait")}).integer == 0 && Redis({"LLEN", Key("active")}).integer == 0;
+  }));
+  EXPECT_TRUE(Completed(2));
+  EXPECT_EQ(Redis({"EXISTS", Key(removed)}).integer, 0);
+  EXPECT_EQ(Redis({"EXISTS", Key("1")}).integer, 0);
+}
+
+TEST_F(BullWorkerTest, ProcessesInPriorityThenLifoOrder) {
+  Add(R"("a")");
+  Add(R"("b")", R"({"lifo":true})");
+  Add(R"("c")", R"({"priority":1})");
+  Add(R"("d")", R"({"delay":150})");
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  StartWorker([&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    absl::MutexLock lock(&mu);
+    order.push_back(ctx.job().data_json);
+    return std::string("null");
+  });
+  ASSERT_TRUE(Completed(4));
+  // LIFO "b" is at the head of wait, "a" next; prioritized "c" runs when wait is empty;
+  // delayed "d" runs when due.
+  EXPECT_THAT(order, ElementsAre(R"("b")", R"("a")", R"("c")", R"("d")"));
+}
+
+TEST_F(BullWorkerTest, PauseStopsClaimingAndResumeWakesTheWorker) {
+  ASSERT_THAT(queue_->Pause(), IsOk());
+  Add("{}");
+  StartWorker(Echo());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 0);
+  EXPECT_EQ(*queue_->IsPaused(), true);
+  ASSERT_THAT(queue_->Resume(), IsOk());
+  EXPECT_TRUE(Completed(1));
+}
+
+TEST_F(BullWorkerTest, RenewsLocksOfLongJobs) {
+  const std::string id = Add("{}");
+  BullWorkerOptions options;
+  options.lock_duration = absl::Milliseconds(150);
+  options.stalled_interval = absl::Milliseconds(100);
+  StartWorker(
+      [&](BullJobContext&) -> absl::StatusOr<std::string> {
+        absl::SleepFor(absl::Milliseconds(700));
+        return std::string("1");
+      },
+      options);
+  ASSERT_TRUE(Completed(1));
+  EXPECT_EQ(Field(id, "returnvalue"), "1");
+  EXPECT_EQ(Field(id, "stc"), "");  // never seen as stalled
+  StopWorker();
+  EXPECT_EQ(stats_.lost, 0);
+}
+
+TEST_F(BullWorkerTest, StalledCheckMovesUnlockedActiveJobsBackAndFailsRepeatOffenders) {
+  // Two jobs left active by a worker that died: no lock, already marked by a previous check.
+  const std::string once = Add(R"("once")");
+  const std::string often = Add(R"("often")");
+  Redis({"DEL", Key("wait"), Key("marker")});
+  Redis({"LPUSH", Key("active"), once, often});
+  Redis({"SADD", Key("stalled"), once, often});
+  Redis({"HSET", Key(often), "stc", "1"});
+  BullWorkerOptions options;
+  options.stalled_interval = absl::Milliseconds(100);
+  StartWorker(Echo(), options);
+  ASSERT_TRUE(Eventually([&] {
+    return Redis({"ZCARD", Key("completed")}).integer == 1 &&
+           Redis({"ZCARD", Key("failed")}).integer == 1;
+  }));
+  EXPECT_EQ(Field(once, "stc"), "1");
+  EXPECT_EQ(Field(once, "returnvalue"), R"("once")");
+  EXPECT_EQ(Field(often, "failedReason"), "job stalled more than allowable limit");
+  EXPECT_THAT(Events(once), ::testing::Contains("stalled"));
+  StopWorker();
+  EXPECT_EQ(stats_.stalled_recovered, 2);
+}
+
+TEST_F(BullWorkerTest, GracefulStopHandsBackUnfinishedJobsUnlocked) {
+  const std::string id = Add("{}");
+  std::atomic<bool> started{false};
+  BullWorkerOptions options;
+  options.shutdown_timeout = absl::Milliseconds(50);
+  StartWorker(
+      [&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+        started = true;
+        while (!ctx.stopping()) absl::SleepFor(absl::Milliseconds(5));
+        absl::SleepFor(absl::Milliseconds(300));  // ignores the deadline
+        return std::string("1");
+      },
+      options);
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  StopWorker();
+  EXPECT_EQ(stats_.released, 1);
+  EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
+  EXPECT_THAT(Redis({"LRANGE", Key("wait"), "0", "-1"}).elements.size(), 1u);
+  EXPECT_EQ(Redis({"EXISTS", Key(id + ":lock")}).integer, 0);
+  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 0);  // the late result was refused
+}
+
+TEST_F(BullWorkerTest, ExitsWhenIdle) {
+  BullWorkerOptions options;
+  options.exit_when_idle = absl::Milliseconds(200);
+  auto worker = BullWorker::Create(url_, name_, Echo(), options);
+  ASSERT_THAT(worker.status(), IsOk());
+  Add("{}");
+  EXPECT_THAT((*worker)->Run(), IsOk());
+  EXPECT_EQ((*worker)->stats().completed, 1);
+}
+
+TEST_F(BullWorkerTest, ConcurrentWorkersProcessEachJobOnce) {
+  std::vector<BullQueue::NewBullJob> jobs(2000);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    jobs[i].name = "task";
+    jobs[i].data_json = absl::StrCat(i);
+  }
+  ASSERT_THAT(queue_->AddBulk(jobs).status(), IsOk());
+  absl::Mutex mu;
+  std::vector<int> seen(jobs.size(), 0);
+  auto handler = [&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    int i;
+    if (!absl::SimpleAtoi(ctx.job().data_json, &i)) return absl::InternalError("bad data");
+    absl::MutexLock lock(&mu);
+    ++seen[i];
+    return std::string("null");
+  };
+  BullWorkerOptions options;
+  options.concurrency = 8;
+  auto second = BullWorker::Create(url_, name_, handler, options);
+  ASSERT_THAT(second.status(), IsOk());
+  std::thread second_thread([&] { EXPECT_THAT((*second)->Run(), IsOk()); });
+  StartWorker(handler, options);
+  EXPECT_TRUE(Completed(static_cast<int64_t>(jobs.size())));
+  (*second)->Stop();
+  second_thread.join();
+  for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 1) << "job data " << i;
+}
+
+TEST_F(BullWorkerTest, BadOptionsAndQueueNamesAreRefused) {
+  BullWorkerOptions options;
+  options.concurrency = 0;
+  EXPECT_THAT(BullWorker::Create(url_, name_, Echo(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("concurrency")));
+  EXPECT_THAT(BullWorker::Create(url_, "a:b", Echo()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(":")));
+  EXPECT_THAT(BullWorker::Create(url_, "", Echo()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(BullWorker::Create(url_, name_, nullptr).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("handler")));
+}
+
+TEST_F(BullWorkerTest, ForeignJobWithGarbledHashIsProcessedNotCrashed) {
+  // A foreign client wrote a job whose data is not JSON and whose numbers are garbage.
+  Redis({"HSET", Key("foreign"), "name", "x", "data", "not json", "opts", "{oops", "atm", "many",
+         "timestamp", "soon"});
+  Redis({"LPUSH", Key("wait"), "foreign"});
+  Redis({"ZADD", Key("marker"), "0", "0"});
+  StartWorker([](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    if (absl::Status s = ValidateJson(ctx.job().data_json); !s.ok()) {
+      return absl::InvalidArgumentError("job data is not JSON");
+    }
+    return std::string("null");
+  });
+  ASSERT_TRUE(Eventually([&] { return Redis({"ZCARD", Key("failed")}).integer == 1; }));
+  EXPECT_EQ(Field("foreign", "failedReason"), "job data is not JSON");
+}
+
+}  // namespace
+}  // namespace jobqueue
