@@ -1,6 +1,7 @@
 #include "cli/args.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace jobqueue::cli {
@@ -56,6 +57,31 @@ bool Args::Has(const std::string& name) const { return present_.count(name) > 0;
 absl::StatusOr<std::string> Args::Require(const std::string& name) const {
   if (auto value = Get(name)) return *value;
   return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
+}
+
+// "30m", "90s", "1h30m", "250ms", or plain seconds ("2.5").
+absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag, const std::string& text) {
+  absl::Duration duration;
+  double seconds = 0;
+  if (absl::SimpleAtod(text, &seconds)) {
+    duration = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(text, &duration)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " must be a duration such as 30m, 90s or 0s, got \"", text, "\""));
+  }
+  if (duration < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, " must not be negative"));
+  }
+  return duration;
+}
+
+absl::StatusOr<int64_t> ParseIntFlag(absl::string_view flag, const std::string& text) {
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(text, &value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " must be an integer, got \"", text, "\""));
+  }
+  return value;
 }
 
 }  // namespace jobqueue::cli

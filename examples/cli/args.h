@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace jobqueue::cli {
 
@@ -30,6 +32,10 @@ class Args {
   std::set<std::string> present_;
   std::vector<std::string> positional_;
 };
+
+// "30m", "90s", "1h30m", "250ms", or plain seconds ("2.5"); never negative.
+absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag, const std::string& text);
+absl::StatusOr<int64_t> ParseIntFlag(absl::string_view flag, const std::string& text);
 
 }  // namespace jobqueue::cli
 

@@ -1,4 +1,6 @@
-// `jobqueue bull ...`: the BullMQ queue on Redis (REDIS_URL). So far: add, counts, get.
+// `jobqueue bull ...`: the BullMQ queue on Redis (REDIS_URL): add, counts, get, work, pause,
+// resume, clean.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -9,10 +11,14 @@
 #include "absl/strings/str_join.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/handlers.h"
 #include "jobqueue/bull_queue.h"
+#include "jobqueue/bull_worker.h"
 #include "jobqueue/config.h"
 #include "jobqueue/json.h"
 #include "jobqueue/logging.h"
+#include "jobqueue/status.h"
+#include "jobqueue/worker.h"
 
 namespace jobqueue::cli {
 namespace {
@@ -25,6 +31,13 @@ constexpr char kBullHelp[] =
     "      backoff, removeOnComplete, removeOnFail, ...).\n"
     "  counts [--json]     job counts by state, as Queue.getJobCounts() reports them\n"
     "  get ID [--json]     one job's hash\n"
+    "  work --handler noop|echo|fail[:msg]|sleep:MS [--concurrency N] [--exit-when-idle S]\n"
+    "       [--worker-name NAME] [--lock-duration D] [--stalled-interval D]\n"
+    "      Runs a BullMQ-compatible worker; SIGTERM/SIGINT stop it gracefully.\n"
+    "  pause | resume      pause or resume the queue for every worker (Node ones too)\n"
+    "  clean [--state S] [--grace D] [--limit N]\n"
+    "      Removes jobs of S (completed by default; failed, delayed, prioritized, wait,\n"
+    "      paused) older than D (default 0s), like Queue.clean; prints how many.\n"
     "Redis comes from REDIS_URL (redis://, rediss://, unix://); --tls-ca FILE for rediss://.\n";
 
 int Fail(absl::string_view what, const absl::Status& status, int code = 1) {
@@ -129,6 +142,100 @@ int RunGet(const Args& args) {
   return 0;
 }
 
+absl::Status ParseWorkOptions(const Args& args, BullWorkerOptions* options) {
+  options->prefix = args.GetOr("prefix", "bull");
+  options->redis.tls_ca_file = args.GetOr("tls-ca", "");
+  options->name = args.GetOr("worker-name", "");
+  if (auto v = args.Get("concurrency")) {
+    JQ_ASSIGN_OR_RETURN(int64_t n, ParseIntFlag("concurrency", *v));
+    options->concurrency = static_cast<int>(std::clamp<int64_t>(n, -1, 1 << 20));
+  }
+  if (auto v = args.Get("exit-when-idle")) {
+    JQ_ASSIGN_OR_RETURN(options->exit_when_idle, ParseDurationFlag("exit-when-idle", *v));
+  }
+  if (auto v = args.Get("lock-duration")) {
+    JQ_ASSIGN_OR_RETURN(options->lock_duration, ParseDurationFlag("lock-duration", *v));
+  }
+  if (auto v = args.Get("stalled-interval")) {
+    JQ_ASSIGN_OR_RETURN(options->stalled_interval, ParseDurationFlag("stalled-interval", *v));
+  }
+  return options->Validate();
+}
+
+int RunWork(const Args& args) {
+  absl::StatusOr<BuiltIn> builtin = ParseBuiltInHandler(args.GetOr("handler", "noop"));
+  if (!builtin.ok()) return Fail("work", builtin.status(), kExitUsage);
+  BullWorkerOptions options;
+  if (absl::Status s = ParseWorkOptions(args, &options); !s.ok()) {
+    return Fail("work", s, kExitUsage);
+  }
+  absl::StatusOr<std::string> queue = args.Require("queue");
+  if (!queue.ok()) return Fail("work", queue.status(), kExitUsage);
+  // Opening the queue checks the URL and loads the logging config.
+  Opened opened = OpenQueue(args, "work");
+  if (!opened.queue) return opened.exit_code;
+  ConfigOptions config_options;
+  config_options.service = args.GetOr("service", "cli");
+  config_options.env_dir = args.GetOr("env-dir", ".");
+  absl::StatusOr<Config> config = Config::Load(config_options);
+  if (!config.ok()) return Fail("work", config.status());
+  BullHandler handler = [builtin = *builtin](BullJobContext& job) {
+    return builtin(job.job().data_json, [&job] { return job.stopping(); });
+  };
+  absl::StatusOr<std::unique_ptr<BullWorker>> worker =
+      BullWorker::Create(config->redis_url(), *queue, handler, options);
+  if (!worker.ok()) return Fail("work", worker.status());
+  std::fprintf(stderr, "Starting BullMQ worker on %s (concurrency %d)\n", queue->c_str(),
+               options.concurrency);
+  StopWorkersOnSignals();
+  const absl::Time start = absl::Now();
+  if (absl::Status s = (*worker)->Run(); !s.ok()) return Fail("work", s);
+  const BullWorkerStats stats = (*worker)->stats();
+  std::printf("completed %lld, failed %lld, retried %lld, released %lld, lost %lld in %.2fs\n",
+              static_cast<long long>(stats.completed), static_cast<long long>(stats.failed),
+              static_cast<long long>(stats.retried), static_cast<long long>(stats.released),
+              static_cast<long long>(stats.lost), absl::ToDoubleSeconds(absl::Now() - start));
+  return 0;
+}
+
+int RunPause(const Args& args, bool pause) {
+  const char* what = pause ? "pause" : "resume";
+  Opened opened = OpenQueue(args, what);
+  if (!opened.queue) return opened.exit_code;
+  absl::Status s = pause ? opened.queue->Pause() : opened.queue->Resume();
+  if (!s.ok()) return Fail(what, s);
+  std::printf("%s %s\n", opened.queue->name().c_str(), pause ? "paused" : "resumed");
+  return 0;
+}
+
+int RunClean(const Args& args) {
+  absl::Duration grace = absl::ZeroDuration();
+  int64_t limit = 0;
+  if (auto v = args.Get("grace")) {
+    absl::StatusOr<absl::Duration> parsed = ParseDurationFlag("grace", *v);
+    if (!parsed.ok()) return Fail("clean", parsed.status(), kExitUsage);
+    grace = *parsed;
+  }
+  if (auto v = args.Get("limit")) {
+    absl::StatusOr<int64_t> parsed = ParseIntFlag("limit", *v);
+    if (!parsed.ok() || *parsed < 0) {
+      return Fail("clean", absl::InvalidArgumentError("--limit must be a non-negative integer"),
+                  kExitUsage);
+    }
+    limit = *parsed;
+  }
+  Opened opened = OpenQueue(args, "clean");
+  if (!opened.queue) return opened.exit_code;
+  absl::StatusOr<std::vector<std::string>> removed =
+      opened.queue->Clean(args.GetOr("state", "completed"), grace, limit);
+  if (!removed.ok()) {
+    return Fail("clean", removed.status(),
+                absl::IsInvalidArgument(removed.status()) ? kExitUsage : 1);
+  }
+  std::printf("removed %zu\n", removed->size());
+  return 0;
+}
+
 int RunBull(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0] == "--help" || argv[0] == "help") {
     std::fputs(kBullHelp, argv.empty() ? stderr : stdout);
@@ -136,13 +243,20 @@ int RunBull(const std::vector<std::string>& argv) {
   }
   const std::string command = argv[0];
   const std::vector<std::string> rest(argv.begin() + 1, argv.end());
-  absl::StatusOr<Args> args = Args::Parse(
-      rest, {"queue", "prefix", "name", "data", "opts", "count", "tls-ca", "service", "env-dir"},
-      {"json"});
+  absl::StatusOr<Args> args =
+      Args::Parse(rest,
+                  {"queue", "prefix", "name", "data", "opts", "count", "tls-ca", "service",
+                   "env-dir", "handler", "concurrency", "exit-when-idle", "worker-name",
+                   "lock-duration", "stalled-interval", "state", "grace", "limit"},
+                  {"json"});
   if (!args.ok()) return Fail(command, args.status(), kExitUsage);
   if (command == "add") return RunAdd(*args);
   if (command == "counts") return RunCounts(*args);
   if (command == "get") return RunGet(*args);
+  if (command == "work") return RunWork(*args);
+  if (command == "pause") return RunPause(*args, true);
+  if (command == "resume") return RunPause(*args, false);
+  if (command == "clean") return RunClean(*args);
   std::fprintf(stderr, "jobqueue bull: unknown command '%s'\n\n%s", command.c_str(), kBullHelp);
   return kExitUsage;
 }

@@ -14,7 +14,7 @@ using CommandFn = std::function<int(const std::vector<std::string>&)>;
 int RunConfig(const std::vector<std::string>& args);
 // migrate, enqueue, work, stats, get, cancel, stale, recover, retry, purge.
 void AddPgCommands(std::map<std::string, CommandFn>* commands);
-// bull add|counts|get: the BullMQ queue on Redis.
+// bull add|counts|get|work|pause|resume|clean: the BullMQ queue on Redis.
 void AddBullCommands(std::map<std::string, CommandFn>* commands);
 
 }  // namespace jobqueue::cli

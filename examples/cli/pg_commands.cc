@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/handlers.h"
 #include "jobqueue/config.h"
 #include "jobqueue/json.h"
 #include "jobqueue/logging.h"
@@ -44,31 +45,6 @@ absl::StatusOr<Args> ParseFor(const std::vector<std::string>& argv,
   value_flags.insert(kCommonValueFlags.begin(), kCommonValueFlags.end());
   bool_flags.insert("help");
   return Args::Parse(argv, value_flags, bool_flags);
-}
-
-// "30m", "90s", "1h30m", "250ms", or plain seconds ("2.5").
-absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag, const std::string& text) {
-  absl::Duration duration;
-  double seconds = 0;
-  if (absl::SimpleAtod(text, &seconds)) {
-    duration = absl::Seconds(seconds);
-  } else if (!absl::ParseDuration(text, &duration)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, " must be a duration such as 30m, 90s or 0s, got \"", text, "\""));
-  }
-  if (duration < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, " must not be negative"));
-  }
-  return duration;
-}
-
-absl::StatusOr<int64_t> ParseIntFlag(absl::string_view flag, const std::string& text) {
-  int64_t value = 0;
-  if (!absl::SimpleAtoi(text, &value)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, " must be an integer, got \"", text, "\""));
-  }
-  return value;
 }
 
 struct Session {
@@ -151,36 +127,10 @@ std::string JobJson(const Job& job) {
 
 // A built-in handler for smoke tests and benchmarks.
 absl::StatusOr<JobHandler> BuiltInHandler(const std::string& spec) {
-  if (spec == "noop") {
-    return JobHandler(
-        [](JobContext&) -> absl::StatusOr<std::string> { return std::string("null"); });
-  }
-  if (spec == "echo") {
-    return JobHandler(
-        [](JobContext& job) -> absl::StatusOr<std::string> { return job.lease().payload_json; });
-  }
-  if (spec == "fail" || absl::StartsWith(spec, "fail:")) {
-    std::string message = spec == "fail" ? "failed by the fail handler" : spec.substr(5);
-    return JobHandler([message](JobContext&) -> absl::StatusOr<std::string> {
-      return absl::InternalError(message);
-    });
-  }
-  if (absl::StartsWith(spec, "sleep:")) {
-    int64_t ms = 0;
-    if (!absl::SimpleAtoi(spec.substr(6), &ms) || ms < 0) {
-      return absl::InvalidArgumentError("sleep:MS needs a non-negative number of milliseconds");
-    }
-    return JobHandler([ms](JobContext& job) -> absl::StatusOr<std::string> {
-      const absl::Time end = absl::Now() + absl::Milliseconds(ms);
-      while (absl::Now() < end) {
-        if (job.stopping()) return absl::CancelledError("worker is stopping");
-        absl::SleepFor(std::min(absl::Milliseconds(10), end - absl::Now()));
-      }
-      return std::string("null");
-    });
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown handler \"", spec, "\"; built-in handlers: noop, echo, fail[:message], sleep:MS"));
+  JQ_ASSIGN_OR_RETURN(BuiltIn builtin, ParseBuiltInHandler(spec));
+  return JobHandler([builtin](JobContext& job) {
+    return builtin(job.lease().payload_json, [&job] { return job.stopping(); });
+  });
 }
 
 constexpr char kMigrateHelp[] =

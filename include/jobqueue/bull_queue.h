@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "jobqueue/redis_client.h"
 #include "jobqueue/secret.h"
 
@@ -94,6 +95,10 @@ class BullQueue {
   absl::Status Pause() { return SetPaused(true); }
   absl::Status Resume() { return SetPaused(false); }
   absl::StatusOr<bool> IsPaused();
+  // Removes up to `limit` (0: all) jobs of `state` (completed, failed, delayed, prioritized,
+  // wait or paused) older than `grace`, as Queue.clean does; locked jobs stay. Returns their ids.
+  absl::StatusOr<std::vector<std::string>> Clean(absl::string_view state, absl::Duration grace,
+                                                 int64_t limit = 0);
 
   const std::string& name() const { return name_; }
   // "<prefix>:<queue>:<suffix>"

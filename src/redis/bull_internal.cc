@@ -23,8 +23,8 @@ std::string Sha1Hex(absl::string_view text) {
   return hex;
 }
 
-const LuaScript* const kAllScripts[] = {&k_add_job, &k_worker_step, &k_extend_locks,
-                                        &k_stalled_check, &k_pause};
+const LuaScript* const kAllScripts[] = {&k_add_job,       &k_worker_step, &k_extend_locks,
+                                        &k_stalled_check, &k_pause,       &k_clean};
 
 const std::string& ShaOf(const LuaScript& script) {
   static const auto* shas = [] {

@@ -230,6 +230,33 @@ absl::Status BullQueue::SetPaused(bool paused) {
   return reply.AsStatus(paused ? "pausing the queue" : "resuming the queue");
 }
 
+absl::StatusOr<std::vector<std::string>> BullQueue::Clean(absl::string_view state,
+                                                          absl::Duration grace, int64_t limit) {
+  if (state != "completed" && state != "failed" && state != "delayed" && state != "prioritized" &&
+      state != "wait" && state != "paused") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot clean state \"", state,
+                     "\"; use completed, failed, delayed, prioritized, wait or paused"));
+  }
+  if (grace < absl::ZeroDuration() || limit < 0) {
+    return absl::InvalidArgumentError("clean needs a non-negative grace period and limit");
+  }
+  const internal::BullKeys keys(options_.prefix, name_);
+  std::vector<std::string> script_keys = keys.worker_keys();
+  script_keys.push_back(Key(state));
+  const int64_t cutoff = absl::ToUnixMillis(absl::Now() - grace);
+  JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(
+      RedisReply reply,
+      internal::RunScript(*conn, internal::EvalSha(internal::k_clean, script_keys,
+                                                   {keys.base(), absl::StrCat(cutoff),
+                                                    absl::StrCat(limit), std::string(state)})));
+  JQ_RETURN_IF_ERROR(reply.AsStatus("cleaning the queue"));
+  std::vector<std::string> ids;
+  for (const RedisReply& id : reply.elements) ids.push_back(id.str);
+  return ids;
+}
+
 absl::StatusOr<bool> BullQueue::IsPaused() {
   JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
   JQ_ASSIGN_OR_RETURN(RedisReply reply, conn->Command({"HEXISTS", Key("meta"), "paused"}));

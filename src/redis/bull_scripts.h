@@ -14,6 +14,7 @@ extern const LuaScript k_worker_step;
 extern const LuaScript k_extend_locks;
 extern const LuaScript k_stalled_check;
 extern const LuaScript k_pause;
+extern const LuaScript k_clean;
 
 }  // namespace jobqueue::internal
 

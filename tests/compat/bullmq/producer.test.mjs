@@ -3,45 +3,12 @@
 // QueueEvents, and jobs added by Node are read by C++.
 //
 //   eval "$(scripts/services env)"; JOBQUEUE_CLI=build/examples/jobqueue node --test tests/compat/bullmq/
-import { test, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { Queue, Worker, QueueEvents } from 'bullmq'
-import IORedis from 'ioredis'
-
-const cli = process.env.JOBQUEUE_CLI || 'build/examples/jobqueue'
-const url = process.env.REDIS_URL
-assert.ok(url, 'REDIS_URL is not set: eval "$(scripts/services env)"')
-const connection = new IORedis(url, { maxRetriesPerRequest: null })
-const queues = []
-const extraConnections = []
-
-// Workers and QueueEvents block on their own connection; BullMQ does not close a connection
-// it was given, so we do.
-function newConnection () {
-  const c = new IORedis(url, { maxRetriesPerRequest: null })
-  extraConnections.push(c)
-  return c
-}
+import { Worker, QueueEvents } from 'bullmq'
+import { cpp, newConnection, open } from './helpers.mjs'
 
 function queueName (what) { return `interop-${what}-${process.pid}` }
-
-function cpp (...args) {
-  return execFileSync(cli, ['bull', ...args], { encoding: 'utf8', env: process.env }).trim()
-}
-
-function open (name) {
-  const queue = new Queue(name, { connection })
-  queues.push(queue)
-  return queue
-}
-
-after(async () => {
-  for (const q of queues) await q.obliterate({ force: true })
-  for (const q of queues) await q.close()
-  for (const c of extraConnections) c.disconnect()
-  await connection.quit()
-})
 
 test('a job added by C++ reads the same in Node', async () => {
   const name = queueName('read')
@@ -99,8 +66,7 @@ test('a Node Worker processes jobs added by C++, in BullMQ order, with events', 
   // LIFO first, then FIFO in order, the delayed job once due (last: 300 ms later).
   assert.deepEqual(order.slice(0, 3), [lifo, first, second])
   assert.equal(order[order.length - 1], delayed)
-  const queue = new Queue(name, { connection })
-  queues.push(queue)
+  const queue = open(name)
   const job = await queue.getJob(first)
   assert.equal(await job.getState(), 'completed')
   assert.deepEqual(job.returnvalue, { doubled: 2 })

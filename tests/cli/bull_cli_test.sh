@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The jobqueue CLI's BullMQ subcommands against the real local Redis, on a queue of their own,
+# run as an operator would.
+set -u
+cli=${JOBQUEUE_CLI:?}
+: "${REDIS_URL:?run eval \"\$(scripts/services env)\"}"
+source "$(dirname "$0")/lib.sh"
+
+q="cli-bull-$$"
+dir=$(mktemp -d)
+cleanup() {
+  redis-cli -u "$REDIS_URL" --no-auth-warning --scan --pattern "bull:$q:*" 2>/dev/null |
+    xargs -r redis-cli -u "$REDIS_URL" --no-auth-warning DEL >/dev/null 2>&1
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+cd "$dir"  # no stray .env files
+
+check add 0 "$cli" bull add --queue "$q" --name echo --data '{"n":1}' --count 3
+check pause 0 "$cli" bull pause --queue "$q"
+expect_in pause "$q paused"
+# Paused: the worker claims nothing and exits when idle.
+check work-paused 0 "$cli" bull work --queue "$q" --handler echo --exit-when-idle 0.3
+expect_in work-paused "completed 0"
+check resume 0 "$cli" bull resume --queue "$q"
+check work 0 "$cli" bull work --queue "$q" --handler echo --exit-when-idle 0.3
+expect_in work "completed 3, failed 0"
+check get 0 "$cli" bull get 1 --queue "$q"
+expect_in get '"returnvalue":"{\"n\":1}"'
+check add-fail 0 "$cli" bull add --queue "$q" --name boom --data '{}' --opts '{"attempts":2}'
+check work-fail 0 "$cli" bull work --queue "$q" --handler 'fail:no disk' --exit-when-idle 0.3
+expect_in work-fail "failed 1, retried 1"
+check counts 0 "$cli" bull counts --queue "$q" --json
+expect_in counts '"completed":3'
+expect_in counts '"failed":1'
+check clean 0 "$cli" bull clean --queue "$q" --state completed
+expect_in clean "removed 3"
+check clean-failed 0 "$cli" bull clean --queue "$q" --state failed --grace 1h
+expect_in clean-failed "removed 0"
+
+# Bad input: clear errors and usage exit codes.
+check bad-state 64 "$cli" bull clean --queue "$q" --state active
+expect_in bad-state "cannot clean state"
+check bad-handler 64 "$cli" bull work --queue "$q" --handler nope
+expect_in bad-handler "unknown handler"
+check bad-concurrency 64 "$cli" bull work --queue "$q" --concurrency 0
+expect_in bad-concurrency "concurrency"
+check bad-queue 64 "$cli" bull pause --queue "a:b"
+expect_in bad-queue "may not contain ':'"
+check no-redis 78 env -i PATH="$PATH" HOME="$dir" "$cli" bull counts --queue "$q"
+
+echo "bull_cli_test: $fails failure(s)"
+[ "$fails" -eq 0 ]
