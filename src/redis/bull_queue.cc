@@ -52,7 +52,8 @@ absl::Status BullQueueOptions::Validate() const {
 absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
   BullJobOptions out;
   if (json.empty()) return out;
-  simdjson::dom::parser parser;
+  // One parser per thread: allocating it costs more than parsing options.
+  thread_local simdjson::dom::parser parser;
   const simdjson::padded_string padded(json.data(), json.size());
   simdjson::dom::element root;
   if (auto error = parser.parse(padded).get(root); error != simdjson::SUCCESS) {
