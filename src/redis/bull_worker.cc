@@ -200,6 +200,7 @@ class BullWorker::Impl {
     if (options_.lock_renew_time == absl::ZeroDuration()) {
       options_.lock_renew_time = options_.lock_duration / 2;
     }
+    inline_handler_ = options_.concurrency == 1;
   }
   ~Impl() { ::close(wake_fd_); }
 
@@ -236,6 +237,13 @@ class BullWorker::Impl {
   }
 
   bool StopWanted() const { return stop_requested_.load() || internal::StopSignalled(); }
+  // Starts the shutdown clock once a stop is wanted.
+  void NoteStop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!stopping_ && StopWanted()) {
+      stopping_ = true;
+      stop_deadline_ = absl::Now() + options_.shutdown_timeout;
+    }
+  }
   std::string ClientName() const {
     std::string name = absl::StrCat(options_.prefix, ":", Base64(queue_));
     if (!options_.name.empty()) absl::StrAppend(&name, ":w:", options_.name);
@@ -261,6 +269,10 @@ class BullWorker::Impl {
   absl::Status ReconnectStep();
   void WaitForWake(absl::Duration timeout);
   void RequestBlock(absl::Duration timeout);
+  // Past the shutdown deadline: hands the inline handler's job back to wait.
+  void HandBackRunning(std::unique_ptr<RedisConnection>& conn, const Finish& release);
+  // Concurrency 1: runs the claimed jobs here and queues their finishes.
+  void RunInline(std::vector<Finish>& finishes);
   void ReleaseUnstarted(std::vector<Finish>& finishes);
 
   const Secret url_;
@@ -288,6 +300,12 @@ class BullWorker::Impl {
   absl::Duration block_timeout_ ABSL_GUARDED_BY(mu_);
   bool marker_seen_ ABSL_GUARDED_BY(mu_) = false;
   RedisConnection* block_conn_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Concurrency 1 runs the handler on Run()'s thread (no hand-off between threads); past the
+  // shutdown deadline the maintenance thread hands the running job back instead.
+  bool inline_handler_ = false;
+  absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  std::optional<std::pair<std::string, std::string>> running_ ABSL_GUARDED_BY(mu_);  // id, token
+  bool running_released_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 class BullWorker::Impl::Context : public BullJobContext {
@@ -513,9 +531,25 @@ void BullWorker::Impl::MaintenanceLoop() {
   absl::Time next_check = absl::Now();  // at start, as Node does
   while (!quit_.load()) {
     const absl::Time now = absl::Now();
+    bool stopping;
+    std::optional<Finish> hand_back;
+    {
+      absl::MutexLock lock(&mu_);
+      NoteStop();  // Run()'s thread may be busy in an inline handler
+      stopping = stopping_;
+      if (stopping_ && now >= stop_deadline_ && running_ && !running_released_) {
+        hand_back = Release(running_->first, running_->second);
+      }
+    }
+    if (hand_back) {
+      HandBackRunning(conn, *hand_back);
+      continue;
+    }
     if (now < next_renew && (!options_.check_stalled || now < next_check)) {
       absl::Time until = next_renew;
       if (options_.check_stalled) until = std::min(until, next_check);
+      // An inline handler keeps Run()'s thread busy: this thread watches for a stop instead.
+      if (inline_handler_ || stopping) until = std::min(until, now + absl::Milliseconds(20));
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithDeadline(absl::Condition(
                                 +[](std::atomic<bool>* quit) { return quit->load(); }, &quit_),
@@ -574,6 +608,31 @@ void BullWorker::Impl::MaintenanceLoop() {
   }
 }
 
+void BullWorker::Impl::HandBackRunning(std::unique_ptr<RedisConnection>& conn,
+                                       const Finish& release) {
+  if (conn == nullptr || !conn->ok()) {
+    absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(false);
+    if (!opened.ok()) {
+      absl::SleepFor(options_.reconnect_min);
+      return;
+    }
+    conn = std::move(*opened);
+  }
+  absl::StatusOr<RedisReply> reply = internal::RunScript(
+      *conn, internal::EvalSha(
+                 internal::k_worker_step, keys_.worker_keys(),
+                 {keys_.base(), absl::StrCat(absl::ToUnixMillis(absl::Now())), "0", "0", "", "", "",
+                  "", "1", release.id, release.token, release.kind, "", "", "-1", "", ""}));
+  absl::MutexLock lock(&mu_);
+  running_released_ = true;  // tried once: a failure leaves the lock to expire
+  if (reply.ok() && reply->type == RedisReply::Type::kArray && !reply->elements.empty() &&
+      !reply->elements[0].elements.empty() && reply->elements[0].elements[0].integer == 0) {
+    held_.erase(release.id);
+    ++stats_.released;
+  }
+  internal::WakeFd(wake_fd_);
+}
+
 void BullWorker::Impl::WaitForWake(absl::Duration timeout) {
   pollfd fd = {wake_fd_, POLLIN, 0};
   if (::poll(&fd, 1, internal::PollMillis(timeout)) > 0) {
@@ -597,7 +656,9 @@ absl::Status BullWorker::Impl::Run() {
   std::vector<std::thread> threads;
   threads.emplace_back([this] { WaiterLoop(); });
   threads.emplace_back([this] { MaintenanceLoop(); });
-  for (int i = 0; i < options_.concurrency; ++i) threads.emplace_back([this] { HandlerLoop(); });
+  if (!inline_handler_) {
+    for (int i = 0; i < options_.concurrency; ++i) threads.emplace_back([this] { HandlerLoop(); });
+  }
 
   std::vector<Finish> finishes;
   absl::Duration backoff = options_.reconnect_min;
@@ -617,11 +678,9 @@ absl::Status BullWorker::Impl::Run() {
         marker_seen_ = false;
         look = true;
       }
-      if (!stopping_ && StopWanted()) {
-        stopping_ = true;
-        stop_deadline = absl::Now() + options_.shutdown_timeout;
-      }
+      NoteStop();
       stopping = stopping_;
+      stop_deadline = stop_deadline_;
       in_flight = static_cast<int>(held_.size());
     }
     if (stopping) {
@@ -674,6 +733,7 @@ absl::Status BullWorker::Impl::Run() {
     backoff = options_.reconnect_min;
     finishes.clear();
     if (in_flight > 0 || step->claimed > 0) idle_since = absl::Now();
+    if (inline_handler_) RunInline(finishes);
     if (!claim) continue;
     if (step->rate_limited_ms > 0) {
       next_claim = absl::Now() + absl::Milliseconds(step->rate_limited_ms);
@@ -697,6 +757,26 @@ absl::Status BullWorker::Impl::Run() {
   for (std::thread& t : threads) t.join();
   internal::UnregisterStopWakeFd(signal_slot);
   return absl::OkStatus();
+}
+
+void BullWorker::Impl::RunInline(std::vector<Finish>& finishes) {
+  thread_local simdjson::dom::parser parser;
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  while (true) {
+    Claimed claimed;
+    {
+      absl::MutexLock lock(&mu_);
+      if (ready_.empty() || stopping_) return;
+      claimed = std::move(ready_.front());
+      ready_.pop_front();
+      running_.emplace(claimed.job.id, claimed.token);
+      running_released_ = false;
+    }
+    Finish finish = Process(claimed, parser, rng);
+    absl::MutexLock lock(&mu_);
+    if (!running_released_) finishes.push_back(std::move(finish));
+    running_.reset();
+  }
 }
 
 // At shutdown, jobs claimed but not yet started go straight back to wait.
