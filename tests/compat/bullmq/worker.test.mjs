@@ -23,7 +23,8 @@ function cppWorker (name, ...args) {
   let stderr = ''
   child.stdout.on('data', (d) => { stdout += d })
   child.stderr.on('data', (d) => { stderr += d })
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => {
+  // 'close', not 'exit': only then has all of stdout arrived.
+  child.exited = new Promise((resolve) => child.on('close', (code, signal) => {
     children.delete(child)
     resolve({ code, signal, stdout, stderr })
   }))
