@@ -233,8 +233,9 @@ in prod; exit_code_for(error) gives the process exit code (78 or 77).)doc")
           "WORKER_POLL_INTERVAL in seconds.")
       .def_property_readonly("warnings", &Config::warnings)
       .def_property_readonly("scope_violations", &Config::scope_violations)
-      .def("get", &Config::Get, py::arg("name"),
-           "A plain (non-secret) variable from any source, or None.")
+      .def(
+          "get", [](const Config& c, const std::string& name) { return c.Get(name); },
+          py::arg("name"), "A plain (non-secret) variable from any source, or None.")
       .def(
           "get_secret",
           [](const Config& c, const std::string& name) { return Value(c.GetSecret(name)); },

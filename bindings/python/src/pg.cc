@@ -416,7 +416,8 @@ rejects the batch. Results are in input order.)doc")
                 throw StatusError(absl::InvalidArgumentError("complete_many: a lease is None"));
               }
               const Lease& l = leases[i]->lease;
-              py::object result = results.is_none() ? py::none() : results[py::int_(i)];
+              py::object result = py::none();
+              if (!results.is_none()) result = results[py::int_(i)];
               by_owner[l.worker_id].push_back({l, ResultJson(result)});
             }
             std::vector<int64_t> lost;
