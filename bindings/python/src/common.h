@@ -1,0 +1,108 @@
+// Helpers shared by the parts of the _jobqueue extension module.
+#ifndef JOBQUEUE_BINDINGS_PYTHON_COMMON_H_
+#define JOBQUEUE_BINDINGS_PYTHON_COMMON_H_
+
+#include <pybind11/pybind11.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "jobqueue/job.h"
+#include "jobqueue/pg_queue.h"
+
+namespace jobqueue::python {
+
+namespace py = pybind11;
+
+// Carries a non-OK status to the translator that raises the matching JobQueueError subclass.
+class StatusError : public std::exception {
+ public:
+  explicit StatusError(absl::Status status) : status_(std::move(status)) {}
+  const absl::Status& status() const { return status_; }
+  const char* what() const noexcept override { return "jobqueue status error"; }
+
+ private:
+  absl::Status status_;
+};
+
+inline void Check(const absl::Status& status) {
+  if (!status.ok()) throw StatusError(status);
+}
+
+template <typename T>
+T Value(absl::StatusOr<T> result) {
+  if (!result.ok()) throw StatusError(result.status());
+  return *std::move(result);
+}
+
+// Runs `body` with the GIL released: every call that waits on a server goes through here.
+template <typename Body>
+auto Unlocked(Body&& body) {
+  py::gil_scoped_release release;
+  return body();
+}
+
+// Creates the exception hierarchy on `module` and registers the translator.
+void RegisterErrors(py::module_& module);
+// The class raised for `code` (a borrowed reference).
+py::handle ErrorClass(absl::StatusCode code);
+// Builds the exception instance for `status` (with .code set), without raising it.
+py::object MakeError(const absl::Status& status);
+
+// JSON through Python's json module (compact separators, UTF-8, no NaN).
+std::string Dumps(py::handle value);
+py::object Loads(absl::string_view json);
+
+// float seconds or datetime.timedelta.
+absl::Duration ToDuration(py::handle value, const char* what);
+// An aware datetime (naive ones are taken as local time, as datetime.timestamp() does).
+absl::Time ToTime(py::handle value, const char* what);
+// An aware UTC datetime.
+py::object FromTime(absl::Time time);
+py::object FromTime(const std::optional<absl::Time>& time);
+
+// Python's PgQueue. Leases and workers share the C++ queue, so close() frees the pool only once
+// none of them needs it any more.
+struct QueueHandle {
+  std::shared_ptr<PgQueue> queue;  // null once closed
+  std::string worker_id;           // the default lease owner of claim()
+
+  // The queue, or FailedPreconditionError when closed.
+  std::shared_ptr<PgQueue> Get() const;
+};
+
+// The read-only job fields Lease and JobContext share; `Holder` has `lease` and
+// `payload_cache` members. payload is parsed once, on first use.
+template <typename Holder>
+void AddLeaseFields(py::class_<Holder, std::shared_ptr<Holder>>& cls) {
+  cls.def_property_readonly(
+         "id", [](const Holder& h) { return h.lease.job_id; }, "The job id.")
+      .def_property_readonly("job_type", [](const Holder& h) { return h.lease.job_type; })
+      .def_property_readonly("queue", [](const Holder& h) { return h.lease.queue; })
+      .def_property_readonly(
+          "attempt", [](const Holder& h) { return h.lease.attempt; }, "1 on the first claim.")
+      .def_property_readonly("max_attempts", [](const Holder& h) { return h.lease.max_attempts; })
+      .def_property_readonly("worker_id", [](const Holder& h) { return h.lease.worker_id; })
+      .def_property_readonly("payload_json", [](const Holder& h) { return h.lease.payload_json; })
+      .def_property_readonly(
+          "payload",
+          [](Holder& h) {
+            if (!h.payload_cache) h.payload_cache = Loads(h.lease.payload_json);
+            return h.payload_cache;
+          },
+          "The payload, decoded from JSON (dict, list, ...).");
+}
+
+void RegisterConfig(py::module_& module);
+void RegisterPg(py::module_& module);
+void RegisterWorker(py::module_& module);
+void RegisterBull(py::module_& module);
+
+}  // namespace jobqueue::python
+
+#endif  // JOBQUEUE_BINDINGS_PYTHON_COMMON_H_

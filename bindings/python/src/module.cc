@@ -1,0 +1,290 @@
+// The _jobqueue extension module: errors, JSON and time conversions, configuration, secrets
+// and logging. The queue, worker and BullMQ classes live in pg.cc, worker.cc and bull.cc.
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cmath>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common.h"
+#include "jobqueue/config.h"
+#include "jobqueue/logging.h"
+#include "jobqueue/secret.h"
+#include "jobqueue/version.h"
+
+namespace jobqueue::python {
+namespace {
+
+struct ErrorKind {
+  absl::StatusCode code;
+  const char* name;
+  PyObject* extra_base;  // a builtin the class also derives from, or nullptr
+};
+
+// Set once at import; the classes live as long as the interpreter.
+PyObject* g_base_error = nullptr;
+std::array<PyObject*, 17> g_error_classes{};
+
+PyObject* Cached(const char* module, const char* attribute) {
+  return py::object(py::module_::import(module).attr(attribute)).release().ptr();
+}
+
+}  // namespace
+
+void RegisterErrors(py::module_& module) {
+  g_base_error = PyErr_NewExceptionWithDoc(
+      "jobqueue.JobQueueError",
+      "Base of every error the library reports. `code` is the canonical status code name\n"
+      "(\"INVALID_ARGUMENT\", \"NOT_FOUND\", ...); str(error) is the message with context.",
+      PyExc_Exception, nullptr);
+  if (g_base_error == nullptr) throw py::error_already_set();
+  module.add_object("JobQueueError", py::handle(g_base_error));
+  const ErrorKind kinds[] = {
+      {absl::StatusCode::kCancelled, "CancelledError", nullptr},
+      {absl::StatusCode::kInvalidArgument, "InvalidArgumentError", PyExc_ValueError},
+      {absl::StatusCode::kDeadlineExceeded, "DeadlineExceededError", PyExc_TimeoutError},
+      {absl::StatusCode::kNotFound, "NotFoundError", PyExc_LookupError},
+      {absl::StatusCode::kAlreadyExists, "AlreadyExistsError", nullptr},
+      {absl::StatusCode::kPermissionDenied, "PermissionDeniedError", nullptr},
+      {absl::StatusCode::kResourceExhausted, "ResourceExhaustedError", nullptr},
+      {absl::StatusCode::kFailedPrecondition, "FailedPreconditionError", nullptr},
+      // Fencing reports a lost lease with kAborted (kLeaseLostCode in job.h).
+      {absl::StatusCode::kAborted, "LeaseLostError", nullptr},
+      {absl::StatusCode::kOutOfRange, "OutOfRangeError", nullptr},
+      {absl::StatusCode::kUnimplemented, "UnimplementedError", nullptr},
+      {absl::StatusCode::kInternal, "InternalError", nullptr},
+      {absl::StatusCode::kUnavailable, "UnavailableError", PyExc_ConnectionError},
+      {absl::StatusCode::kDataLoss, "DataLossError", nullptr},
+      {absl::StatusCode::kUnauthenticated, "UnauthenticatedError", nullptr},
+  };
+  g_error_classes.fill(g_base_error);
+  for (const ErrorKind& kind : kinds) {
+    py::object bases =
+        kind.extra_base == nullptr
+            ? py::reinterpret_borrow<py::object>(g_base_error)
+            : py::object(py::make_tuple(py::handle(g_base_error), py::handle(kind.extra_base)));
+    const std::string qualified = absl::StrCat("jobqueue.", kind.name);
+    PyObject* cls = PyErr_NewException(qualified.c_str(), bases.ptr(), nullptr);
+    if (cls == nullptr) throw py::error_already_set();
+    g_error_classes[static_cast<size_t>(kind.code)] = cls;
+    module.add_object(kind.name, py::handle(cls));
+  }
+  module.add_object("AbortedError",
+                    py::handle(g_error_classes[static_cast<size_t>(absl::StatusCode::kAborted)]));
+
+  py::register_exception_translator([](std::exception_ptr pending) {
+    try {
+      if (pending) std::rethrow_exception(pending);
+    } catch (const StatusError& error) {
+      py::object instance = MakeError(error.status());
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(instance.ptr())), instance.ptr());
+    }
+  });
+}
+
+py::handle ErrorClass(absl::StatusCode code) {
+  const auto index = static_cast<size_t>(code);
+  return index < g_error_classes.size() ? g_error_classes[index] : g_base_error;
+}
+
+py::object MakeError(const absl::Status& status) {
+  py::object instance =
+      ErrorClass(status.code())(std::string(status.message().data(), status.message().size()));
+  instance.attr("code") = absl::StatusCodeToString(status.code());
+  return instance;
+}
+
+std::string Dumps(py::handle value) {
+  static PyObject* encode = [] {
+    py::object encoder = py::module_::import("json").attr("JSONEncoder")(
+        py::arg("separators") = py::make_tuple(",", ":"), py::arg("ensure_ascii") = false,
+        py::arg("allow_nan") = false);
+    return py::object(encoder.attr("encode")).release().ptr();
+  }();
+  return py::handle(encode)(value).cast<std::string>();
+}
+
+py::object Loads(absl::string_view json) {
+  static PyObject* loads = Cached("json", "loads");
+  return py::handle(loads)(py::str(json.data(), json.size()));
+}
+
+absl::Duration ToDuration(py::handle value, const char* what) {
+  double seconds = 0;
+  if (py::hasattr(value, "total_seconds")) {
+    seconds = value.attr("total_seconds")().cast<double>();
+  } else if (PyFloat_Check(value.ptr()) || PyLong_Check(value.ptr())) {
+    seconds = value.cast<double>();
+  } else {
+    throw StatusError(absl::InvalidArgumentError(
+        absl::StrCat(what, " must be seconds (a number) or a datetime.timedelta")));
+  }
+  if (!std::isfinite(seconds)) {
+    throw StatusError(absl::InvalidArgumentError(absl::StrCat(what, " must be finite")));
+  }
+  return absl::Seconds(seconds);
+}
+
+absl::Time ToTime(py::handle value, const char* what) {
+  if (!py::hasattr(value, "timestamp")) {
+    throw StatusError(
+        absl::InvalidArgumentError(absl::StrCat(what, " must be a datetime.datetime")));
+  }
+  return absl::FromUnixMicros(
+      static_cast<int64_t>(std::llround(value.attr("timestamp")().cast<double>() * 1e6)));
+}
+
+py::object FromTime(absl::Time time) {
+  static PyObject* epoch = [] {
+    py::module_ datetime = py::module_::import("datetime");
+    return datetime
+        .attr("datetime")(1970, 1, 1, py::arg("tzinfo") = datetime.attr("timezone").attr("utc"))
+        .release()
+        .ptr();
+  }();
+  static PyObject* timedelta = Cached("datetime", "timedelta");
+  return py::handle(epoch) +
+         py::handle(timedelta)(py::arg("microseconds") = absl::ToUnixMicros(time));
+}
+
+py::object FromTime(const std::optional<absl::Time>& time) {
+  return time ? FromTime(*time) : py::none();
+}
+
+namespace {
+
+std::optional<std::string> OptionalString(const py::object& value) {
+  if (value.is_none()) return std::nullopt;
+  return value.cast<std::string>();
+}
+
+Config LoadConfig(const std::string& service, const std::string& env_dir, bool load_env_files,
+                  const py::object& scopes_path, const std::vector<std::string>& required,
+                  bool allow_prod_database_in_dev, bool report_only, const py::object& environ) {
+  ConfigOptions options;
+  options.service = service;
+  options.env_dir = env_dir;
+  options.load_env_files = load_env_files;
+  options.scopes_path = OptionalString(scopes_path).value_or("");
+  options.required = required;
+  options.allow_prod_database_in_dev = allow_prod_database_in_dev;
+  options.report_only = report_only;
+  std::map<std::string, std::string> environment;
+  if (!environ.is_none()) {
+    environment = environ.cast<std::map<std::string, std::string>>();
+    options.environment = &environment;
+  }
+  return Value(Unlocked([&] { return Config::Load(options); }));
+}
+
+}  // namespace
+
+void RegisterConfig(py::module_& m) {
+  py::class_<Secret>(m, "Secret", R"doc(
+A value that never prints: repr() and str() show it redacted. reveal() returns the plain value
+for the one place it must go (a connection, an HTTP header).)doc")
+      .def(py::init([](const std::string& value) { return Secret(value); }), py::arg("value"))
+      .def(
+          "reveal", [](const Secret& s) { return std::string(s.Reveal()); },
+          "The plain value. Never log it.")
+      .def("__str__", &Secret::Redacted)
+      .def("__repr__", [](const Secret& s) { return absl::StrCat("Secret('", s.Redacted(), "')"); })
+      .def("__bool__", [](const Secret& s) { return !s.empty(); })
+      .def("__eq__", [](const Secret& a, const Secret& b) { return a == b; });
+
+  py::class_<Config>(m, "Config", R"doc(
+A service's configuration from the environment and .env files, with secret scopes.
+
+Load it with Config.load("worker"); see docs/configuration.md for the variables, their
+precedence and the guard rails. Secrets are only ever shown masked.)doc")
+      .def_static("load", &LoadConfig, py::arg("service"), py::kw_only(), py::arg("env_dir") = ".",
+                  py::arg("load_env_files") = true, py::arg("scopes_path") = py::none(),
+                  py::arg("required") = std::vector<std::string>(),
+                  py::arg("allow_prod_database_in_dev") = false, py::arg("report_only") = false,
+                  py::arg("environ") = py::none(),
+                  R"doc(
+Loads the configuration of `service` ("api", "worker", "ingest", ...).
+
+environ replaces os.environ (a dict of str to str) when given. Raises InvalidArgumentError
+listing every problem found, or PermissionDeniedError for a secret outside the service's scope
+in prod; exit_code_for(error) gives the process exit code (78 or 77).)doc")
+      .def_property_readonly("service", &Config::service)
+      .def_property_readonly(
+          "environment",
+          [](const Config& c) { return std::string(EnvironmentName(c.environment())); },
+          "\"dev\", \"staging\" or \"prod\".")
+      .def_property_readonly(
+          "supabase_mode",
+          [](const Config& c) { return std::string(SupabaseModeName(c.supabase_mode())); },
+          "\"unset\", \"dev\" or \"prod\".")
+      .def_property_readonly(
+          "database_url", [](const Config& c) { return c.database_url(); },
+          "The database URL as a Secret (empty when none is configured).")
+      .def_property_readonly("database_url_source", &Config::database_url_source)
+      .def_property_readonly("redis_url", [](const Config& c) { return c.redis_url(); })
+      .def_property_readonly("supabase_url", &Config::supabase_url)
+      .def_property_readonly(
+          "log_level", [](const Config& c) { return std::string(LogLevelName(c.log_level())); })
+      .def_property_readonly(
+          "log_format", [](const Config& c) { return std::string(LogFormatName(c.log_format())); })
+      .def_property_readonly(
+          "poll_interval", [](const Config& c) { return absl::ToDoubleSeconds(c.poll_interval()); },
+          "WORKER_POLL_INTERVAL in seconds.")
+      .def_property_readonly("warnings", &Config::warnings)
+      .def_property_readonly("scope_violations", &Config::scope_violations)
+      .def(
+          "get", [](const Config& c, const std::string& name) { return c.Get(name); },
+          py::arg("name"), "A plain (non-secret) variable from any source, or None.")
+      .def(
+          "get_secret",
+          [](const Config& c, const std::string& name) { return Value(c.GetSecret(name)); },
+          py::arg("name"),
+          "A secret the scope allows. NotFoundError when unset, PermissionDeniedError when out "
+          "of scope.")
+      .def(
+          "configure_logging", [](const Config& c) { ConfigureLogging(c.logging_options()); },
+          "Applies LOG_LEVEL and LOG_FORMAT to the library's log, tagged with the service.")
+      .def("__repr__", &Config::DebugString);
+
+  m.def(
+      "exit_code_for",
+      [](py::handle error) {
+        if (!py::isinstance(error, py::handle(g_base_error))) return kExitConfigError;
+        const std::string code = py::getattr(error, "code", py::str("")).cast<std::string>();
+        return code == "PERMISSION_DENIED" ? kExitScopeViolation : kExitConfigError;
+      },
+      py::arg("error"),
+      "The process exit code for a failed Config.load: 77 for a secret outside the scope, 78 "
+      "for any other configuration error.");
+  m.attr("EXIT_USAGE") = kExitUsage;
+  m.attr("EXIT_SCOPE_VIOLATION") = kExitScopeViolation;
+  m.attr("EXIT_CONFIG_ERROR") = kExitConfigError;
+
+  m.def(
+      "configure_logging",
+      [](const py::object& level, const py::object& format, const py::object& service) {
+        LoggingOptions options = CurrentLoggingOptions();
+        if (!level.is_none()) options.level = Value(ParseLogLevel(level.cast<std::string>()));
+        if (!format.is_none()) options.format = Value(ParseLogFormat(format.cast<std::string>()));
+        if (!service.is_none()) options.service = service.cast<std::string>();
+        ConfigureLogging(options);
+      },
+      py::kw_only(), py::arg("level") = py::none(), py::arg("format") = py::none(),
+      py::arg("service") = py::none(),
+      "Sets the library's log level (trace..off), format (text|json) and service tag; None "
+      "keeps the current value. Lines go to stderr.");
+}
+
+}  // namespace jobqueue::python
+
+PYBIND11_MODULE(_jobqueue, m) {
+  namespace jp = jobqueue::python;
+  m.doc() = "libjobqueue's native module; import it as `jobqueue`.";
+  m.attr("__version__") = JOBQUEUE_VERSION_STRING;
+  jp::RegisterErrors(m);
+  jp::RegisterConfig(m);
+  jp::RegisterPg(m);
+  jp::RegisterWorker(m);
+  jp::RegisterBull(m);
+}

@@ -1,0 +1,241 @@
+// Worker: the Postgres worker runtime with Python handlers. Handlers run on the runtime's
+// threads and take the GIL only while Python code runs; run() waits with the GIL released.
+#include "jobqueue/worker.h"
+
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common.h"
+#include "jobqueue/config.h"
+
+namespace jobqueue::python {
+namespace {
+
+// What a handler receives. Valid for reading after the handler returns, but `stopping` then
+// reads True.
+struct PyJobContext {
+  Lease lease;
+  py::object payload_cache;
+  std::atomic<const JobContext*> context{nullptr};
+};
+using JobContextPtr = std::shared_ptr<PyJobContext>;
+
+struct PyWorker {
+  std::shared_ptr<PgQueue> queue;
+  std::unique_ptr<Worker> worker;
+  std::vector<std::string> job_types;
+  bool ran = false;
+};
+
+// A Python exception from a handler as the status the runtime records: LeaseLostError keeps
+// its code (nothing is written); everything else fails the attempt with "Type: message".
+absl::Status StatusFromPython(py::error_already_set& error) {
+  const std::string text = absl::StrCat(error.type().attr("__name__").cast<std::string>(), ": ",
+                                        py::str(error.value()).cast<std::string>());
+  if (error.matches(ErrorClass(absl::StatusCode::kAborted))) return absl::AbortedError(text);
+  if (error.matches(ErrorClass(absl::StatusCode::kCancelled))) return absl::CancelledError(text);
+  return absl::InternalError(text);
+}
+
+JobHandler MakeHandler(const py::object& fn) {
+  // Dropped with the GIL held, whichever thread releases the last copy.
+  std::shared_ptr<py::object> callable(new py::object(fn), [](py::object* object) {
+    py::gil_scoped_acquire gil;
+    delete object;
+  });
+  return [callable](JobContext& job) -> absl::StatusOr<std::string> {
+    py::gil_scoped_acquire gil;
+    auto context = std::make_shared<PyJobContext>();
+    context->lease = job.lease();
+    context->context = &job;
+    absl::StatusOr<std::string> out;
+    try {
+      py::object result = (*callable)(context);
+      out = result.is_none() ? std::string("null") : Dumps(result);
+    } catch (py::error_already_set& error) {
+      out = StatusFromPython(error);
+    } catch (const std::exception& error) {
+      out = absl::InternalError(absl::StrCat("handler: ", error.what()));
+    }
+    context->context = nullptr;
+    return out;
+  };
+}
+
+void Register(PyWorker& w, const std::string& job_type, const py::object& fn) {
+  if (!PyCallable_Check(fn.ptr())) {
+    throw StatusError(
+        absl::InvalidArgumentError(absl::StrCat("the handler of ", job_type, " is not callable")));
+  }
+  Check(w.worker->Register(job_type, MakeHandler(fn)));
+  w.job_types.push_back(job_type);
+}
+
+WorkerStats Run(PyWorker& w, bool handle_signals) {
+  if (w.ran) throw StatusError(absl::FailedPreconditionError("a worker runs only once"));
+  w.ran = true;
+  Worker* worker = w.worker.get();
+  py::module_ signal = py::module_::import("signal");
+  py::module_ threading = py::module_::import("threading");
+  const bool main_thread = threading.attr("current_thread")().is(threading.attr("main_thread")());
+  // Python runs signal handlers only on the main thread, between bytecodes; ours just ask the
+  // runtime to stop, and the loop below gives Python the chance to run them.
+  std::vector<std::pair<py::object, py::object>> saved;
+  if (handle_signals && main_thread) {
+    py::cpp_function stop([worker](const py::args&) { worker->Stop(); });
+    for (const char* name : {"SIGINT", "SIGTERM"}) {
+      py::object signum = signal.attr(name);
+      saved.emplace_back(signum, signal.attr("getsignal")(signum));
+      signal.attr("signal")(signum, stop);
+    }
+  }
+  absl::Status status;
+  PyObject* error_type = nullptr;
+  PyObject* error_value = nullptr;
+  PyObject* error_trace = nullptr;
+  {
+    py::gil_scoped_release release;
+    absl::Notification finished;
+    std::thread runner([&] {
+      status = worker->Run();
+      finished.Notify();
+    });
+    while (!finished.WaitForNotificationWithTimeout(absl::Milliseconds(50))) {
+      py::gil_scoped_acquire gil;
+      // A handler that raises (KeyboardInterrupt without handle_signals, say) stops the
+      // worker gracefully; the exception is raised once it has stopped.
+      if (error_type == nullptr && PyErr_CheckSignals() != 0) {
+        PyErr_Fetch(&error_type, &error_value, &error_trace);
+        worker->Stop();
+      }
+    }
+    runner.join();
+  }
+  for (auto& [signum, previous] : saved) {
+    signal.attr("signal")(signum, previous.is_none() ? signal.attr("SIG_DFL") : previous);
+  }
+  if (error_type != nullptr) {
+    PyErr_Restore(error_type, error_value, error_trace);
+    throw py::error_already_set();
+  }
+  Check(status);
+  return worker->stats();
+}
+
+}  // namespace
+
+void RegisterWorker(py::module_& m) {
+  py::class_<WorkerStats>(m, "WorkerStats", "A worker's counters.")
+      .def_readonly("completed", &WorkerStats::completed)
+      .def_readonly("failed", &WorkerStats::failed, "Handler errors (retried or failed).")
+      .def_readonly("lost", &WorkerStats::lost, "Leases lost before finishing.")
+      .def_readonly("released", &WorkerStats::released, "Handed back at shutdown.")
+      .def_readonly("claims", &WorkerStats::claims, "Claim round trips.")
+      .def_readonly("reconnects", &WorkerStats::reconnects)
+      .def("__repr__", [](const WorkerStats& s) {
+        return absl::StrCat("WorkerStats(completed=", s.completed, ", failed=", s.failed,
+                            ", lost=", s.lost, ", released=", s.released, ")");
+      });
+
+  py::class_<PyJobContext, JobContextPtr> context(m, "JobContext", R"doc(
+The job a handler runs: id, job_type, queue, attempt, max_attempts, worker_id, payload (decoded
+JSON) and payload_json. Long handlers may watch `stopping` and return early.)doc");
+  AddLeaseFields(context);
+  context.def_property_readonly(
+      "stopping",
+      [](const PyJobContext& c) {
+        const JobContext* job = c.context.load();
+        return job == nullptr || job->stopping();
+      },
+      "True once the worker is shutting down (and after the handler returned).");
+
+  py::class_<PyWorker>(m, "Worker", R"doc(
+Runs handlers for job types on a PgQueue: batched claims, LISTEN/NOTIFY wake-ups, heartbeats,
+retries with backoff, graceful shutdown.
+
+    worker = Worker(queue, name="Ingest Processor", concurrency=4)
+
+    @worker.handler("ingest_csv")
+    def ingest(job):
+        return {"rows": count_rows(job.payload["file"])}
+
+    worker.run()   # until SIGINT/SIGTERM, stop(), or exit_when_idle
+
+A handler gets a JobContext; what it returns (JSON-serialisable) becomes the job's result. An
+exception fails the attempt with "Type: message" (retried per the queue's retry policy);
+raising LeaseLostError says the job is no longer ours. Handlers run on worker threads, holding
+the GIL only while Python runs.)doc")
+      .def(py::init([](QueueHandle& queue, const std::string& name, const std::string& queue_name,
+                       int concurrency, int batch_size, int dispatchers,
+                       const py::object& poll_interval, bool listen,
+                       const py::object& heartbeat_interval, const py::object& shutdown_timeout,
+                       const py::object& exit_when_idle, const py::object& worker_id,
+                       const py::object& environment, const py::object& config, bool log_startup) {
+             WorkerOptions options;
+             options.name = name;
+             options.queue = queue_name;
+             options.concurrency = concurrency;
+             options.batch_size = batch_size;
+             options.dispatchers = dispatchers;
+             options.listen = listen;
+             options.log_startup = log_startup;
+             if (!config.is_none()) {
+               const Config& c = config.cast<const Config&>();
+               options.environment = std::string(EnvironmentName(c.environment()));
+               options.poll_interval = c.poll_interval();
+             }
+             if (!environment.is_none()) options.environment = environment.cast<std::string>();
+             if (!poll_interval.is_none()) {
+               options.poll_interval = ToDuration(poll_interval, "poll_interval");
+             }
+             options.heartbeat_interval = ToDuration(heartbeat_interval, "heartbeat_interval");
+             options.shutdown_timeout = ToDuration(shutdown_timeout, "shutdown_timeout");
+             if (!exit_when_idle.is_none()) {
+               options.exit_when_idle = ToDuration(exit_when_idle, "exit_when_idle");
+             }
+             if (!worker_id.is_none()) options.worker_id = worker_id.cast<std::string>();
+             auto w = std::make_unique<PyWorker>();
+             w->queue = queue.Get();
+             w->worker = Value(Worker::Create(w->queue.get(), options));
+             return w;
+           }),
+           py::arg("pg_queue"), py::pos_only(), py::kw_only(), py::arg("name") = "Job",
+           py::arg("queue") = "default", py::arg("concurrency") = 1, py::arg("batch_size") = 0,
+           py::arg("dispatchers") = 1, py::arg("poll_interval") = py::none(),
+           py::arg("listen") = true, py::arg("heartbeat_interval") = 30.0,
+           py::arg("shutdown_timeout") = 30.0, py::arg("exit_when_idle") = py::none(),
+           py::arg("worker_id") = py::none(), py::arg("environment") = py::none(),
+           py::arg("config") = py::none(), py::arg("log_startup") = true,
+           R"doc(
+name shows in the start-up line "Starting <name> Worker (env=...)". config (a Config) supplies
+the environment and WORKER_POLL_INTERVAL unless environment / poll_interval are given.
+Durations are seconds or timedeltas; exit_when_idle makes run() return after that long
+without work.)doc")
+      .def("register", &Register, py::arg("job_type"), py::arg("handler"),
+           "Registers handler(job) for job_type (before run). AlreadyExistsError for a second.")
+      .def(
+          "handler",
+          [](py::object self, const std::string& job_type) {
+            return py::cpp_function([self, job_type](py::object fn) {
+              Register(self.cast<PyWorker&>(), job_type, fn);
+              return fn;
+            });
+          },
+          py::arg("job_type"), "Decorator form of register: @worker.handler(\"ingest_csv\").")
+      .def("run", &Run, py::kw_only(), py::arg("handle_signals") = true, R"doc(
+Processes jobs until stop(), SIGINT/SIGTERM (when handle_signals and on the main thread: the
+previous handlers are restored afterwards), or exit_when_idle. Stops gracefully: running
+handlers get shutdown_timeout to finish. Returns the WorkerStats. A worker runs once.)doc")
+      .def(
+          "stop", [](PyWorker& w) { w.worker->Stop(); },
+          "Asks run() to stop gracefully; returns at once. Safe from any thread.")
+      .def_property_readonly("stats", [](const PyWorker& w) { return w.worker->stats(); })
+      .def_property_readonly("worker_id", [](const PyWorker& w) { return w.worker->worker_id(); })
+      .def_property_readonly("job_types", [](const PyWorker& w) { return w.job_types; });
+}
+
+}  // namespace jobqueue::python

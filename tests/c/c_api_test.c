@@ -1,0 +1,786 @@
+/* The C API against the real local servers (DATABASE_URL, REDIS_URL from scripts/services env).
+ * Written in C11 so the header is proven to be C. Uses a fresh schema c_api_<pid> and a queue
+ * name of the same form in Redis, and removes both at the end. Run under valgrind by ctest
+ * too, so every handle and message it gets is released. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jobqueue/c.h"
+
+static const char* phase = "";
+static int failures = 0;
+
+#define CHECK(cond)                                                                        \
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
+      fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__, phase, #cond); \
+      failures++;                                                                          \
+    }                                                                                      \
+  } while (0)
+
+/* A call that must succeed; prints the error message otherwise. */
+#define CHECK_OK(call)                                                                      \
+  do {                                                                                      \
+    char* err_ = NULL;                                                                      \
+    jq_status_t st_ = (call);                                                               \
+    if (st_ != JQ_OK) {                                                                     \
+      fprintf(stderr, "%s:%d: [%s] %s returned %s: %s\n", __FILE__, __LINE__, phase, #call, \
+              jq_status_name(st_), err_ ? err_ : "(no message)");                           \
+      failures++;                                                                           \
+    }                                                                                       \
+    jq_free(err_);                                                                          \
+  } while (0)
+
+#define OK_ERR &err_
+
+/* A call that must fail with `code` and a message containing `needle`. */
+#define CHECK_ERR(code, needle, call)                                                      \
+  do {                                                                                     \
+    char* err_ = NULL;                                                                     \
+    jq_status_t st_ = (call);                                                              \
+    if (st_ != (code) || err_ == NULL || strstr(err_, (needle)) == NULL) {                 \
+      fprintf(stderr, "%s:%d: [%s] %s: want %s containing \"%s\", got %s: %s\n", __FILE__, \
+              __LINE__, phase, #call, jq_status_name(code), (needle), jq_status_name(st_), \
+              err_ ? err_ : "(no message)");                                               \
+      failures++;                                                                          \
+    }                                                                                      \
+    jq_free(err_);                                                                         \
+  } while (0)
+
+static void StartPhase(const char* name) {
+  phase = name;
+  fprintf(stderr, "=== %s\n", name);
+}
+
+static const char* Env(const char* name) {
+  const char* value = getenv(name);
+  if (value == NULL || value[0] == '\0') {
+    fprintf(stderr, "%s is not set: run eval \"$(scripts/services env)\"\n", name);
+    exit(2);
+  }
+  return value;
+}
+
+static void SleepMs(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static char schema[64];
+static char bull_name[64];
+
+static void RunSql(const char* sql) {
+  PGconn* conn = PQconnectdb(Env("DATABASE_URL"));
+  CHECK(PQstatus(conn) == CONNECTION_OK);
+  PQclear(PQexec(conn, "SET client_min_messages = warning"));
+  PGresult* result = PQexec(conn, sql);
+  CHECK(PQresultStatus(result) == PGRES_COMMAND_OK);
+  PQclear(result);
+  PQfinish(conn);
+}
+
+/* ---- basics ------------------------------------------------------------------------------ */
+
+static void TestBasics(void) {
+  StartPhase("basics");
+  CHECK(strcmp(jq_status_name(JQ_OK), "OK") == 0);
+  CHECK(strcmp(jq_status_name(JQ_LEASE_LOST), "ABORTED") == 0);
+  CHECK(strcmp(jq_status_name((jq_status_t)99), "UNKNOWN") == 0);
+  CHECK(strlen(jq_version()) >= 5);
+  jq_free(NULL);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "log level", jq_configure_logging("loud", NULL, NULL, OK_ERR));
+  CHECK_OK(jq_configure_logging("warn", "text", "c_api_test", OK_ERR));
+
+  /* One error variable across calls: the earlier message is freed and replaced. */
+  char* err = NULL;
+  CHECK(jq_pg_queue_migrate(NULL, NULL, &err) == JQ_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "jq_pg_queue_migrate: queue is NULL") != NULL);
+  CHECK(jq_pg_enqueue(NULL, "t", NULL, NULL, NULL, NULL, &err) == JQ_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "jq_pg_enqueue") != NULL);
+  jq_free(err);
+  /* errptr may be NULL. */
+  CHECK(jq_pg_cancel(NULL, 1, NULL) == JQ_INVALID_ARGUMENT);
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static jq_config_options_t* ConfigOptions(const char* service) {
+  jq_config_options_t* options = jq_config_options_create();
+  jq_config_options_set_service(options, service);
+  jq_config_options_set_env(options, "DATABASE_URL", Env("DATABASE_URL"));
+  jq_config_options_set_env(options, "REDIS_URL", Env("REDIS_URL"));
+  return options;
+}
+
+static void TestConfig(const char* env_dir) {
+  StartPhase("config");
+  jq_config_options_t* options = ConfigOptions("worker");
+  jq_config_options_set_env_dir(options, env_dir);
+  jq_config_t* config = NULL;
+  CHECK_OK(jq_config_load(options, &config, OK_ERR));
+  CHECK(config != NULL);
+  CHECK(strcmp(jq_config_service(config), "worker") == 0);
+  CHECK(strcmp(jq_config_environment(config), "dev") == 0);
+  CHECK(strcmp(jq_config_supabase_mode(config), "unset") == 0);
+  CHECK(jq_config_has_database_url(config));
+  CHECK(jq_config_has_redis_url(config));
+  CHECK(strcmp(jq_config_database_url_source(config), "DATABASE_URL") == 0);
+  /* The password never shows. */
+  CHECK(strstr(jq_config_database_url_redacted(config), "****") != NULL);
+  CHECK(strstr(jq_config_redis_url_redacted(config), "****") != NULL);
+  /* From the .env file written by main(). */
+  CHECK(jq_config_poll_interval_ms(config) == 2500);
+  char* value = NULL;
+  CHECK_OK(jq_config_get(config, "INGEST_BUCKET", &value, OK_ERR));
+  CHECK(value != NULL && strcmp(value, "uploads") == 0);
+  jq_free(value);
+  value = NULL;
+  CHECK_ERR(JQ_NOT_FOUND, "NOT_THERE", jq_config_get(config, "NOT_THERE", &value, OK_ERR));
+  CHECK(value == NULL);
+  CHECK_OK(jq_config_get_secret(config, "DATABASE_URL", &value, OK_ERR));
+  CHECK(value != NULL && strcmp(value, Env("DATABASE_URL")) == 0);
+  jq_free(value);
+  CHECK(jq_config_warning_count(config) == 0);
+  CHECK(strcmp(jq_config_warning(config, 99), "") == 0);
+  jq_config_destroy(config);
+  jq_config_options_destroy(options);
+
+  StartPhase("config: scopes");
+  /* A worker-only secret in the API: a warning in dev, refused in prod (exit code 77). */
+  options = ConfigOptions("api");
+  jq_config_options_set_env(options, "JUDIT_API_KEY", "k-123");
+  config = NULL;
+  CHECK_OK(jq_config_load(options, &config, OK_ERR));
+  CHECK(jq_config_scope_violation_count(config) == 1);
+  CHECK(strcmp(jq_config_scope_violation(config, 0), "JUDIT_API_KEY") == 0);
+  CHECK(jq_config_warning_count(config) >= 1);
+  value = NULL;
+  CHECK_ERR(JQ_PERMISSION_DENIED, "JUDIT_API_KEY",
+            jq_config_get_secret(config, "JUDIT_API_KEY", &value, OK_ERR));
+  CHECK(value == NULL);
+  jq_config_destroy(config);
+  jq_config_options_set_env(options, "ENVIRONMENT", "prod");
+  config = NULL;
+  char* err = NULL;
+  jq_status_t status = jq_config_load(options, &config, &err);
+  CHECK(status == JQ_PERMISSION_DENIED);
+  CHECK(config == NULL);
+  CHECK(err != NULL && strstr(err, "JUDIT_API_KEY") != NULL && strstr(err, "k-123") == NULL);
+  CHECK(jq_config_exit_code(status) == 77);
+  jq_free(err);
+  jq_config_options_destroy(options);
+
+  StartPhase("config: bad input");
+  options = ConfigOptions("worker");
+  jq_config_options_set_env(options, "LOG_LEVEL", "loud");
+  jq_config_options_set_env(options, "WORKER_POLL_INTERVAL", "-1");
+  err = NULL;
+  status = jq_config_load(options, &config, &err);
+  CHECK(status == JQ_INVALID_ARGUMENT);
+  /* All problems in one message. */
+  CHECK(err != NULL && strstr(err, "LOG_LEVEL") != NULL);
+  CHECK(err != NULL && strstr(err, "WORKER_POLL_INTERVAL") != NULL);
+  CHECK(jq_config_exit_code(status) == 78);
+  jq_free(err);
+  jq_config_options_destroy(options);
+  options = jq_config_options_create();
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "service", jq_config_load(options, &config, OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "options is NULL", jq_config_load(NULL, &config, OK_ERR));
+  jq_config_options_destroy(options);
+  /* Setters on NULL handles are no-ops. */
+  jq_config_options_set_service(NULL, "x");
+  jq_config_options_destroy(NULL);
+}
+
+/* ---- Postgres queue ----------------------------------------------------------------------- */
+
+static int64_t Total(jq_pg_queue_t* queue, const char* job_type, const char* status) {
+  jq_pg_counts_t* counts = NULL;
+  CHECK_OK(jq_pg_counts(queue, &counts, OK_ERR));
+  int64_t total = jq_pg_counts_total(counts, NULL, job_type, status);
+  jq_pg_counts_destroy(counts);
+  return total;
+}
+
+static jq_pg_lease_t** Claim(jq_pg_queue_t* queue, const char* job_type, int limit, size_t* count) {
+  jq_claim_options_t* claim = jq_claim_options_create();
+  jq_claim_options_add_job_type(claim, job_type);
+  jq_claim_options_set_limit(claim, limit);
+  jq_pg_lease_t** leases = NULL;
+  *count = 0;
+  CHECK_OK(jq_pg_claim(queue, claim, &leases, count, OK_ERR));
+  jq_claim_options_destroy(claim);
+  return leases;
+}
+
+static const char* JobStatus(jq_pg_queue_t* queue, int64_t id, char* last_error, size_t size) {
+  static char status[32];
+  jq_pg_job_t* job = NULL;
+  status[0] = '\0';
+  CHECK_OK(jq_pg_get(queue, id, &job, OK_ERR));
+  if (job != NULL) {
+    snprintf(status, sizeof(status), "%s", jq_pg_job_status(job));
+    if (last_error != NULL) snprintf(last_error, size, "%s", jq_pg_job_last_error(job));
+    jq_pg_job_destroy(job);
+  }
+  return status;
+}
+
+static jq_pg_queue_t* OpenQueue(void) {
+  jq_config_options_t* options = ConfigOptions("worker");
+  jq_config_t* config = NULL;
+  CHECK_OK(jq_config_load(options, &config, OK_ERR));
+  jq_config_options_destroy(options);
+  jq_pg_options_t* pg = jq_pg_options_create();
+  jq_pg_options_set_schema(pg, schema);
+  jq_pg_options_set_pool_size(pg, 4);
+  jq_pg_options_set_application_name(pg, "c_api_test");
+  jq_pg_options_set_retry(pg, 1000, 2.0, 60000, 0.0);
+  jq_pg_queue_t* queue = NULL;
+  CHECK_OK(jq_pg_queue_open_config(config, pg, &queue, OK_ERR));
+  jq_pg_options_destroy(pg);
+  jq_config_destroy(config);
+  return queue;
+}
+
+static void TestOpenErrors(void) {
+  StartPhase("pg: open errors");
+  jq_pg_queue_t* queue = NULL;
+  jq_pg_options_t* pg = jq_pg_options_create();
+  jq_pg_options_set_connect_timeout_ms(pg, 2000);
+  /* Nothing listens on port 1. */
+  CHECK_ERR(JQ_UNAVAILABLE, "connecting to",
+            jq_pg_queue_open("postgresql://u:secret-pw@127.0.0.1:1/db", pg, &queue, OK_ERR));
+  CHECK(queue == NULL);
+  char* err = NULL;
+  jq_pg_queue_open("postgresql://u:secret-pw@127.0.0.1:1/db", pg, &queue, &err);
+  CHECK(err != NULL && strstr(err, "secret-pw") == NULL);
+  jq_free(err);
+  jq_pg_options_set_schema(pg, "Bad-Schema");
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "schema",
+            jq_pg_queue_open(Env("DATABASE_URL"), pg, &queue, OK_ERR));
+  jq_pg_options_destroy(pg);
+  /* A configuration without a database. */
+  jq_config_options_t* options = jq_config_options_create();
+  jq_config_options_set_service(options, "cli");
+  jq_config_options_set_env(options, "LOG_LEVEL", "warn");
+  jq_config_t* config = NULL;
+  CHECK_OK(jq_config_load(options, &config, OK_ERR));
+  CHECK(!jq_config_has_database_url(config));
+  CHECK_ERR(JQ_FAILED_PRECONDITION, "no database configured",
+            jq_pg_queue_open_config(config, NULL, &queue, OK_ERR));
+  jq_bull_queue_t* bull = NULL;
+  CHECK_ERR(JQ_FAILED_PRECONDITION, "REDIS_URL",
+            jq_bull_queue_open_config(config, "q", NULL, &bull, OK_ERR));
+  jq_config_destroy(config);
+  jq_config_options_destroy(options);
+}
+
+static void TestEnqueue(jq_pg_queue_t* queue) {
+  StartPhase("pg: enqueue");
+  int64_t id = 0;
+  int inserted = -1;
+  /* Before the migration the table is missing: a clear error, not a crash. */
+  CHECK_ERR(JQ_FAILED_PRECONDITION, "migrate",
+            jq_pg_enqueue(queue, "c_one", "{}", NULL, &id, &inserted, OK_ERR));
+  int version = 0;
+  CHECK_OK(jq_pg_queue_migrate(queue, &version, OK_ERR));
+  CHECK(version >= 1);
+  int again = 0;
+  CHECK_OK(jq_pg_queue_migrate(queue, &again, OK_ERR));
+  CHECK(again == version);
+
+  CHECK_OK(jq_pg_enqueue(queue, "c_one", "{\"n\": 1}", NULL, &id, &inserted, OK_ERR));
+  CHECK(id > 0);
+  CHECK(inserted == 1);
+  jq_pg_job_t* job = NULL;
+  CHECK_OK(jq_pg_get(queue, id, &job, OK_ERR));
+  CHECK(strcmp(jq_pg_job_type(job), "c_one") == 0);
+  CHECK(strcmp(jq_pg_job_status(job), "pending") == 0);
+  CHECK(strstr(jq_pg_job_payload(job), "\"n\"") != NULL);
+  CHECK(strcmp(jq_pg_job_queue(job), "default") == 0);
+  CHECK(jq_pg_job_max_attempts(job) == 5);
+  CHECK(jq_pg_job_result(job) == NULL);
+  jq_pg_job_destroy(job);
+
+  /* Options: priority, attempts, dedupe key, delay. */
+  jq_enqueue_options_t* options = jq_enqueue_options_create();
+  jq_enqueue_options_set_priority(options, -5);
+  jq_enqueue_options_set_max_attempts(options, 2);
+  jq_enqueue_options_set_dedupe_key(options, "case-7");
+  int64_t first = 0, second = 0;
+  CHECK_OK(jq_pg_enqueue(queue, "c_dedupe", NULL, options, &first, &inserted, OK_ERR));
+  CHECK(inserted == 1);
+  CHECK_OK(jq_pg_enqueue(queue, "c_dedupe", NULL, options, &second, &inserted, OK_ERR));
+  CHECK(inserted == 0);
+  CHECK(second == first);
+  CHECK_OK(jq_pg_get(queue, first, &job, OK_ERR));
+  CHECK(jq_pg_job_priority(job) == -5);
+  CHECK(jq_pg_job_max_attempts(job) == 2);
+  CHECK(strcmp(jq_pg_job_dedupe_key(job), "case-7") == 0);
+  CHECK(strcmp(jq_pg_job_payload(job), "{}") == 0);
+  jq_pg_job_destroy(job);
+  jq_enqueue_options_set_dedupe_key(options, NULL);
+  jq_enqueue_options_set_delay_ms(options, 3600 * 1000);
+  CHECK_OK(jq_pg_enqueue(queue, "c_delayed", "[1,2]", options, &id, NULL, OK_ERR));
+  CHECK_OK(jq_pg_get(queue, id, &job, OK_ERR));
+  CHECK(jq_pg_job_run_at_unix_ms(job) > (int64_t)time(NULL) * 1000 + 3500 * 1000);
+  jq_pg_job_destroy(job);
+  size_t count = 0;
+  jq_pg_lease_t** leases = Claim(queue, "c_delayed", 10, &count);
+  CHECK(count == 0);
+  CHECK(leases == NULL);
+  jq_enqueue_options_destroy(options);
+
+  StartPhase("pg: enqueue bad input");
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "JSON",
+            jq_pg_enqueue(queue, "c_one", "{nope", NULL, NULL, NULL, OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "job type",
+            jq_pg_enqueue(queue, "bad type!", "{}", NULL, NULL, NULL, OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "job_type is NULL",
+            jq_pg_enqueue(queue, NULL, "{}", NULL, NULL, NULL, OK_ERR));
+  options = jq_enqueue_options_create();
+  jq_enqueue_options_set_priority(options, 40000);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "priority",
+            jq_pg_enqueue(queue, "c_one", "{}", options, NULL, NULL, OK_ERR));
+  jq_enqueue_options_set_priority(options, 0);
+  jq_enqueue_options_set_max_attempts(options, 0);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "attempts",
+            jq_pg_enqueue(queue, "c_one", "{}", options, NULL, NULL, OK_ERR));
+  jq_enqueue_options_destroy(options);
+
+  StartPhase("pg: batch");
+  jq_pg_batch_t* batch = jq_pg_batch_create();
+  char payload[64];
+  for (int i = 0; i < 10; ++i) {
+    snprintf(payload, sizeof(payload), "{\"i\": %d}", i);
+    jq_pg_batch_add(batch, "c_batch", payload, NULL);
+  }
+  CHECK(jq_pg_batch_size(batch) == 10);
+  int64_t ids[10] = {0};
+  int flags[10] = {0};
+  CHECK_OK(jq_pg_enqueue_batch(queue, batch, ids, flags, OK_ERR));
+  for (int i = 0; i < 10; ++i) {
+    CHECK(ids[i] > 0);
+    CHECK(flags[i] == 1);
+    if (i > 0) CHECK(ids[i] > ids[i - 1]);
+  }
+  /* One bad job rejects the whole batch; nothing is written. */
+  jq_pg_batch_clear(batch);
+  jq_pg_batch_add(batch, "c_batch", "{}", NULL);
+  jq_pg_batch_add(batch, "c_batch", "not json", NULL);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "JSON", jq_pg_enqueue_batch(queue, batch, NULL, NULL, OK_ERR));
+  CHECK(Total(queue, "c_batch", NULL) == 10);
+  jq_pg_batch_destroy(batch);
+}
+
+static void TestLeases(jq_pg_queue_t* queue) {
+  StartPhase("pg: claim, heartbeat, complete");
+  size_t count = 0;
+  jq_pg_lease_t** leases = Claim(queue, "c_batch", 4, &count);
+  CHECK(count == 4);
+  if (count != 4) return;
+  CHECK(jq_pg_lease_attempt(leases[0]) == 1);
+  CHECK(jq_pg_lease_max_attempts(leases[0]) == 5);
+  CHECK(strcmp(jq_pg_lease_job_type(leases[0]), "c_batch") == 0);
+  CHECK(strcmp(jq_pg_lease_queue(leases[0]), "default") == 0);
+  CHECK(strstr(jq_pg_lease_payload(leases[0]), "\"i\": 0") != NULL ||
+        strstr(jq_pg_lease_payload(leases[0]), "\"i\":0") != NULL);
+  CHECK(strchr(jq_pg_lease_worker_id(leases[0]), ':') != NULL);
+  CHECK(jq_pg_lease_job_id(leases[1]) > jq_pg_lease_job_id(leases[0]));
+  CHECK(Total(queue, "c_batch", "processing") == 4);
+
+  CHECK_OK(jq_pg_heartbeat(queue, leases[0], OK_ERR));
+  CHECK_OK(jq_pg_complete(queue, leases[0], "{\"ok\": true}", OK_ERR));
+  jq_pg_job_t* job = NULL;
+  CHECK_OK(jq_pg_get(queue, jq_pg_lease_job_id(leases[0]), &job, OK_ERR));
+  CHECK(strcmp(jq_pg_job_status(job), "completed") == 0);
+  CHECK(jq_pg_job_result(job) != NULL && strstr(jq_pg_job_result(job), "ok") != NULL);
+  /* The row keeps who finished it. */
+  CHECK(strcmp(jq_pg_job_locked_by(job), jq_pg_lease_worker_id(leases[0])) == 0);
+  jq_pg_job_destroy(job);
+  /* Finished jobs are no longer ours: fenced off. */
+  CHECK_ERR(JQ_LEASE_LOST, "lease lost", jq_pg_complete(queue, leases[0], NULL, OK_ERR));
+  CHECK_ERR(JQ_LEASE_LOST, "lease lost", jq_pg_heartbeat(queue, leases[0], OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "JSON", jq_pg_complete(queue, leases[1], "{bad", OK_ERR));
+
+  StartPhase("pg: fail, release");
+  int will_retry = -1;
+  int64_t retry_at = 0;
+  CHECK_OK(jq_pg_fail(queue, leases[1], "boom: bad row 3", 0, &will_retry, &retry_at, OK_ERR));
+  CHECK(will_retry == 1);
+  CHECK(retry_at > 0);
+  char last_error[128];
+  CHECK(strcmp(JobStatus(queue, jq_pg_lease_job_id(leases[1]), last_error, sizeof(last_error)),
+               "pending") == 0);
+  CHECK(strcmp(last_error, "boom: bad row 3") == 0);
+  CHECK_OK(jq_pg_release(queue, leases[2], OK_ERR));
+  CHECK(strcmp(JobStatus(queue, jq_pg_lease_job_id(leases[2]), NULL, 0), "pending") == 0);
+  CHECK_ERR(JQ_LEASE_LOST, "lease lost", jq_pg_fail(queue, leases[2], "x", -1, NULL, NULL, OK_ERR));
+
+  StartPhase("pg: complete many");
+  const char* results[2] = {"{\"n\": 3}", NULL};
+  int64_t* lost = NULL;
+  size_t lost_count = 99;
+  /* leases[3] is live, leases[0] was completed above: reported lost, the rest completes. */
+  jq_pg_lease_t* batch[2] = {leases[3], leases[0]};
+  CHECK_OK(jq_pg_complete_many(queue, batch, results, 2, &lost, &lost_count, OK_ERR));
+  CHECK(lost_count == 1);
+  CHECK(lost != NULL && lost[0] == jq_pg_lease_job_id(leases[0]));
+  jq_free(lost);
+  CHECK(strcmp(JobStatus(queue, jq_pg_lease_job_id(leases[3]), NULL, 0), "completed") == 0);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "leases[1] is NULL",
+            jq_pg_complete_many(queue, (jq_pg_lease_t* const[]){leases[3], NULL}, NULL, 2, NULL,
+                                NULL, OK_ERR));
+  jq_pg_leases_free(leases, count);
+
+  /* The rest of the batch, claimed and completed in one round trip each. */
+  leases = Claim(queue, "c_batch", 100, &count);
+  CHECK(count == 8);
+  CHECK_OK(jq_pg_complete_many(queue, leases, NULL, count, NULL, NULL, OK_ERR));
+  jq_pg_leases_free(leases, count);
+  CHECK(Total(queue, "c_batch", "completed") == 10);
+
+  StartPhase("pg: attempts spent, cancel");
+  jq_enqueue_options_t* options = jq_enqueue_options_create();
+  jq_enqueue_options_set_max_attempts(options, 1);
+  int64_t id = 0;
+  CHECK_OK(jq_pg_enqueue(queue, "c_once", "{}", options, &id, NULL, OK_ERR));
+  jq_enqueue_options_destroy(options);
+  leases = Claim(queue, "c_once", 1, &count);
+  CHECK(count == 1);
+  if (count == 1) {
+    CHECK_OK(jq_pg_fail(queue, leases[0], "corrupt CSV header", -1, &will_retry, NULL, OK_ERR));
+    CHECK(will_retry == 0);
+  }
+  jq_pg_leases_free(leases, count);
+  CHECK(strcmp(JobStatus(queue, id, NULL, 0), "failed") == 0);
+  CHECK_ERR(JQ_FAILED_PRECONDITION, "failed", jq_pg_cancel(queue, id, OK_ERR));
+  CHECK_OK(jq_pg_enqueue(queue, "c_cancel", "{}", NULL, &id, NULL, OK_ERR));
+  CHECK_OK(jq_pg_cancel(queue, id, OK_ERR));
+  CHECK(strcmp(JobStatus(queue, id, NULL, 0), "cancelled") == 0);
+  jq_pg_job_t* job2 = NULL;
+  CHECK_ERR(JQ_NOT_FOUND, "999999999", jq_pg_get(queue, 999999999, &job2, OK_ERR));
+  CHECK(job2 == NULL);
+
+  StartPhase("pg: claim bad input");
+  jq_claim_options_t* claim = jq_claim_options_create();
+  jq_claim_options_set_limit(claim, 0);
+  jq_pg_lease_t** none = NULL;
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "limit", jq_pg_claim(queue, claim, &none, &count, OK_ERR));
+  jq_claim_options_set_limit(claim, 1);
+  jq_claim_options_set_worker_id(claim, "");
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "worker id", jq_pg_claim(queue, claim, &none, &count, OK_ERR));
+  jq_claim_options_destroy(claim);
+
+  StartPhase("pg: counts");
+  jq_pg_counts_t* counts = NULL;
+  CHECK_OK(jq_pg_counts(queue, &counts, OK_ERR));
+  CHECK(jq_pg_counts_size(counts) >= 5);
+  int found = 0;
+  for (size_t i = 0; i < jq_pg_counts_size(counts); ++i) {
+    if (strcmp(jq_pg_counts_job_type(counts, i), "c_once") == 0) {
+      CHECK(strcmp(jq_pg_counts_status(counts, i), "failed") == 0);
+      CHECK(strcmp(jq_pg_counts_queue(counts, i), "default") == 0);
+      CHECK(jq_pg_counts_count(counts, i) == 1);
+      found = 1;
+    }
+  }
+  CHECK(found);
+  CHECK(jq_pg_counts_total(counts, "default", "c_batch", "completed") == 10);
+  CHECK(jq_pg_counts_total(counts, "other", NULL, NULL) == 0);
+  CHECK(strcmp(jq_pg_counts_status(counts, 9999), "") == 0);
+  jq_pg_counts_destroy(counts);
+}
+
+/* ---- worker ------------------------------------------------------------------------------- */
+
+typedef struct Tally {
+  atomic_int ok;
+  atomic_int failed;
+} Tally;
+
+static jq_status_t HandleOk(void* user_data, jq_job_context_t* job) {
+  Tally* tally = (Tally*)user_data;
+  const jq_pg_lease_t* lease = jq_job_context_lease(job);
+  char result[256];
+  snprintf(result, sizeof(result), "{\"seen\": %s, \"stopping\": %d}", jq_pg_lease_payload(lease),
+           jq_job_context_stopping(job));
+  jq_job_context_set_result(job, result);
+  atomic_fetch_add(&tally->ok, 1);
+  return JQ_OK;
+}
+
+static jq_status_t HandleFail(void* user_data, jq_job_context_t* job) {
+  Tally* tally = (Tally*)user_data;
+  atomic_fetch_add(&tally->failed, 1);
+  jq_job_context_set_error(job, "handler said no");
+  return JQ_INTERNAL;
+}
+
+static jq_status_t HandleBadResult(void* user_data, jq_job_context_t* job) {
+  (void)user_data;
+  jq_job_context_set_result(job, "{not json");
+  return JQ_OK;
+}
+
+static jq_worker_options_t* WorkerOptions(int64_t idle_ms) {
+  jq_worker_options_t* options = jq_worker_options_create();
+  jq_worker_options_set_name(options, "C Test");
+  jq_worker_options_set_concurrency(options, 2);
+  jq_worker_options_set_batch_size(options, 8);
+  jq_worker_options_set_poll_interval_ms(options, 100);
+  jq_worker_options_set_heartbeat_interval_ms(options, 1000);
+  jq_worker_options_set_shutdown_timeout_ms(options, 2000);
+  jq_worker_options_set_exit_when_idle_ms(options, idle_ms);
+  jq_worker_options_set_log_startup(options, 0);
+  return options;
+}
+
+static jq_pg_worker_t* NewWorker(jq_pg_queue_t* queue, int64_t idle_ms) {
+  jq_worker_options_t* options = WorkerOptions(idle_ms);
+  jq_pg_worker_t* worker = NULL;
+  CHECK_OK(jq_pg_worker_create(queue, options, &worker, OK_ERR));
+  jq_worker_options_destroy(options);
+  return worker;
+}
+
+static void InitTally(Tally* tally) {
+  atomic_init(&tally->ok, 0);
+  atomic_init(&tally->failed, 0);
+}
+
+static jq_pg_worker_t* volatile signalled_worker = NULL;
+
+static void OnUsr1(int signo) {
+  (void)signo;
+  jq_pg_worker_stop(signalled_worker);
+}
+
+typedef struct Stopper {
+  jq_pg_worker_t* worker;
+  int use_signal;
+} Stopper;
+
+static void* StopLater(void* arg) {
+  Stopper* stopper = (Stopper*)arg;
+  SleepMs(300);
+  if (stopper->use_signal) {
+    kill(getpid(), SIGUSR1);
+  } else {
+    jq_pg_worker_stop(stopper->worker);
+  }
+  return NULL;
+}
+
+static void RunAndStop(jq_pg_queue_t* queue, int use_signal) {
+  jq_pg_worker_t* worker = NewWorker(queue, -1);
+  if (worker == NULL) return;
+  Tally tally;
+  InitTally(&tally);
+  CHECK_OK(jq_pg_worker_register(worker, "c_idle", HandleOk, &tally, OK_ERR));
+  signalled_worker = worker;
+  Stopper stopper = {worker, use_signal};
+  pthread_t thread;
+  CHECK(pthread_create(&thread, NULL, StopLater, &stopper) == 0);
+  time_t start = time(NULL);
+  CHECK_OK(jq_pg_worker_run(worker, OK_ERR));
+  CHECK(time(NULL) - start < 10);
+  pthread_join(thread, NULL);
+  CHECK(jq_pg_worker_stat(worker, JQ_WORKER_CLAIMS) >= 1);
+  signalled_worker = NULL;
+  jq_pg_worker_destroy(worker);
+}
+
+static void TestWorker(jq_pg_queue_t* queue) {
+  StartPhase("worker: handlers");
+  jq_pg_batch_t* batch = jq_pg_batch_create();
+  jq_enqueue_options_t* once = jq_enqueue_options_create();
+  jq_enqueue_options_set_max_attempts(once, 1);
+  char payload[32];
+  for (int i = 0; i < 20; ++i) {
+    snprintf(payload, sizeof(payload), "{\"i\": %d}", i);
+    jq_pg_batch_add(batch, "c_ok", payload, NULL);
+  }
+  jq_pg_batch_add(batch, "c_fail", "{}", once);
+  jq_pg_batch_add(batch, "c_badresult", "{}", once);
+  int64_t ids[22] = {0};
+  CHECK_OK(jq_pg_enqueue_batch(queue, batch, ids, NULL, OK_ERR));
+  jq_pg_batch_destroy(batch);
+  jq_enqueue_options_destroy(once);
+
+  jq_pg_worker_t* worker = NewWorker(queue, 500);
+  if (worker == NULL) return;
+  CHECK(strlen(jq_pg_worker_id(worker)) > 0);
+  CHECK_ERR(JQ_FAILED_PRECONDITION, "no job handlers", jq_pg_worker_run(worker, OK_ERR));
+  jq_pg_worker_destroy(worker);
+  worker = NewWorker(queue, 500);
+  if (worker == NULL) return;
+
+  Tally tally;
+  InitTally(&tally);
+  CHECK_OK(jq_pg_worker_register(worker, "c_ok", HandleOk, &tally, OK_ERR));
+  CHECK_OK(jq_pg_worker_register(worker, "c_fail", HandleFail, &tally, OK_ERR));
+  CHECK_OK(jq_pg_worker_register(worker, "c_badresult", HandleBadResult, NULL, OK_ERR));
+  CHECK_ERR(JQ_ALREADY_EXISTS, "c_ok",
+            jq_pg_worker_register(worker, "c_ok", HandleOk, &tally, OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "job type",
+            jq_pg_worker_register(worker, "no spaces", HandleOk, &tally, OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "fn is NULL",
+            jq_pg_worker_register(worker, "c_other", NULL, &tally, OK_ERR));
+  CHECK_OK(jq_pg_worker_run(worker, OK_ERR));
+  CHECK(atomic_load(&tally.ok) == 20);
+  CHECK(atomic_load(&tally.failed) == 1);
+  CHECK(jq_pg_worker_stat(worker, JQ_WORKER_COMPLETED) == 20);
+  CHECK(jq_pg_worker_stat(worker, JQ_WORKER_FAILED) == 2);
+  CHECK(jq_pg_worker_stat(worker, JQ_WORKER_LOST) == 0);
+  CHECK(jq_pg_worker_stat(worker, (jq_worker_stat_t)42) == 0);
+  CHECK_ERR(JQ_FAILED_PRECONDITION, "runs only once", jq_pg_worker_run(worker, OK_ERR));
+  jq_pg_worker_destroy(worker);
+
+  CHECK(Total(queue, "c_ok", "completed") == 20);
+  jq_pg_job_t* job = NULL;
+  CHECK_OK(jq_pg_get(queue, ids[0], &job, OK_ERR));
+  CHECK(jq_pg_job_result(job) != NULL && strstr(jq_pg_job_result(job), "\"seen\"") != NULL);
+  jq_pg_job_destroy(job);
+  char last_error[128];
+  CHECK(strcmp(JobStatus(queue, ids[20], last_error, sizeof(last_error)), "failed") == 0);
+  CHECK(strcmp(last_error, "handler said no") == 0);
+  CHECK(strcmp(JobStatus(queue, ids[21], last_error, sizeof(last_error)), "failed") == 0);
+  CHECK(strstr(last_error, "handler result") != NULL);
+
+  StartPhase("worker: bad options");
+  jq_worker_options_t* options = WorkerOptions(500);
+  jq_worker_options_set_concurrency(options, 0);
+  worker = NULL;
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "concurrency",
+            jq_pg_worker_create(queue, options, &worker, OK_ERR));
+  CHECK(worker == NULL);
+  jq_worker_options_destroy(options);
+
+  StartPhase("worker: stop from another thread");
+  RunAndStop(queue, 0);
+  StartPhase("worker: stop from a signal handler");
+  struct sigaction action;
+  memset(&action, 0, sizeof(action));
+  action.sa_handler = OnUsr1;
+  sigemptyset(&action.sa_mask);
+  CHECK(sigaction(SIGUSR1, &action, NULL) == 0);
+  RunAndStop(queue, 1);
+}
+
+/* ---- BullMQ producer ---------------------------------------------------------------------- */
+
+static void TestBull(void) {
+  StartPhase("bull: producer");
+  jq_bull_options_t* options = jq_bull_options_create();
+  jq_bull_options_set_prefix(options, "bull");
+  jq_bull_options_set_pool_size(options, 2);
+  jq_bull_options_set_connect_timeout_ms(options, 3000);
+  jq_bull_options_set_io_timeout_ms(options, 3000);
+  jq_bull_queue_t* bull = NULL;
+  CHECK_OK(jq_bull_queue_open(Env("REDIS_URL"), bull_name, options, &bull, OK_ERR));
+  if (bull == NULL) {
+    jq_bull_options_destroy(options);
+    return;
+  }
+  char* id = NULL;
+  CHECK_OK(jq_bull_add(bull, "email", "{\"to\": \"a@example.com\"}", NULL, &id, OK_ERR));
+  CHECK(id != NULL && strcmp(id, "1") == 0);
+  jq_free(id);
+  CHECK_OK(jq_bull_add(bull, "email", NULL, "{\"delay\": 60000, \"attempts\": 3}", NULL, OK_ERR));
+  CHECK_OK(jq_bull_add(bull, "email", "{}", "{\"priority\": 5}", NULL, OK_ERR));
+  char* first = NULL;
+  char* second = NULL;
+  CHECK_OK(jq_bull_add(bull, "report", "{}", "{\"jobId\": \"report-7\"}", &first, OK_ERR));
+  CHECK_OK(jq_bull_add(bull, "report", "{}", "{\"jobId\": \"report-7\"}", &second, OK_ERR));
+  CHECK(first != NULL && second != NULL && strcmp(first, "report-7") == 0 &&
+        strcmp(second, "report-7") == 0);
+  jq_free(first);
+  jq_free(second);
+  int64_t counts[JQ_BULL_STATE_COUNT] = {0};
+  CHECK_OK(jq_bull_counts(bull, counts, JQ_BULL_STATE_COUNT, OK_ERR));
+  CHECK(counts[JQ_BULL_WAITING] == 2);
+  CHECK(counts[JQ_BULL_DELAYED] == 1);
+  CHECK(counts[JQ_BULL_PRIORITIZED] == 1);
+  CHECK(counts[JQ_BULL_ACTIVE] == 0);
+  /* A short array gets only what fits. */
+  int64_t two[2] = {-1, -1};
+  CHECK_OK(jq_bull_counts(bull, two, 2, OK_ERR));
+  CHECK(two[0] == 0 && two[1] == 0);
+
+  StartPhase("bull: bad input");
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "bogus",
+            jq_bull_add(bull, "email", "{}", "{\"bogus\": 1}", NULL, OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "JSON", jq_bull_add(bull, "email", "{", NULL, NULL, OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "name is NULL", jq_bull_add(bull, NULL, "{}", NULL, NULL, OK_ERR));
+  jq_bull_queue_t* other = NULL;
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "queue name",
+            jq_bull_queue_open(Env("REDIS_URL"), "has:colon", options, &other, OK_ERR));
+  CHECK(other == NULL);
+  jq_bull_queue_close(bull);
+  jq_bull_options_destroy(options);
+}
+
+static void CleanUp(void) {
+  char sql[128];
+  snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+  RunSql(sql);
+  char command[512];
+  snprintf(command, sizeof(command),
+           "redis-cli --no-auth-warning -u \"$REDIS_URL\" --scan --pattern 'bull:%s:*' | "
+           "xargs -r redis-cli --no-auth-warning -u \"$REDIS_URL\" del >/dev/null",
+           bull_name);
+  CHECK(system(command) == 0);
+}
+
+int main(void) {
+  snprintf(schema, sizeof(schema), "c_api_%d", (int)getpid());
+  snprintf(bull_name, sizeof(bull_name), "c_api_%d", (int)getpid());
+  Env("DATABASE_URL");
+  Env("REDIS_URL");
+
+  char env_dir[] = "/tmp/c_api_test_XXXXXX";
+  CHECK(mkdtemp(env_dir) != NULL);
+  char path[256];
+  snprintf(path, sizeof(path), "%s/.env", env_dir);
+  FILE* file = fopen(path, "w");
+  CHECK(file != NULL);
+  if (file != NULL) {
+    fputs("WORKER_POLL_INTERVAL=2.5\nINGEST_BUCKET=uploads\n", file);
+    fclose(file);
+    chmod(path, 0600);
+  }
+
+  TestBasics();
+  TestConfig(env_dir);
+  TestOpenErrors();
+  jq_pg_queue_t* queue = OpenQueue();
+  if (queue != NULL) {
+    TestEnqueue(queue);
+    TestLeases(queue);
+    TestWorker(queue);
+    jq_pg_queue_close(queue);
+  }
+  TestBull();
+  CleanUp();
+  unlink(path);
+  rmdir(env_dir);
+
+  if (failures > 0) {
+    fprintf(stderr, "c_api_test: %d check(s) failed\n", failures);
+    return 1;
+  }
+  fprintf(stderr, "c_api_test: all checks passed\n");
+  return 0;
+}
