@@ -49,7 +49,14 @@ int Fail(absl::string_view what, const absl::Status& status, int code = 1) {
 struct Opened {
   std::unique_ptr<BullQueue> queue;
   int exit_code = 0;
+  Secret redis_url;
 };
+
+Opened OpenFailure(int exit_code) {
+  Opened opened;
+  opened.exit_code = exit_code;
+  return opened;
+}
 
 Opened OpenQueue(const Args& args, absl::string_view what) {
   ConfigOptions config_options;
@@ -57,14 +64,14 @@ Opened OpenQueue(const Args& args, absl::string_view what) {
   config_options.env_dir = args.GetOr("env-dir", ".");
   absl::StatusOr<Config> config = Config::Load(config_options);
   if (!config.ok())
-    return {nullptr, Fail(what, config.status(), ExitCodeForConfigError(config.status()))};
+    return OpenFailure(Fail(what, config.status(), ExitCodeForConfigError(config.status())));
   ConfigureLogging(config->logging_options());
   if (config->redis_url().empty()) {
-    return {nullptr,
-            Fail(what, absl::FailedPreconditionError("REDIS_URL is not set"), kExitConfigError)};
+    return OpenFailure(
+        Fail(what, absl::FailedPreconditionError("REDIS_URL is not set"), kExitConfigError));
   }
   absl::StatusOr<std::string> name = args.Require("queue");
-  if (!name.ok()) return {nullptr, Fail(what, name.status(), kExitUsage)};
+  if (!name.ok()) return OpenFailure(Fail(what, name.status(), kExitUsage));
   BullQueueOptions options;
   options.prefix = args.GetOr("prefix", "bull");
   options.redis.tls_ca_file = args.GetOr("tls-ca", "");
@@ -72,10 +79,10 @@ Opened OpenQueue(const Args& args, absl::string_view what) {
   absl::StatusOr<std::unique_ptr<BullQueue>> queue =
       BullQueue::Open(config->redis_url(), *name, options);
   if (!queue.ok()) {
-    return {nullptr,
-            Fail(what, queue.status(), absl::IsInvalidArgument(queue.status()) ? kExitUsage : 1)};
+    return OpenFailure(
+        Fail(what, queue.status(), absl::IsInvalidArgument(queue.status()) ? kExitUsage : 1));
   }
-  return {*std::move(queue), 0};
+  return {*std::move(queue), 0, config->redis_url()};
 }
 
 int RunAdd(const Args& args) {
@@ -174,16 +181,11 @@ int RunWork(const Args& args) {
   // Opening the queue checks the URL and loads the logging config.
   Opened opened = OpenQueue(args, "work");
   if (!opened.queue) return opened.exit_code;
-  ConfigOptions config_options;
-  config_options.service = args.GetOr("service", "cli");
-  config_options.env_dir = args.GetOr("env-dir", ".");
-  absl::StatusOr<Config> config = Config::Load(config_options);
-  if (!config.ok()) return Fail("work", config.status());
   BullHandler handler = [builtin = *builtin](BullJobContext& job) {
     return builtin(job.job().data_json, [&job] { return job.stopping(); });
   };
   absl::StatusOr<std::unique_ptr<BullWorker>> worker =
-      BullWorker::Create(config->redis_url(), *queue, handler, options);
+      BullWorker::Create(opened.redis_url, *queue, handler, options);
   if (!worker.ok()) return Fail("work", worker.status());
   std::fprintf(stderr, "Starting BullMQ worker on %s (concurrency %d)\n", queue->c_str(),
                options.concurrency);
