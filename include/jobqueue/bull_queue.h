@@ -18,6 +18,9 @@
 #include "jobqueue/secret.h"
 
 namespace jobqueue {
+namespace internal {
+struct LuaScript;
+}  // namespace internal
 
 struct BullQueueOptions {
   // Key prefix; keys are "<prefix>:<queue>:<suffix>". A hash-tag prefix such as "{bull}" keeps
@@ -100,6 +103,44 @@ class BullQueue {
   absl::StatusOr<std::vector<std::string>> Clean(absl::string_view state, absl::Duration grace,
                                                  int64_t limit = 0);
 
+  // Removes every job waiting to run (wait, prioritized and, with include_delayed, delayed)
+  // with its data, as Queue.drain does; active and finished jobs stay. Returns how many.
+  absl::StatusOr<int64_t> Drain(bool include_delayed = false);
+  // Removes a job and its data from whatever state holds it, with the "removed" event.
+  // NotFound when missing; FailedPrecondition while it is locked (running).
+  absl::Status Remove(absl::string_view id);
+  // Moves every job of `state` ("failed" or "completed") finished at or before
+  // `finished_before` back to wait, as Queue.retryJobs does. Returns how many moved.
+  absl::StatusOr<int64_t> RetryJobs(absl::string_view state = "failed",
+                                    absl::Time finished_before = absl::InfiniteFuture());
+  // One failed (or completed) job back to wait, as Job.retry does; attemptsMade is kept unless
+  // reset_attempts. NotFound when missing; FailedPrecondition when not in `state`.
+  absl::Status RetryJob(absl::string_view id, absl::string_view state = "failed",
+                        bool reset_attempts = false);
+  // Moves a delayed job to wait now (Job.promote). FailedPrecondition when it is not delayed.
+  absl::Status Promote(absl::string_view id);
+  // Moves every delayed job to wait now (Queue.promoteJobs). Returns how many moved.
+  absl::StatusOr<int64_t> PromoteAll();
+  // Sets a job's progress (a JSON number or object, as Job.updateProgress takes) and emits
+  // the "progress" event. NotFound when missing.
+  absl::Status UpdateProgress(absl::string_view id, absl::string_view progress_json);
+  // Appends a line to the job's log, keeping the newest `keep_logs` (0: all). Returns the
+  // log's length.
+  absl::StatusOr<int64_t> AddLog(absl::string_view id, absl::string_view line,
+                                 int64_t keep_logs = 0);
+  struct Logs {
+    std::vector<std::string> lines;
+    int64_t count = 0;  // lines stored in all
+  };
+  // Lines start..end (inclusive, negative counts from the end) as Queue.getJobLogs returns.
+  absl::StatusOr<Logs> GetLogs(absl::string_view id, int64_t start = 0, int64_t end = -1,
+                               bool asc = true);
+  // The jobs of one state (wait, active, paused, prioritized, delayed, completed, failed or
+  // waiting-children), positions start..end inclusive, newest first unless asc: a page of
+  // Queue.getJobs. Jobs removed between reading the state and the job are skipped.
+  absl::StatusOr<std::vector<BullJob>> GetJobs(absl::string_view state, int64_t start = 0,
+                                               int64_t end = 99, bool asc = false);
+
   const std::string& name() const { return name_; }
   // "<prefix>:<queue>:<suffix>"
   std::string Key(absl::string_view suffix) const;
@@ -107,7 +148,13 @@ class BullQueue {
  private:
   BullQueue(std::string name, BullQueueOptions options, std::unique_ptr<RedisPool> pool);
   absl::Status SetPaused(bool paused);
+  absl::Status NoSuchJob(absl::string_view id) const;
   std::vector<std::string> AddCommand(const NewBullJob& job, int64_t now_ms) const;
+  // Runs one of our scripts with the worker keys plus `extra_keys`.
+  absl::StatusOr<RedisReply> RunAdminScript(const internal::LuaScript& script,
+                                            const std::vector<std::string>& extra_keys,
+                                            std::vector<std::string> args,
+                                            absl::string_view context);
   absl::StatusOr<std::vector<RedisReply>> RunScripts(
       const std::vector<std::vector<std::string>>& evalsha_commands);
 

@@ -23,13 +23,12 @@ std::string Sha1Hex(absl::string_view text) {
   return hex;
 }
 
-const LuaScript* const kAllScripts[] = {&k_add_job,       &k_worker_step, &k_extend_locks,
-                                        &k_stalled_check, &k_pause,       &k_clean};
-
 const std::string& ShaOf(const LuaScript& script) {
   static const auto* shas = [] {
     auto* map = new std::vector<std::pair<const LuaScript*, std::string>>;
-    for (const LuaScript* s : kAllScripts) map->emplace_back(s, Sha1Hex(s->text));
+    for (size_t i = 0; i < kAllScriptCount; ++i) {
+      map->emplace_back(kAllScripts[i], Sha1Hex(kAllScripts[i]->text));
+    }
     return map;
   }();
   for (const auto& [s, sha] : *shas) {
@@ -88,14 +87,16 @@ absl::StatusOr<std::vector<RedisReply>> RunScripts(
   }
   if (rerun.empty()) return replies;
   std::vector<std::vector<std::string>> again;
-  for (const LuaScript* script : kAllScripts) again.push_back({"SCRIPT", "LOAD", script->text});
+  for (size_t i = 0; i < kAllScriptCount; ++i) {
+    again.push_back({"SCRIPT", "LOAD", kAllScripts[i]->text});
+  }
   for (size_t i : rerun) again.push_back(commands[i]);
   JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> second, conn.Pipeline(again));
-  for (size_t i = 0; i < std::size(kAllScripts); ++i) {
+  for (size_t i = 0; i < kAllScriptCount; ++i) {
     JQ_RETURN_IF_ERROR(second[i].AsStatus(absl::StrCat("loading script ", kAllScripts[i]->name)));
   }
   for (size_t j = 0; j < rerun.size(); ++j) {
-    replies[rerun[j]] = std::move(second[std::size(kAllScripts) + j]);
+    replies[rerun[j]] = std::move(second[kAllScriptCount + j]);
   }
   return replies;
 }

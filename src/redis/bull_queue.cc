@@ -2,6 +2,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +20,21 @@ namespace {
 // BullMQ's own limit: priority * 2^32 must stay exact in a Lua double.
 constexpr int64_t kMaxPriority = 2097152;
 constexpr size_t kMaxDataBytes = 64 * 1024 * 1024;
+
+absl::Status ValidateJobId(absl::string_view id) {
+  if (id.empty() || id.size() > 1024) {
+    return absl::InvalidArgumentError("job id must be 1..1024 bytes");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateFinishedState(absl::string_view state) {
+  if (state != "failed" && state != "completed") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot retry state \"", state, "\"; use failed or completed"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status BadOption(absl::string_view key, absl::string_view expected) {
   return absl::InvalidArgumentError(absl::StrCat("job option \"", key, "\" must be ", expected));
@@ -173,6 +191,10 @@ absl::StatusOr<std::string> BullQueue::Add(absl::string_view name, absl::string_
   return ids.front();
 }
 
+absl::Status BullQueue::NoSuchJob(absl::string_view id) const {
+  return absl::NotFoundError(absl::StrCat("no job ", id, " in queue ", name_));
+}
+
 absl::StatusOr<std::vector<std::string>> BullQueue::AddBulk(const std::vector<NewBullJob>& jobs) {
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   std::vector<std::vector<std::string>> commands;
@@ -213,22 +235,29 @@ absl::StatusOr<BullJob> BullQueue::GetJob(absl::string_view id) {
   JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
   JQ_ASSIGN_OR_RETURN(RedisReply reply, conn->Command({"HGETALL", Key(id)}));
   JQ_RETURN_IF_ERROR(reply.AsStatus("reading a BullMQ job"));
-  if (reply.elements.empty()) {
-    return absl::NotFoundError(absl::StrCat("no job ", id, " in queue ", name_));
-  }
+  if (reply.elements.empty()) return NoSuchJob(id);
   return internal::BullJobFromHash(id, reply.elements);
 }
 
-absl::Status BullQueue::SetPaused(bool paused) {
-  JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
+absl::StatusOr<RedisReply> BullQueue::RunAdminScript(const internal::LuaScript& script,
+                                                     const std::vector<std::string>& extra_keys,
+                                                     std::vector<std::string> args,
+                                                     absl::string_view context) {
   const internal::BullKeys keys(options_.prefix, name_);
   std::vector<std::string> script_keys = keys.worker_keys();
-  script_keys.push_back(Key("paused"));
+  script_keys.insert(script_keys.end(), extra_keys.begin(), extra_keys.end());
+  JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
   JQ_ASSIGN_OR_RETURN(
       RedisReply reply,
-      internal::RunScript(*conn, internal::EvalSha(internal::k_pause, script_keys,
-                                                   {paused ? "paused" : "resumed"})));
-  return reply.AsStatus(paused ? "pausing the queue" : "resuming the queue");
+      internal::RunScript(*conn, internal::EvalSha(script, script_keys, std::move(args))));
+  JQ_RETURN_IF_ERROR(reply.AsStatus(context));
+  return reply;
+}
+
+absl::Status BullQueue::SetPaused(bool paused) {
+  return RunAdminScript(internal::k_pause, {Key("paused")}, {paused ? "paused" : "resumed"},
+                        paused ? "pausing the queue" : "resuming the queue")
+      .status();
 }
 
 absl::StatusOr<std::vector<std::string>> BullQueue::Clean(absl::string_view state,
@@ -242,17 +271,11 @@ absl::StatusOr<std::vector<std::string>> BullQueue::Clean(absl::string_view stat
   if (grace < absl::ZeroDuration() || limit < 0) {
     return absl::InvalidArgumentError("clean needs a non-negative grace period and limit");
   }
-  const internal::BullKeys keys(options_.prefix, name_);
-  std::vector<std::string> script_keys = keys.worker_keys();
-  script_keys.push_back(Key(state));
   const int64_t cutoff = absl::ToUnixMillis(absl::Now() - grace);
-  JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(
-      RedisReply reply,
-      internal::RunScript(*conn, internal::EvalSha(internal::k_clean, script_keys,
-                                                   {keys.base(), absl::StrCat(cutoff),
-                                                    absl::StrCat(limit), std::string(state)})));
-  JQ_RETURN_IF_ERROR(reply.AsStatus("cleaning the queue"));
+  JQ_ASSIGN_OR_RETURN(RedisReply reply, RunAdminScript(internal::k_clean, {Key(state)},
+                                                       {Key(""), absl::StrCat(cutoff),
+                                                        absl::StrCat(limit), std::string(state)},
+                                                       "cleaning the queue"));
   std::vector<std::string> ids;
   for (const RedisReply& id : reply.elements) ids.push_back(id.str);
   return ids;
@@ -287,6 +310,174 @@ absl::StatusOr<BullJobCounts> BullQueue::Counts() {
   counts.waiting = r[6].integer;
   counts.waiting_children = r[7].integer;
   return counts;
+}
+
+absl::StatusOr<int64_t> BullQueue::Drain(bool include_delayed) {
+  JQ_ASSIGN_OR_RETURN(RedisReply reply,
+                      RunAdminScript(internal::k_drain, {Key("paused")},
+                                     {Key(""), include_delayed ? "1" : "0"}, "draining the queue"));
+  return reply.integer;
+}
+
+absl::Status BullQueue::Remove(absl::string_view id) {
+  JQ_RETURN_IF_ERROR(ValidateJobId(id));
+  JQ_ASSIGN_OR_RETURN(
+      RedisReply reply,
+      RunAdminScript(internal::k_remove_job, {Key("paused"), Key("waiting-children")},
+                     {Key(""), std::string(id)}, absl::StrCat("removing job ", id)));
+  if (reply.integer == -1) return NoSuchJob(id);
+  if (reply.integer == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " in queue ", name_, " is locked by a worker; not removed"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> BullQueue::RetryJobs(absl::string_view state, absl::Time finished_before) {
+  JQ_RETURN_IF_ERROR(ValidateFinishedState(state));
+  const int64_t cutoff = finished_before == absl::InfiniteFuture()
+                             ? std::numeric_limits<int64_t>::max()
+                             : absl::ToUnixMillis(finished_before);
+  int64_t moved = 0;
+  // Batches keep each script call short, so Redis keeps serving workers in between.
+  while (true) {
+    JQ_ASSIGN_OR_RETURN(
+        RedisReply reply,
+        RunAdminScript(internal::k_retry_jobs, {},
+                       {Key(""), std::string(state), "1000", absl::StrCat(cutoff), "", "0"},
+                       absl::StrCat("retrying ", state, " jobs")));
+    moved += reply.integer;
+    if (reply.integer < 1000) return moved;
+  }
+}
+
+absl::Status BullQueue::RetryJob(absl::string_view id, absl::string_view state,
+                                 bool reset_attempts) {
+  JQ_RETURN_IF_ERROR(ValidateJobId(id));
+  JQ_RETURN_IF_ERROR(ValidateFinishedState(state));
+  JQ_ASSIGN_OR_RETURN(RedisReply reply,
+                      RunAdminScript(internal::k_retry_jobs, {},
+                                     {Key(""), std::string(state), "1", "0", std::string(id),
+                                      reset_attempts ? "1" : "0"},
+                                     absl::StrCat("retrying job ", id)));
+  if (reply.integer == -1) return NoSuchJob(id);
+  if (reply.integer == -3) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " in queue ", name_, " is not ", state, "; not retried"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BullQueue::Promote(absl::string_view id) {
+  JQ_RETURN_IF_ERROR(ValidateJobId(id));
+  JQ_ASSIGN_OR_RETURN(RedisReply reply,
+                      RunAdminScript(internal::k_promote, {}, {Key(""), std::string(id), "1"},
+                                     absl::StrCat("promoting job ", id)));
+  if (reply.integer == -3) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " in queue ", name_, " is not delayed; not promoted"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> BullQueue::PromoteAll() {
+  int64_t moved = 0;
+  while (true) {
+    JQ_ASSIGN_OR_RETURN(
+        RedisReply reply,
+        RunAdminScript(internal::k_promote, {}, {Key(""), "", "1000"}, "promoting delayed jobs"));
+    moved += reply.integer;
+    if (reply.integer < 1000) return moved;
+  }
+}
+
+absl::Status BullQueue::UpdateProgress(absl::string_view id, absl::string_view progress_json) {
+  JQ_RETURN_IF_ERROR(ValidateJobId(id));
+  if (absl::Status s = ValidateJson(progress_json); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("progress of job ", id, " is ", s.message()));
+  }
+  JQ_ASSIGN_OR_RETURN(RedisReply reply,
+                      RunAdminScript(internal::k_progress, {},
+                                     {Key(""), std::string(id), std::string(progress_json)},
+                                     absl::StrCat("updating the progress of job ", id)));
+  if (reply.integer == -1) return NoSuchJob(id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> BullQueue::AddLog(absl::string_view id, absl::string_view line,
+                                          int64_t keep_logs) {
+  JQ_RETURN_IF_ERROR(ValidateJobId(id));
+  if (keep_logs < 0) return absl::InvalidArgumentError("keep_logs must be >= 0");
+  if (line.size() > kMaxDataBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("log line of ", line.size(), " bytes; the limit is ", kMaxDataBytes));
+  }
+  JQ_ASSIGN_OR_RETURN(RedisReply reply,
+                      RunAdminScript(internal::k_add_log, {},
+                                     {Key(""), std::string(id), std::string(line),
+                                      keep_logs > 0 ? absl::StrCat(keep_logs) : ""},
+                                     absl::StrCat("adding a log line to job ", id)));
+  if (reply.integer == -1) return NoSuchJob(id);
+  return reply.integer;
+}
+
+absl::StatusOr<BullQueue::Logs> BullQueue::GetLogs(absl::string_view id, int64_t start, int64_t end,
+                                                   bool asc) {
+  JQ_RETURN_IF_ERROR(ValidateJobId(id));
+  const std::string key = absl::StrCat(Key(id), ":logs");
+  std::vector<std::string> range = {"LRANGE", key, absl::StrCat(start), absl::StrCat(end)};
+  if (!asc) range = {"LRANGE", key, absl::StrCat(-(end + 1)), absl::StrCat(-(start + 1))};
+  JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> r, conn->Pipeline({range, {"LLEN", key}}));
+  for (const RedisReply& reply : r) JQ_RETURN_IF_ERROR(reply.AsStatus("reading job logs"));
+  Logs logs;
+  for (const RedisReply& line : r[0].elements) logs.lines.push_back(line.str);
+  if (!asc) std::reverse(logs.lines.begin(), logs.lines.end());
+  logs.count = r[1].integer;
+  return logs;
+}
+
+absl::StatusOr<std::vector<BullJob>> BullQueue::GetJobs(absl::string_view state, int64_t start,
+                                                        int64_t end, bool asc) {
+  const bool is_list = state == "wait" || state == "active" || state == "paused";
+  const bool is_set = state == "prioritized" || state == "delayed" || state == "completed" ||
+                      state == "failed" || state == "waiting-children";
+  if (!is_list && !is_set) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot list state \"", state,
+                     "\"; use wait, active, paused, prioritized, delayed, completed, failed or "
+                     "waiting-children"));
+  }
+  if (start < 0 || (end >= 0 && end < start)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad page ", start, "..", end, ": start must be >= 0 and <= end"));
+  }
+  // Lists are pushed on the left, so their newest job comes first; sorted sets the reverse.
+  std::vector<std::string> range;
+  const std::string key = Key(state);
+  if (is_list) {
+    range = asc ? std::vector<std::string>{"LRANGE", key, absl::StrCat(-(end + 1)),
+                                           absl::StrCat(-(start + 1))}
+                : std::vector<std::string>{"LRANGE", key, absl::StrCat(start), absl::StrCat(end)};
+  } else {
+    range = {asc ? "ZRANGE" : "ZREVRANGE", key, absl::StrCat(start), absl::StrCat(end)};
+  }
+  JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(RedisReply ids, conn->Command(range));
+  JQ_RETURN_IF_ERROR(ids.AsStatus(absl::StrCat("listing ", state, " jobs")));
+  if (is_list && asc) std::reverse(ids.elements.begin(), ids.elements.end());
+  std::vector<std::vector<std::string>> reads;
+  reads.reserve(ids.elements.size());
+  for (const RedisReply& id : ids.elements) reads.push_back({"HGETALL", Key(id.str)});
+  JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> hashes, conn->Pipeline(reads));
+  std::vector<BullJob> jobs;
+  jobs.reserve(hashes.size());
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    JQ_RETURN_IF_ERROR(hashes[i].AsStatus("reading a BullMQ job"));
+    if (hashes[i].elements.empty()) continue;
+    jobs.push_back(internal::BullJobFromHash(ids.elements[i].str, hashes[i].elements));
+  }
+  return jobs;
 }
 
 }  // namespace jobqueue

@@ -1,0 +1,35 @@
+--[[
+  Removes one job from whichever state holds it, with its keys and the "removed" event, as
+  BullMQ's removeJob does. A locked (running) job stays.
+  KEYS[1..12] as worker_step.lua   KEYS[13] paused   KEYS[14] waiting-children
+  ARGV[1] job key prefix   ARGV[2] job id
+  Returns 1 when removed, 0 when locked, -1 when there is no such job.
+]]
+local q = bullQueue(KEYS, ARGV[1])
+local jobId = ARGV[2]
+local jobKey = q.prefix .. jobId
+if rcall("EXISTS", jobKey) == 0 then return -1 end
+if rcall("EXISTS", jobKey .. ":lock") == 1 then return 0 end
+local prev = "unknown"
+for _, state in ipairs({{"completed", q.completed}, {"waiting-children", KEYS[14]},
+                        {"delayed", q.delayed}, {"failed", q.failed},
+                        {"prioritized", q.prioritized}}) do
+  if rcall("ZREM", state[2], jobId) == 1 then
+    prev = state[1]
+    break
+  end
+end
+if prev == "unknown" then
+  for _, state in ipairs({{"wait", q.wait}, {"paused", KEYS[13]}, {"active", q.active}}) do
+    if rcall("LREM", state[2], 1, jobId) == 1 then
+      prev = state[1]
+      break
+    end
+  end
+end
+rcall("SREM", q.stalled, jobId)
+releaseDedupId(q, rcall("HGET", jobKey, "deid"), jobId)
+removeJobKeys(jobKey)
+rcall("XADD", q.events, "MAXLEN", "~", maxEvents(q.meta), "*", "event", "removed", "jobId",
+      jobId, "prev", prev)
+return 1
