@@ -307,6 +307,53 @@ TEST_F(BullWorkerTest, ConcurrentWorkersProcessEachJobOnce) {
   for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 1) << "job data " << i;
 }
 
+// Redis dropping every connection (a failover, a restart, a proxy) and forgetting our scripts:
+// the worker reconnects, reloads them, and no job is lost or left locked. A claim whose reply
+// was lost stays locked until its lock expires; the stalled check then hands it back.
+TEST_F(BullWorkerTest, SurvivesDroppedConnectionsAndFlushedScripts) {
+  std::vector<BullQueue::NewBullJob> jobs(600);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    jobs[i].name = "task";
+    jobs[i].data_json = absl::StrCat(i);
+  }
+  ASSERT_THAT(queue_->AddBulk(jobs).status(), IsOk());
+  absl::Mutex mu;
+  std::vector<int> seen(jobs.size(), 0);
+  auto handler = [&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    int i;
+    if (!absl::SimpleAtoi(ctx.job().data_json, &i)) return absl::InternalError("bad data");
+    absl::SleepFor(absl::Microseconds(500));
+    absl::MutexLock lock(&mu);
+    ++seen[i];
+    return std::string("null");
+  };
+  BullWorkerOptions options;
+  options.concurrency = 4;
+  options.lock_duration = absl::Milliseconds(400);
+  options.stalled_interval = absl::Milliseconds(200);
+  options.max_stalled_count = 1000;  // a lost claim reply is a stall, not the job's fault
+  options.reconnect_min = absl::Milliseconds(5);
+  options.reconnect_max = absl::Milliseconds(50);
+  StartWorker(handler, options);
+  std::thread chaos([&] {
+    auto killer = RedisConnection::Connect(url_);
+    ASSERT_THAT(killer.status(), IsOk());
+    for (int round = 0; round <= 10; ++round) {
+      absl::SleepFor(absl::Milliseconds(40));
+      if (round % 5 == 0) (void)(*killer)->Command({"SCRIPT", "FLUSH"});
+      (void)(*killer)->Command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+    }
+  });
+  chaos.join();
+  redis_ = *RedisConnection::Connect(url_);  // ours was killed too
+  EXPECT_TRUE(Completed(static_cast<int64_t>(jobs.size())));
+  StopWorker();
+  EXPECT_GT(stats_.reconnects, 0);
+  EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
+  EXPECT_TRUE(Redis({"KEYS", Key("*:lock")}).elements.empty());
+  for (size_t i = 0; i < seen.size(); ++i) ASSERT_GE(seen[i], 1) << "job data " << i;
+}
+
 TEST_F(BullWorkerTest, BadOptionsAndQueueNamesAreRefused) {
   BullWorkerOptions options;
   options.concurrency = 0;
