@@ -1,6 +1,8 @@
-// `jobqueue bull ...`: the BullMQ queue on Redis (REDIS_URL): add, counts, get, work, pause,
-// resume, clean.
+// `jobqueue bull ...`: the BullMQ queue on Redis (REDIS_URL): add, counts, get, jobs, work,
+// pause, resume, clean, drain, remove, retry, promote, progress, log, logs, events.
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -12,6 +14,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/handlers.h"
+#include "jobqueue/bull_events.h"
 #include "jobqueue/bull_queue.h"
 #include "jobqueue/bull_worker.h"
 #include "jobqueue/config.h"
@@ -38,6 +41,17 @@ constexpr char kBullHelp[] =
     "  clean [--state S] [--grace D] [--limit N]\n"
     "      Removes jobs of S (completed by default; failed, delayed, prioritized, wait,\n"
     "      paused) older than D (default 0s), like Queue.clean; prints how many.\n"
+    "  jobs --state S [--start N] [--end N] [--asc]\n"
+    "      One JSON line per job of S (wait, active, paused, prioritized, delayed,\n"
+    "      completed, failed), positions N..N, newest first unless --asc.\n"
+    "  drain [--delayed]   removes waiting (and with --delayed, delayed) jobs\n"
+    "  remove ID           removes a job that is not running\n"
+    "  retry [ID] [--state failed|completed]   moves that job, or all of the state, to wait\n"
+    "  promote [ID]        moves that delayed job, or all of them, to wait now\n"
+    "  progress ID --data JSON | log ID --line TEXT [--keep N] | logs ID\n"
+    "  events [--from ID|0|$] [--count N] [--timeout D]\n"
+    "      Prints the queue's events as JSON lines (like QueueEvents) until N were printed,\n"
+    "      D passed with none, or SIGINT/SIGTERM.\n"
     "Redis comes from REDIS_URL (redis://, rediss://, unix://); --tls-ca FILE for rediss://.\n";
 
 int Fail(absl::string_view what, const absl::Status& status, int code = 1) {
@@ -133,6 +147,14 @@ int RunCounts(const Args& args) {
   return 0;
 }
 
+std::string JobJson(const BullJob& job) {
+  std::vector<std::string> fields;
+  for (const auto& [k, v] : job.fields)
+    fields.push_back(absl::StrCat(JsonQuote(k), ":", JsonQuote(v)));
+  return absl::StrCat("{\"id\":", JsonQuote(job.id), ",\"fields\":{", absl::StrJoin(fields, ","),
+                      "}}");
+}
+
 int RunGet(const Args& args) {
   if (args.positional().size() != 1) {
     return Fail("get", absl::InvalidArgumentError("expected one job id"), kExitUsage);
@@ -141,11 +163,7 @@ int RunGet(const Args& args) {
   if (!opened.queue) return opened.exit_code;
   absl::StatusOr<BullJob> job = opened.queue->GetJob(args.positional()[0]);
   if (!job.ok()) return Fail("get", job.status());
-  std::vector<std::string> fields;
-  for (const auto& [k, v] : job->fields)
-    fields.push_back(absl::StrCat(JsonQuote(k), ":", JsonQuote(v)));
-  std::printf("{\"id\":%s,\"fields\":{%s}}\n", JsonQuote(job->id).c_str(),
-              absl::StrJoin(fields, ",").c_str());
+  std::printf("%s\n", JobJson(*job).c_str());
   return 0;
 }
 
@@ -238,6 +256,155 @@ int RunClean(const Args& args) {
   return 0;
 }
 
+// The one positional job id of `what`, or none when `optional`.
+absl::StatusOr<std::string> JobIdArg(const Args& args, bool optional) {
+  if (args.positional().size() == 1) return args.positional()[0];
+  if (args.positional().empty() && optional) return std::string();
+  return absl::InvalidArgumentError(optional ? "expected at most one job id"
+                                             : "expected one job id");
+}
+
+int RunJobs(const Args& args) {
+  int64_t start = 0, end = 99;
+  for (auto [flag, value] : {std::pair{"start", &start}, std::pair{"end", &end}}) {
+    if (auto v = args.Get(flag)) {
+      absl::StatusOr<int64_t> parsed = ParseIntFlag(flag, *v);
+      if (!parsed.ok()) return Fail("jobs", parsed.status(), kExitUsage);
+      *value = *parsed;
+    }
+  }
+  absl::StatusOr<std::string> state = args.Require("state");
+  if (!state.ok()) return Fail("jobs", state.status(), kExitUsage);
+  Opened opened = OpenQueue(args, "jobs");
+  if (!opened.queue) return opened.exit_code;
+  absl::StatusOr<std::vector<BullJob>> jobs =
+      opened.queue->GetJobs(*state, start, end, args.Has("asc"));
+  if (!jobs.ok()) {
+    return Fail("jobs", jobs.status(), absl::IsInvalidArgument(jobs.status()) ? kExitUsage : 1);
+  }
+  for (const BullJob& job : *jobs) std::printf("%s\n", JobJson(job).c_str());
+  return 0;
+}
+
+// drain, remove, retry, promote, progress, log: one call on the queue, one line of output.
+int RunAdmin(const std::string& command, const Args& args) {
+  const bool id_optional = command == "retry" || command == "promote" || command == "drain";
+  absl::StatusOr<std::string> id = JobIdArg(args, id_optional);
+  if (!id.ok()) return Fail(command, id.status(), kExitUsage);
+  if (command == "drain" && !id->empty()) {
+    return Fail(command, absl::InvalidArgumentError("drain takes no job id"), kExitUsage);
+  }
+  int64_t keep = 0;
+  if (auto v = args.Get("keep")) {
+    absl::StatusOr<int64_t> parsed = ParseIntFlag("keep", *v);
+    if (!parsed.ok() || *parsed < 0) {
+      return Fail(command, absl::InvalidArgumentError("--keep must be a non-negative integer"),
+                  kExitUsage);
+    }
+    keep = *parsed;
+  }
+  Opened opened = OpenQueue(args, command);
+  if (!opened.queue) return opened.exit_code;
+  BullQueue& queue = *opened.queue;
+  absl::StatusOr<std::string> out;
+  auto count = [](absl::string_view verb,
+                  absl::StatusOr<int64_t> n) -> absl::StatusOr<std::string> {
+    if (!n.ok()) return n.status();
+    return absl::StrCat(verb, " ", *n);
+  };
+  auto done = [&](absl::string_view verb, absl::Status s) -> absl::StatusOr<std::string> {
+    if (!s.ok()) return s;
+    return absl::StrCat(verb, " ", *id);
+  };
+  const std::string state = args.GetOr("state", "failed");
+  if (command == "drain") {
+    out = count("removed", queue.Drain(args.Has("delayed")));
+  } else if (command == "remove") {
+    out = done("removed", queue.Remove(*id));
+  } else if (command == "retry") {
+    out = id->empty() ? count("retried", queue.RetryJobs(state))
+                      : done("retried", queue.RetryJob(*id, state));
+  } else if (command == "promote") {
+    out =
+        id->empty() ? count("promoted", queue.PromoteAll()) : done("promoted", queue.Promote(*id));
+  } else if (command == "progress") {
+    out = done("updated", queue.UpdateProgress(*id, args.GetOr("data", "")));
+  } else {
+    out = count("lines", queue.AddLog(*id, args.GetOr("line", ""), keep));
+  }
+  if (!out.ok()) {
+    return Fail(command, out.status(), absl::IsInvalidArgument(out.status()) ? kExitUsage : 1);
+  }
+  std::printf("%s\n", out->c_str());
+  return 0;
+}
+
+int RunLogs(const Args& args) {
+  absl::StatusOr<std::string> id = JobIdArg(args, false);
+  if (!id.ok()) return Fail("logs", id.status(), kExitUsage);
+  Opened opened = OpenQueue(args, "logs");
+  if (!opened.queue) return opened.exit_code;
+  absl::StatusOr<BullQueue::Logs> logs = opened.queue->GetLogs(*id);
+  if (!logs.ok()) return Fail("logs", logs.status());
+  for (const std::string& line : logs->lines) std::printf("%s\n", line.c_str());
+  return 0;
+}
+
+std::atomic<bool> g_stop{false};
+extern "C" void OnStopSignal(int) { g_stop.store(true); }
+
+int RunEvents(const Args& args) {
+  int64_t limit = 0;
+  if (auto v = args.Get("count")) {
+    absl::StatusOr<int64_t> parsed = ParseIntFlag("count", *v);
+    if (!parsed.ok() || *parsed < 1) {
+      return Fail("events", absl::InvalidArgumentError("--count must be a positive integer"),
+                  kExitUsage);
+    }
+    limit = *parsed;
+  }
+  std::optional<absl::Duration> idle;
+  if (auto v = args.Get("timeout")) {
+    absl::StatusOr<absl::Duration> parsed = ParseDurationFlag("timeout", *v);
+    if (!parsed.ok()) return Fail("events", parsed.status(), kExitUsage);
+    idle = *parsed;
+  }
+  Opened opened = OpenQueue(args, "events");
+  if (!opened.queue) return opened.exit_code;
+  BullQueueEventsOptions options;
+  options.prefix = args.GetOr("prefix", "bull");
+  options.redis.tls_ca_file = args.GetOr("tls-ca", "");
+  options.last_event_id = args.GetOr("from", "$");
+  absl::StatusOr<std::unique_ptr<BullQueueEvents>> events =
+      BullQueueEvents::Open(opened.redis_url, opened.queue->name(), options);
+  if (!events.ok()) {
+    return Fail("events", events.status(),
+                absl::IsInvalidArgument(events.status()) ? kExitUsage : 1);
+  }
+  std::signal(SIGINT, OnStopSignal);
+  std::signal(SIGTERM, OnStopSignal);
+  int64_t printed = 0;
+  absl::Time last = absl::Now();
+  // Short reads so a stop signal is noticed within a quarter second.
+  while (!g_stop.load()) {
+    absl::StatusOr<std::vector<BullEvent>> batch = (*events)->Read(absl::Milliseconds(250));
+    if (!batch.ok()) return Fail("events", batch.status());
+    for (const BullEvent& event : *batch) {
+      std::vector<std::string> fields;
+      for (const auto& [k, v] : event.fields) {
+        fields.push_back(absl::StrCat(JsonQuote(k), ":", JsonQuote(v)));
+      }
+      std::printf("{\"id\":%s,%s}\n", JsonQuote(event.id).c_str(),
+                  absl::StrJoin(fields, ",").c_str());
+      std::fflush(stdout);
+      if (limit > 0 && ++printed >= limit) return 0;
+    }
+    if (!batch->empty()) last = absl::Now();
+    if (idle && absl::Now() - last >= *idle) return 0;
+  }
+  return 0;
+}
+
 int RunBull(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0] == "--help" || argv[0] == "help") {
     std::fputs(kBullHelp, argv.empty() ? stderr : stdout);
@@ -245,12 +412,13 @@ int RunBull(const std::vector<std::string>& argv) {
   }
   const std::string command = argv[0];
   const std::vector<std::string> rest(argv.begin() + 1, argv.end());
-  absl::StatusOr<Args> args =
-      Args::Parse(rest,
-                  {"queue", "prefix", "name", "data", "opts", "count", "tls-ca", "service",
-                   "env-dir", "handler", "concurrency", "exit-when-idle", "worker-name",
-                   "lock-duration", "stalled-interval", "state", "grace", "limit"},
-                  {"json"});
+  absl::StatusOr<Args> args = Args::Parse(
+      rest, {"queue",       "prefix",         "name",        "data",          "opts",
+             "count",       "tls-ca",         "service",     "env-dir",       "handler",
+             "concurrency", "exit-when-idle", "worker-name", "lock-duration", "stalled-interval",
+             "state",       "grace",          "limit",       "start",         "end",
+             "line",        "keep",           "from",        "timeout"},
+      {"json", "asc", "delayed"});
   if (!args.ok()) return Fail(command, args.status(), kExitUsage);
   if (command == "add") return RunAdd(*args);
   if (command == "counts") return RunCounts(*args);
@@ -259,6 +427,13 @@ int RunBull(const std::vector<std::string>& argv) {
   if (command == "pause") return RunPause(*args, true);
   if (command == "resume") return RunPause(*args, false);
   if (command == "clean") return RunClean(*args);
+  if (command == "jobs") return RunJobs(*args);
+  if (command == "logs") return RunLogs(*args);
+  if (command == "events") return RunEvents(*args);
+  if (command == "drain" || command == "remove" || command == "retry" || command == "promote" ||
+      command == "progress" || command == "log") {
+    return RunAdmin(command, *args);
+  }
   std::fprintf(stderr, "jobqueue bull: unknown command '%s'\n\n%s", command.c_str(), kBullHelp);
   return kExitUsage;
 }

@@ -38,6 +38,42 @@ expect_in clean "removed 3"
 check clean-failed 0 "$cli" bull clean --queue "$q" --state failed --grace 1h
 expect_in clean-failed "removed 0"
 
+# Administration: listing, retry, promote, progress, logs, remove, drain, events.
+q2="$q-admin"
+trap 'cleanup; redis-cli -u "$REDIS_URL" --no-auth-warning --scan --pattern "bull:$q2:*" 2>/dev/null | xargs -r redis-cli -u "$REDIS_URL" --no-auth-warning DEL >/dev/null 2>&1' EXIT
+"$cli" bull events --queue "$q2" --count 2 >"$dir/events.out" 2>&1 &
+events_pid=$!
+sleep 0.3  # the reader fixes its start at "now" when it opens
+check add-a 0 "$cli" bull add --queue "$q2" --name a --data '1' --opts '{"jobId":"a"}'
+check add-d 0 "$cli" bull add --queue "$q2" --name d --data '2' --opts '{"jobId":"d","delay":600000}'
+wait "$events_pid"
+grep -q '"event":"added"' "$dir/events.out" && grep -q '"jobId":"a"' "$dir/events.out" ||
+  { echo "FAIL events: $(cat "$dir/events.out")"; fails=$((fails + 1)); }
+check jobs 0 "$cli" bull jobs --queue "$q2" --state delayed
+expect_in jobs '"id":"d"'
+check promote 0 "$cli" bull promote d --queue "$q2"
+expect_in promote "promoted d"
+check jobs-wait 0 "$cli" bull jobs --queue "$q2" --state wait --asc
+expect_in jobs-wait '"id":"a"'
+check progress 0 "$cli" bull progress a --queue "$q2" --data '{"pct":50}'
+check log 0 "$cli" bull log a --queue "$q2" --line "step one"
+expect_in log "lines 1"
+check logs 0 "$cli" bull logs a --queue "$q2"
+expect_in logs "step one"
+check get-progress 0 "$cli" bull get a --queue "$q2"
+expect_in get-progress '"progress":"{\"pct\":50}"'
+check work-admin 0 "$cli" bull work --queue "$q2" --handler 'fail:nope' --exit-when-idle 0.3
+check retry 0 "$cli" bull retry --queue "$q2"
+expect_in retry "retried 2"
+check remove 0 "$cli" bull remove a --queue "$q2"
+check remove-again 1 "$cli" bull remove a --queue "$q2"
+expect_in remove-again "no job a"
+check drain 0 "$cli" bull drain --queue "$q2"
+expect_in drain "removed 1"
+check events-idle 0 "$cli" bull events --queue "$q2" --timeout 0.2
+check bad-jobs-state 64 "$cli" bull jobs --queue "$q2" --state nope
+check bad-progress 64 "$cli" bull progress d --queue "$q2" --data '{x'
+
 # Bad input: clear errors and usage exit codes.
 check bad-state 64 "$cli" bull clean --queue "$q" --state active
 expect_in bad-state "cannot clean state"
