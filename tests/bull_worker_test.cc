@@ -105,6 +105,22 @@ TEST_F(BullWorkerTest, CompletesWithReturnValueAndLeavesWhatNodeLeaves) {
   EXPECT_EQ(stats_.completed, 1);
 }
 
+TEST_F(BullWorkerTest, HandlersReportProgressAndLogLines) {
+  const std::string id = Add("1", R"({"keepLogs": 2})");
+  StartWorker([](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    JQ_RETURN_IF_ERROR(ctx.UpdateProgress(R"({"pct":50})"));
+    for (const char* line : {"one", "two", "three"}) JQ_RETURN_IF_ERROR(ctx.Log(line));
+    if (ctx.UpdateProgress("{bad").ok()) return absl::InternalError("bad progress accepted");
+    return std::string("null");
+  });
+  ASSERT_TRUE(Completed(1));
+  EXPECT_EQ(Field(id, "progress"), R"({"pct":50})");
+  EXPECT_THAT(Redis({"LRANGE", Key(id + ":logs"), "0", "-1"}).elements,
+              ::testing::SizeIs(2));  // keepLogs
+  EXPECT_EQ(Redis({"LINDEX", Key(id + ":logs"), "-1"}).str, "three");
+  EXPECT_THAT(Events(id), ElementsAre("added", "waiting", "active", "progress", "completed"));
+}
+
 TEST_F(BullWorkerTest, NamesItsConnectionForGetWorkers) {
   BullWorkerOptions options;
   options.name = "w1";

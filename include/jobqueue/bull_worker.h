@@ -28,6 +28,10 @@ class BullJobContext {
   virtual const std::string& token() const = 0;
   // True once the worker is shutting down.
   virtual bool stopping() const = 0;
+  // Job.updateProgress: stores the progress (a JSON number or object) and emits "progress".
+  virtual absl::Status UpdateProgress(absl::string_view progress_json) = 0;
+  // Job.log: appends a line to the job's log, trimmed to the job's keepLogs option.
+  virtual absl::Status Log(absl::string_view line) = 0;
 };
 
 // Returns the job's return value as JSON ("null" when empty) or an error: the status message

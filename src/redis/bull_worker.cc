@@ -255,6 +255,8 @@ class BullWorker::Impl {
     return RedisConnection::Connect(url_, redis);
   }
 
+  // A producer-side queue for handlers' progress and log calls, opened on first use.
+  absl::StatusOr<BullQueue*> AdminQueue();
   void HandlerLoop();
   Finish Process(Claimed& claimed, simdjson::dom::parser& parser, std::mt19937_64& rng);
   void WaiterLoop();
@@ -306,20 +308,51 @@ class BullWorker::Impl {
   absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::optional<std::pair<std::string, std::string>> running_ ABSL_GUARDED_BY(mu_);  // id, token
   bool running_released_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Mutex admin_mu_;
+  std::unique_ptr<BullQueue> admin_queue_ ABSL_GUARDED_BY(admin_mu_);
 };
 
 class BullWorker::Impl::Context : public BullJobContext {
  public:
-  Context(const Claimed& claimed, const std::atomic<bool>& stopping)
-      : claimed_(claimed), stopping_(stopping) {}
+  Context(Impl& impl, const Claimed& claimed, const std::atomic<bool>& stopping)
+      : impl_(impl), claimed_(claimed), stopping_(stopping) {}
   const BullJob& job() const override { return claimed_.job; }
   const std::string& token() const override { return claimed_.token; }
   bool stopping() const override { return stopping_.load(); }
+  absl::Status UpdateProgress(absl::string_view progress_json) override {
+    JQ_ASSIGN_OR_RETURN(BullQueue * queue, impl_.AdminQueue());
+    return queue->UpdateProgress(claimed_.job.id, progress_json);
+  }
+  absl::Status Log(absl::string_view line) override {
+    JQ_ASSIGN_OR_RETURN(BullQueue * queue, impl_.AdminQueue());
+    return queue->AddLog(claimed_.job.id, line, KeepLogs(claimed_.job.opts_json)).status();
+  }
 
  private:
+  // The job's keepLogs option; 0 keeps every line.
+  static int64_t KeepLogs(const std::string& opts_json) {
+    simdjson::dom::parser parser;
+    double keep;
+    if (parser.parse(opts_json)["keepLogs"].get_double().get(keep) != simdjson::SUCCESS) return 0;
+    return std::max<int64_t>(static_cast<int64_t>(keep), 0);
+  }
+
+  Impl& impl_;
   const Claimed& claimed_;
   const std::atomic<bool>& stopping_;
 };
+
+absl::StatusOr<BullQueue*> BullWorker::Impl::AdminQueue() {
+  absl::MutexLock lock(&admin_mu_);
+  if (admin_queue_ == nullptr) {
+    BullQueueOptions options;
+    options.prefix = options_.prefix;
+    options.redis = options_.redis;
+    options.pool_size = std::min(options_.concurrency, 4);
+    JQ_ASSIGN_OR_RETURN(admin_queue_, BullQueue::Open(url_, queue_, options));
+  }
+  return admin_queue_.get();
+}
 
 absl::Status BullWorker::Impl::Connect() {
   JQ_ASSIGN_OR_RETURN(step_conn_, Open(false));
@@ -411,7 +444,7 @@ BullWorker::Impl::Finish BullWorker::Impl::Process(Claimed& claimed, simdjson::d
     // Stalled too often (marked by a stalled check): fail without running it.
     result = BullUnrecoverableError(deferred->second);
   } else {
-    Context context(claimed, stop_requested_);
+    Context context(*this, claimed, stop_requested_);
     result = internal::RunHandler(handler_, context);
   }
   if (result.ok()) {
