@@ -108,7 +108,9 @@ class Worker::Impl {
     const Impl* impl_;
   };
 
-  bool StopWanted() const { return stop_requested_.load() || internal::StopSignalled(); }
+  bool StopWanted() const {
+    return stop_requested_.load() || internal::StopGeneration() != signal_generation_;
+  }
   void HandlerLoop();
   void RunOne(const Lease& lease);
   void FailJob(const Lease& lease, const absl::Status& error);
@@ -138,6 +140,7 @@ class Worker::Impl {
   const int wake_fd_;
   int capacity_ = 1;
   std::atomic<bool> stop_requested_{false};
+  const uint64_t signal_generation_ = internal::StopGeneration();
   std::atomic<bool> shutting_down_{false};
 
   mutable absl::Mutex mu_;

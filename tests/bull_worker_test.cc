@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <thread>
 
@@ -16,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "jobqueue/json.h"
+#include "jobqueue/worker.h"
 #include "testing/bull_fixture.h"
 #include "testing/eventually.h"
 #include "testing/status_matchers.h"
@@ -368,6 +370,23 @@ TEST_F(BullWorkerTest, SurvivesDroppedConnectionsAndFlushedScripts) {
   EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
   EXPECT_TRUE(Redis({"KEYS", Key("*:lock")}).elements.empty());
   for (size_t i = 0; i < seen.size(); ++i) ASSERT_GE(seen[i], 1) << "job data " << i;
+}
+
+TEST_F(BullWorkerTest, AStopSignalStopsRunningWorkersButNotLaterOnes) {
+  StopWorkersOnSignals();
+  BullWorkerOptions options;
+  options.drain_delay = absl::Milliseconds(50);
+  StartWorker(Echo(), options);
+  ASSERT_EQ(raise(SIGTERM), 0);
+  thread_.join();  // Run() returns on the signal alone
+  EXPECT_THAT(run_status_, IsOk());
+  worker_.reset();
+
+  // A worker made after the signal runs normally.
+  Add("1");
+  StartWorker(Echo(), options);
+  EXPECT_TRUE(Completed(1));
+  StopWorker();
 }
 
 TEST_F(BullWorkerTest, BadOptionsAndQueueNamesAreRefused) {

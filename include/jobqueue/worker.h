@@ -105,8 +105,8 @@ class Worker {
   std::unique_ptr<Impl> impl_;
 };
 
-// SIGTERM and SIGINT call Stop() on every worker running in this process (Postgres and
-// BullMQ). Idempotent.
+// SIGTERM and SIGINT call Stop() on every worker of this process (Postgres and BullMQ) that
+// existed when the signal came; workers made afterwards run normally. Idempotent.
 void StopWorkersOnSignals();
 
 }  // namespace jobqueue

@@ -16,10 +16,11 @@ namespace {
 constexpr int kMaxSignalWorkers = 64;
 // Slots hold fd + 1, so the zero-initialised array means "empty".
 std::atomic<int> g_wake_fds[kMaxSignalWorkers];
-std::atomic<bool> g_stop_signalled{false};
+// Bumped by every stop signal; a worker stops once it differs from its value at creation.
+std::atomic<uint64_t> g_stop_generation{0};
 
 void OnStopSignal(int) {
-  g_stop_signalled.store(true);
+  g_stop_generation.fetch_add(1);
   for (auto& slot : g_wake_fds) {
     const int fd_plus_one = slot.load();
     if (fd_plus_one > 0) WakeFd(fd_plus_one - 1);
@@ -46,7 +47,7 @@ void UnregisterStopWakeFd(int slot) {
   if (slot >= 0 && slot < kMaxSignalWorkers) g_wake_fds[slot].store(0);
 }
 
-bool StopSignalled() { return g_stop_signalled.load(); }
+uint64_t StopGeneration() { return g_stop_generation.load(); }
 
 int PollMillis(absl::Duration timeout) {
   if (timeout <= absl::ZeroDuration()) return 0;

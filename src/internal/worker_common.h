@@ -4,6 +4,7 @@
 #ifndef JOBQUEUE_SRC_INTERNAL_WORKER_COMMON_H_
 #define JOBQUEUE_SRC_INTERNAL_WORKER_COMMON_H_
 
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <string>
@@ -22,8 +23,10 @@ void WakeFd(int fd);
 // (that worker still stops through its own Stop()).
 int RegisterStopWakeFd(int fd);
 void UnregisterStopWakeFd(int slot);
-// True once SIGTERM or SIGINT arrived (after StopWorkersOnSignals()).
-bool StopSignalled();
+// How many SIGTERM/SIGINT arrived (after StopWorkersOnSignals()). A worker remembers the
+// value when it is made and stops once it changes, so a worker made after a signal (a test,
+// a Python process restarting its worker) is not stopped by that old signal.
+uint64_t StopGeneration();
 
 // A poll(2) timeout in ms, rounded up, capped at an hour.
 int PollMillis(absl::Duration timeout);

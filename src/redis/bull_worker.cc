@@ -236,7 +236,9 @@ class BullWorker::Impl {
     return f;
   }
 
-  bool StopWanted() const { return stop_requested_.load() || internal::StopSignalled(); }
+  bool StopWanted() const {
+    return stop_requested_.load() || internal::StopGeneration() != signal_generation_;
+  }
   // Starts the shutdown clock once a stop is wanted.
   void NoteStop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!stopping_ && StopWanted()) {
@@ -285,6 +287,7 @@ class BullWorker::Impl {
   const int wake_fd_;
   const std::string token_prefix_;
   std::atomic<bool> stop_requested_{false};
+  const uint64_t signal_generation_ = internal::StopGeneration();
   std::atomic<bool> quit_{false};  // tells helper threads to exit
 
   std::unique_ptr<RedisConnection> step_conn_;  // Run()'s thread only
