@@ -149,7 +149,8 @@ class BullQueue {
   BullQueue(std::string name, BullQueueOptions options, std::unique_ptr<RedisPool> pool);
   absl::Status SetPaused(bool paused);
   absl::Status NoSuchJob(absl::string_view id) const;
-  std::vector<std::string> AddCommand(const NewBullJob& job, int64_t now_ms) const;
+  // One add-job script call for jobs[0..count).
+  std::vector<std::string> AddCommand(const NewBullJob* jobs, size_t count, int64_t now_ms) const;
   // Runs one of our scripts with the worker keys plus `extra_keys`.
   absl::StatusOr<RedisReply> RunAdminScript(const internal::LuaScript& script,
                                             const std::vector<std::string>& extra_keys,

@@ -20,6 +20,8 @@ namespace {
 // BullMQ's own limit: priority * 2^32 must stay exact in a Lua double.
 constexpr int64_t kMaxPriority = 2097152;
 constexpr size_t kMaxDataBytes = 64 * 1024 * 1024;
+constexpr size_t kJobsPerAddCall = 256;
+constexpr size_t kBytesPerAddCall = 4 * 1024 * 1024;
 
 absl::Status ValidateJobId(absl::string_view id) {
   if (id.empty() || id.size() > 1024) {
@@ -168,14 +170,20 @@ std::string BullQueue::Key(absl::string_view suffix) const {
   return absl::StrCat(options_.prefix, ":", name_, ":", suffix);
 }
 
-std::vector<std::string> BullQueue::AddCommand(const NewBullJob& job, int64_t now_ms) const {
-  const BullJobOptions& o = job.options;
-  return internal::EvalSha(
-      internal::k_add_job,
-      {Key("wait"), Key("meta"), Key("id"), Key("delayed"), Key("prioritized"), Key("pc"),
-       Key("marker"), Key("events"), Key("active")},
-      {Key(""), o.job_id, job.name, absl::StrCat(now_ms), job.data_json, o.json,
-       absl::StrCat(o.delay_ms), absl::StrCat(o.priority), o.lifo ? "1" : "0"});
+std::vector<std::string> BullQueue::AddCommand(const NewBullJob* jobs, size_t count,
+                                               int64_t now_ms) const {
+  std::vector<std::string> args = {Key(""), absl::StrCat(now_ms)};
+  args.reserve(2 + 7 * count);
+  for (size_t i = 0; i < count; ++i) {
+    const NewBullJob& job = jobs[i];
+    const BullJobOptions& o = job.options;
+    args.insert(args.end(), {o.job_id, job.name, job.data_json, o.json, absl::StrCat(o.delay_ms),
+                             absl::StrCat(o.priority), o.lifo ? "1" : "0"});
+  }
+  return internal::EvalSha(internal::k_add_job,
+                           {Key("wait"), Key("meta"), Key("id"), Key("delayed"), Key("prioritized"),
+                            Key("pc"), Key("marker"), Key("events"), Key("active")},
+                           std::move(args));
 }
 
 absl::StatusOr<std::vector<RedisReply>> BullQueue::RunScripts(
@@ -215,17 +223,31 @@ absl::StatusOr<std::vector<std::string>> BullQueue::AddBulk(const std::vector<Ne
     if (absl::Status s = ParseBullJobOptions(job.options.json).status(); !s.ok()) {
       return Annotate(s, where);
     }
-    commands.push_back(AddCommand(job, now_ms));
+  }
+  // Several jobs per script call share its fixed cost; chunks keep each call short so Redis
+  // keeps serving workers in between.
+  for (size_t begin = 0; begin < jobs.size();) {
+    size_t end = begin, bytes = 0;
+    while (end < jobs.size() && end - begin < kJobsPerAddCall &&
+           (end == begin || bytes + jobs[end].data_json.size() <= kBytesPerAddCall)) {
+      bytes += jobs[end].data_json.size();
+      ++end;
+    }
+    commands.push_back(AddCommand(&jobs[begin], end - begin, now_ms));
+    begin = end;
   }
   JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, RunScripts(commands));
   std::vector<std::string> ids;
-  ids.reserve(replies.size());
+  ids.reserve(jobs.size());
   for (const RedisReply& reply : replies) {
-    JQ_RETURN_IF_ERROR(reply.AsStatus("adding a BullMQ job"));
-    if (reply.type != RedisReply::Type::kArray || reply.elements.empty()) {
+    JQ_RETURN_IF_ERROR(reply.AsStatus("adding BullMQ jobs"));
+    if (reply.type != RedisReply::Type::kArray || reply.elements.size() % 2 != 0) {
       return absl::InternalError("add-job script returned an unexpected reply");
     }
-    ids.push_back(reply.elements[0].str);
+    for (size_t i = 0; i < reply.elements.size(); i += 2) ids.push_back(reply.elements[i].str);
+  }
+  if (ids.size() != jobs.size()) {
+    return absl::InternalError("add-job script returned fewer ids than jobs");
   }
   return ids;
 }
