@@ -259,6 +259,13 @@ void SetIdleExit(std::optional<absl::Duration>& exit_when_idle, int64_t ms) {
   }
 }
 
+// The reconnect backoff of a Postgres or BullMQ worker.
+template <typename Options>
+void SetReconnectBackoff(Options& options, int64_t min_ms, int64_t max_ms) {
+  options.reconnect_min = absl::Milliseconds(min_ms);
+  options.reconnect_max = absl::Milliseconds(max_ms);
+}
+
 absl::StatusOr<Secret> ConfigRedisUrl(const jq_config_t* config) {
   if (config == nullptr) return NullArgument("config");
   if (config->config.redis_url().empty()) {
@@ -1028,6 +1035,11 @@ void jq_worker_options_set_exit_when_idle_ms(jq_worker_options_t* options, int64
   if (options != nullptr) SetIdleExit(options->options.exit_when_idle, ms);
 }
 
+void jq_worker_options_set_reconnect_backoff_ms(jq_worker_options_t* options, int64_t min_ms,
+                                                int64_t max_ms) {
+  if (options != nullptr) SetReconnectBackoff(options->options, min_ms, max_ms);
+}
+
 void jq_worker_options_set_log_startup(jq_worker_options_t* options, int log_startup) {
   if (options != nullptr) options->options.log_startup = log_startup != 0;
 }
@@ -1245,6 +1257,11 @@ void jq_bull_worker_options_set_stalled(jq_bull_worker_options_t* options, int64
   if (options == nullptr) return;
   options->options.stalled_interval = absl::Milliseconds(interval_ms);
   options->options.max_stalled_count = max_stalled_count;
+}
+
+void jq_bull_worker_options_set_reconnect_backoff_ms(jq_bull_worker_options_t* options,
+                                                     int64_t min_ms, int64_t max_ms) {
+  if (options != nullptr) SetReconnectBackoff(options->options, min_ms, max_ms);
 }
 
 namespace {

@@ -557,6 +557,7 @@ static jq_worker_options_t* WorkerOptions(int64_t idle_ms) {
   jq_worker_options_set_shutdown_timeout_ms(options, 2000);
   jq_worker_options_set_exit_when_idle_ms(options, idle_ms);
   jq_worker_options_set_log_startup(options, 0);
+  jq_worker_options_set_reconnect_backoff_ms(options, 50, 1000);
   return options;
 }
 
@@ -677,6 +678,11 @@ static void TestWorker(jq_pg_queue_t* queue) {
   jq_worker_options_set_concurrency(options, 0);
   worker = NULL;
   CHECK_ERR(JQ_INVALID_ARGUMENT, "concurrency",
+            jq_pg_worker_create(queue, options, &worker, OK_ERR));
+  CHECK(worker == NULL);
+  jq_worker_options_set_concurrency(options, 2);
+  jq_worker_options_set_reconnect_backoff_ms(options, 500, 100);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "reconnect backoff",
             jq_pg_worker_create(queue, options, &worker, OK_ERR));
   CHECK(worker == NULL);
   jq_worker_options_destroy(options);
@@ -995,6 +1001,7 @@ static jq_bull_worker_options_t* BullWorkerOptions(int64_t idle_ms) {
   jq_bull_worker_options_set_exit_when_idle_ms(options, idle_ms);
   jq_bull_worker_options_set_shutdown_timeout_ms(options, 2000);
   jq_bull_worker_options_set_stalled(options, 1000, 1);
+  jq_bull_worker_options_set_reconnect_backoff_ms(options, 50, 1000);
   return options;
 }
 
@@ -1021,6 +1028,12 @@ static void TestBullWorker(void) {
                                   &worker, OK_ERR));
   jq_bull_worker_options_set_concurrency(options, 0);
   CHECK_ERR(JQ_INVALID_ARGUMENT, "concurrency",
+            jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, NULL, options, HandleBullJob,
+                                  NULL, &worker, OK_ERR));
+  CHECK(worker == NULL);
+  jq_bull_worker_options_set_concurrency(options, 2);
+  jq_bull_worker_options_set_reconnect_backoff_ms(options, 0, 100);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "reconnect backoff",
             jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, NULL, options, HandleBullJob,
                                   NULL, &worker, OK_ERR));
   CHECK(worker == NULL);

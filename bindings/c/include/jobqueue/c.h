@@ -350,6 +350,10 @@ JQ_EXPORT void jq_worker_options_set_heartbeat_interval_ms(jq_worker_options_t* 
 JQ_EXPORT void jq_worker_options_set_shutdown_timeout_ms(jq_worker_options_t* options, int64_t ms);
 /* jq_pg_worker_run returns after this long without work; < 0 means never (the default). */
 JQ_EXPORT void jq_worker_options_set_exit_when_idle_ms(jq_worker_options_t* options, int64_t ms);
+/* Backoff between reconnect attempts after a lost connection: starts at min_ms, doubles up to
+ * max_ms (0 < min <= max). Default 100 and 10000. */
+JQ_EXPORT void jq_worker_options_set_reconnect_backoff_ms(jq_worker_options_t* options,
+                                                          int64_t min_ms, int64_t max_ms);
 /* Log the start-up lines. Default 1. */
 JQ_EXPORT void jq_worker_options_set_log_startup(jq_worker_options_t* options, int log_startup);
 /* Takes the environment and WORKER_POLL_INTERVAL from a loaded configuration. */
@@ -473,6 +477,11 @@ JQ_EXPORT void jq_bull_worker_options_set_shutdown_timeout_ms(jq_bull_worker_opt
  * it fails (default 1). */
 JQ_EXPORT void jq_bull_worker_options_set_stalled(jq_bull_worker_options_t* options,
                                                   int64_t interval_ms, int max_stalled_count);
+
+/* Worker only: backoff between reconnect attempts after Redis goes away: starts at min_ms,
+ * doubles up to max_ms (0 < min <= max). Default 100 and 10000. */
+JQ_EXPORT void jq_bull_worker_options_set_reconnect_backoff_ms(jq_bull_worker_options_t* options,
+                                                               int64_t min_ms, int64_t max_ms);
 
 /* -- consumer: your own loop of fetch, then extend / complete / fail / release per job. It
  * renews no locks by itself (extend long jobs' locks) and runs no stalled check. */
