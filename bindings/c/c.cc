@@ -19,12 +19,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "jobqueue/bull_consumer.h"
 #include "jobqueue/bull_queue.h"
+#include "jobqueue/bull_worker.h"
 #include "jobqueue/config.h"
 #include "jobqueue/job.h"
 #include "jobqueue/json.h"
 #include "jobqueue/logging.h"
 #include "jobqueue/pg_queue.h"
+#include "jobqueue/status.h"
 #include "jobqueue/version.h"
 #include "jobqueue/worker.h"
 
@@ -97,6 +100,30 @@ struct jq_bull_options_t {
 
 struct jq_bull_queue_t {
   std::unique_ptr<jobqueue::BullQueue> queue;
+};
+
+struct jq_bull_worker_options_t {
+  jobqueue::BullWorkerOptions options;
+};
+
+struct jq_bull_consumer_t {
+  std::unique_ptr<jobqueue::BullConsumer> consumer;
+};
+
+struct jq_bull_lease_t {
+  jobqueue::BullLease lease;
+};
+
+struct jq_bull_worker_t {
+  std::unique_ptr<jobqueue::BullWorker> worker;
+};
+
+struct jq_bull_job_context_t {
+  jobqueue::BullJobContext* context;
+  jq_bull_lease_t lease;
+  std::optional<std::string> result;
+  std::string error;
+  bool unrecoverable = false;
 };
 
 namespace {
@@ -175,6 +202,77 @@ std::string DefaultClaimerId() {
 int64_t UnixMillis(absl::Time time) { return absl::ToUnixMillis(time); }
 
 const char* StrOrEmpty(const std::string* text) { return text == nullptr ? "" : text->c_str(); }
+
+// Wraps each item in a new Handle and returns them as a malloc'd array (NULL when empty).
+// Everything is built first, so an allocation failure leaves nothing half-made.
+template <typename Handle, typename Item>
+Handle** HandleArray(std::vector<Item>& items) {
+  if (items.empty()) return nullptr;
+  std::vector<std::unique_ptr<Handle>> made;
+  made.reserve(items.size());
+  for (Item& item : items) made.push_back(std::make_unique<Handle>(Handle{std::move(item)}));
+  auto** array = static_cast<Handle**>(std::malloc(made.size() * sizeof(void*)));
+  if (array == nullptr) throw std::bad_alloc();
+  for (size_t i = 0; i < made.size(); ++i) array[i] = made[i].release();
+  return array;
+}
+
+template <typename Handle>
+void FreeHandleArray(Handle** array, size_t count) {
+  if (array == nullptr) return;
+  for (size_t i = 0; i < count; ++i) delete array[i];
+  std::free(array);
+}
+
+// A C handler's failure as a status: its code (UNKNOWN when out of range) and message.
+absl::Status HandlerFailure(jq_status_t code, std::string message) {
+  int raw = static_cast<int>(code);
+  if (raw < 1 || raw > static_cast<int>(JQ_UNAUTHENTICATED)) raw = JQ_UNKNOWN;
+  if (message.empty()) message = absl::StrCat("handler returned ", jq_status_name(code));
+  return absl::Status(static_cast<absl::StatusCode>(raw), message);
+}
+
+// The result and error setters of the Postgres and BullMQ job contexts.
+template <typename Context>
+void SetContextResult(Context* job, const char* result_json) {
+  if (job == nullptr) return;
+  Quietly([&] {
+    if (result_json == nullptr) {
+      job->result.reset();
+    } else {
+      job->result = result_json;
+    }
+  });
+}
+
+template <typename Context>
+void SetContextError(Context* job, const char* message) {
+  if (job != nullptr) Quietly([&] { job->error = OrEmpty(message); });
+}
+
+// An exit-when-idle option: < 0 means never.
+void SetIdleExit(std::optional<absl::Duration>& exit_when_idle, int64_t ms) {
+  if (ms < 0) {
+    exit_when_idle.reset();
+  } else {
+    exit_when_idle = absl::Milliseconds(ms);
+  }
+}
+
+// The reconnect backoff of a Postgres or BullMQ worker.
+template <typename Options>
+void SetReconnectBackoff(Options& options, int64_t min_ms, int64_t max_ms) {
+  options.reconnect_min = absl::Milliseconds(min_ms);
+  options.reconnect_max = absl::Milliseconds(max_ms);
+}
+
+absl::StatusOr<Secret> ConfigRedisUrl(const jq_config_t* config) {
+  if (config == nullptr) return NullArgument("config");
+  if (config->config.redis_url().empty()) {
+    return absl::FailedPreconditionError("no Redis configured: set REDIS_URL");
+  }
+  return config->config.redis_url();
+}
 
 }  // namespace
 
@@ -608,28 +706,14 @@ jq_status_t jq_pg_claim(jq_pg_queue_t* queue, const jq_claim_options_t* options,
     *count = 0;
     absl::StatusOr<std::vector<jobqueue::Lease>> claimed = queue->queue->Claim(options->request);
     if (!claimed.ok()) return claimed.status();
-    if (claimed->empty()) return absl::OkStatus();
-    // Build everything first so an allocation failure leaves nothing half-made; the claimed
-    // jobs then return to pending through the reaper.
-    std::vector<std::unique_ptr<jq_pg_lease_t>> made;
-    made.reserve(claimed->size());
-    for (jobqueue::Lease& lease : *claimed) {
-      made.push_back(std::make_unique<jq_pg_lease_t>(jq_pg_lease_t{std::move(lease)}));
-    }
-    auto** array = static_cast<jq_pg_lease_t**>(std::malloc(made.size() * sizeof(void*)));
-    if (array == nullptr) throw std::bad_alloc();
-    for (size_t i = 0; i < made.size(); ++i) array[i] = made[i].release();
-    *leases = array;
-    *count = made.size();
+    // On an allocation failure the claimed jobs return to pending through the reaper.
+    *leases = HandleArray<jq_pg_lease_t>(*claimed);
+    *count = claimed->size();
     return absl::OkStatus();
   });
 }
 
-void jq_pg_leases_free(jq_pg_lease_t** leases, size_t count) {
-  if (leases == nullptr) return;
-  for (size_t i = 0; i < count; ++i) delete leases[i];
-  std::free(leases);
-}
+void jq_pg_leases_free(jq_pg_lease_t** leases, size_t count) { FreeHandleArray(leases, count); }
 
 void jq_pg_lease_destroy(jq_pg_lease_t* lease) { delete lease; }
 
@@ -890,18 +974,11 @@ int jq_job_context_stopping(const jq_job_context_t* job) {
 }
 
 void jq_job_context_set_result(jq_job_context_t* job, const char* result_json) {
-  if (job == nullptr) return;
-  Quietly([&] {
-    if (result_json == nullptr) {
-      job->result.reset();
-    } else {
-      job->result = result_json;
-    }
-  });
+  SetContextResult(job, result_json);
 }
 
 void jq_job_context_set_error(jq_job_context_t* job, const char* message) {
-  if (job != nullptr) Quietly([&] { job->error = OrEmpty(message); });
+  SetContextError(job, message);
 }
 
 jq_worker_options_t* jq_worker_options_create(void) {
@@ -955,12 +1032,12 @@ void jq_worker_options_set_shutdown_timeout_ms(jq_worker_options_t* options, int
 }
 
 void jq_worker_options_set_exit_when_idle_ms(jq_worker_options_t* options, int64_t ms) {
-  if (options == nullptr) return;
-  if (ms < 0) {
-    options->options.exit_when_idle.reset();
-  } else {
-    options->options.exit_when_idle = absl::Milliseconds(ms);
-  }
+  if (options != nullptr) SetIdleExit(options->options.exit_when_idle, ms);
+}
+
+void jq_worker_options_set_reconnect_backoff_ms(jq_worker_options_t* options, int64_t min_ms,
+                                                int64_t max_ms) {
+  if (options != nullptr) SetReconnectBackoff(options->options, min_ms, max_ms);
 }
 
 void jq_worker_options_set_log_startup(jq_worker_options_t* options, int log_startup) {
@@ -1001,12 +1078,7 @@ jq_status_t jq_pg_worker_register(jq_pg_worker_t* worker, const char* job_type, 
       jq_job_context_t context{&job, jq_pg_lease_t{job.lease()}, std::nullopt, ""};
       const jq_status_t code = fn(user_data, &context);
       if (code == JQ_OK) return context.result.value_or("null");
-      int raw = static_cast<int>(code);
-      if (raw < 1 || raw > static_cast<int>(JQ_UNAUTHENTICATED)) raw = JQ_UNKNOWN;
-      std::string message = context.error.empty()
-                                ? absl::StrCat("handler returned ", jq_status_name(code))
-                                : std::move(context.error);
-      return absl::Status(static_cast<absl::StatusCode>(raw), message);
+      return HandlerFailure(code, std::move(context.error));
     };
     return worker->worker->Register(job_type, std::move(handler));
   });
@@ -1110,11 +1182,9 @@ jq_status_t jq_bull_queue_open_config(const jq_config_t* config, const char* nam
                                       const jq_bull_options_t* options, jq_bull_queue_t** queue,
                                       char** errptr) {
   return Guard("jq_bull_queue_open_config", errptr, [&]() -> absl::Status {
-    if (config == nullptr) return NullArgument("config");
-    if (config->config.redis_url().empty()) {
-      return absl::FailedPreconditionError("no Redis configured: set REDIS_URL");
-    }
-    return OpenBull(config->config.redis_url(), name, options, queue);
+    absl::StatusOr<Secret> url = ConfigRedisUrl(config);
+    if (!url.ok()) return url.status();
+    return OpenBull(*url, name, options, queue);
   });
 }
 
@@ -1152,4 +1222,303 @@ jq_status_t jq_bull_counts(jq_bull_queue_t* queue, int64_t* counts, size_t n, ch
     for (size_t i = 0; i < n && i < JQ_BULL_STATE_COUNT; ++i) counts[i] = values[i];
     return absl::OkStatus();
   });
+}
+
+// ---- BullMQ consumer and worker -------------------------------------------------------------
+
+jq_bull_worker_options_t* jq_bull_worker_options_create(void) {
+  return new (std::nothrow) jq_bull_worker_options_t();
+}
+
+void jq_bull_worker_options_destroy(jq_bull_worker_options_t* options) { delete options; }
+
+void jq_bull_worker_options_set_name(jq_bull_worker_options_t* options, const char* name) {
+  if (options != nullptr) Quietly([&] { options->options.name = OrEmpty(name); });
+}
+
+void jq_bull_worker_options_set_lock_duration_ms(jq_bull_worker_options_t* options, int64_t ms) {
+  if (options != nullptr) options->options.lock_duration = absl::Milliseconds(ms);
+}
+
+void jq_bull_worker_options_set_concurrency(jq_bull_worker_options_t* options, int concurrency) {
+  if (options != nullptr) options->options.concurrency = concurrency;
+}
+
+void jq_bull_worker_options_set_exit_when_idle_ms(jq_bull_worker_options_t* options, int64_t ms) {
+  if (options != nullptr) SetIdleExit(options->options.exit_when_idle, ms);
+}
+
+void jq_bull_worker_options_set_shutdown_timeout_ms(jq_bull_worker_options_t* options, int64_t ms) {
+  if (options != nullptr) options->options.shutdown_timeout = absl::Milliseconds(ms);
+}
+
+void jq_bull_worker_options_set_stalled(jq_bull_worker_options_t* options, int64_t interval_ms,
+                                        int max_stalled_count) {
+  if (options == nullptr) return;
+  options->options.stalled_interval = absl::Milliseconds(interval_ms);
+  options->options.max_stalled_count = max_stalled_count;
+}
+
+void jq_bull_worker_options_set_reconnect_backoff_ms(jq_bull_worker_options_t* options,
+                                                     int64_t min_ms, int64_t max_ms) {
+  if (options != nullptr) SetReconnectBackoff(options->options, min_ms, max_ms);
+}
+
+namespace {
+
+// The worker options with the connection settings and prefix of `options` (either may be
+// NULL).
+jobqueue::BullWorkerOptions WorkerOptionsOf(const jq_bull_options_t* options,
+                                            const jq_bull_worker_options_t* worker_options) {
+  jobqueue::BullWorkerOptions out =
+      worker_options != nullptr ? worker_options->options : jobqueue::BullWorkerOptions();
+  if (options != nullptr) {
+    out.prefix = options->options.prefix;
+    out.redis = options->options.redis;
+  }
+  return out;
+}
+
+absl::Status OpenConsumer(const Secret& url, const char* queue, const jq_bull_options_t* options,
+                          const jq_bull_worker_options_t* worker_options,
+                          jq_bull_consumer_t** consumer) {
+  if (queue == nullptr) return NullArgument("queue");
+  if (consumer == nullptr) return NullArgument("consumer");
+  *consumer = nullptr;
+  const jobqueue::BullWorkerOptions worker = WorkerOptionsOf(options, worker_options);
+  jobqueue::BullConsumerOptions consumer_options;
+  consumer_options.prefix = worker.prefix;
+  consumer_options.redis = worker.redis;
+  consumer_options.name = worker.name;
+  consumer_options.lock_duration = worker.lock_duration;
+  absl::StatusOr<std::unique_ptr<jobqueue::BullConsumer>> opened =
+      jobqueue::BullConsumer::Open(url, queue, consumer_options);
+  if (!opened.ok()) return opened.status();
+  *consumer = new jq_bull_consumer_t{*std::move(opened)};
+  return absl::OkStatus();
+}
+
+absl::Status CheckLeaseCall(const jq_bull_consumer_t* consumer, const jq_bull_lease_t* lease) {
+  if (consumer == nullptr) return NullArgument("consumer");
+  if (lease == nullptr) return NullArgument("lease");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+jq_status_t jq_bull_consumer_open(const char* redis_url, const char* queue,
+                                  const jq_bull_options_t* options,
+                                  const jq_bull_worker_options_t* worker_options,
+                                  jq_bull_consumer_t** consumer, char** errptr) {
+  return Guard("jq_bull_consumer_open", errptr, [&]() -> absl::Status {
+    if (redis_url == nullptr) return NullArgument("redis_url");
+    return OpenConsumer(Secret::Url(redis_url), queue, options, worker_options, consumer);
+  });
+}
+
+jq_status_t jq_bull_consumer_open_config(const jq_config_t* config, const char* queue,
+                                         const jq_bull_options_t* options,
+                                         const jq_bull_worker_options_t* worker_options,
+                                         jq_bull_consumer_t** consumer, char** errptr) {
+  return Guard("jq_bull_consumer_open_config", errptr, [&]() -> absl::Status {
+    absl::StatusOr<Secret> url = ConfigRedisUrl(config);
+    if (!url.ok()) return url.status();
+    return OpenConsumer(*url, queue, options, worker_options, consumer);
+  });
+}
+
+void jq_bull_consumer_close(jq_bull_consumer_t* consumer) { delete consumer; }
+
+jq_status_t jq_bull_consumer_fetch(jq_bull_consumer_t* consumer, int max, int64_t wait_ms,
+                                   jq_bull_lease_t*** leases, size_t* count, char** errptr) {
+  return Guard("jq_bull_consumer_fetch", errptr, [&]() -> absl::Status {
+    if (consumer == nullptr) return NullArgument("consumer");
+    if (leases == nullptr) return NullArgument("leases");
+    if (count == nullptr) return NullArgument("count");
+    *leases = nullptr;
+    *count = 0;
+    absl::StatusOr<std::vector<jobqueue::BullLease>> fetched =
+        consumer->consumer->Fetch(max, absl::Milliseconds(wait_ms));
+    if (!fetched.ok()) return fetched.status();
+    // On an allocation failure the claimed jobs' locks expire and a stalled check returns them.
+    *leases = HandleArray<jq_bull_lease_t>(*fetched);
+    *count = fetched->size();
+    return absl::OkStatus();
+  });
+}
+
+jq_status_t jq_bull_consumer_extend_lock(jq_bull_consumer_t* consumer, const jq_bull_lease_t* lease,
+                                         char** errptr) {
+  return Guard("jq_bull_consumer_extend_lock", errptr, [&]() -> absl::Status {
+    JQ_RETURN_IF_ERROR(CheckLeaseCall(consumer, lease));
+    return consumer->consumer->ExtendLock(lease->lease);
+  });
+}
+
+jq_status_t jq_bull_consumer_complete(jq_bull_consumer_t* consumer, const jq_bull_lease_t* lease,
+                                      const char* return_value_json, char** errptr) {
+  return Guard("jq_bull_consumer_complete", errptr, [&]() -> absl::Status {
+    JQ_RETURN_IF_ERROR(CheckLeaseCall(consumer, lease));
+    return consumer->consumer->Complete(lease->lease,
+                                        return_value_json == nullptr ? "null" : return_value_json);
+  });
+}
+
+jq_status_t jq_bull_consumer_fail(jq_bull_consumer_t* consumer, const jq_bull_lease_t* lease,
+                                  const char* reason, int unrecoverable, char** errptr) {
+  return Guard("jq_bull_consumer_fail", errptr, [&]() -> absl::Status {
+    JQ_RETURN_IF_ERROR(CheckLeaseCall(consumer, lease));
+    if (reason == nullptr) return NullArgument("reason");
+    return consumer->consumer->Fail(lease->lease, reason, unrecoverable != 0);
+  });
+}
+
+jq_status_t jq_bull_consumer_release(jq_bull_consumer_t* consumer, const jq_bull_lease_t* lease,
+                                     char** errptr) {
+  return Guard("jq_bull_consumer_release", errptr, [&]() -> absl::Status {
+    JQ_RETURN_IF_ERROR(CheckLeaseCall(consumer, lease));
+    return consumer->consumer->Release(lease->lease);
+  });
+}
+
+void jq_bull_leases_free(jq_bull_lease_t** leases, size_t count) { FreeHandleArray(leases, count); }
+
+void jq_bull_lease_destroy(jq_bull_lease_t* lease) { delete lease; }
+
+const char* jq_bull_lease_id(const jq_bull_lease_t* lease) {
+  return StrOrEmpty(lease == nullptr ? nullptr : &lease->lease.job.id);
+}
+
+const char* jq_bull_lease_name(const jq_bull_lease_t* lease) {
+  return StrOrEmpty(lease == nullptr ? nullptr : &lease->lease.job.name);
+}
+
+const char* jq_bull_lease_data(const jq_bull_lease_t* lease) {
+  return StrOrEmpty(lease == nullptr ? nullptr : &lease->lease.job.data_json);
+}
+
+const char* jq_bull_lease_opts(const jq_bull_lease_t* lease) {
+  return StrOrEmpty(lease == nullptr ? nullptr : &lease->lease.job.opts_json);
+}
+
+int64_t jq_bull_lease_attempts_made(const jq_bull_lease_t* lease) {
+  return lease == nullptr ? 0 : lease->lease.job.attempts_made;
+}
+
+int64_t jq_bull_lease_timestamp_ms(const jq_bull_lease_t* lease) {
+  return lease == nullptr ? 0 : lease->lease.job.timestamp;
+}
+
+const char* jq_bull_lease_token(const jq_bull_lease_t* lease) {
+  return StrOrEmpty(lease == nullptr ? nullptr : &lease->lease.token);
+}
+
+const jq_bull_lease_t* jq_bull_job_context_lease(const jq_bull_job_context_t* job) {
+  return job == nullptr ? nullptr : &job->lease;
+}
+
+int jq_bull_job_context_stopping(const jq_bull_job_context_t* job) {
+  return job != nullptr && job->context->stopping() ? 1 : 0;
+}
+
+void jq_bull_job_context_set_result(jq_bull_job_context_t* job, const char* return_value_json) {
+  SetContextResult(job, return_value_json);
+}
+
+void jq_bull_job_context_set_error(jq_bull_job_context_t* job, const char* message) {
+  SetContextError(job, message);
+}
+
+void jq_bull_job_context_set_unrecoverable(jq_bull_job_context_t* job) {
+  if (job != nullptr) job->unrecoverable = true;
+}
+
+namespace {
+
+absl::Status CreateBullWorker(const Secret& url, const char* queue,
+                              const jq_bull_options_t* options,
+                              const jq_bull_worker_options_t* worker_options, jq_bull_handler_fn fn,
+                              void* user_data, jq_bull_worker_t** worker) {
+  if (queue == nullptr) return NullArgument("queue");
+  if (fn == nullptr) return NullArgument("fn");
+  if (worker == nullptr) return NullArgument("worker");
+  *worker = nullptr;
+  auto handler = [fn, user_data](jobqueue::BullJobContext& job) -> absl::StatusOr<std::string> {
+    jq_bull_job_context_t context{&job, jq_bull_lease_t{{job.job(), job.token()}}, std::nullopt, "",
+                                  false};
+    const jq_status_t code = fn(user_data, &context);
+    if (code == JQ_OK) return context.result.value_or("null");
+    absl::Status failure = HandlerFailure(code, std::move(context.error));
+    if (context.unrecoverable) return jobqueue::BullUnrecoverableError(failure.message());
+    return failure;
+  };
+  absl::StatusOr<std::unique_ptr<jobqueue::BullWorker>> created = jobqueue::BullWorker::Create(
+      url, queue, std::move(handler), WorkerOptionsOf(options, worker_options));
+  if (!created.ok()) return created.status();
+  *worker = new jq_bull_worker_t{*std::move(created)};
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+jq_status_t jq_bull_worker_create(const char* redis_url, const char* queue,
+                                  const jq_bull_options_t* options,
+                                  const jq_bull_worker_options_t* worker_options,
+                                  jq_bull_handler_fn fn, void* user_data, jq_bull_worker_t** worker,
+                                  char** errptr) {
+  return Guard("jq_bull_worker_create", errptr, [&]() -> absl::Status {
+    if (redis_url == nullptr) return NullArgument("redis_url");
+    return CreateBullWorker(Secret::Url(redis_url), queue, options, worker_options, fn, user_data,
+                            worker);
+  });
+}
+
+jq_status_t jq_bull_worker_create_config(const jq_config_t* config, const char* queue,
+                                         const jq_bull_options_t* options,
+                                         const jq_bull_worker_options_t* worker_options,
+                                         jq_bull_handler_fn fn, void* user_data,
+                                         jq_bull_worker_t** worker, char** errptr) {
+  return Guard("jq_bull_worker_create_config", errptr, [&]() -> absl::Status {
+    absl::StatusOr<Secret> url = ConfigRedisUrl(config);
+    if (!url.ok()) return url.status();
+    return CreateBullWorker(*url, queue, options, worker_options, fn, user_data, worker);
+  });
+}
+
+void jq_bull_worker_destroy(jq_bull_worker_t* worker) { delete worker; }
+
+jq_status_t jq_bull_worker_run(jq_bull_worker_t* worker, char** errptr) {
+  return Guard("jq_bull_worker_run", errptr, [&]() -> absl::Status {
+    if (worker == nullptr) return NullArgument("worker");
+    return worker->worker->Run();
+  });
+}
+
+void jq_bull_worker_stop(jq_bull_worker_t* worker) {
+  if (worker != nullptr) worker->worker->Stop();
+}
+
+int64_t jq_bull_worker_stat(const jq_bull_worker_t* worker, jq_bull_worker_stat_t stat) {
+  if (worker == nullptr) return 0;
+  jobqueue::BullWorkerStats stats;
+  Quietly([&] { stats = worker->worker->stats(); });
+  switch (stat) {
+    case JQ_BULL_WORKER_COMPLETED:
+      return stats.completed;
+    case JQ_BULL_WORKER_FAILED:
+      return stats.failed;
+    case JQ_BULL_WORKER_RETRIED:
+      return stats.retried;
+    case JQ_BULL_WORKER_LOST:
+      return stats.lost;
+    case JQ_BULL_WORKER_RELEASED:
+      return stats.released;
+    case JQ_BULL_WORKER_STALLED_RECOVERED:
+      return stats.stalled_recovered;
+    case JQ_BULL_WORKER_STEPS:
+      return stats.steps;
+    case JQ_BULL_WORKER_RECONNECTS:
+      return stats.reconnects;
+  }
+  return 0;
 }

@@ -58,6 +58,23 @@ absl::Status ValidateBullQueueName(absl::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateBullPrefixAndName(absl::string_view prefix, absl::string_view name) {
+  if (prefix.empty() || prefix.find_first_of(" \t\r\n") != absl::string_view::npos) {
+    return absl::InvalidArgumentError("BullMQ prefix must be non-empty without whitespace");
+  }
+  if (name.size() > 256 || name.find_first_of(" \t\r\n") != absl::string_view::npos) {
+    return absl::InvalidArgumentError("worker name must be at most 256 bytes without spaces");
+  }
+  return absl::OkStatus();
+}
+
+std::string BullWorkerClientName(absl::string_view prefix, absl::string_view queue,
+                                 absl::string_view name) {
+  std::string client = absl::StrCat(prefix, ":", absl::Base64Escape(queue));
+  if (!name.empty()) absl::StrAppend(&client, ":w:", name);
+  return client;
+}
+
 BullKeys::BullKeys(absl::string_view prefix, absl::string_view queue)
     : base_(absl::StrCat(prefix, ":", queue, ":")) {
   for (const char* suffix : {"wait", "active", "prioritized", "events", "stalled", "limiter",

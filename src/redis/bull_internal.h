@@ -17,6 +17,13 @@ namespace jobqueue::internal {
 // Queue names: 1..256 bytes, no ':' or whitespace.
 absl::Status ValidateBullQueueName(absl::string_view name);
 
+// The key prefix and worker name of a worker or consumer: no whitespace, name <= 256 bytes.
+absl::Status ValidateBullPrefixAndName(absl::string_view prefix, absl::string_view name);
+
+// "<prefix>:<base64 queue>[:w:<name>]": the connection name Node's getWorkers() lists.
+std::string BullWorkerClientName(absl::string_view prefix, absl::string_view queue,
+                                 absl::string_view name);
+
 class BullKeys {
  public:
   BullKeys(absl::string_view prefix, absl::string_view queue);

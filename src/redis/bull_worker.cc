@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <deque>
 #include <exception>
 #include <random>
@@ -14,7 +13,6 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -22,146 +20,19 @@
 #include "internal/worker_common.h"
 #include "jobqueue/json.h"
 #include "jobqueue/status.h"
+#include "redis/bull_finish.h"
 #include "redis/bull_internal.h"
 
 namespace jobqueue {
-namespace {
-
-constexpr absl::string_view kUnrecoverablePayload = "jobqueue.dev/bull-unrecoverable";
-
-// What a job's stored opts say about finishing it (read leniently: a foreign client wrote it).
-struct FinishPolicy {
-  int64_t attempts = 0;
-  std::string backoff_type;  // "", "fixed" or "exponential"
-  double backoff_delay = 0;
-  double backoff_jitter = 0;
-  bool lifo = false;
-  std::optional<int64_t> stack_trace_limit;
-  // removeOnComplete / removeOnFail as BullMQ's keepJobs: count -1 keeps all, 0 none.
-  int64_t keep_completed = -1;
-  std::optional<int64_t> keep_completed_age;
-  int64_t keep_failed = -1;
-  std::optional<int64_t> keep_failed_age;
-};
-
-void ReadKeep(simdjson::dom::element value, int64_t* count, std::optional<int64_t>* age) {
-  if (value.is_bool()) {
-    *count = value.get_bool().value() ? 0 : -1;
-  } else if (value.is_number()) {
-    *count = static_cast<int64_t>(value.get_double().value());
-  } else if (value.is_object()) {
-    simdjson::dom::object keep = value.get_object().value();
-    double n;
-    if (keep["count"].get_double().get(n) == simdjson::SUCCESS) *count = static_cast<int64_t>(n);
-    if (keep["age"].get_double().get(n) == simdjson::SUCCESS) *age = static_cast<int64_t>(n);
-  }
-}
-
-FinishPolicy ReadPolicy(simdjson::dom::parser& parser, const std::string& opts_json) {
-  FinishPolicy policy;
-  simdjson::dom::element root;
-  if (parser.parse(opts_json).get(root) != simdjson::SUCCESS || !root.is_object()) return policy;
-  simdjson::dom::object opts = root.get_object().value();
-  double n;
-  if (opts["attempts"].get_double().get(n) == simdjson::SUCCESS) {
-    policy.attempts = static_cast<int64_t>(n);
-  }
-  if (opts["stackTraceLimit"].get_double().get(n) == simdjson::SUCCESS) {
-    policy.stack_trace_limit = static_cast<int64_t>(n);
-  }
-  bool lifo;
-  if (opts["lifo"].get_bool().get(lifo) == simdjson::SUCCESS) policy.lifo = lifo;
-  simdjson::dom::element backoff;
-  if (opts["backoff"].get(backoff) == simdjson::SUCCESS) {
-    if (backoff.is_number()) {
-      policy.backoff_type = "fixed";
-      policy.backoff_delay = backoff.get_double().value();
-    } else if (backoff.is_object()) {
-      std::string_view type;
-      if (backoff["type"].get_string().get(type) == simdjson::SUCCESS) {
-        policy.backoff_type = std::string(type);
-      }
-      if (backoff["delay"].get_double().get(n) == simdjson::SUCCESS) policy.backoff_delay = n;
-      if (backoff["jitter"].get_double().get(n) == simdjson::SUCCESS) policy.backoff_jitter = n;
-    }
-  }
-  simdjson::dom::element keep;
-  if (opts["removeOnComplete"].get(keep) == simdjson::SUCCESS) {
-    ReadKeep(keep, &policy.keep_completed, &policy.keep_completed_age);
-  }
-  if (opts["removeOnFail"].get(keep) == simdjson::SUCCESS) {
-    ReadKeep(keep, &policy.keep_failed, &policy.keep_failed_age);
-  }
-  return policy;
-}
-
-// BullMQ's built-in backoff strategies, for attempt number `attempts_made` (1-based).
-int64_t BackoffMillis(const FinishPolicy& policy, int64_t attempts_made, std::mt19937_64& rng) {
-  double delay;
-  if (policy.backoff_type == "fixed") {
-    delay = policy.backoff_delay;
-  } else if (policy.backoff_type == "exponential") {
-    delay =
-        std::round(std::pow(2.0, static_cast<double>(attempts_made - 1)) * policy.backoff_delay);
-  } else {
-    return 0;  // none (or a custom strategy we cannot run): retry at once, as Node does
-  }
-  if (policy.backoff_jitter > 0) {
-    const double min_delay = delay * (1 - policy.backoff_jitter);
-    std::uniform_real_distribution<double> uniform(0.0, 1.0);
-    delay = std::floor(uniform(rng) * delay * policy.backoff_jitter + min_delay);
-  }
-  return static_cast<int64_t>(delay);
-}
-
-// The job's stacktrace list with `entry` appended, trimmed as Node's updateStacktrace does.
-std::string AppendStacktrace(simdjson::dom::parser& parser, const BullJob& job,
-                             const FinishPolicy& policy, const std::string& entry) {
-  std::vector<std::string> lines;
-  auto it = job.fields.find("stacktrace");
-  simdjson::dom::array previous;
-  if (it != job.fields.end() &&
-      parser.parse(it->second).get_array().get(previous) == simdjson::SUCCESS) {
-    for (simdjson::dom::element line : previous) {
-      std::string_view text;
-      if (line.get_string().get(text) == simdjson::SUCCESS) lines.emplace_back(text);
-    }
-  }
-  lines.push_back(entry);
-  if (policy.stack_trace_limit) {
-    const size_t keep = static_cast<size_t>(std::max<int64_t>(*policy.stack_trace_limit, 0));
-    if (lines.size() > keep) lines.erase(lines.begin(), lines.end() - keep);
-  }
-  std::string json = "[";
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (i > 0) json += ",";
-    json += JsonQuote(lines[i]);
-  }
-  return json + "]";
-}
-
-std::string Base64(absl::string_view in) { return absl::Base64Escape(in); }
-
-std::string RandomHex() {
-  std::random_device rd;
-  return absl::StrFormat("%08x%08x", rd(), rd());
-}
-
-}  // namespace
 
 absl::Status BullUnrecoverableError(absl::string_view message) {
   absl::Status status = absl::FailedPreconditionError(message);
-  status.SetPayload(kUnrecoverablePayload, absl::Cord("1"));
+  status.SetPayload(internal::kBullUnrecoverablePayload, absl::Cord("1"));
   return status;
 }
 
 absl::Status BullWorkerOptions::Validate() const {
-  if (prefix.empty() || prefix.find_first_of(" \t\r\n") != std::string::npos) {
-    return absl::InvalidArgumentError("BullMQ prefix must be non-empty without whitespace");
-  }
-  if (name.size() > 256 || name.find_first_of(" \t\r\n") != std::string::npos) {
-    return absl::InvalidArgumentError("worker name must be at most 256 bytes without spaces");
-  }
+  JQ_RETURN_IF_ERROR(internal::ValidateBullPrefixAndName(prefix, name));
   if (concurrency < 1 || concurrency > 1024) {
     return absl::InvalidArgumentError(
         absl::StrCat("concurrency must be 1..1024, got ", concurrency));
@@ -196,7 +67,7 @@ class BullWorker::Impl {
         options_(std::move(options)),
         keys_(options_.prefix, queue_),
         wake_fd_(wake_fd),
-        token_prefix_(RandomHex()) {
+        token_prefix_(internal::BullTokenPrefix()) {
     if (options_.lock_renew_time == absl::ZeroDuration()) {
       options_.lock_renew_time = options_.lock_duration / 2;
     }
@@ -217,23 +88,10 @@ class BullWorker::Impl {
 
  private:
   class Context;
-  struct Claimed {
-    BullJob job;
-    std::string token;
-  };
-  struct Finish {
-    std::string id, token, kind, value, stacktrace;
-    int64_t keep_count = -1;
-    std::optional<int64_t> keep_age;
-    std::string extra;
-  };
-  // Hands a claimed job back to wait unprocessed.
+  using Claimed = internal::BullClaim;
+  using Finish = internal::BullFinish;
   static Finish Release(const std::string& id, const std::string& token) {
-    Finish f;
-    f.id = id;
-    f.token = token;
-    f.kind = "release";
-    return f;
+    return internal::BullRelease(id, token);
   }
 
   bool StopWanted() const {
@@ -246,14 +104,10 @@ class BullWorker::Impl {
       stop_deadline_ = absl::Now() + options_.shutdown_timeout;
     }
   }
-  std::string ClientName() const {
-    std::string name = absl::StrCat(options_.prefix, ":", Base64(queue_));
-    if (!options_.name.empty()) absl::StrAppend(&name, ":w:", options_.name);
-    return name;
-  }
   absl::StatusOr<std::unique_ptr<RedisConnection>> Open(bool named) {
     RedisOptions redis = options_.redis;
-    if (named) redis.client_name = ClientName();
+    if (named)
+      redis.client_name = internal::BullWorkerClientName(options_.prefix, queue_, options_.name);
     return RedisConnection::Connect(url_, redis);
   }
 
@@ -364,54 +218,24 @@ absl::Status BullWorker::Impl::Connect() {
 
 absl::StatusOr<BullWorker::Impl::StepResult> BullWorker::Impl::Step(std::vector<Finish>& finishes,
                                                                     int want) {
-  const int64_t now = absl::ToUnixMillis(absl::Now());
-  std::vector<std::string> args = {
-      keys_.base(),
-      absl::StrCat(now),
-      absl::StrCat(want),
-      absl::StrCat(absl::ToInt64Milliseconds(options_.lock_duration)),
-      options_.name,
-      absl::StrCat(token_prefix_, ":", ++step_seq_),
-      options_.limiter_max > 0 ? absl::StrCat(options_.limiter_max) : "",
-      options_.limiter_max > 0 ? absl::StrCat(absl::ToInt64Milliseconds(options_.limiter_duration))
-                               : "",
-      absl::StrCat(finishes.size())};
-  args.reserve(args.size() + finishes.size() * 8);
-  for (const Finish& f : finishes) {
-    args.push_back(f.id);
-    args.push_back(f.token);
-    args.push_back(f.kind);
-    args.push_back(f.value);
-    args.push_back(f.stacktrace);
-    args.push_back(absl::StrCat(f.keep_count));
-    args.push_back(f.keep_age ? absl::StrCat(*f.keep_age) : "");
-    args.push_back(f.extra);
-  }
-  JQ_ASSIGN_OR_RETURN(
-      RedisReply reply,
-      internal::RunScript(*step_conn_, internal::EvalSha(internal::k_worker_step,
-                                                         keys_.worker_keys(), std::move(args))));
-  JQ_RETURN_IF_ERROR(reply.AsStatus("running the worker step script"));
-  if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 4 ||
-      reply.elements[1].type != RedisReply::Type::kArray) {
-    return absl::InternalError("worker step script returned an unexpected reply");
-  }
-  const std::vector<RedisReply>& codes = reply.elements[0].elements;
-  std::vector<RedisReply>& claimed = reply.elements[1].elements;
+  internal::BullStepRequest request;
+  request.want = want;
+  request.lock_ms = absl::ToInt64Milliseconds(options_.lock_duration);
+  request.worker_name = options_.name;
+  request.token_prefix = absl::StrCat(token_prefix_, ":", ++step_seq_);
+  request.limiter_max = options_.limiter_max;
+  request.limiter_ms = absl::ToInt64Milliseconds(options_.limiter_duration);
+  JQ_ASSIGN_OR_RETURN(internal::BullStepReply reply,
+                      internal::RunBullStep(*step_conn_, keys_, request, finishes));
   absl::MutexLock lock(&mu_);
   ++stats_.steps;
   for (size_t i = 0; i < finishes.size(); ++i) {
-    const int64_t code = i < codes.size() ? codes[i].integer : -1;
+    const int64_t code = reply.codes[i];
     held_.erase(finishes[i].id);
     if (code != 0) {
       ++stats_.lost;
       internal::LogWarn("BullMQ job {} in {}: {}; its {} result was not written", finishes[i].id,
-                        queue_,
-                        code == -2   ? "lock expired"
-                        : code == -6 ? "lock taken by another worker"
-                        : code == -3 ? "no longer active"
-                                     : "job is gone",
-                        finishes[i].kind);
+                        queue_, internal::BullFinishRefusal(code), finishes[i].kind);
     } else if (finishes[i].kind == "completed") {
       ++stats_.completed;
     } else if (finishes[i].kind == "failed") {
@@ -422,62 +246,25 @@ absl::StatusOr<BullWorker::Impl::StepResult> BullWorker::Impl::Step(std::vector<
       ++stats_.retried;
     }
   }
-  for (RedisReply& entry : claimed) {
-    if (entry.elements.size() != 3) continue;
-    Claimed c{internal::BullJobFromHash(entry.elements[0].str, entry.elements[2].elements),
-              std::move(entry.elements[1].str)};
+  const int claimed = static_cast<int>(reply.claimed.size());
+  for (Claimed& c : reply.claimed) {
     held_[c.job.id] = c.token;
     ready_.push_back(std::move(c));
   }
-  return StepResult{static_cast<int>(claimed.size()), reply.elements[2].integer,
-                    reply.elements[3].integer};
+  return StepResult{claimed, reply.rate_limited_ms, reply.next_delayed_at_ms};
 }
 
 BullWorker::Impl::Finish BullWorker::Impl::Process(Claimed& claimed, simdjson::dom::parser& parser,
                                                    std::mt19937_64& rng) {
-  const BullJob& job = claimed.job;
-  const FinishPolicy policy = ReadPolicy(parser, job.opts_json);
-  Finish f;
-  f.id = job.id;
-  f.token = claimed.token;
-
   absl::StatusOr<std::string> result;
-  auto deferred = job.fields.find("defa");
-  if (deferred != job.fields.end()) {
+  if (std::optional<absl::Status> deferred = internal::BullDeferredFailure(claimed.job)) {
     // Stalled too often (marked by a stalled check): fail without running it.
-    result = BullUnrecoverableError(deferred->second);
+    result = *std::move(deferred);
   } else {
     Context context(*this, claimed, stop_requested_);
     result = internal::RunHandler(handler_, context);
   }
-  if (result.ok()) {
-    f.kind = "completed";
-    f.value = std::move(*result);
-    f.keep_count = policy.keep_completed;
-    f.keep_age = policy.keep_completed_age;
-    return f;
-  }
-  f.value = std::string(result.status().message());
-  f.stacktrace = AppendStacktrace(
-      parser, job, policy,
-      absl::StrCat("Error: ", f.value, "\n    at ", queue_, " (libjobqueue C++ worker)"));
-  const bool unrecoverable = result.status().GetPayload(kUnrecoverablePayload).has_value();
-  if (!unrecoverable && job.attempts_made + 1 < policy.attempts) {
-    const int64_t delay = BackoffMillis(policy, job.attempts_made + 1, rng);
-    if (delay > 0) {
-      f.kind = "delay";
-      f.extra = absl::StrCat(delay);
-    } else {
-      f.kind = "retry";
-      f.extra = policy.lifo ? "1" : "0";
-    }
-    return f;
-  }
-  f.kind = "failed";
-  f.keep_count = policy.keep_failed;
-  f.keep_age = policy.keep_failed_age;
-  f.extra = absl::StrCat(policy.attempts);
-  return f;
+  return internal::BuildBullFinish(claimed.job, claimed.token, result, queue_, parser, rng);
 }
 
 void BullWorker::Impl::HandlerLoop() {
@@ -654,15 +441,11 @@ void BullWorker::Impl::HandBackRunning(std::unique_ptr<RedisConnection>& conn,
     }
     conn = std::move(*opened);
   }
-  absl::StatusOr<RedisReply> reply = internal::RunScript(
-      *conn, internal::EvalSha(
-                 internal::k_worker_step, keys_.worker_keys(),
-                 {keys_.base(), absl::StrCat(absl::ToUnixMillis(absl::Now())), "0", "0", "", "", "",
-                  "", "1", release.id, release.token, release.kind, "", "", "-1", "", ""}));
+  absl::StatusOr<internal::BullStepReply> reply =
+      internal::RunBullStep(*conn, keys_, internal::BullStepRequest(), {release});
   absl::MutexLock lock(&mu_);
   running_released_ = true;  // tried once: a failure leaves the lock to expire
-  if (reply.ok() && reply->type == RedisReply::Type::kArray && !reply->elements.empty() &&
-      !reply->elements[0].elements.empty() && reply->elements[0].elements[0].integer == 0) {
+  if (reply.ok() && reply->codes.front() == 0) {
     held_.erase(release.id);
     ++stats_.released;
   }

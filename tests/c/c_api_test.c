@@ -78,6 +78,8 @@ static void SleepMs(long ms) {
 
 static char schema[64];
 static char bull_name[64];
+static char consumer_name[80];
+static char bull_worker_name[80];
 
 static void RunSql(const char* sql) {
   PGconn* conn = PQconnectdb(Env("DATABASE_URL"));
@@ -253,6 +255,8 @@ static jq_pg_queue_t* OpenQueue(void) {
   return queue;
 }
 
+static jq_status_t HandleBullJob(void* user_data, jq_bull_job_context_t* job);
+
 static void TestOpenErrors(void) {
   StartPhase("pg: open errors");
   jq_pg_queue_t* queue = NULL;
@@ -282,6 +286,15 @@ static void TestOpenErrors(void) {
   jq_bull_queue_t* bull = NULL;
   CHECK_ERR(JQ_FAILED_PRECONDITION, "REDIS_URL",
             jq_bull_queue_open_config(config, "q", NULL, &bull, OK_ERR));
+  jq_bull_consumer_t* consumer = NULL;
+  CHECK_ERR(JQ_FAILED_PRECONDITION, "REDIS_URL",
+            jq_bull_consumer_open_config(config, "q", NULL, NULL, &consumer, OK_ERR));
+  CHECK(consumer == NULL);
+  jq_bull_worker_t* bull_worker = NULL;
+  CHECK_ERR(JQ_FAILED_PRECONDITION, "REDIS_URL",
+            jq_bull_worker_create_config(config, "q", NULL, NULL, HandleBullJob, NULL, &bull_worker,
+                                         OK_ERR));
+  CHECK(bull_worker == NULL);
   jq_config_destroy(config);
   jq_config_options_destroy(options);
 }
@@ -544,6 +557,7 @@ static jq_worker_options_t* WorkerOptions(int64_t idle_ms) {
   jq_worker_options_set_shutdown_timeout_ms(options, 2000);
   jq_worker_options_set_exit_when_idle_ms(options, idle_ms);
   jq_worker_options_set_log_startup(options, 0);
+  jq_worker_options_set_reconnect_backoff_ms(options, 50, 1000);
   return options;
 }
 
@@ -666,6 +680,11 @@ static void TestWorker(jq_pg_queue_t* queue) {
   CHECK_ERR(JQ_INVALID_ARGUMENT, "concurrency",
             jq_pg_worker_create(queue, options, &worker, OK_ERR));
   CHECK(worker == NULL);
+  jq_worker_options_set_concurrency(options, 2);
+  jq_worker_options_set_reconnect_backoff_ms(options, 500, 100);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "reconnect backoff",
+            jq_pg_worker_create(queue, options, &worker, OK_ERR));
+  CHECK(worker == NULL);
   jq_worker_options_destroy(options);
 
   StartPhase("worker: stop from another thread");
@@ -732,21 +751,408 @@ static void TestBull(void) {
   jq_bull_options_destroy(options);
 }
 
+/* ---- BullMQ consumer ---------------------------------------------------------------------- */
+
+/* Runs redis-cli with `args` against $REDIS_URL; the first line of its output goes to out. */
+static void RedisCli(const char* args, char* out, size_t size) {
+  char command[512];
+  snprintf(command, sizeof(command), "redis-cli --no-auth-warning -u \"$REDIS_URL\" %s", args);
+  FILE* pipe = popen(command, "r");
+  CHECK(pipe != NULL);
+  if (out != NULL && size > 0) out[0] = '\0';
+  if (pipe == NULL) return;
+  char line[512] = {0};
+  if (fgets(line, sizeof(line), pipe) != NULL) {
+    line[strcspn(line, "\n")] = '\0';
+    if (out != NULL) snprintf(out, size, "%s", line);
+  }
+  CHECK(pclose(pipe) == 0);
+}
+
+/* A field of a job's hash in queue `queue`. */
+static void JobField(const char* queue, const char* id, const char* field, char* out, size_t size) {
+  char args[256];
+  snprintf(args, sizeof(args), "hget bull:%s:%s %s", queue, id, field);
+  RedisCli(args, out, size);
+}
+
+static jq_bull_queue_t* OpenBull(const char* name) {
+  jq_bull_queue_t* bull = NULL;
+  CHECK_OK(jq_bull_queue_open(Env("REDIS_URL"), name, NULL, &bull, OK_ERR));
+  return bull;
+}
+
+static int64_t BullCount(jq_bull_queue_t* bull, jq_bull_state_t state) {
+  int64_t counts[JQ_BULL_STATE_COUNT] = {0};
+  CHECK_OK(jq_bull_counts(bull, counts, JQ_BULL_STATE_COUNT, OK_ERR));
+  return counts[state];
+}
+
+/* Fetches exactly one job (waiting up to wait_ms); NULL (and a failed check) otherwise. */
+static jq_bull_lease_t* FetchOne(jq_bull_consumer_t* consumer, int64_t wait_ms) {
+  jq_bull_lease_t** leases = NULL;
+  size_t count = 0;
+  CHECK_OK(jq_bull_consumer_fetch(consumer, 1, wait_ms, &leases, &count, OK_ERR));
+  CHECK(count == 1);
+  jq_bull_lease_t* lease = count == 1 ? leases[0] : NULL;
+  if (count != 1) jq_bull_leases_free(leases, count);
+  jq_free(leases);
+  return lease;
+}
+
+typedef struct LateAdd {
+  jq_bull_queue_t* bull;
+  char* id;
+} LateAdd;
+
+static void* AddLater(void* arg) {
+  LateAdd* late = (LateAdd*)arg;
+  SleepMs(200);
+  CHECK_OK(jq_bull_add(late->bull, "late", "{\"late\": true}", NULL, &late->id, OK_ERR));
+  return NULL;
+}
+
+static void TestBullConsumer(void) {
+  StartPhase("bull consumer: open");
+  jq_bull_options_t* options = jq_bull_options_create();
+  jq_bull_options_set_connect_timeout_ms(options, 3000);
+  jq_bull_worker_options_t* worker_options = jq_bull_worker_options_create();
+  jq_bull_worker_options_set_name(worker_options, "c-consumer");
+  jq_bull_worker_options_set_lock_duration_ms(worker_options, 20000);
+  jq_bull_consumer_t* consumer = NULL;
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "queue name",
+            jq_bull_consumer_open(Env("REDIS_URL"), "has:colon", options, worker_options, &consumer,
+                                  OK_ERR));
+  CHECK(consumer == NULL);
+  jq_bull_worker_options_set_lock_duration_ms(worker_options, 1);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "lock duration",
+            jq_bull_consumer_open(Env("REDIS_URL"), consumer_name, options, worker_options,
+                                  &consumer, OK_ERR));
+  jq_bull_worker_options_set_lock_duration_ms(worker_options, 20000);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "queue is NULL",
+            jq_bull_consumer_open(Env("REDIS_URL"), NULL, options, NULL, &consumer, OK_ERR));
+  CHECK_OK(jq_bull_consumer_open(Env("REDIS_URL"), consumer_name, options, worker_options,
+                                 &consumer, OK_ERR));
+  jq_bull_options_destroy(options);
+  jq_bull_worker_options_destroy(worker_options);
+  jq_bull_queue_t* bull = OpenBull(consumer_name);
+  if (consumer == NULL || bull == NULL) {
+    jq_bull_consumer_close(consumer);
+    jq_bull_queue_close(bull);
+    return;
+  }
+
+  StartPhase("bull consumer: fetch");
+  jq_bull_lease_t** leases = NULL;
+  size_t count = 7;
+  CHECK_OK(jq_bull_consumer_fetch(consumer, 5, 0, &leases, &count, OK_ERR));
+  CHECK(count == 0 && leases == NULL);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "1..1000",
+            jq_bull_consumer_fetch(consumer, 0, 0, &leases, &count, OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "consumer is NULL",
+            jq_bull_consumer_fetch(NULL, 1, 0, &leases, &count, OK_ERR));
+  char* first = NULL;
+  CHECK_OK(jq_bull_add(bull, "email", "{\"n\": 1}", "{\"attempts\": 2}", &first, OK_ERR));
+  CHECK_OK(jq_bull_add(bull, "email", "{\"n\": 2}", NULL, NULL, OK_ERR));
+  CHECK_OK(jq_bull_consumer_fetch(consumer, 5, 1000, &leases, &count, OK_ERR));
+  CHECK(count == 2);
+  if (count == 2) {
+    CHECK(first != NULL && strcmp(jq_bull_lease_id(leases[0]), first) == 0);
+    CHECK(strcmp(jq_bull_lease_name(leases[0]), "email") == 0);
+    CHECK(strstr(jq_bull_lease_data(leases[0]), "\"n\"") != NULL);
+    CHECK(strstr(jq_bull_lease_opts(leases[0]), "\"attempts\"") != NULL);
+    CHECK(jq_bull_lease_attempts_made(leases[0]) == 0);
+    CHECK(jq_bull_lease_timestamp_ms(leases[0]) > 0);
+    CHECK(strlen(jq_bull_lease_token(leases[0])) > 0);
+    CHECK(strcmp(jq_bull_lease_token(leases[0]), jq_bull_lease_token(leases[1])) != 0);
+    char pb[64];
+    JobField(consumer_name, first, "pb", pb, sizeof(pb));
+    CHECK(strcmp(pb, "c-consumer") == 0);
+    CHECK(BullCount(bull, JQ_BULL_ACTIVE) == 2);
+
+    StartPhase("bull consumer: extend and complete");
+    CHECK_OK(jq_bull_consumer_extend_lock(consumer, leases[0], OK_ERR));
+    CHECK_ERR(JQ_INVALID_ARGUMENT, "return value is",
+              jq_bull_consumer_complete(consumer, leases[0], "{not json", OK_ERR));
+    CHECK(BullCount(bull, JQ_BULL_ACTIVE) == 2);
+    CHECK_OK(jq_bull_consumer_complete(consumer, leases[0], "{\"sent\": true}", OK_ERR));
+    CHECK_OK(jq_bull_consumer_complete(consumer, leases[1], NULL, OK_ERR));
+    char value[64];
+    JobField(consumer_name, first, "returnvalue", value, sizeof(value));
+    CHECK(strcmp(value, "{\"sent\": true}") == 0);
+    CHECK(BullCount(bull, JQ_BULL_COMPLETED) == 2);
+    /* The lock went with the first finish. */
+    CHECK_ERR(JQ_LEASE_LOST, "nothing written",
+              jq_bull_consumer_complete(consumer, leases[0], "1", OK_ERR));
+  }
+  jq_bull_leases_free(leases, count);
+  jq_free(first);
+
+  StartPhase("bull consumer: fail, retry, unrecoverable");
+  char* retried = NULL;
+  CHECK_OK(jq_bull_add(bull, "email", "{}", "{\"attempts\": 2}", &retried, OK_ERR));
+  jq_bull_lease_t* lease = FetchOne(consumer, 1000);
+  CHECK_OK(jq_bull_consumer_fail(consumer, lease, "smtp down", 0, OK_ERR));
+  jq_bull_lease_destroy(lease);
+  CHECK(BullCount(bull, JQ_BULL_WAITING) == 1);
+  lease = FetchOne(consumer, 1000);
+  CHECK(jq_bull_lease_attempts_made(lease) == 1);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "reason is NULL",
+            jq_bull_consumer_fail(consumer, lease, NULL, 0, OK_ERR));
+  CHECK_OK(jq_bull_consumer_fail(consumer, lease, "smtp still down", 0, OK_ERR));
+  jq_bull_lease_destroy(lease);
+  CHECK(BullCount(bull, JQ_BULL_FAILED) == 1);
+  char reason[64];
+  JobField(consumer_name, retried, "failedReason", reason, sizeof(reason));
+  CHECK(strcmp(reason, "smtp still down") == 0);
+  jq_free(retried);
+  CHECK_OK(jq_bull_add(bull, "email", "{}", "{\"attempts\": 5}", NULL, OK_ERR));
+  lease = FetchOne(consumer, 1000);
+  CHECK_OK(jq_bull_consumer_fail(consumer, lease, "bad address", 1, OK_ERR));
+  jq_bull_lease_destroy(lease);
+  CHECK(BullCount(bull, JQ_BULL_FAILED) == 2);
+  CHECK(BullCount(bull, JQ_BULL_WAITING) == 0);
+
+  StartPhase("bull consumer: release");
+  char* released = NULL;
+  CHECK_OK(jq_bull_add(bull, "email", "{}", NULL, &released, OK_ERR));
+  lease = FetchOne(consumer, 1000);
+  CHECK_OK(jq_bull_consumer_release(consumer, lease, OK_ERR));
+  jq_bull_lease_destroy(lease);
+  CHECK(BullCount(bull, JQ_BULL_WAITING) == 1);
+  lease = FetchOne(consumer, 1000);
+  CHECK(lease != NULL && released != NULL && strcmp(jq_bull_lease_id(lease), released) == 0);
+  CHECK(jq_bull_lease_attempts_made(lease) == 0);
+  CHECK_OK(jq_bull_consumer_complete(consumer, lease, "null", OK_ERR));
+  jq_bull_lease_destroy(lease);
+  jq_free(released);
+
+  StartPhase("bull consumer: lost lock");
+  char* lost = NULL;
+  CHECK_OK(jq_bull_add(bull, "email", "{}", NULL, &lost, OK_ERR));
+  lease = FetchOne(consumer, 1000);
+  char args[256];
+  snprintf(args, sizeof(args), "del bull:%s:%s:lock", consumer_name, lost);
+  RedisCli(args, NULL, 0);
+  CHECK_ERR(JQ_LEASE_LOST, "lock expired", jq_bull_consumer_complete(consumer, lease, "1", OK_ERR));
+  CHECK_ERR(JQ_LEASE_LOST, "lock lost", jq_bull_consumer_extend_lock(consumer, lease, OK_ERR));
+  CHECK_ERR(JQ_LEASE_LOST, "lock expired", jq_bull_consumer_fail(consumer, lease, "x", 0, OK_ERR));
+  CHECK_ERR(JQ_LEASE_LOST, "lock expired", jq_bull_consumer_release(consumer, lease, OK_ERR));
+  CHECK(BullCount(bull, JQ_BULL_ACTIVE) == 1);
+  char finished[64];
+  JobField(consumer_name, lost, "finishedOn", finished, sizeof(finished));
+  CHECK(strcmp(finished, "") == 0);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "lease is NULL",
+            jq_bull_consumer_complete(consumer, NULL, "1", OK_ERR));
+  jq_bull_lease_destroy(lease);
+  jq_free(lost);
+
+  StartPhase("bull consumer: blocking fetch wakes on an add");
+  LateAdd late = {bull, NULL};
+  pthread_t thread;
+  CHECK(pthread_create(&thread, NULL, AddLater, &late) == 0);
+  lease = FetchOne(consumer, 30000);
+  pthread_join(thread, NULL);
+  CHECK(lease != NULL && late.id != NULL && strcmp(jq_bull_lease_id(lease), late.id) == 0);
+  CHECK(lease != NULL && strcmp(jq_bull_lease_name(lease), "late") == 0);
+  CHECK_OK(jq_bull_consumer_complete(consumer, lease, NULL, OK_ERR));
+  jq_bull_lease_destroy(lease);
+  jq_free(late.id);
+
+  /* Accessors on NULL handles. */
+  CHECK(strcmp(jq_bull_lease_id(NULL), "") == 0);
+  CHECK(jq_bull_lease_attempts_made(NULL) == 0);
+  jq_bull_leases_free(NULL, 0);
+  jq_bull_consumer_close(consumer);
+  jq_bull_queue_close(bull);
+}
+
+/* ---- BullMQ worker ------------------------------------------------------------------------ */
+
+/* By job name: "ok" returns its data, "fail" fails, "fatal" fails unrecoverably, "badresult"
+ * returns something that is not JSON. */
+static jq_status_t HandleBullJob(void* user_data, jq_bull_job_context_t* job) {
+  Tally* tally = (Tally*)user_data;
+  const jq_bull_lease_t* lease = jq_bull_job_context_lease(job);
+  const char* name = jq_bull_lease_name(lease);
+  if (strcmp(name, "ok") == 0) {
+    char result[256];
+    snprintf(result, sizeof(result), "{\"seen\": %s, \"stopping\": %d}", jq_bull_lease_data(lease),
+             jq_bull_job_context_stopping(job));
+    jq_bull_job_context_set_result(job, result);
+    if (tally != NULL) atomic_fetch_add(&tally->ok, 1);
+    return JQ_OK;
+  }
+  if (tally != NULL) atomic_fetch_add(&tally->failed, 1);
+  if (strcmp(name, "badresult") == 0) {
+    jq_bull_job_context_set_result(job, "{not json");
+    return JQ_OK;
+  }
+  if (strcmp(name, "fatal") == 0) jq_bull_job_context_set_unrecoverable(job);
+  jq_bull_job_context_set_error(job, "handler said no");
+  return JQ_INTERNAL;
+}
+
+static jq_bull_worker_options_t* BullWorkerOptions(int64_t idle_ms) {
+  jq_bull_worker_options_t* options = jq_bull_worker_options_create();
+  jq_bull_worker_options_set_name(options, "c-worker");
+  jq_bull_worker_options_set_concurrency(options, 2);
+  jq_bull_worker_options_set_lock_duration_ms(options, 5000);
+  jq_bull_worker_options_set_exit_when_idle_ms(options, idle_ms);
+  jq_bull_worker_options_set_shutdown_timeout_ms(options, 2000);
+  jq_bull_worker_options_set_stalled(options, 1000, 1);
+  jq_bull_worker_options_set_reconnect_backoff_ms(options, 50, 1000);
+  return options;
+}
+
+typedef struct BullStopper {
+  jq_bull_worker_t* worker;
+} BullStopper;
+
+static void* StopBullLater(void* arg) {
+  BullStopper* stopper = (BullStopper*)arg;
+  SleepMs(300);
+  jq_bull_worker_stop(stopper->worker);
+  return NULL;
+}
+
+static void TestBullWorker(void) {
+  StartPhase("bull worker: bad input");
+  jq_bull_worker_options_t* options = BullWorkerOptions(500);
+  jq_bull_worker_t* worker = NULL;
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "queue name",
+            jq_bull_worker_create(Env("REDIS_URL"), "has space", NULL, options, HandleBullJob, NULL,
+                                  &worker, OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "fn is NULL",
+            jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, NULL, options, NULL, NULL,
+                                  &worker, OK_ERR));
+  jq_bull_worker_options_set_concurrency(options, 0);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "concurrency",
+            jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, NULL, options, HandleBullJob,
+                                  NULL, &worker, OK_ERR));
+  CHECK(worker == NULL);
+  jq_bull_worker_options_set_concurrency(options, 2);
+  jq_bull_worker_options_set_reconnect_backoff_ms(options, 0, 100);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "reconnect backoff",
+            jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, NULL, options, HandleBullJob,
+                                  NULL, &worker, OK_ERR));
+  CHECK(worker == NULL);
+  jq_bull_worker_options_destroy(options);
+
+  StartPhase("bull worker: handlers");
+  jq_bull_queue_t* bull = OpenBull(bull_worker_name);
+  if (bull == NULL) return;
+  char* ok_id = NULL;
+  char* fail_id = NULL;
+  char* fatal_id = NULL;
+  CHECK_OK(jq_bull_add(bull, "ok", "{\"i\": 0}", NULL, &ok_id, OK_ERR));
+  for (int i = 1; i < 5; ++i) {
+    char data[32];
+    snprintf(data, sizeof(data), "{\"i\": %d}", i);
+    CHECK_OK(jq_bull_add(bull, "ok", data, NULL, NULL, OK_ERR));
+  }
+  CHECK_OK(jq_bull_add(bull, "fail", "{}", NULL, &fail_id, OK_ERR));
+  CHECK_OK(jq_bull_add(bull, "fatal", "{}", "{\"attempts\": 5}", &fatal_id, OK_ERR));
+  CHECK_OK(jq_bull_add(bull, "badresult", "{}", NULL, NULL, OK_ERR));
+
+  jq_bull_options_t* connection = jq_bull_options_create();
+  jq_bull_options_set_prefix(connection, "bull");
+  options = BullWorkerOptions(500);
+  Tally tally;
+  InitTally(&tally);
+  CHECK_OK(jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, connection, options,
+                                 HandleBullJob, &tally, &worker, OK_ERR));
+  if (worker != NULL) {
+    CHECK_OK(jq_bull_worker_run(worker, OK_ERR));
+    CHECK(atomic_load(&tally.ok) == 5);
+    CHECK(atomic_load(&tally.failed) == 3);
+    CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_COMPLETED) == 5);
+    CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_FAILED) == 3);
+    CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_RETRIED) == 0);
+    CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_LOST) == 0);
+    CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_STEPS) >= 1);
+    CHECK(jq_bull_worker_stat(worker, (jq_bull_worker_stat_t)42) == 0);
+    jq_bull_worker_destroy(worker);
+  }
+  CHECK(BullCount(bull, JQ_BULL_COMPLETED) == 5);
+  CHECK(BullCount(bull, JQ_BULL_FAILED) == 3);
+  char value[128];
+  JobField(bull_worker_name, ok_id, "returnvalue", value, sizeof(value));
+  CHECK(strstr(value, "\"seen\": {\"i\": 0}") != NULL);
+  JobField(bull_worker_name, ok_id, "pb", value, sizeof(value));
+  CHECK(strcmp(value, "c-worker") == 0);
+  JobField(bull_worker_name, fail_id, "failedReason", value, sizeof(value));
+  CHECK(strcmp(value, "handler said no") == 0);
+  /* Unrecoverable: one attempt of five. */
+  JobField(bull_worker_name, fatal_id, "atm", value, sizeof(value));
+  CHECK(strcmp(value, "1") == 0);
+  jq_free(ok_id);
+  jq_free(fail_id);
+  jq_free(fatal_id);
+
+  StartPhase("bull worker: stop from another thread");
+  jq_bull_worker_options_set_exit_when_idle_ms(options, -1);
+  worker = NULL;
+  CHECK_OK(jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, connection, options,
+                                 HandleBullJob, NULL, &worker, OK_ERR));
+  if (worker != NULL) {
+    BullStopper stopper = {worker};
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, StopBullLater, &stopper) == 0);
+    time_t start = time(NULL);
+    CHECK_OK(jq_bull_worker_run(worker, OK_ERR));
+    CHECK(time(NULL) - start < 10);
+    pthread_join(thread, NULL);
+    CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_STEPS) >= 1);
+    jq_bull_worker_destroy(worker);
+  }
+
+  StartPhase("bull worker: from a configuration");
+  jq_config_options_t* config_options = ConfigOptions("worker");
+  jq_config_t* config = NULL;
+  CHECK_OK(jq_config_load(config_options, &config, OK_ERR));
+  jq_config_options_destroy(config_options);
+  worker = NULL;
+  CHECK_OK(jq_bull_worker_create_config(config, bull_worker_name, connection, options,
+                                        HandleBullJob, NULL, &worker, OK_ERR));
+  CHECK(worker != NULL);
+  jq_bull_worker_destroy(worker);
+  jq_bull_consumer_t* consumer = NULL;
+  CHECK_OK(jq_bull_consumer_open_config(config, bull_worker_name, connection, options, &consumer,
+                                        OK_ERR));
+  CHECK(consumer != NULL);
+  jq_bull_consumer_close(consumer);
+  jq_config_destroy(config);
+  jq_bull_options_destroy(connection);
+  jq_bull_worker_options_destroy(options);
+  jq_bull_queue_close(bull);
+  /* NULL handles. */
+  jq_bull_worker_stop(NULL);
+  jq_bull_worker_destroy(NULL);
+  CHECK(jq_bull_worker_stat(NULL, JQ_BULL_WORKER_COMPLETED) == 0);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "worker is NULL", jq_bull_worker_run(NULL, OK_ERR));
+}
+
 static void CleanUp(void) {
   char sql[128];
   snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", schema);
   RunSql(sql);
-  char command[512];
-  snprintf(command, sizeof(command),
-           "redis-cli --no-auth-warning -u \"$REDIS_URL\" --scan --pattern 'bull:%s:*' | "
-           "xargs -r redis-cli --no-auth-warning -u \"$REDIS_URL\" del >/dev/null",
-           bull_name);
-  CHECK(system(command) == 0);
+  const char* names[] = {bull_name, consumer_name, bull_worker_name};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) {
+    char command[512];
+    snprintf(command, sizeof(command),
+             "redis-cli --no-auth-warning -u \"$REDIS_URL\" --scan --pattern 'bull:%s:*' | "
+             "xargs -r redis-cli --no-auth-warning -u \"$REDIS_URL\" del >/dev/null",
+             names[i]);
+    CHECK(system(command) == 0);
+  }
 }
 
 int main(void) {
   snprintf(schema, sizeof(schema), "c_api_%d", (int)getpid());
   snprintf(bull_name, sizeof(bull_name), "c_api_%d", (int)getpid());
+  snprintf(consumer_name, sizeof(consumer_name), "c_api_%d_consumer", (int)getpid());
+  snprintf(bull_worker_name, sizeof(bull_worker_name), "c_api_%d_worker", (int)getpid());
   Env("DATABASE_URL");
   Env("REDIS_URL");
 
@@ -773,6 +1179,8 @@ int main(void) {
     jq_pg_queue_close(queue);
   }
   TestBull();
+  TestBullConsumer();
+  TestBullWorker();
   CleanUp();
   unlink(path);
   rmdir(env_dir);

@@ -1,4 +1,5 @@
-/* The C API of libjobqueue: configuration, the Postgres queue and worker, the BullMQ producer.
+/* The C API of libjobqueue: configuration, the Postgres queue and worker, the BullMQ producer,
+ * consumer and worker. See docs/c-api.md.
  *
  * Conventions (as in LevelDB's c.h):
  *  - Every type is an opaque handle made by a *_create / *_open / *_load function and released
@@ -349,6 +350,10 @@ JQ_EXPORT void jq_worker_options_set_heartbeat_interval_ms(jq_worker_options_t* 
 JQ_EXPORT void jq_worker_options_set_shutdown_timeout_ms(jq_worker_options_t* options, int64_t ms);
 /* jq_pg_worker_run returns after this long without work; < 0 means never (the default). */
 JQ_EXPORT void jq_worker_options_set_exit_when_idle_ms(jq_worker_options_t* options, int64_t ms);
+/* Backoff between reconnect attempts after a lost connection: starts at min_ms, doubles up to
+ * max_ms (0 < min <= max). Default 100 and 10000. */
+JQ_EXPORT void jq_worker_options_set_reconnect_backoff_ms(jq_worker_options_t* options,
+                                                          int64_t min_ms, int64_t max_ms);
 /* Log the start-up lines. Default 1. */
 JQ_EXPORT void jq_worker_options_set_log_startup(jq_worker_options_t* options, int log_startup);
 /* Takes the environment and WORKER_POLL_INTERVAL from a loaded configuration. */
@@ -434,8 +439,166 @@ typedef enum jq_bull_state_t {
 JQ_EXPORT jq_status_t jq_bull_counts(jq_bull_queue_t* queue, int64_t* counts, size_t n,
                                      char** errptr);
 
-/* BullMQ worker: reserved for jq_bull_worker_* once the C++ library has a BullMQ worker
- * (docs/bullmq-compat.md, "Not supported yet"). Nothing is declared for it yet. */
+/* ---- BullMQ consumer and worker (include/jobqueue/bull_consumer.h, bull_worker.h) -------- */
+
+/* Both claim and finish jobs exactly as a Node BullMQ worker does (docs/bullmq-compat.md):
+ * per-claim lock tokens, the job's attempts/backoff/removeOnComplete/removeOnFail/
+ * stackTraceLimit. They take the connection settings and prefix from a jq_bull_options_t
+ * (NULL: defaults; its pool size is not used) and the worker settings from a
+ * jq_bull_worker_options_t (NULL: defaults). */
+
+typedef struct jq_bull_worker_options_t jq_bull_worker_options_t;
+typedef struct jq_bull_consumer_t jq_bull_consumer_t;
+typedef struct jq_bull_lease_t jq_bull_lease_t;
+typedef struct jq_bull_worker_t jq_bull_worker_t;
+typedef struct jq_bull_job_context_t jq_bull_job_context_t;
+
+JQ_EXPORT jq_bull_worker_options_t* jq_bull_worker_options_create(void);
+JQ_EXPORT void jq_bull_worker_options_destroy(jq_bull_worker_options_t* options);
+/* Stored as each job's processedBy ("pb"); the worker's connection is named after it so
+ * Node's getWorkers() lists it. Default: unnamed. Consumer and worker. */
+JQ_EXPORT void jq_bull_worker_options_set_name(jq_bull_worker_options_t* options, const char* name);
+/* Lock time per job, at least 10. Default 30000. Consumer and worker (which renews locks at
+ * half of it). */
+JQ_EXPORT void jq_bull_worker_options_set_lock_duration_ms(jq_bull_worker_options_t* options,
+                                                           int64_t ms);
+/* Worker only: handler threads, 1..1024. Default 1. */
+JQ_EXPORT void jq_bull_worker_options_set_concurrency(jq_bull_worker_options_t* options,
+                                                      int concurrency);
+/* Worker only: jq_bull_worker_run returns after this long without work; < 0 means never (the
+ * default). */
+JQ_EXPORT void jq_bull_worker_options_set_exit_when_idle_ms(jq_bull_worker_options_t* options,
+                                                            int64_t ms);
+/* Worker only: how long running handlers get after a stop before their jobs are handed back
+ * to wait. Default 30000. */
+JQ_EXPORT void jq_bull_worker_options_set_shutdown_timeout_ms(jq_bull_worker_options_t* options,
+                                                              int64_t ms);
+/* Worker only: stalled-job check period (default 30000) and the stalls a job may have before
+ * it fails (default 1). */
+JQ_EXPORT void jq_bull_worker_options_set_stalled(jq_bull_worker_options_t* options,
+                                                  int64_t interval_ms, int max_stalled_count);
+
+/* Worker only: backoff between reconnect attempts after Redis goes away: starts at min_ms,
+ * doubles up to max_ms (0 < min <= max). Default 100 and 10000. */
+JQ_EXPORT void jq_bull_worker_options_set_reconnect_backoff_ms(jq_bull_worker_options_t* options,
+                                                               int64_t min_ms, int64_t max_ms);
+
+/* -- consumer: your own loop of fetch, then extend / complete / fail / release per job. It
+ * renews no locks by itself (extend long jobs' locks) and runs no stalled check. */
+
+/* Opens a consumer of queue `queue` on redis://, rediss:// or unix:// `redis_url`. */
+JQ_EXPORT jq_status_t jq_bull_consumer_open(const char* redis_url, const char* queue,
+                                            const jq_bull_options_t* options,
+                                            const jq_bull_worker_options_t* worker_options,
+                                            jq_bull_consumer_t** consumer, char** errptr);
+/* Uses the configuration's REDIS_URL; JQ_FAILED_PRECONDITION when it has none. */
+JQ_EXPORT jq_status_t jq_bull_consumer_open_config(const jq_config_t* config, const char* queue,
+                                                   const jq_bull_options_t* options,
+                                                   const jq_bull_worker_options_t* worker_options,
+                                                   jq_bull_consumer_t** consumer, char** errptr);
+/* Call it only when no other call on the consumer is running. Leases stay valid (they are
+ * separate handles) but can no longer be finished through it. */
+JQ_EXPORT void jq_bull_consumer_close(jq_bull_consumer_t* consumer);
+/* Claims up to max (1..1000) jobs in BullMQ order. With none ready, waits up to wait_ms for
+ * one to be added or come due (0: do not wait). *leases gets a malloc'd array of *count lease
+ * handles (NULL when none came; a paused queue gives none); release them with
+ * jq_bull_leases_free (or each with jq_bull_lease_destroy, then the array with jq_free). */
+JQ_EXPORT jq_status_t jq_bull_consumer_fetch(jq_bull_consumer_t* consumer, int max, int64_t wait_ms,
+                                             jq_bull_lease_t*** leases, size_t* count,
+                                             char** errptr);
+/* The calls below succeed only while the lease still holds the job's lock; otherwise they
+ * return JQ_LEASE_LOST (and nothing is written), or JQ_NOT_FOUND when the job is gone. */
+/* Renews the lock for another lock duration. */
+JQ_EXPORT jq_status_t jq_bull_consumer_extend_lock(jq_bull_consumer_t* consumer,
+                                                   const jq_bull_lease_t* lease, char** errptr);
+/* Completes the job; return_value_json NULL means null. JQ_INVALID_ARGUMENT (nothing written,
+ * the lease still good) when it is not JSON. */
+JQ_EXPORT jq_status_t jq_bull_consumer_complete(jq_bull_consumer_t* consumer,
+                                                const jq_bull_lease_t* lease,
+                                                const char* return_value_json, char** errptr);
+/* Fails this attempt with `reason` (failedReason, and a stacktrace entry): retried per the
+ * job's attempts and backoff, else failed for good. unrecoverable != 0 fails it for good at
+ * once (Node's UnrecoverableError). */
+JQ_EXPORT jq_status_t jq_bull_consumer_fail(jq_bull_consumer_t* consumer,
+                                            const jq_bull_lease_t* lease, const char* reason,
+                                            int unrecoverable, char** errptr);
+/* Hands the job back to wait unprocessed, without using up an attempt. */
+JQ_EXPORT jq_status_t jq_bull_consumer_release(jq_bull_consumer_t* consumer,
+                                               const jq_bull_lease_t* lease, char** errptr);
+
+JQ_EXPORT void jq_bull_leases_free(jq_bull_lease_t** leases, size_t count);
+JQ_EXPORT void jq_bull_lease_destroy(jq_bull_lease_t* lease);
+/* The job as claimed; strings are borrowed from the lease. */
+JQ_EXPORT const char* jq_bull_lease_id(const jq_bull_lease_t* lease);
+JQ_EXPORT const char* jq_bull_lease_name(const jq_bull_lease_t* lease);
+/* The job's data (JSON as stored). */
+JQ_EXPORT const char* jq_bull_lease_data(const jq_bull_lease_t* lease);
+/* The job's BullMQ JobsOptions (JSON as stored). */
+JQ_EXPORT const char* jq_bull_lease_opts(const jq_bull_lease_t* lease);
+/* Attempts finished before this one ("attemptsMade"): 0 on the first run. */
+JQ_EXPORT int64_t jq_bull_lease_attempts_made(const jq_bull_lease_t* lease);
+/* When the job was added, ms since the Unix epoch. */
+JQ_EXPORT int64_t jq_bull_lease_timestamp_ms(const jq_bull_lease_t* lease);
+/* The lock token of this claim. */
+JQ_EXPORT const char* jq_bull_lease_token(const jq_bull_lease_t* lease);
+
+/* -- worker: a callback loop that renews locks, checks for stalled jobs and finishes jobs. */
+
+/* A handler runs one job on a worker thread. Return JQ_OK to complete the job with the
+ * return value set by jq_bull_job_context_set_result (null when none; one that is not JSON
+ * fails the job). Any other code fails the attempt with the message set by
+ * jq_bull_job_context_set_error (the failedReason); it is retried per the job's attempts and
+ * backoff unless jq_bull_job_context_set_unrecoverable was called. */
+typedef jq_status_t (*jq_bull_handler_fn)(void* user_data, jq_bull_job_context_t* job);
+
+/* The job being handled (use the jq_bull_lease_* accessors); valid only during the call. */
+JQ_EXPORT const jq_bull_lease_t* jq_bull_job_context_lease(const jq_bull_job_context_t* job);
+/* 1 once the worker is shutting down: long handlers may return early. */
+JQ_EXPORT int jq_bull_job_context_stopping(const jq_bull_job_context_t* job);
+/* Copies the JSON return value. */
+JQ_EXPORT void jq_bull_job_context_set_result(jq_bull_job_context_t* job,
+                                              const char* return_value_json);
+/* Copies the failure message. */
+JQ_EXPORT void jq_bull_job_context_set_error(jq_bull_job_context_t* job, const char* message);
+/* A failure of this call is final: no retry whatever the job's attempts. */
+JQ_EXPORT void jq_bull_job_context_set_unrecoverable(jq_bull_job_context_t* job);
+
+/* A worker on queue `queue`; it connects now (failing fast on a bad URL or password) but
+ * claims only in jq_bull_worker_run. user_data is passed to every call of fn and must outlive
+ * the worker. */
+JQ_EXPORT jq_status_t jq_bull_worker_create(const char* redis_url, const char* queue,
+                                            const jq_bull_options_t* options,
+                                            const jq_bull_worker_options_t* worker_options,
+                                            jq_bull_handler_fn fn, void* user_data,
+                                            jq_bull_worker_t** worker, char** errptr);
+/* Uses the configuration's REDIS_URL; JQ_FAILED_PRECONDITION when it has none. */
+JQ_EXPORT jq_status_t jq_bull_worker_create_config(const jq_config_t* config, const char* queue,
+                                                   const jq_bull_options_t* options,
+                                                   const jq_bull_worker_options_t* worker_options,
+                                                   jq_bull_handler_fn fn, void* user_data,
+                                                   jq_bull_worker_t** worker, char** errptr);
+/* Frees the worker. Call it only when jq_bull_worker_run is not running (stop, then join). */
+JQ_EXPORT void jq_bull_worker_destroy(jq_bull_worker_t* worker);
+/* Processes jobs until jq_bull_worker_stop, a stop signal (jq_stop_workers_on_signals) or the
+ * idle exit; then finishes or hands back in-flight jobs, leaving nothing locked. JQ_OK after
+ * a graceful stop. */
+JQ_EXPORT jq_status_t jq_bull_worker_run(jq_bull_worker_t* worker, char** errptr);
+/* Asks run to stop gracefully and returns at once. Safe from any thread and from a signal
+ * handler (it only stores an atomic and writes to an eventfd). */
+JQ_EXPORT void jq_bull_worker_stop(jq_bull_worker_t* worker);
+
+typedef enum jq_bull_worker_stat_t {
+  JQ_BULL_WORKER_COMPLETED = 0,
+  JQ_BULL_WORKER_FAILED = 1,            /* failed for good */
+  JQ_BULL_WORKER_RETRIED = 2,           /* failed and moved back to wait or delayed */
+  JQ_BULL_WORKER_LOST = 3,              /* lock lost before finishing: nothing written */
+  JQ_BULL_WORKER_RELEASED = 4,          /* handed back at shutdown */
+  JQ_BULL_WORKER_STALLED_RECOVERED = 5, /* jobs its stalled check moved back to wait */
+  JQ_BULL_WORKER_STEPS = 6,             /* finish+claim round trips */
+  JQ_BULL_WORKER_RECONNECTS = 7
+} jq_bull_worker_stat_t;
+/* One counter of the worker; 0 for an unknown stat. */
+JQ_EXPORT int64_t jq_bull_worker_stat(const jq_bull_worker_t* worker, jq_bull_worker_stat_t stat);
 
 #ifdef __cplusplus
 } /* extern "C" */

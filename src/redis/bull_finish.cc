@@ -1,0 +1,245 @@
+#include "redis/bull_finish.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "jobqueue/bull_worker.h"
+#include "jobqueue/json.h"
+#include "jobqueue/status.h"
+
+namespace jobqueue::internal {
+namespace {
+
+// What a job's stored opts say about finishing it (read leniently: a foreign client wrote it).
+struct FinishPolicy {
+  int64_t attempts = 0;
+  std::string backoff_type;  // "", "fixed" or "exponential"
+  double backoff_delay = 0;
+  double backoff_jitter = 0;
+  bool lifo = false;
+  std::optional<int64_t> stack_trace_limit;
+  // removeOnComplete / removeOnFail as BullMQ's keepJobs: count -1 keeps all, 0 none.
+  int64_t keep_completed = -1;
+  std::optional<int64_t> keep_completed_age;
+  int64_t keep_failed = -1;
+  std::optional<int64_t> keep_failed_age;
+};
+
+void ReadKeep(simdjson::dom::element value, int64_t* count, std::optional<int64_t>* age) {
+  if (value.is_bool()) {
+    *count = value.get_bool().value() ? 0 : -1;
+  } else if (value.is_number()) {
+    *count = static_cast<int64_t>(value.get_double().value());
+  } else if (value.is_object()) {
+    simdjson::dom::object keep = value.get_object().value();
+    double n;
+    if (keep["count"].get_double().get(n) == simdjson::SUCCESS) *count = static_cast<int64_t>(n);
+    if (keep["age"].get_double().get(n) == simdjson::SUCCESS) *age = static_cast<int64_t>(n);
+  }
+}
+
+FinishPolicy ReadPolicy(simdjson::dom::parser& parser, const std::string& opts_json) {
+  FinishPolicy policy;
+  simdjson::dom::element root;
+  if (parser.parse(opts_json).get(root) != simdjson::SUCCESS || !root.is_object()) return policy;
+  simdjson::dom::object opts = root.get_object().value();
+  double n;
+  if (opts["attempts"].get_double().get(n) == simdjson::SUCCESS) {
+    policy.attempts = static_cast<int64_t>(n);
+  }
+  if (opts["stackTraceLimit"].get_double().get(n) == simdjson::SUCCESS) {
+    policy.stack_trace_limit = static_cast<int64_t>(n);
+  }
+  bool lifo;
+  if (opts["lifo"].get_bool().get(lifo) == simdjson::SUCCESS) policy.lifo = lifo;
+  simdjson::dom::element backoff;
+  if (opts["backoff"].get(backoff) == simdjson::SUCCESS) {
+    if (backoff.is_number()) {
+      policy.backoff_type = "fixed";
+      policy.backoff_delay = backoff.get_double().value();
+    } else if (backoff.is_object()) {
+      std::string_view type;
+      if (backoff["type"].get_string().get(type) == simdjson::SUCCESS) {
+        policy.backoff_type = std::string(type);
+      }
+      if (backoff["delay"].get_double().get(n) == simdjson::SUCCESS) policy.backoff_delay = n;
+      if (backoff["jitter"].get_double().get(n) == simdjson::SUCCESS) policy.backoff_jitter = n;
+    }
+  }
+  simdjson::dom::element keep;
+  if (opts["removeOnComplete"].get(keep) == simdjson::SUCCESS) {
+    ReadKeep(keep, &policy.keep_completed, &policy.keep_completed_age);
+  }
+  if (opts["removeOnFail"].get(keep) == simdjson::SUCCESS) {
+    ReadKeep(keep, &policy.keep_failed, &policy.keep_failed_age);
+  }
+  return policy;
+}
+
+// BullMQ's built-in backoff strategies, for attempt number `attempts_made` (1-based).
+int64_t BackoffMillis(const FinishPolicy& policy, int64_t attempts_made, std::mt19937_64& rng) {
+  double delay;
+  if (policy.backoff_type == "fixed") {
+    delay = policy.backoff_delay;
+  } else if (policy.backoff_type == "exponential") {
+    delay =
+        std::round(std::pow(2.0, static_cast<double>(attempts_made - 1)) * policy.backoff_delay);
+  } else {
+    return 0;  // none (or a custom strategy we cannot run): retry at once, as Node does
+  }
+  if (policy.backoff_jitter > 0) {
+    const double min_delay = delay * (1 - policy.backoff_jitter);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    delay = std::floor(uniform(rng) * delay * policy.backoff_jitter + min_delay);
+  }
+  return static_cast<int64_t>(delay);
+}
+
+// The job's stacktrace list with `entry` appended, trimmed as Node's updateStacktrace does.
+std::string AppendStacktrace(simdjson::dom::parser& parser, const BullJob& job,
+                             const FinishPolicy& policy, const std::string& entry) {
+  std::vector<std::string> lines;
+  auto it = job.fields.find("stacktrace");
+  simdjson::dom::array previous;
+  if (it != job.fields.end() &&
+      parser.parse(it->second).get_array().get(previous) == simdjson::SUCCESS) {
+    for (simdjson::dom::element line : previous) {
+      std::string_view text;
+      if (line.get_string().get(text) == simdjson::SUCCESS) lines.emplace_back(text);
+    }
+  }
+  lines.push_back(entry);
+  if (policy.stack_trace_limit) {
+    const size_t keep = static_cast<size_t>(std::max<int64_t>(*policy.stack_trace_limit, 0));
+    if (lines.size() > keep) lines.erase(lines.begin(), lines.end() - keep);
+  }
+  std::string json = "[";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (i > 0) json += ",";
+    json += JsonQuote(lines[i]);
+  }
+  return json + "]";
+}
+
+}  // namespace
+
+BullFinish BullRelease(const std::string& id, const std::string& token) {
+  BullFinish f;
+  f.id = id;
+  f.token = token;
+  f.kind = "release";
+  return f;
+}
+
+BullFinish BuildBullFinish(const BullJob& job, const std::string& token,
+                           const absl::StatusOr<std::string>& result, absl::string_view queue,
+                           simdjson::dom::parser& parser, std::mt19937_64& rng) {
+  const FinishPolicy policy = ReadPolicy(parser, job.opts_json);
+  BullFinish f;
+  f.id = job.id;
+  f.token = token;
+  if (result.ok()) {
+    f.kind = "completed";
+    f.value = *result;
+    f.keep_count = policy.keep_completed;
+    f.keep_age = policy.keep_completed_age;
+    return f;
+  }
+  f.value = std::string(result.status().message());
+  f.stacktrace = AppendStacktrace(
+      parser, job, policy,
+      absl::StrCat("Error: ", f.value, "\n    at ", queue, " (libjobqueue C++ worker)"));
+  const bool unrecoverable = result.status().GetPayload(kBullUnrecoverablePayload).has_value();
+  if (!unrecoverable && job.attempts_made + 1 < policy.attempts) {
+    const int64_t delay = BackoffMillis(policy, job.attempts_made + 1, rng);
+    if (delay > 0) {
+      f.kind = "delay";
+      f.extra = absl::StrCat(delay);
+    } else {
+      f.kind = "retry";
+      f.extra = policy.lifo ? "1" : "0";
+    }
+    return f;
+  }
+  f.kind = "failed";
+  f.keep_count = policy.keep_failed;
+  f.keep_age = policy.keep_failed_age;
+  f.extra = absl::StrCat(policy.attempts);
+  return f;
+}
+
+std::optional<absl::Status> BullDeferredFailure(const BullJob& job) {
+  auto deferred = job.fields.find("defa");
+  if (deferred == job.fields.end()) return std::nullopt;
+  return BullUnrecoverableError(deferred->second);
+}
+
+std::string BullTokenPrefix() {
+  std::random_device rd;
+  return absl::StrFormat("%08x%08x", rd(), rd());
+}
+
+absl::string_view BullFinishRefusal(int64_t code) {
+  switch (code) {
+    case -2:
+      return "lock expired";
+    case -6:
+      return "lock taken by another worker";
+    case -3:
+      return "no longer active";
+    default:
+      return "job is gone";
+  }
+}
+
+absl::StatusOr<BullStepReply> RunBullStep(RedisConnection& conn, const BullKeys& keys,
+                                          const BullStepRequest& request,
+                                          const std::vector<BullFinish>& finishes) {
+  std::vector<std::string> args = {keys.base(),
+                                   absl::StrCat(absl::ToUnixMillis(absl::Now())),
+                                   absl::StrCat(request.want),
+                                   absl::StrCat(request.lock_ms),
+                                   request.worker_name,
+                                   request.token_prefix,
+                                   request.limiter_max > 0 ? absl::StrCat(request.limiter_max) : "",
+                                   request.limiter_max > 0 ? absl::StrCat(request.limiter_ms) : "",
+                                   absl::StrCat(finishes.size())};
+  args.reserve(args.size() + finishes.size() * 8);
+  for (const BullFinish& f : finishes) {
+    args.push_back(f.id);
+    args.push_back(f.token);
+    args.push_back(f.kind);
+    args.push_back(f.value);
+    args.push_back(f.stacktrace);
+    args.push_back(absl::StrCat(f.keep_count));
+    args.push_back(f.keep_age ? absl::StrCat(*f.keep_age) : "");
+    args.push_back(f.extra);
+  }
+  JQ_ASSIGN_OR_RETURN(RedisReply reply,
+                      RunScript(conn, EvalSha(k_worker_step, keys.worker_keys(), std::move(args))));
+  JQ_RETURN_IF_ERROR(reply.AsStatus("running the worker step script"));
+  if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 4 ||
+      reply.elements[1].type != RedisReply::Type::kArray) {
+    return absl::InternalError("worker step script returned an unexpected reply");
+  }
+  BullStepReply out;
+  const std::vector<RedisReply>& codes = reply.elements[0].elements;
+  for (size_t i = 0; i < finishes.size(); ++i) {
+    out.codes.push_back(i < codes.size() ? codes[i].integer : -1);
+  }
+  for (RedisReply& entry : reply.elements[1].elements) {
+    if (entry.elements.size() != 3) continue;
+    out.claimed.push_back(
+        BullClaim{BullJobFromHash(entry.elements[0].str, entry.elements[2].elements),
+                  std::move(entry.elements[1].str)});
+  }
+  out.rate_limited_ms = reply.elements[2].integer;
+  out.next_delayed_at_ms = reply.elements[3].integer;
+  return out;
+}
+
+}  // namespace jobqueue::internal
