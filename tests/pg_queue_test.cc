@@ -201,6 +201,41 @@ TEST_F(PgQueueTest, HeartbeatAndCompleteAreFencedByTheLease) {
   EXPECT_THAT(queue_->Complete(leases[0]), StatusIs(kLeaseLostCode));
 }
 
+// Release gives the attempt back, so the next claim by the same worker has the same worker id
+// and attempt number as the released one: only the claim time tells the two leases apart.
+TEST_F(PgQueueTest, AReleasedLeaseIsFencedOffFromTheSameWorkersNextClaim) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("t")));
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> first, queue_->Claim(Request()));
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_GT(first[0].claimed_at_us, 0);
+  ASSERT_THAT(queue_->Release(first[0]), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> second, queue_->Claim(Request()));
+  ASSERT_EQ(second.size(), 1u);
+  ASSERT_EQ(second[0].attempt, first[0].attempt);
+  ASSERT_NE(second[0].claimed_at_us, first[0].claimed_at_us);
+  EXPECT_THAT(queue_->Heartbeat(first[0]), StatusIs(kLeaseLostCode));
+  EXPECT_THAT(queue_->Fail(first[0], "stale").status(), StatusIs(kLeaseLostCode));
+  EXPECT_THAT(queue_->Release(first[0]), StatusIs(kLeaseLostCode));
+  EXPECT_THAT(queue_->Complete(first[0], "1"), StatusIs(kLeaseLostCode));
+  PgQueue::Completion stale{first[0], "1"};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::CompleteAndClaimResult batch,
+                          queue_->CompleteAndClaim({stale}, Request(0)));
+  EXPECT_THAT(batch.lost_job_ids, ::testing::ElementsAre(added.id));
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job job, queue_->Get(added.id));
+  EXPECT_EQ(job.status, JobStatus::kProcessing);
+  EXPECT_THAT(queue_->Complete(second[0], "2"), IsOk());
+}
+
+TEST_F(PgQueueTest, CompleteAndClaimRejectsAResultThatIsNotJson) {
+  ASSERT_THAT(queue_->Enqueue(Job("t")).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue_->Claim(Request()));
+  ASSERT_EQ(leases.size(), 1u);
+  PgQueue::Completion bad{leases[0], "{not json"};
+  EXPECT_THAT(queue_->CompleteAndClaim({bad}, Request(0)).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("result of job")));
+  EXPECT_THAT(queue_->Complete(leases[0], "{\"ok\": 1}"), IsOk());
+}
+
 TEST_F(PgQueueTest, CancelOnlyPendingJobs) {
   JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult a, queue_->Enqueue(Job("t")));
   EXPECT_THAT(queue_->Cancel(a.id), IsOk());

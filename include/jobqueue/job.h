@@ -69,7 +69,7 @@ struct Job {
   absl::Time run_at;
   int attempts = 0;
   int max_attempts = 0;
-  std::string locked_by;  // empty unless processing
+  std::string locked_by;  // the claimer; kept on completed/failed rows, cleared back in pending
   std::optional<absl::Time> locked_at;
   std::optional<absl::Time> heartbeat_at;
   std::string last_error;
@@ -90,6 +90,10 @@ struct Lease {
   std::string job_type;
   std::string payload_json;
   int max_attempts = 0;
+  // When this claim was made (the row's locked_at, in µs since the epoch). Part of the fence
+  // with worker_id and attempt, so a lease released and claimed again by the same worker
+  // (same attempt number) is still told apart from the new claim.
+  int64_t claimed_at_us = 0;
 };
 
 // A lease that was lost (recovered by the reaper and maybe re-claimed, cancelled, or

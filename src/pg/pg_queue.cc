@@ -130,6 +130,17 @@ PgParams ClaimParams(const ClaimRequest& request) {
           absl::StrCat(request.limit)};
 }
 
+absl::Status ValidateResult(int64_t job_id, const std::string& result) {
+  if (result.size() > kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("result of job ", job_id, " is ", result.size(),
+                                                   " bytes; the limit is ", kMaxPayloadBytes));
+  }
+  if (absl::Status s = ValidateJson(result); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("result of job ", job_id, " is ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 // Reads claimed rows starting at column `first` (see kClaimReturning), sorted in claim order.
 std::vector<Lease> ParseLeases(const PgResult& result, const ClaimRequest& request, int first,
                                int row_begin, int row_end) {
@@ -147,6 +158,7 @@ std::vector<Lease> ParseLeases(const PgResult& result, const ClaimRequest& reque
     lease.job_type = std::string(result.Get(r, first + 2));
     lease.payload_json = std::string(result.Get(r, first + 3));
     lease.max_attempts = result.GetInt(r, first + 4);
+    lease.claimed_at_us = result.GetInt64(r, first + 7);
     lease.worker_id = request.worker_id;
     lease.queue = request.queue;
     rows.push_back({result.GetInt(r, first + 5), result.GetInt64(r, first + 6), std::move(lease)});
@@ -373,6 +385,7 @@ absl::StatusOr<PgQueue::CompleteAndClaimResult> PgQueue::CompleteAndClaim(
   JQ_RETURN_IF_ERROR(ValidateClaim(next, /*min_limit=*/0));
   std::vector<int64_t> ids;
   std::vector<int64_t> attempts;
+  std::vector<int64_t> claimed_at;
   std::vector<std::string> results;
   ids.reserve(done.size());
   attempts.reserve(done.size());
@@ -382,14 +395,18 @@ absl::StatusOr<PgQueue::CompleteAndClaimResult> PgQueue::CompleteAndClaim(
       return absl::InvalidArgumentError(
           "CompleteAndClaim: leases must belong to the claiming worker");
     }
+    std::string result = completion.result_json.empty() ? "null" : completion.result_json;
+    if (absl::Status s = ValidateResult(completion.lease.job_id, result); !s.ok()) return s;
     ids.push_back(completion.lease.job_id);
     attempts.push_back(completion.lease.attempt);
-    results.push_back(completion.result_json.empty() ? "null" : completion.result_json);
+    claimed_at.push_back(completion.lease.claimed_at_us);
+    results.push_back(std::move(result));
   }
   PgParams params = ClaimParams(next);
   params.push_back(internal::PgInt64Array(ids));
   params.push_back(internal::PgInt64Array(attempts));
   params.push_back(internal::PgTextArray(results));
+  params.push_back(internal::PgInt64Array(claimed_at));
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
   JQ_ASSIGN_OR_RETURN(PgResult result,
                       conn->Run(SqlFor(options_.schema).complete_and_claim, params));
@@ -423,6 +440,8 @@ PgParams FenceParams(const Lease& lease) {
   return {absl::StrCat(lease.job_id), absl::StrCat(lease.attempt), lease.worker_id};
 }
 
+std::string ClaimedAt(const Lease& lease) { return absl::StrCat(lease.claimed_at_us); }
+
 }  // namespace
 
 absl::Status PgQueue::Heartbeat(const Lease& lease) {
@@ -434,18 +453,20 @@ absl::Status PgQueue::Heartbeat(const Lease& lease) {
 
 absl::StatusOr<std::vector<int64_t>> PgQueue::HeartbeatMany(absl::Span<const Lease> leases) {
   if (leases.empty()) return std::vector<int64_t>();
-  std::vector<int64_t> ids, attempts;
+  std::vector<int64_t> ids, attempts, claimed_at;
   for (const Lease& lease : leases) {
     if (lease.worker_id != leases[0].worker_id) {
       return absl::InvalidArgumentError("HeartbeatMany: all leases must belong to one worker");
     }
     ids.push_back(lease.job_id);
     attempts.push_back(lease.attempt);
+    claimed_at.push_back(lease.claimed_at_us);
   }
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
   JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(SqlFor(options_.schema).heartbeat_many,
                                                  {leases[0].worker_id, internal::PgInt64Array(ids),
-                                                  internal::PgInt64Array(attempts)}));
+                                                  internal::PgInt64Array(attempts),
+                                                  internal::PgInt64Array(claimed_at)}));
   absl::flat_hash_set<int64_t> held;
   for (int r = 0; r < result.rows(); ++r) held.insert(result.GetInt64(r, 0));
   std::vector<int64_t> lost;
@@ -457,19 +478,12 @@ absl::StatusOr<std::vector<int64_t>> PgQueue::HeartbeatMany(absl::Span<const Lea
 
 absl::Status PgQueue::Complete(const Lease& lease, absl::string_view result_json) {
   const std::string result(result_json.empty() ? "null" : result_json);
-  if (result.size() > kMaxPayloadBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("result of job ", lease.job_id, " is ",
-                                                   result.size(), " bytes; the limit is ",
-                                                   kMaxPayloadBytes));
-  }
-  if (absl::Status s = ValidateJson(result); !s.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("result of job ", lease.job_id, " is ", s.message()));
-  }
+  JQ_RETURN_IF_ERROR(ValidateResult(lease.job_id, result));
   const QueueSql& sql = SqlFor(options_.schema);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
   PgParams params = FenceParams(lease);
   params.push_back(result);
+  params.push_back(ClaimedAt(lease));
   JQ_ASSIGN_OR_RETURN(PgResult done, conn->Run(sql.complete, params));
   if (done.rows() == 1) return absl::OkStatus();
   return LeaseLost(*conn, sql, lease, "complete");
@@ -489,6 +503,7 @@ absl::StatusOr<FailOutcome> PgQueue::Fail(const Lease& lease, absl::string_view 
   PgParams params = FenceParams(lease);
   params.push_back(message);
   params.push_back(Micros(delay));
+  params.push_back(ClaimedAt(lease));
   JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(sql.fail, params));
   if (result.rows() == 0) return LeaseLost(*conn, sql, lease, "fail");
   FailOutcome outcome;
@@ -501,7 +516,9 @@ absl::StatusOr<FailOutcome> PgQueue::Fail(const Lease& lease, absl::string_view 
 absl::Status PgQueue::Release(const Lease& lease) {
   const QueueSql& sql = SqlFor(options_.schema);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(sql.release, FenceParams(lease)));
+  PgParams params = FenceParams(lease);
+  params.push_back(ClaimedAt(lease));
+  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(sql.release, params));
   if (result.rows() == 1) return absl::OkStatus();
   return LeaseLost(*conn, sql, lease, "release");
 }

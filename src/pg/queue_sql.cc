@@ -81,7 +81,8 @@ CREATE TRIGGER job_queue_notify
 // Columns of a claimed job, in the order ParseLeases reads them.
 constexpr absl::string_view kClaimReturning =
     "j.id, j.attempts, j.job_type, j.payload::text, j.max_attempts, j.priority, "
-    "(extract(epoch FROM j.run_at) * 1000000)::bigint";
+    "(extract(epoch FROM j.run_at) * 1000000)::bigint, "
+    "(extract(epoch FROM j.locked_at) * 1000000)::bigint";
 
 constexpr absl::string_view kClaimNext = R"sql(
   SELECT id FROM {s}.job_queue
@@ -205,13 +206,15 @@ SELECT id, true, NULL::bigint FROM input ORDER BY ord)sql"));
   complete_and_claim =
       stmt("complete_and_claim", absl::StrCat(R"sql(
 WITH input AS (
-  SELECT * FROM unnest($5::bigint[], $6::int[], $7::jsonb[]) AS d(id, attempt, result)),
+  SELECT * FROM unnest($5::bigint[], $6::int[], $7::jsonb[], $8::bigint[])
+           AS d(id, attempt, result, claimed_at_us)),
 done AS (
   UPDATE {s}.job_queue j
      SET status = 'completed', result = d.result, finished_at = now(), updated_at = now(),
          heartbeat_at = NULL
     FROM input d
    WHERE j.id = d.id AND j.attempts = d.attempt AND j.locked_by = $1 AND j.status = 'processing'
+     AND (extract(epoch FROM j.locked_at) * 1000000)::bigint = d.claimed_at_us
   RETURNING j.id),
 next AS ()sql",
                                               kClaimNext, "),\nclaimed AS (", kClaimUpdate,
@@ -219,7 +222,7 @@ next AS ()sql",
                                               R"sql()
 SELECT 'c', * FROM claimed
 UNION ALL
-SELECT 'l', input.id, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT 'l', input.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM input WHERE input.id NOT IN (SELECT id FROM done))sql"));
 
   complete = stmt("complete", R"sql(
@@ -227,6 +230,7 @@ UPDATE {s}.job_queue
    SET status = 'completed', result = $4::jsonb, finished_at = now(), updated_at = now(),
        heartbeat_at = NULL
  WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND status = 'processing'
+   AND (extract(epoch FROM locked_at) * 1000000)::bigint = $5
 RETURNING id)sql");
 
   fail = stmt("fail", R"sql(
@@ -239,6 +243,7 @@ UPDATE {s}.job_queue
        locked_at = CASE WHEN attempts >= max_attempts THEN locked_at END,
        last_error = $4, heartbeat_at = NULL, updated_at = now()
  WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND status = 'processing'
+   AND (extract(epoch FROM locked_at) * 1000000)::bigint = $6
 RETURNING status, (extract(epoch FROM run_at) * 1000000)::bigint, attempts)sql");
 
   release = stmt("release", R"sql(
@@ -247,14 +252,16 @@ WITH released AS (
      SET status = 'pending', attempts = attempts - 1, locked_by = NULL, locked_at = NULL,
          heartbeat_at = NULL, updated_at = now()
    WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND status = 'processing'
+     AND (extract(epoch FROM locked_at) * 1000000)::bigint = $4
   RETURNING id, queue)
 SELECT id, pg_notify('{ch}', queue) FROM released)sql");
 
   heartbeat_many = stmt("heartbeat_many", R"sql(
 UPDATE {s}.job_queue j
    SET heartbeat_at = now(), updated_at = now()
-  FROM unnest($2::bigint[], $3::int[]) AS l(id, attempt)
+  FROM unnest($2::bigint[], $3::int[], $4::bigint[]) AS l(id, attempt, claimed_at_us)
  WHERE j.id = l.id AND j.attempts = l.attempt AND j.locked_by = $1 AND j.status = 'processing'
+   AND (extract(epoch FROM j.locked_at) * 1000000)::bigint = l.claimed_at_us
 RETURNING j.id)sql");
 
   lease_state = stmt("lease_state", R"sql(
