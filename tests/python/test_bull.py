@@ -242,3 +242,63 @@ def test_sigint_stops_gracefully_and_restores_the_handler(redis_url, bull_name):
         assert stats.completed == 1
         assert signal.getsignal(signal.SIGINT) is previous
         assert q.counts()["active"] == 0 and q.counts()["completed"] == 1
+
+
+def test_job_fields_and_connection_kinds(redis_url, bull_name):
+    tls_url, tls_ca, socket = (os.environ.get(n) for n in ("REDIS_TLS_URL", "REDIS_TLS_CA",
+                                                           "REDIS_SOCKET"))
+    assert tls_url and tls_ca and socket, "scripts/services env exports the TLS URL and socket"
+    password = redis_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    config = jobqueue.Config.load("worker", load_env_files=False,
+                                  environ={"DATABASE_URL": "postgresql://x@127.0.0.1/x",
+                                           "REDIS_URL": redis_url})
+    connections = {
+        "config": (config, {}),
+        "secret": (jobqueue.Secret(redis_url), {}),
+        "tls": (tls_url, {"tls_ca_file": tls_ca}),
+        "unix": (f"unix://default:{password}@{socket}", {}),
+    }
+    seen = {}
+
+    def handle(job):
+        seen[job.name] = job
+        assert job.data == {"kind": job.name}
+        assert job.data_json == f'{{"kind":"{job.name}"}}'
+        assert job.opts["attempts"] == 2 and job.priority == 3 and job.delay == 0
+        assert job.timestamp > 0 and job.processed_on >= job.timestamp
+        return job.name
+
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        # One job at a time, each processed by a worker connected another way.
+        for kind, (redis, extra) in connections.items():
+            q.add(kind, {"kind": kind}, {"priority": 3, "attempts": 2, "jobId": f"job-{kind}"})
+            stats = make_bull_worker(redis, bull_name, handle, **extra).run()
+            assert stats.completed == 1 and stats.failed == 0, kind
+            assert q.get_job(f"job-{kind}")["return_value"] == kind
+        assert sorted(seen) == sorted(connections)
+        assert all(job.stopping for job in seen.values())  # read after the handler returned
+        assert repr(seen["tls"]) == "BullJob(id='job-tls', name='tls')"
+        with pytest.raises(jobqueue.FailedPreconditionError, match="REDIS_URL"):
+            jobqueue.BullWorker(jobqueue.Config.load(
+                "worker", load_env_files=False,
+                environ={"DATABASE_URL": "postgresql://x@127.0.0.1/x"}), bull_name)
+
+
+def test_locks_are_renewed_while_a_long_handler_runs(redis_url, bull_name):
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        long_job = q.add("long", {})
+        # A 1 s lock and a 0.5 s stalled check: without renewal the job would stall.
+        worker = make_bull_worker(redis_url, bull_name, lock_duration=1.0,
+                                  stalled_interval=0.5, exit_when_idle=0.5)
+
+        @worker.handler("long")
+        def long_running(job):
+            deadline = time.monotonic() + 2.5
+            while time.monotonic() < deadline:  # busy, holding the GIL most of the time
+                sum(range(1000))
+            return "finished"
+
+        stats = worker.run()
+        assert stats.completed == 1 and stats.lost == 0 and stats.stalled_recovered == 0
+        job = q.get_job(long_job)
+        assert job["return_value"] == "finished" and job["attempts_made"] == 1
