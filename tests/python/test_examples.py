@@ -1,7 +1,9 @@
 """The examples in examples/python, run as a user would run them, against the real servers."""
 
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -109,3 +111,26 @@ def test_examples_are_importable_and_ingest_handles_bad_payloads():
 
     with pytest.raises(ValueError, match="payload must be"):
         ingest.ingest_csv(FakeJob())
+
+
+def test_bull_worker_stops_on_sigterm(redis_url, bull_name, python, tmp_path):  # noqa: F811
+    env = example_env(REDIS_URL=redis_url, LOG_LEVEL="warn")
+    process = subprocess.Popen([python, os.path.join(EXAMPLES, "bull_worker.py"), bull_name],
+                               env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().startswith(f"Starting BullMQ worker on {bull_name}")
+        with jobqueue.BullQueue(redis_url, bull_name) as q:
+            job = q.add("welcome", {"to": "bob@example.com"})
+            deadline = time.monotonic() + 60
+            while q.counts()["completed"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert q.get_job(job)["return_value"]["message"] == "Welcome, bob@example.com!"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "Stopped: 1 completed, 0 failed, 0 retried" in out
