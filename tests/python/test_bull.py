@@ -184,8 +184,14 @@ def test_worker_bad_input(redis_url, bull_name):
         make_bull_worker(redis_url, bull_name, concurrency=0)
     with pytest.raises(jobqueue.InvalidArgumentError, match="seconds"):
         make_bull_worker(redis_url, bull_name, lock_duration="long")
+    with pytest.raises(jobqueue.InvalidArgumentError, match="job name must be a str"):
+        @worker.handler  # without the call
+        def forgot_the_parentheses(job):
+            return None
     with pytest.raises(jobqueue.InvalidArgumentError, match="limiter"):
         make_bull_worker(redis_url, bull_name, limiter={"max": 1})
+    with pytest.raises(jobqueue.InvalidArgumentError, match="limiter"):
+        make_bull_worker(redis_url, bull_name, limiter={"max": "1", "duration": 1000})
     with pytest.raises(jobqueue.InvalidArgumentError, match="redis"):
         jobqueue.BullWorker(42, bull_name)
     with pytest.raises(jobqueue.JobQueueError):

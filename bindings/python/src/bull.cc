@@ -133,11 +133,20 @@ struct PyBullWorker {
   bool ran = false;
 };
 
+void CheckJobName(const py::object& name) {
+  if (!name.is_none() && !py::isinstance<py::str>(name)) {
+    throw StatusError(absl::InvalidArgumentError(
+        "the job name must be a str, or None for every name (decorate with "
+        "@worker.handler(\"name\") or @worker.handler())"));
+  }
+}
+
 void RegisterBullHandler(PyBullWorker& w, const py::object& name, const py::object& fn) {
   BullHandlers& h = *w.handlers;
   if (h.frozen) {
     throw StatusError(absl::FailedPreconditionError("register handlers before run()"));
   }
+  CheckJobName(name);
   const std::string label = name.is_none() ? std::string("every job") : name.cast<std::string>();
   if (!PyCallable_Check(fn.ptr())) {
     throw StatusError(
@@ -195,7 +204,8 @@ std::unique_ptr<PyBullWorker> MakeBullWorker(
   if (!limiter.is_none()) {
     // Node's {max, duration (ms)}.
     if (!py::isinstance<py::dict>(limiter) || !limiter.contains("max") ||
-        !limiter.contains("duration")) {
+        !limiter.contains("duration") || !py::isinstance<py::int_>(limiter["max"]) ||
+        !py::isinstance<py::int_>(limiter["duration"])) {
       throw StatusError(
           absl::InvalidArgumentError("limiter must be a dict {\"max\": N, \"duration\": ms}"));
     }
@@ -401,6 +411,7 @@ Node's getWorkers() lists it. limiter is Node's {"max": N, "duration": ms}.)doc"
       .def(
           "handler",
           [](py::object self, const py::object& name) {
+            CheckJobName(name);
             return py::cpp_function([self, name](py::object fn) {
               RegisterBullHandler(self.cast<PyBullWorker&>(), name, fn);
               return fn;
