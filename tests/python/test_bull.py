@@ -239,12 +239,14 @@ def test_stop_lets_handlers_finish_and_releases_the_gil(redis_url, bull_name, ti
 def test_sigint_stops_gracefully_and_restores_the_handler(redis_url, bull_name):
     with jobqueue.BullQueue(redis_url, bull_name) as q:
         q.add("t", {})
-        worker = make_bull_worker(redis_url, bull_name, lambda job: "ok", exit_when_idle=None)
+
+        def interrupt(job):
+            os.kill(os.getpid(), signal.SIGINT)  # delivered to the main thread, in run()
+            return "ok"
+
+        worker = make_bull_worker(redis_url, bull_name, interrupt, exit_when_idle=None)
         previous = signal.getsignal(signal.SIGINT)
-        timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-        timer.start()
         stats = worker.run()  # would raise KeyboardInterrupt without our handler
-        timer.join()
         assert stats.completed == 1
         assert signal.getsignal(signal.SIGINT) is previous
         assert q.counts()["active"] == 0 and q.counts()["completed"] == 1
