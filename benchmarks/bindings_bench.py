@@ -10,9 +10,11 @@ claim --batch at a time and complete each batch in one round trip until none is 
   c++     build/benchmarks/bindings_ref (PgQueue directly)
   python  the jobqueue module: enqueue_many, claim(limit=...), complete_many
   c-api   libjobqueue_c through ctypes: jq_pg_enqueue_batch, jq_pg_claim, jq_pg_complete_many
-Then the worker runtime, no-op handler, concurrency 8, batch --batch, 1 dispatcher, from
-Run() until every job is completed: build/benchmarks/pg_e2e --only work (C++ handler) against
-jobqueue.Worker (Python handler). Rounds are interleaved and the median is reported.
+Then the worker runtimes with a no-op handler, from Run() until every job is completed:
+Postgres at concurrency 8, batch --batch, 1 dispatcher (build/benchmarks/pg_e2e --only work,
+C++ handler, against jobqueue.Worker, Python handler), and BullMQ on REDIS_URL at concurrency
+8 (build/benchmarks/bull_e2e process, against jobqueue.BullWorker). Rounds are interleaved
+and the median is reported.
 """
 
 import argparse
@@ -193,6 +195,45 @@ def run_python_worker(args):
     return elapsed
 
 
+def delete_bull_keys(pattern):
+    subprocess.run(f"redis-cli --no-auth-warning -u \"$REDIS_URL\" --scan --pattern '{pattern}' | "
+                   f"xargs -r redis-cli --no-auth-warning -u \"$REDIS_URL\" del >/dev/null",
+                   shell=True, check=True)
+
+
+def run_cpp_bull_worker(args):
+    out = subprocess.run([os.path.join(args.build, "benchmarks", "bull_e2e"), "process",
+                          str(args.jobs), "8"], check=True, capture_output=True, text=True).stdout
+    delete_bull_keys("bull:bench-process-*")
+    return json.loads(out.splitlines()[-1])["seconds"]
+
+
+def run_python_bull_worker(args):
+    name = f"bench-bindings-{os.getpid()}"
+    redis = os.environ["REDIS_URL"]
+    with jobqueue.BullQueue(redis, name) as queue:
+        for _ in range(args.jobs):
+            queue.add("noop", {})
+    handled = 0
+    lock = threading.Lock()
+
+    def noop(job):
+        nonlocal handled
+        with lock:
+            handled += 1
+            if handled == args.jobs:
+                worker.stop()
+
+    worker = jobqueue.BullWorker(redis, name, noop, concurrency=8)
+    start = time.perf_counter()
+    stats = worker.run(handle_signals=False)
+    elapsed = time.perf_counter() - start
+    delete_bull_keys(f"bull:{name}:*")
+    if stats.completed != args.jobs:
+        raise RuntimeError(f"bull: completed {stats.completed} of {args.jobs}")
+    return elapsed
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", default="build")
@@ -200,12 +241,13 @@ def main():
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    if "DATABASE_URL" not in os.environ:
-        sys.exit('bindings_bench: set DATABASE_URL (eval "$(scripts/services env)")')
+    if "DATABASE_URL" not in os.environ or "REDIS_URL" not in os.environ:
+        sys.exit('bindings_bench: set DATABASE_URL and REDIS_URL (eval "$(scripts/services env)")')
     jobqueue.configure_logging(level="warn")
     library = os.path.join(args.build, "bindings", "c", "libjobqueue_c.so")
     if not os.path.exists(library):
-        sys.exit("bindings_bench: build the jobqueue_c, bindings_ref and pg_e2e targets first")
+        sys.exit("bindings_bench: build the jobqueue_c, bindings_ref, pg_e2e and bull_e2e "
+                 "targets first")
     c_api = CApi(library)
 
     samples = {}
@@ -216,6 +258,8 @@ def main():
                 samples.setdefault((path, phase), []).append(seconds)
         samples.setdefault(("c++", "worker"), []).append(run_cpp_worker(args))
         samples.setdefault(("python", "worker"), []).append(run_python_worker(args))
+        samples.setdefault(("c++", "bull"), []).append(run_cpp_bull_worker(args))
+        samples.setdefault(("python", "bull"), []).append(run_python_bull_worker(args))
         print(f"round {round_number + 1} of {args.rounds} done", file=sys.stderr)
     fresh_schema()
 
@@ -238,7 +282,10 @@ def main():
           f"({total['python'] / total['c++']:.2f}x) | {total['c-api']:,.0f} "
           f"({total['c-api'] / total['c++']:.2f}x) |")
     cpp, py = rate("c++", "worker"), rate("python", "worker")
-    print(f"| worker, no-op handler, concurrency 8, batch {args.batch} | {cpp:,.0f} | "
+    print(f"| Postgres worker, no-op handler, concurrency 8, batch {args.batch} | {cpp:,.0f} | "
+          f"{py:,.0f} ({py / cpp:.2f}x) | |")
+    cpp, py = rate("c++", "bull"), rate("python", "bull")
+    print(f"| BullMQ worker, no-op handler, concurrency 8 | {cpp:,.0f} | "
           f"{py:,.0f} ({py / cpp:.2f}x) | |")
 
 
