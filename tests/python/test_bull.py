@@ -1,7 +1,11 @@
-"""The BullMQ producer from Python."""
+"""The BullMQ producer and worker from Python."""
 
+import itertools
 import os
+import signal
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -57,3 +61,252 @@ def test_closed(redis_url):
     assert q.closed
     with pytest.raises(jobqueue.FailedPreconditionError, match="closed"):
         q.add("x")
+
+
+# The BullMQ worker.
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def bull_name(redis_url):
+    """A fresh queue name; its keys are deleted afterwards."""
+    name = f"py_bullw_{os.getpid()}_{next(_names)}"
+    yield name
+    subprocess.run(
+        f"redis-cli --no-auth-warning -u \"$REDIS_URL\" --scan --pattern 'bull:{name}:*' | "
+        f"xargs -r redis-cli --no-auth-warning -u \"$REDIS_URL\" del >/dev/null",
+        shell=True, check=True)
+
+
+def make_bull_worker(redis_url, queue_name, handler=None, **options):
+    defaults = dict(exit_when_idle=0.5, drain_delay=0.2, shutdown_timeout=5.0,
+                    lock_duration=5.0, stalled_interval=5.0)
+    defaults.update(options)
+    return jobqueue.BullWorker(redis_url, queue_name, handler, **defaults)
+
+
+def test_worker_runs_handlers_by_job_name(redis_url, bull_name):
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        ids = [q.add("welcome", {"to": f"u{i}@example.com"}) for i in range(5)]
+        report = q.add("report", {"month": 11})
+        worker = make_bull_worker(redis_url, bull_name, concurrency=2, name="py-test")
+        seen = []
+
+        @worker.handler("welcome")
+        def welcome(job):
+            assert isinstance(job, jobqueue.BullJob)
+            assert job.token and not job.stopping and job.attempts_made == 0
+            seen.append(job.id)
+            return {"sent": job.data["to"]}
+
+        @worker.handler("report")
+        def monthly(job):
+            return [job.name, job.data["month"]]
+
+        assert welcome.__name__ == "welcome"  # the decorator hands the function back
+        assert worker.job_names == ["report", "welcome"] and worker.queue == bull_name
+        stats = worker.run()
+        assert stats.completed == 6 and stats.failed == 0 and stats.retried == 0
+        assert sorted(seen) == sorted(ids)
+        job = q.get_job(ids[3])
+        assert job["return_value"] == {"sent": "u3@example.com"}
+        assert job["finished_on"] is not None and job["processed_on"] is not None
+        assert q.get_job(report)["return_value"] == ["report", 11]
+        assert q.counts()["completed"] == 6
+
+
+def test_one_handler_for_every_name_and_none_result(redis_url, bull_name):
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        a = q.add("a", {"n": 1})
+        b = q.add("b", {"n": 2})
+        names = []
+        worker = make_bull_worker(redis_url, bull_name, lambda job: names.append(job.name))
+        assert worker.run().completed == 2
+        assert sorted(names) == ["a", "b"]
+        assert q.get_job(a)["return_value"] is None and q.get_job(b)["return_value"] is None
+
+
+def test_failures_retries_and_unrecoverable(redis_url, bull_name):
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        flaky = q.add("flaky", {}, {"attempts": 3, "backoff": {"type": "fixed", "delay": 10}})
+        broken = q.add("broken", {}, {"attempts": 5})
+        fatal = q.add("fatal", {}, {"attempts": 5})
+        odd = q.add("odd", {}, {"attempts": 1})
+        unknown = q.add("nobody-handles-this", {}, {"attempts": 1})
+        worker = make_bull_worker(redis_url, bull_name, exit_when_idle=1.0)
+        attempts = []
+
+        @worker.handler("flaky")
+        def flaky_handler(job):
+            attempts.append(job.attempts_made)
+            if job.attempts_made < 2:
+                raise RuntimeError(f"attempt {job.attempts_made + 1} failed")
+            return "third time lucky"
+
+        @worker.handler("broken")
+        def broken_handler(job):
+            raise ValueError("corrupt CSV header") if job.attempts_made == 0 else KeyError()
+
+        @worker.handler("fatal")
+        def fatal_handler(job):
+            raise jobqueue.UnrecoverableError("bad input, do not retry")
+
+        worker.register("odd", lambda job: {"when": object()})
+        stats = worker.run()
+        assert attempts == [0, 1, 2]
+        assert q.get_job(flaky)["return_value"] == "third time lucky"
+        fatal_job = q.get_job(fatal)
+        assert fatal_job["failed_reason"] == "bad input, do not retry"
+        assert fatal_job["attempts_made"] == 1  # 5 allowed, none retried
+        assert "JSON serializable" in q.get_job(odd)["failed_reason"]
+        assert "no handler" in q.get_job(unknown)["failed_reason"]
+        broken_job = q.get_job(broken)
+        # An exception with no text is named by its type; 5 attempts all failed.
+        assert broken_job["attempts_made"] == 5 and broken_job["failed_reason"] == "KeyError"
+        assert stats.completed == 1 and stats.failed == 4 and stats.retried == 2 + 4
+        assert q.counts()["failed"] == 4 and q.counts()["completed"] == 1
+
+
+def test_worker_bad_input(redis_url, bull_name):
+    worker = make_bull_worker(redis_url, bull_name)
+    worker.register("t", lambda job: None)
+    with pytest.raises(jobqueue.AlreadyExistsError, match="already registered"):
+        worker.register("t", lambda job: None)
+    with pytest.raises(jobqueue.InvalidArgumentError, match="not callable"):
+        worker.register("u", 42)
+    with pytest.raises(jobqueue.InvalidArgumentError, match="empty"):
+        worker.register("", lambda job: None)
+    worker.handler()(lambda job: None)
+    with pytest.raises(jobqueue.AlreadyExistsError, match="every job"):
+        worker.handler()(lambda job: None)
+    with pytest.raises(jobqueue.InvalidArgumentError, match="concurrency"):
+        make_bull_worker(redis_url, bull_name, concurrency=0)
+    with pytest.raises(jobqueue.InvalidArgumentError, match="seconds"):
+        make_bull_worker(redis_url, bull_name, lock_duration="long")
+    with pytest.raises(jobqueue.InvalidArgumentError, match="job name must be a str"):
+        @worker.handler  # without the call
+        def forgot_the_parentheses(job):
+            return None
+    with pytest.raises(jobqueue.InvalidArgumentError, match="limiter"):
+        make_bull_worker(redis_url, bull_name, limiter={"max": 1})
+    with pytest.raises(jobqueue.InvalidArgumentError, match="limiter"):
+        make_bull_worker(redis_url, bull_name, limiter={"max": "1", "duration": 1000})
+    with pytest.raises(jobqueue.InvalidArgumentError, match="redis"):
+        jobqueue.BullWorker(42, bull_name)
+    with pytest.raises(jobqueue.JobQueueError):
+        jobqueue.BullWorker("redis://127.0.0.1:1/0", bull_name, connect_timeout=1.0)
+    with pytest.raises(jobqueue.FailedPreconditionError, match="no handlers"):
+        make_bull_worker(redis_url, bull_name).run()
+    worker.run()
+    with pytest.raises(jobqueue.FailedPreconditionError, match="runs only once"):
+        worker.run()
+    with pytest.raises(jobqueue.FailedPreconditionError, match="before run"):
+        worker.register("v", lambda job: None)
+
+
+def test_stop_lets_handlers_finish_and_releases_the_gil(redis_url, bull_name, ticker):
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        ids = [q.add("slow", {"i": i}) for i in range(2)]
+        worker = make_bull_worker(redis_url, bull_name, concurrency=2, exit_when_idle=None)
+        started = threading.Barrier(3)
+        finished = []
+
+        @worker.handler("slow")
+        def slow(job):
+            started.wait(10)
+            while not job.stopping:
+                time.sleep(0.01)
+            finished.append(job.id)
+            return {"stopped": True}
+
+        def stopper():
+            started.wait(10)
+            worker.stop()
+
+        thread = threading.Thread(target=stopper)
+        thread.start()
+        with ticker() as tick:
+            stats = worker.run()
+        thread.join()
+        assert sorted(finished) == sorted(ids)
+        # Handlers that finish within shutdown_timeout still complete their jobs.
+        assert stats.completed == 2 and stats.released == 0
+        assert q.get_job(ids[0])["return_value"] == {"stopped": True}
+        assert tick.ticks > 0  # the ticker thread ran while run() waited
+
+
+def test_sigint_stops_gracefully_and_restores_the_handler(redis_url, bull_name):
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        q.add("t", {})
+
+        def interrupt(job):
+            os.kill(os.getpid(), signal.SIGINT)  # delivered to the main thread, in run()
+            return "ok"
+
+        worker = make_bull_worker(redis_url, bull_name, interrupt, exit_when_idle=None)
+        previous = signal.getsignal(signal.SIGINT)
+        stats = worker.run()  # would raise KeyboardInterrupt without our handler
+        assert stats.completed == 1
+        assert signal.getsignal(signal.SIGINT) is previous
+        assert q.counts()["active"] == 0 and q.counts()["completed"] == 1
+
+
+def test_job_fields_and_connection_kinds(redis_url, bull_name):
+    tls_url, tls_ca, socket = (os.environ.get(n) for n in ("REDIS_TLS_URL", "REDIS_TLS_CA",
+                                                           "REDIS_SOCKET"))
+    assert tls_url and tls_ca and socket, "scripts/services env exports the TLS URL and socket"
+    password = redis_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    config = jobqueue.Config.load("worker", load_env_files=False,
+                                  environ={"DATABASE_URL": "postgresql://x@127.0.0.1/x",
+                                           "REDIS_URL": redis_url})
+    connections = {
+        "config": (config, {}),
+        "secret": (jobqueue.Secret(redis_url), {}),
+        "tls": (tls_url, {"tls_ca_file": tls_ca}),
+        "unix": (f"unix://default:{password}@{socket}", {}),
+    }
+    seen = {}
+
+    def handle(job):
+        seen[job.name] = job
+        assert job.data == {"kind": job.name}
+        assert job.data_json == f'{{"kind":"{job.name}"}}'
+        assert job.opts["attempts"] == 2 and job.priority == 3 and job.delay == 0
+        assert job.timestamp > 0 and job.processed_on >= job.timestamp
+        return job.name
+
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        # One job at a time, each processed by a worker connected another way.
+        for kind, (redis, extra) in connections.items():
+            q.add(kind, {"kind": kind}, {"priority": 3, "attempts": 2, "jobId": f"job-{kind}"})
+            stats = make_bull_worker(redis, bull_name, handle, **extra).run()
+            assert stats.completed == 1 and stats.failed == 0, kind
+            assert q.get_job(f"job-{kind}")["return_value"] == kind
+        assert sorted(seen) == sorted(connections)
+        assert all(job.stopping for job in seen.values())  # read after the handler returned
+        assert repr(seen["tls"]) == "BullJob(id='job-tls', name='tls')"
+        with pytest.raises(jobqueue.FailedPreconditionError, match="REDIS_URL"):
+            jobqueue.BullWorker(jobqueue.Config.load(
+                "worker", load_env_files=False,
+                environ={"DATABASE_URL": "postgresql://x@127.0.0.1/x"}), bull_name)
+
+
+def test_locks_are_renewed_while_a_long_handler_runs(redis_url, bull_name):
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        long_job = q.add("long", {})
+        # A 1 s lock and a 0.5 s stalled check: without renewal the job would stall.
+        worker = make_bull_worker(redis_url, bull_name, lock_duration=1.0,
+                                  stalled_interval=0.5, exit_when_idle=0.5)
+
+        @worker.handler("long")
+        def long_running(job):
+            deadline = time.monotonic() + 2.5
+            while time.monotonic() < deadline:  # busy, holding the GIL most of the time
+                sum(range(1000))
+            return "finished"
+
+        stats = worker.run()
+        assert stats.completed == 1 and stats.lost == 0 and stats.stalled_recovered == 0
+        job = q.get_job(long_job)
+        assert job["return_value"] == "finished" and job["attempts_made"] == 1

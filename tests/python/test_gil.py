@@ -1,6 +1,7 @@
 """The GIL is released while the library waits: other Python threads keep running."""
 
 import subprocess
+import textwrap
 import threading
 import time
 
@@ -76,3 +77,24 @@ def test_threads_run_while_claim_waits_on_a_lock(queue, schema, sql, database_ur
     assert len(leases) == 1
     assert waited >= 0.5, waited
     assert ticks >= waited / 0.005 / 3, (ticks, waited)
+
+
+def test_first_json_use_on_many_handler_threads(queue, schema, python):
+    # A fresh process whose first JSON calls happen on 8 handler threads at once: lazily
+    # importing json there once deadlocked (a static's guard held by one thread, the GIL by
+    # another).
+    script = textwrap.dedent(f"""
+        import os, jobqueue
+        q = jobqueue.PgQueue(os.environ["DATABASE_URL"], schema={schema!r})
+        w = jobqueue.Worker(q, concurrency=8, batch_size=64, poll_interval=0.1,
+                            exit_when_idle=0.5, log_startup=False)
+        w.register("t", lambda job: {{"i": job.payload["i"]}})
+        print(w.run().completed)
+    """)
+    for _ in range(3):
+        ids = [r.id for r in queue.enqueue_many([("t", {"i": i}) for i in range(64)])]
+        result = subprocess.run([python, "-c", script], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "64"
+        assert queue.get(ids[-1]).result == {"i": 63}

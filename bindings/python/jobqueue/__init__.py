@@ -1,8 +1,8 @@
 """libjobqueue for Python: durable background jobs.
 
 The Postgres queue (``PgQueue``, ``<schema>.job_queue``), its worker runtime (``Worker``), the
-BullMQ-compatible Redis producer (``BullQueue``) and service configuration with secret scopes
-(``Config``). Everything is the C++ library underneath; calls that wait on a server release the
+BullMQ-compatible Redis producer and worker (``BullQueue``, ``BullWorker``) and service
+configuration with secret scopes (``Config``). Everything is the C++ library underneath; calls that wait on a server release the
 GIL. Errors are ``JobQueueError`` subclasses named after their status code. See docs/python.md.
 """
 
@@ -12,7 +12,10 @@ from jobqueue._jobqueue import (
     EXIT_USAGE,
     AbortedError,
     AlreadyExistsError,
+    BullJob,
     BullQueue,
+    BullWorker,
+    BullWorkerStats,
     CancelledError,
     Config,
     DataLossError,
@@ -38,6 +41,7 @@ from jobqueue._jobqueue import (
     UnauthenticatedError,
     UnavailableError,
     UnimplementedError,
+    UnrecoverableError,
     Worker,
     WorkerStats,
     __version__,
@@ -51,7 +55,10 @@ __all__ = [
     "EXIT_USAGE",
     "AbortedError",
     "AlreadyExistsError",
+    "BullJob",
     "BullQueue",
+    "BullWorker",
+    "BullWorkerStats",
     "CancelledError",
     "Config",
     "DataLossError",
@@ -77,6 +84,7 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",
+    "UnrecoverableError",
     "Worker",
     "WorkerStats",
     "__version__",

@@ -1,10 +1,14 @@
-// BullQueue: the BullMQ-compatible producer on Redis. The BullMQ worker is not in the C++
-// library yet (docs/bullmq-compat.md); a BullWorker class belongs here once it is.
+// BullQueue and BullWorker: the BullMQ-compatible producer and worker on Redis. Worker
+// handlers run on the runtime's threads and take the GIL only while Python code runs.
 #include <pybind11/stl.h>
+
+#include <atomic>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "common.h"
 #include "jobqueue/bull_queue.h"
+#include "jobqueue/bull_worker.h"
 #include "jobqueue/config.h"
 
 namespace jobqueue::python {
@@ -36,6 +40,35 @@ py::dict JobDict(const BullJob& job) {
   return out;
 }
 
+// A redis://, rediss:// or unix:// URL, a Secret, or a Config (its REDIS_URL).
+Secret RedisUrl(const py::object& redis) {
+  if (py::isinstance<Config>(redis)) {
+    Secret url = redis.cast<const Config&>().redis_url();
+    if (url.empty()) {
+      throw StatusError(absl::FailedPreconditionError("no Redis configured: set REDIS_URL"));
+    }
+    return url;
+  }
+  if (py::isinstance<Secret>(redis)) {
+    return Secret::Url(std::string(redis.cast<const Secret&>().Reveal()));
+  }
+  if (!py::isinstance<py::str>(redis)) {
+    throw StatusError(absl::InvalidArgumentError(
+        "redis must be a URL string, a Secret or a Config with REDIS_URL"));
+  }
+  return Secret::Url(redis.cast<std::string>());
+}
+
+RedisOptions MakeRedisOptions(const py::object& connect_timeout, const py::object& io_timeout,
+                              const py::object& tls_ca_file, bool tls_verify) {
+  RedisOptions options;
+  options.connect_timeout = ToDuration(connect_timeout, "connect_timeout");
+  options.io_timeout = ToDuration(io_timeout, "io_timeout");
+  if (!tls_ca_file.is_none()) options.tls_ca_file = tls_ca_file.cast<std::string>();
+  options.tls_verify = tls_verify;
+  return options;
+}
+
 // Python's BullQueue; close() drops the pool once no call still uses it.
 struct BullHandle {
   std::shared_ptr<BullQueue> queue;
@@ -45,6 +78,158 @@ struct BullHandle {
     return queue;
   }
 };
+
+// What a BullMQ handler receives. Readable after the handler returns; `stopping` then reads True.
+struct PyBullJob {
+  BullJob job;
+  std::string token;
+  py::object data_cache;
+  std::atomic<const BullJobContext*> context{nullptr};
+};
+using BullJobPtr = std::shared_ptr<PyBullJob>;
+
+// Handlers by job name, plus an optional one for every other name. Only touched with the GIL.
+struct BullHandlers {
+  std::map<std::string, py::object> by_name;
+  py::object fallback;
+  bool frozen = false;  // run() started: no more registrations
+};
+
+// jobqueue.UnrecoverableError, created at import and kept for the interpreter's lifetime.
+PyObject* g_unrecoverable_error = nullptr;
+
+// failedReason is the exception's text, as Node stores err.message; UnrecoverableError fails
+// the job without retrying, as Node's does.
+absl::Status BullStatusFromPython(py::error_already_set& error) {
+  std::string text = py::str(error.value()).cast<std::string>();
+  if (text.empty()) text = error.type().attr("__name__").cast<std::string>();
+  if (error.matches(g_unrecoverable_error)) return BullUnrecoverableError(text);
+  return absl::InternalError(text);
+}
+
+BullHandler MakeBullHandler(std::shared_ptr<BullHandlers> handlers) {
+  return [handlers](BullJobContext& job) -> absl::StatusOr<std::string> {
+    py::gil_scoped_acquire gil;
+    const auto found = handlers->by_name.find(job.job().name);
+    py::object fn = found != handlers->by_name.end() ? found->second : handlers->fallback;
+    if (!fn) {
+      return absl::InternalError(
+          absl::StrCat("no handler for job name \"", job.job().name, "\" in this worker"));
+    }
+    auto context = std::make_shared<PyBullJob>();
+    context->job = job.job();
+    context->token = job.token();
+    context->context = &job;
+    absl::StatusOr<std::string> out = CallHandler(fn, py::cast(context), BullStatusFromPython);
+    context->context = nullptr;
+    return out;
+  };
+}
+
+struct PyBullWorker {
+  std::shared_ptr<BullHandlers> handlers;
+  std::unique_ptr<BullWorker> worker;
+  std::string queue;
+  bool ran = false;
+};
+
+void CheckJobName(const py::object& name) {
+  if (!name.is_none() && !py::isinstance<py::str>(name)) {
+    throw StatusError(absl::InvalidArgumentError(
+        "the job name must be a str, or None for every name (decorate with "
+        "@worker.handler(\"name\") or @worker.handler())"));
+  }
+}
+
+void RegisterBullHandler(PyBullWorker& w, const py::object& name, const py::object& fn) {
+  BullHandlers& h = *w.handlers;
+  if (h.frozen) {
+    throw StatusError(absl::FailedPreconditionError("register handlers before run()"));
+  }
+  CheckJobName(name);
+  const std::string label = name.is_none() ? std::string("every job") : name.cast<std::string>();
+  if (!PyCallable_Check(fn.ptr())) {
+    throw StatusError(
+        absl::InvalidArgumentError(absl::StrCat("the handler of ", label, " is not callable")));
+  }
+  if (name.is_none()) {
+    if (h.fallback) {
+      throw StatusError(absl::AlreadyExistsError("a handler for every job is already registered"));
+    }
+    h.fallback = fn;
+    return;
+  }
+  if (label.empty()) throw StatusError(absl::InvalidArgumentError("job name must not be empty"));
+  if (!h.by_name.emplace(label, fn).second) {
+    throw StatusError(absl::AlreadyExistsError(
+        absl::StrCat("a handler for \"", label, "\" is already registered")));
+  }
+}
+
+BullWorkerStats RunBull(PyBullWorker& w, bool handle_signals) {
+  if (w.ran) throw StatusError(absl::FailedPreconditionError("a worker runs only once"));
+  if (w.handlers->by_name.empty() && !w.handlers->fallback) {
+    throw StatusError(absl::FailedPreconditionError(
+        "no handlers registered: pass handler= or use @worker.handler(name)"));
+  }
+  w.ran = true;
+  w.handlers->frozen = true;
+  BullWorker* worker = w.worker.get();
+  RunUntilStopped([worker] { return worker->Run(); }, [worker] { worker->Stop(); }, handle_signals);
+  return worker->stats();
+}
+
+std::unique_ptr<PyBullWorker> MakeBullWorker(
+    const py::object& redis, const std::string& queue, const py::object& handler,
+    const std::string& prefix, const std::string& name, int concurrency,
+    const py::object& lock_duration, const py::object& lock_renew_time,
+    const py::object& stalled_interval, int max_stalled_count, bool check_stalled,
+    const py::object& drain_delay, const py::object& limiter, const py::object& shutdown_timeout,
+    const py::object& exit_when_idle, const py::object& connect_timeout,
+    const py::object& io_timeout, const py::object& tls_ca_file, bool tls_verify) {
+  const Secret url = RedisUrl(redis);
+  BullWorkerOptions options;
+  options.prefix = prefix;
+  options.name = name;
+  options.concurrency = concurrency;
+  options.redis = MakeRedisOptions(connect_timeout, io_timeout, tls_ca_file, tls_verify);
+  options.lock_duration = ToDuration(lock_duration, "lock_duration");
+  if (!lock_renew_time.is_none()) {
+    options.lock_renew_time = ToDuration(lock_renew_time, "lock_renew_time");
+  }
+  options.stalled_interval = ToDuration(stalled_interval, "stalled_interval");
+  options.max_stalled_count = max_stalled_count;
+  options.check_stalled = check_stalled;
+  options.drain_delay = ToDuration(drain_delay, "drain_delay");
+  if (!limiter.is_none()) {
+    // Node's {max, duration (ms)}.
+    if (!py::isinstance<py::dict>(limiter) || !limiter.contains("max") ||
+        !limiter.contains("duration") || !py::isinstance<py::int_>(limiter["max"]) ||
+        !py::isinstance<py::int_>(limiter["duration"])) {
+      throw StatusError(
+          absl::InvalidArgumentError("limiter must be a dict {\"max\": N, \"duration\": ms}"));
+    }
+    options.limiter_max = limiter["max"].cast<int>();
+    options.limiter_duration = absl::Milliseconds(limiter["duration"].cast<int64_t>());
+  }
+  options.shutdown_timeout = ToDuration(shutdown_timeout, "shutdown_timeout");
+  if (!exit_when_idle.is_none()) {
+    options.exit_when_idle = ToDuration(exit_when_idle, "exit_when_idle");
+  }
+  Check(options.Validate());
+  auto w = std::make_unique<PyBullWorker>();
+  // The last copy may go on a runtime thread; Python objects are dropped with the GIL.
+  w->handlers = std::shared_ptr<BullHandlers>(new BullHandlers, [](BullHandlers* h) {
+    py::gil_scoped_acquire gil;
+    delete h;
+  });
+  w->queue = queue;
+  if (!handler.is_none()) RegisterBullHandler(*w, py::none(), handler);
+  BullHandler dispatch = MakeBullHandler(w->handlers);
+  w->worker =
+      Value(Unlocked([&] { return BullWorker::Create(url, queue, std::move(dispatch), options); }));
+  return w;
+}
 
 }  // namespace
 
@@ -61,26 +246,11 @@ Queue.add writes them, so Node workers (and dashboards) process them.
                        int pool_size, const py::object& connect_timeout,
                        const py::object& io_timeout, const py::object& tls_ca_file,
                        bool tls_verify) {
-             Secret url;
-             if (py::isinstance<Config>(redis)) {
-               url = redis.cast<const Config&>().redis_url();
-               if (url.empty()) {
-                 throw StatusError(
-                     absl::FailedPreconditionError("no Redis configured: set REDIS_URL"));
-               }
-             } else if (py::isinstance<Secret>(redis)) {
-               url = Secret::Url(std::string(redis.cast<const Secret&>().Reveal()));
-             } else {
-               url = Secret::Url(redis.cast<std::string>());
-             }
+             const Secret url = RedisUrl(redis);
              BullQueueOptions options;
              options.prefix = prefix;
              options.pool_size = pool_size;
-             options.redis.connect_timeout = ToDuration(connect_timeout, "connect_timeout");
-             options.redis.io_timeout = ToDuration(io_timeout, "io_timeout");
-             if (!tls_ca_file.is_none())
-               options.redis.tls_ca_file = tls_ca_file.cast<std::string>();
-             options.redis.tls_verify = tls_verify;
+             options.redis = MakeRedisOptions(connect_timeout, io_timeout, tls_ca_file, tls_verify);
              auto handle = std::make_unique<BullHandle>();
              handle->queue = Value(Unlocked([&] { return BullQueue::Open(url, name, options); }));
              return handle;
@@ -137,6 +307,137 @@ unknown keys raise InvalidArgumentError. A duplicate jobId returns the existing 
         h.queue.reset();
         return false;
       });
+  g_unrecoverable_error = PyErr_NewExceptionWithDoc(
+      "jobqueue.UnrecoverableError",
+      "Raised by a BullWorker handler to fail the job at once, without the retries its\n"
+      "`attempts` allow (Node BullMQ's UnrecoverableError). The message becomes failedReason.",
+      PyExc_Exception, nullptr);
+  if (g_unrecoverable_error == nullptr) throw py::error_already_set();
+  m.add_object("UnrecoverableError", py::handle(g_unrecoverable_error));
+
+  py::class_<BullWorkerStats>(m, "BullWorkerStats", "A BullWorker's counters.")
+      .def_readonly("completed", &BullWorkerStats::completed)
+      .def_readonly("failed", &BullWorkerStats::failed, "Failed for good (no retry left).")
+      .def_readonly("retried", &BullWorkerStats::retried, "Failed and moved back to wait/delayed.")
+      .def_readonly("lost", &BullWorkerStats::lost, "Lock lost before finishing.")
+      .def_readonly("released", &BullWorkerStats::released, "Handed back at shutdown.")
+      .def_readonly("stalled_recovered", &BullWorkerStats::stalled_recovered)
+      .def_readonly("steps", &BullWorkerStats::steps, "Finish+claim script calls.")
+      .def_readonly("reconnects", &BullWorkerStats::reconnects)
+      .def("__repr__", [](const BullWorkerStats& s) {
+        return absl::StrCat("BullWorkerStats(completed=", s.completed, ", failed=", s.failed,
+                            ", retried=", s.retried, ", lost=", s.lost, ", released=", s.released,
+                            ")");
+      });
+
+  py::class_<PyBullJob, BullJobPtr>(m, "BullJob", R"doc(
+The BullMQ job a BullWorker handler runs: id, name, data (decoded JSON), data_json, opts,
+timestamp, delay, priority, attempts_made, processed_on, token (this claim's lock token).
+Long handlers may watch `stopping` and return early.)doc")
+      .def_property_readonly("id", [](const PyBullJob& j) { return j.job.id; })
+      .def_property_readonly("name", [](const PyBullJob& j) { return j.job.name; })
+      .def_property_readonly(
+          "data",
+          [](PyBullJob& j) {
+            if (!j.data_cache) j.data_cache = Loads(j.job.data_json);
+            return j.data_cache;
+          },
+          "The job's data, decoded from JSON.")
+      .def_property_readonly("data_json", [](const PyBullJob& j) { return j.job.data_json; })
+      .def_property_readonly(
+          "opts",
+          [](const PyBullJob& j) {
+            return Loads(j.job.opts_json.empty() ? "{}" : j.job.opts_json);
+          },
+          "The job's JobsOptions as a dict.")
+      .def_property_readonly("timestamp", [](const PyBullJob& j) { return j.job.timestamp; })
+      .def_property_readonly("delay", [](const PyBullJob& j) { return j.job.delay; })
+      .def_property_readonly("priority", [](const PyBullJob& j) { return j.job.priority; })
+      .def_property_readonly(
+          "attempts_made", [](const PyBullJob& j) { return j.job.attempts_made; },
+          "Attempts that failed before this one (BullMQ's attemptsMade).")
+      .def_property_readonly("processed_on",
+                             [](const PyBullJob& j) { return OptionalInt(j.job.processed_on); })
+      .def_property_readonly("token", [](const PyBullJob& j) { return j.token; })
+      .def_property_readonly(
+          "stopping",
+          [](const PyBullJob& j) {
+            const BullJobContext* job = j.context.load();
+            return job == nullptr || job->stopping();
+          },
+          "True once the worker is shutting down (and after the handler returned).")
+      .def("__repr__", [](const PyBullJob& j) {
+        return absl::StrCat("BullJob(id='", j.job.id, "', name='", j.job.name, "')");
+      });
+
+  py::class_<PyBullWorker>(m, "BullWorker", R"doc(
+A BullMQ-compatible worker: processes jobs that Node's Queue.add, BullQueue.add or the C API
+added, beside Node workers on the same queue (locks, stalled checks, retries with the job's
+backoff, removeOnComplete/removeOnFail as BullMQ does them).
+
+    worker = BullWorker(config, "emails", concurrency=4)
+
+    @worker.handler("welcome")
+    def welcome(job):
+        send(job.data["to"])
+        return {"sent": True}      # the job's returnvalue
+
+    worker.run()   # until SIGINT/SIGTERM, stop(), or exit_when_idle
+
+A handler gets a BullJob. What it returns (JSON-serialisable) becomes returnvalue; an exception
+fails the attempt with its text as failedReason (retried per the job's attempts/backoff), and
+UnrecoverableError fails it for good. `handler` (positional) serves every job name, as Node's
+processor does; @worker.handler(name) serves one name. Handlers run on worker threads, holding
+the GIL only while Python runs.)doc")
+      .def(py::init(&MakeBullWorker), py::arg("redis"), py::arg("queue"),
+           py::arg("handler") = py::none(), py::kw_only(), py::arg("prefix") = "bull",
+           py::arg("name") = "", py::arg("concurrency") = 1, py::arg("lock_duration") = 30.0,
+           py::arg("lock_renew_time") = py::none(), py::arg("stalled_interval") = 30.0,
+           py::arg("max_stalled_count") = 1, py::arg("check_stalled") = true,
+           py::arg("drain_delay") = 5.0, py::arg("limiter") = py::none(),
+           py::arg("shutdown_timeout") = 30.0, py::arg("exit_when_idle") = py::none(),
+           py::arg("connect_timeout") = 5.0, py::arg("io_timeout") = 5.0,
+           py::arg("tls_ca_file") = py::none(), py::arg("tls_verify") = true,
+           R"doc(
+redis is a URL, a Secret or a Config (its REDIS_URL). Connects at once (a bad URL or password
+raises here). Durations are seconds or timedeltas: lock_duration (renewed every
+lock_renew_time, default half of it), stalled_interval, drain_delay (longest blocking wait),
+shutdown_timeout (in-flight jobs get this long on stop; the rest go back to wait) and
+exit_when_idle (run() returns after that long without work). name is the worker's name as
+Node's getWorkers() lists it. limiter is Node's {"max": N, "duration": ms}.)doc")
+      .def("register", &RegisterBullHandler, py::arg("name"), py::arg("handler"),
+           "Registers handler(job) for jobs named `name` (None: every other name), before run. "
+           "AlreadyExistsError for a second.")
+      .def(
+          "handler",
+          [](py::object self, const py::object& name) {
+            CheckJobName(name);
+            return py::cpp_function([self, name](py::object fn) {
+              RegisterBullHandler(self.cast<PyBullWorker&>(), name, fn);
+              return fn;
+            });
+          },
+          py::arg("name") = py::none(),
+          "Decorator form of register: @worker.handler(\"welcome\"), or @worker.handler() for "
+          "every job name.")
+      .def("run", &RunBull, py::kw_only(), py::arg("handle_signals") = true, R"doc(
+Processes jobs until stop(), SIGINT/SIGTERM (when handle_signals and on the main thread: the
+previous handlers are restored afterwards), or exit_when_idle, with the GIL released. Stops
+gracefully: in-flight handlers get shutdown_timeout, the rest go back to wait and no lock is
+left behind. Returns the BullWorkerStats. A worker runs once.)doc")
+      .def(
+          "stop", [](PyBullWorker& w) { w.worker->Stop(); },
+          "Asks run() to stop gracefully; returns at once. Safe from any thread and handler.")
+      .def_property_readonly("stats", [](const PyBullWorker& w) { return w.worker->stats(); })
+      .def_property_readonly("queue", [](const PyBullWorker& w) { return w.queue; })
+      .def_property_readonly(
+          "job_names",
+          [](const PyBullWorker& w) {
+            std::vector<std::string> names;
+            for (const auto& entry : w.handlers->by_name) names.push_back(entry.first);
+            return names;
+          },
+          "The names with their own handler, sorted.");
 }
 
 }  // namespace jobqueue::python

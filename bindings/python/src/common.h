@@ -4,6 +4,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -46,6 +47,18 @@ auto Unlocked(Body&& body) {
   py::gil_scoped_release release;
   return body();
 }
+
+// Calls a job handler (with the GIL held): its return value as JSON ("null" for None), or the
+// status `to_status` makes of the exception it raised.
+absl::StatusOr<std::string> CallHandler(py::handle fn, py::handle job,
+                                        absl::Status (*to_status)(py::error_already_set&));
+
+// Calls `run` on a helper thread with the GIL released and waits for it, running Python's
+// signal handlers meanwhile. With handle_signals (on the main thread) SIGINT/SIGTERM call
+// `stop`, and the previous handlers are restored afterwards; an exception a signal handler
+// raises calls `stop` and is re-raised once `run` returned. A non-OK status is raised.
+void RunUntilStopped(const std::function<absl::Status()>& run, const std::function<void()>& stop,
+                     bool handle_signals);
 
 // Creates the exception hierarchy on `module` and registers the translator.
 void RegisterErrors(py::module_& module);

@@ -287,4 +287,10 @@ PYBIND11_MODULE(_jobqueue, m) {
   jp::RegisterPg(m);
   jp::RegisterWorker(m);
   jp::RegisterBull(m);
+  // Sets up the function-local statics that import modules now: first reached from two handler
+  // threads at once, one would wait on the static's guard holding the GIL while the other waits
+  // for the GIL inside the import (a deadlock).
+  jp::Dumps(pybind11::none());
+  jp::Loads("null");
+  jp::FromTime(absl::UnixEpoch());
 }

@@ -52,15 +52,7 @@ JobHandler MakeHandler(const py::object& fn) {
     auto context = std::make_shared<PyJobContext>();
     context->lease = job.lease();
     context->context = &job;
-    absl::StatusOr<std::string> out;
-    try {
-      py::object result = (*callable)(context);
-      out = result.is_none() ? std::string("null") : Dumps(result);
-    } catch (py::error_already_set& error) {
-      out = StatusFromPython(error);
-    } catch (const std::exception& error) {
-      out = absl::InternalError(absl::StrCat("handler: ", error.what()));
-    }
+    absl::StatusOr<std::string> out = CallHandler(*callable, py::cast(context), StatusFromPython);
     context->context = nullptr;
     return out;
   };
@@ -75,10 +67,22 @@ void Register(PyWorker& w, const std::string& job_type, const py::object& fn) {
   w.job_types.push_back(job_type);
 }
 
-WorkerStats Run(PyWorker& w, bool handle_signals) {
-  if (w.ran) throw StatusError(absl::FailedPreconditionError("a worker runs only once"));
-  w.ran = true;
-  Worker* worker = w.worker.get();
+}  // namespace
+
+absl::StatusOr<std::string> CallHandler(py::handle fn, py::handle job,
+                                        absl::Status (*to_status)(py::error_already_set&)) {
+  try {
+    py::object result = fn(job);
+    return result.is_none() ? std::string("null") : Dumps(result);
+  } catch (py::error_already_set& error) {
+    return to_status(error);
+  } catch (const std::exception& error) {
+    return absl::InternalError(absl::StrCat("handler: ", error.what()));
+  }
+}
+
+void RunUntilStopped(const std::function<absl::Status()>& run, const std::function<void()>& stop,
+                     bool handle_signals) {
   py::module_ signal = py::module_::import("signal");
   py::module_ threading = py::module_::import("threading");
   const bool main_thread = threading.attr("current_thread")().is(threading.attr("main_thread")());
@@ -86,11 +90,11 @@ WorkerStats Run(PyWorker& w, bool handle_signals) {
   // runtime to stop, and the loop below gives Python the chance to run them.
   std::vector<std::pair<py::object, py::object>> saved;
   if (handle_signals && main_thread) {
-    py::cpp_function stop([worker](const py::args&) { worker->Stop(); });
+    py::cpp_function on_signal([stop](const py::args&) { stop(); });
     for (const char* name : {"SIGINT", "SIGTERM"}) {
       py::object signum = signal.attr(name);
       saved.emplace_back(signum, signal.attr("getsignal")(signum));
-      signal.attr("signal")(signum, stop);
+      signal.attr("signal")(signum, on_signal);
     }
   }
   absl::Status status;
@@ -101,7 +105,7 @@ WorkerStats Run(PyWorker& w, bool handle_signals) {
     py::gil_scoped_release release;
     absl::Notification finished;
     std::thread runner([&] {
-      status = worker->Run();
+      status = run();
       finished.Notify();
     });
     while (!finished.WaitForNotificationWithTimeout(absl::Milliseconds(50))) {
@@ -110,7 +114,7 @@ WorkerStats Run(PyWorker& w, bool handle_signals) {
       // worker gracefully; the exception is raised once it has stopped.
       if (error_type == nullptr && PyErr_CheckSignals() != 0) {
         PyErr_Fetch(&error_type, &error_value, &error_trace);
-        worker->Stop();
+        stop();
       }
     }
     runner.join();
@@ -123,6 +127,15 @@ WorkerStats Run(PyWorker& w, bool handle_signals) {
     throw py::error_already_set();
   }
   Check(status);
+}
+
+namespace {
+
+WorkerStats Run(PyWorker& w, bool handle_signals) {
+  if (w.ran) throw StatusError(absl::FailedPreconditionError("a worker runs only once"));
+  w.ran = true;
+  Worker* worker = w.worker.get();
+  RunUntilStopped([worker] { return worker->Run(); }, [worker] { worker->Stop(); }, handle_signals);
   return worker->stats();
 }
 
