@@ -345,6 +345,15 @@ TEST_F(BullWorkerTest, SurvivesDroppedConnectionsAndFlushedScripts) {
     ++seen[i];
     return std::string("null");
   };
+  // The worker logs in as a user of its own, so killing that user's connections leaves the
+  // other tests sharing this Redis alone.
+  const std::string user = absl::StrCat("jqchaos", getpid());
+  Redis({"ACL", "SETUSER", user, "on", ">chaos-pw", "~*", "&*", "+@all"});
+  const std::string plain_url(url_.Reveal());
+  const size_t at = plain_url.find('@');
+  ASSERT_NE(at, std::string::npos);
+  const Secret worker_url =
+      Secret::Url(absl::StrCat("redis://", user, ":chaos-pw", plain_url.substr(at)));
   BullWorkerOptions options;
   options.concurrency = 4;
   options.lock_duration = absl::Milliseconds(400);
@@ -352,23 +361,26 @@ TEST_F(BullWorkerTest, SurvivesDroppedConnectionsAndFlushedScripts) {
   options.max_stalled_count = 1000;  // a lost claim reply is a stall, not the job's fault
   options.reconnect_min = absl::Milliseconds(5);
   options.reconnect_max = absl::Milliseconds(50);
-  StartWorker(handler, options);
+  auto worker = BullWorker::Create(worker_url, name_, handler, options);
+  ASSERT_THAT(worker.status(), IsOk());
+  worker_ = *std::move(worker);
+  thread_ = std::thread([this] { run_status_ = worker_->Run(); });
   std::thread chaos([&] {
     auto killer = RedisConnection::Connect(url_);
     ASSERT_THAT(killer.status(), IsOk());
     for (int round = 0; round <= 10; ++round) {
       absl::SleepFor(absl::Milliseconds(40));
       if (round % 5 == 0) (void)(*killer)->Command({"SCRIPT", "FLUSH"});
-      (void)(*killer)->Command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+      (void)(*killer)->Command({"CLIENT", "KILL", "USER", user});
     }
   });
   chaos.join();
-  redis_ = *RedisConnection::Connect(url_);  // ours was killed too
   EXPECT_TRUE(Completed(static_cast<int64_t>(jobs.size())));
   StopWorker();
   EXPECT_GT(stats_.reconnects, 0);
   EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
   EXPECT_TRUE(Redis({"KEYS", Key("*:lock")}).elements.empty());
+  Redis({"ACL", "DELUSER", user});
   for (size_t i = 0; i < seen.size(); ++i) ASSERT_GE(seen[i], 1) << "job data " << i;
 }
 

@@ -41,9 +41,9 @@ expect_in clean-failed "removed 0"
 # Administration: listing, retry, promote, progress, logs, remove, drain, events.
 q2="$q-admin"
 trap 'cleanup; redis-cli -u "$REDIS_URL" --no-auth-warning --scan --pattern "bull:$q2:*" 2>/dev/null | xargs -r redis-cli -u "$REDIS_URL" --no-auth-warning DEL >/dev/null 2>&1' EXIT
-"$cli" bull events --queue "$q2" --count 2 >"$dir/events.out" 2>&1 &
+# From the start of the (new) queue's stream, so the reader cannot miss the adds below.
+"$cli" bull events --queue "$q2" --count 2 --from 0 >"$dir/events.out" 2>&1 &
 events_pid=$!
-sleep 0.3  # the reader fixes its start at "now" when it opens
 check add-a 0 "$cli" bull add --queue "$q2" --name a --data '1' --opts '{"jobId":"a"}'
 check add-d 0 "$cli" bull add --queue "$q2" --name d --data '2' --opts '{"jobId":"d","delay":600000}'
 wait "$events_pid"

@@ -40,7 +40,13 @@ end
 
 -- Every redis.call costs about as much again as the command itself, so each job's fields are
 -- read in one HMGET and written in one HSET.
-local function finish(base)
+-- Lock keys to delete, stalled ids to clear and completed/failed set entries, written once
+-- per step for all finished jobs (a lock or set entry per call would cost a call per job).
+local unlocked, unstalled = {}, {}
+local finished = {}     -- set key -> {score, id, ...}
+local trims, trimOrder = {}, {}  -- "set|count|age" -> {set, count, age}
+
+local function finish(base, holder)
   local jobId, token, kind, value = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   local stack, keepCount, keepAge = ARGV[base + 4], tonumber(ARGV[base + 5]),
                                     tonumber(ARGV[base + 6])
@@ -48,8 +54,11 @@ local function finish(base)
   local jobKey = q.prefix .. jobId
   local job = rcall("HMGET", jobKey, "name", "deid", "atm", "defa")
   if not job[1] and rcall("EXISTS", jobKey) == 0 then return -1 end
-  local code = releaseLock(q, jobKey, jobId, token)
-  if code < 0 then return code end
+  if token ~= "0" then
+    if holder ~= token then return holder and -6 or -2 end
+    unlocked[#unlocked + 1] = jobKey .. ":lock"
+    unstalled[#unstalled + 1] = jobId
+  end
   if rcall("LREM", q.active, -1, jobId) < 1 then return -3 end
   if kind == "release" then
     requeue(q, jobKey, jobId, "RPUSH")
@@ -70,12 +79,18 @@ local function finish(base)
     local field = kind == "completed" and "returnvalue" or "failedReason"
     if keepCount ~= 0 then
       local set = kind == "completed" and q.completed or q.failed
-      rcall("ZADD", set, now, jobId)
+      local entries = finished[set] or {}
+      finished[set] = entries
+      entries[#entries + 1], entries[#entries + 2] = now, jobId
       if kind == "completed" then fields[#fields + 1], fields[#fields + 2] = field, value end
       fields[#fields + 1], fields[#fields + 2] = "finishedOn", now
       rcall("HSET", jobKey, unpack(fields))
       if job[4] then rcall("HDEL", jobKey, "defa") end
-      removeOldJobs(set, keepCount, keepAge)
+      local trim = set .. "|" .. keepCount .. "|" .. (keepAge or "")
+      if not trims[trim] then
+        trims[trim] = {set, keepCount, keepAge}
+        trimOrder[#trimOrder + 1] = trim
+      end
     else
       removeJobKeys(jobKey)
     end
@@ -132,13 +147,30 @@ local function claim(wanted)
   if ttl > 0 or held then return claimed, ttl end
 
   local lockMs, name, tokenPrefix = ARGV[4], ARGV[5], ARGV[6]
-  for i = 1, wanted do
+  -- Without a global concurrency or rate limit, ids are taken in two calls (wait, then
+  -- prioritized) instead of one per job; the order is the same as one RPOPLPUSH at a time.
+  local batch = nil
+  if not concurrency and not limit and wanted > 1 then
+    batch = {}
+    for _, jobId in ipairs(rcall("RPOP", q.wait, wanted) or {}) do
+      if string.sub(jobId, 1, 2) ~= "0:" then batch[#batch + 1] = jobId end -- pre-v5 marker
+    end
+    local need = wanted - #batch
+    if need > 0 then
+      local top = rcall("ZPOPMIN", q.prioritized, need)
+      for k = 1, #top, 2 do batch[#batch + 1] = top[k] end
+      if #top / 2 < need then rcall("DEL", q.pc) end -- emptied: restart the counter
+    end
+    if #batch > 0 then rcall("LPUSH", q.active, unpack(batch)) end
+  end
+  for i = 1, batch and #batch or wanted do
+    local jobId = batch and batch[i]
     if concurrency and rcall("LLEN", q.active) >= concurrency then break end
     if limit and i > 1 then
       ttl = limitedFor(limit)
       if ttl > 0 then break end
     end
-    local jobId = rcall("RPOPLPUSH", q.wait, q.active)
+    if not batch then jobId = rcall("RPOPLPUSH", q.wait, q.active) end
     if jobId and string.sub(jobId, 1, 2) == "0:" then -- a pre-v5 marker in wait
       rcall("LREM", q.active, 1, jobId)
       jobId = rcall("RPOPLPUSH", q.wait, q.active)
@@ -197,7 +229,19 @@ if finishCount > 0 then
   if finishCount >= 8 or now % 8 == 0 then
     rcall("XTRIM", q.events, "MAXLEN", "~", maxEvents(q.meta))
   end
-  for i = 0, finishCount - 1 do codes[#codes + 1] = finish(10 + i * 8) end
+  local lockKeys = {}
+  for i = 0, finishCount - 1 do lockKeys[i + 1] = q.prefix .. ARGV[10 + i * 8] .. ":lock" end
+  local holders = rcall("MGET", unpack(lockKeys))
+  for i = 0, finishCount - 1 do codes[#codes + 1] = finish(10 + i * 8, holders[i + 1]) end
+  if #unlocked > 0 then
+    rcall("DEL", unpack(unlocked))
+    rcall("SREM", q.stalled, unpack(unstalled))
+  end
+  for set, entries in pairs(finished) do rcall("ZADD", set, unpack(entries)) end
+  for _, trim in ipairs(trimOrder) do
+    local t = trims[trim]
+    removeOldJobs(t[1], t[2], t[3])
+  end
 end
 local wanted = tonumber(ARGV[3])
 local claimed, ttl = claim(wanted)

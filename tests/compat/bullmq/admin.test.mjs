@@ -14,8 +14,18 @@ function queueName (what) { return `interop-admin-${what}-${process.pid}` }
 test('Node sees our progress, logs, promote, retry, remove and drain', async () => {
   const name = queueName('ops')
   const queue = open(name)
-  const events = new QueueEvents(name, { connection: newConnection() })
+  // From the stream's start: waitUntilReady() does not wait for the first XREAD, so '$' could
+  // miss an event written right after it. The queue is new, so the stream holds only ours.
+  const events = new QueueEvents(name, { connection: newConnection(), lastEventId: '0-0' })
   await events.waitUntilReady()
+  try {
+    await checkOps(name, queue, events)
+  } finally {
+    await events.close()
+  }
+})
+
+async function checkOps (name, queue, events) {
   const progress = []
   events.on('progress', ({ jobId, data }) => progress.push({ jobId, data }))
 
@@ -45,10 +55,13 @@ test('Node sees our progress, logs, promote, retry, remove and drain', async () 
   // Fail everything in Node, retry it from C++: Node sees the jobs waiting again.
   const failing = new Worker(name, async () => { throw new Error('nope') },
     { connection: newConnection(), concurrency: 4 })
-  for (let i = 0; i < 100 && (await queue.getJobCounts()).failed < 4; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50))
+  try {
+    for (let i = 0; i < 200 && (await queue.getJobCounts()).failed < 4; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  } finally {
+    await failing.close()
   }
-  await failing.close()
   assert.equal((await queue.getJobCounts()).failed, 4)
   assert.equal(cpp('retry', '--queue', name), 'retried 4')
   const counts = await queue.getJobCounts()
@@ -59,22 +72,25 @@ test('Node sees our progress, logs, promote, retry, remove and drain', async () 
   assert.equal(cpp('drain', '--queue', name), 'removed 4')
   assert.equal((await queue.getJobCounts()).waiting, 0)
   assert.equal(await queue.getJob(job.id), undefined)
-  await events.close()
-})
+}
 
 test('our events reader sees a Node Worker\'s events', async () => {
   const name = queueName('events')
   const queue = open(name)
-  const reader = spawn(cli, ['bull', 'events', '--queue', name, '--count', '4'], { env: process.env })
+  // From the stream's start (the queue is new), so a slow start of the reader misses nothing.
+  const reader = spawn(cli, ['bull', 'events', '--queue', name, '--count', '4', '--from', '0'],
+    { env: process.env })
   let out = ''
   reader.stdout.on('data', (chunk) => { out += chunk })
   const closed = new Promise((resolve) => reader.on('close', resolve))
-  await new Promise((resolve) => setTimeout(resolve, 300)) // let it fix its start
 
   const job = await queue.add('square', { n: 7 })
   const worker = new Worker(name, async (j) => j.data.n * j.data.n, { connection: newConnection() })
-  assert.equal(await closed, 0)
-  await worker.close()
+  try {
+    assert.equal(await closed, 0)
+  } finally {
+    await worker.close()
+  }
   const events = out.trim().split('\n').map((line) => JSON.parse(line))
   assert.deepEqual(events.map((e) => e.event), ['added', 'waiting', 'active', 'completed'])
   assert.ok(events.every((e) => e.jobId === job.id))

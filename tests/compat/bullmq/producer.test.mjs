@@ -40,7 +40,8 @@ test('a job added by C++ reads the same in Node', async () => {
 test('a Node Worker processes jobs added by C++, in BullMQ order, with events', async () => {
   const name = queueName('work')
   open(name)
-  const events = new QueueEvents(name, { connection: newConnection() })
+  // From the (new) queue's first event: waitUntilReady() does not wait for the first XREAD.
+  const events = new QueueEvents(name, { connection: newConnection(), lastEventId: '0-0' })
   await events.waitUntilReady()
   const completedEvents = []
   events.on('completed', ({ jobId, returnvalue }) => completedEvents.push({ jobId, returnvalue }))

@@ -53,7 +53,8 @@ async function assertSameCounts (queue) {
 test('(a) Node adds, the C++ worker processes, Node sees results and QueueEvents events', async () => {
   const name = queueName('a')
   const queue = open(name)
-  const events = new QueueEvents(name, { connection: newConnection() })
+  // From the (new) queue's first event: waitUntilReady() does not wait for the first XREAD.
+  const events = new QueueEvents(name, { connection: newConnection(), lastEventId: '0-0' })
   await events.waitUntilReady()
   const seen = []
   events.on('active', ({ jobId }) => seen.push(['active', jobId]))
