@@ -402,7 +402,10 @@ void BullWorker::Impl::MaintenanceLoop() {
         absl::StatusOr<RedisReply> lost = internal::RunScript(
             *conn, internal::EvalSha(internal::k_extend_locks, keys_.worker_keys(), args));
         if (lost.ok() && lost->type == RedisReply::Type::kArray) {
+          absl::MutexLock lock(&mu_);
           for (const RedisReply& id : lost->elements) {
+            // A job finished by a step that ran meanwhile is no longer held: not lost.
+            if (!held_.contains(id.str)) continue;
             internal::LogWarn("BullMQ job {} in {}: lock lost before renewal", id.str, queue_);
           }
         }
