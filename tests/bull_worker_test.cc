@@ -175,6 +175,16 @@ TEST_F(BullWorkerTest, UnrecoverableErrorSkipsRetries) {
   EXPECT_EQ(Field(id, "failedReason"), "bad input");
 }
 
+TEST_F(BullWorkerTest, AHandlerMaySupplyItsOwnStacktrace) {
+  const std::string id = Add("{}");
+  StartWorker([&](BullJobContext&) -> absl::StatusOr<std::string> {
+    return BullErrorWithStacktrace(absl::InternalError("boom"), "Traceback: here\n  and there");
+  });
+  ASSERT_TRUE(Eventually([&] { return Redis({"ZCARD", Key("failed")}).integer == 1; }));
+  EXPECT_EQ(Field(id, "failedReason"), "boom");
+  EXPECT_EQ(Field(id, "stacktrace"), R"(["Traceback: here\n  and there"])");
+}
+
 TEST_F(BullWorkerTest, ResultThatIsNotJsonFailsTheJobWithAClearReason) {
   const std::string id = Add("{}");
   StartWorker(

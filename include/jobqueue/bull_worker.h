@@ -39,6 +39,9 @@ class BullJobContext {
 // BullUnrecoverableError() fails the job without retrying (Node's UnrecoverableError).
 using BullHandler = std::function<absl::StatusOr<std::string>(BullJobContext& job)>;
 absl::Status BullUnrecoverableError(absl::string_view message);
+// `error` carrying the stack trace to store for this failure (a language binding's own
+// traceback) instead of the generated "Error: <message>\n    at <queue> (libjobqueue ...)".
+absl::Status BullErrorWithStacktrace(absl::Status error, absl::string_view stacktrace);
 
 struct BullWorkerOptions {
   // Key prefix, as for BullQueue. Default "bull".

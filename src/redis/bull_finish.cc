@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -150,9 +151,11 @@ BullFinish BuildBullFinish(const BullJob& job, const std::string& token,
     return f;
   }
   f.value = std::string(result.status().message());
+  const auto given = result.status().GetPayload(kBullStacktracePayload);
   f.stacktrace = AppendStacktrace(
       parser, job, policy,
-      absl::StrCat("Error: ", f.value, "\n    at ", queue, " (libjobqueue C++ worker)"));
+      given ? std::string(*given)
+            : absl::StrCat("Error: ", f.value, "\n    at ", queue, " (libjobqueue C++ worker)"));
   const bool unrecoverable = result.status().GetPayload(kBullUnrecoverablePayload).has_value();
   if (!unrecoverable && job.attempts_made + 1 < policy.attempts) {
     const int64_t delay = BackoffMillis(policy, job.attempts_made + 1, rng);

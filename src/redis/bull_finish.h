@@ -23,6 +23,8 @@ namespace jobqueue::internal {
 
 // The status payload that marks BullUnrecoverableError (Node's UnrecoverableError).
 inline constexpr absl::string_view kBullUnrecoverablePayload = "jobqueue.dev/bull-unrecoverable";
+// The status payload of BullErrorWithStacktrace: the entry for the job's stacktrace list.
+inline constexpr absl::string_view kBullStacktracePayload = "jobqueue.dev/bull-stacktrace";
 
 // One finish as worker_step.lua takes it (see its header for the kinds).
 struct BullFinish {

@@ -31,6 +31,13 @@ absl::Status BullUnrecoverableError(absl::string_view message) {
   return status;
 }
 
+absl::Status BullErrorWithStacktrace(absl::Status error, absl::string_view stacktrace) {
+  if (!error.ok() && !stacktrace.empty()) {
+    error.SetPayload(internal::kBullStacktracePayload, absl::Cord(stacktrace));
+  }
+  return error;
+}
+
 absl::Status BullWorkerOptions::Validate() const {
   JQ_RETURN_IF_ERROR(internal::ValidateBullPrefixAndName(prefix, name));
   if (concurrency < 1 || concurrency > 1024) {

@@ -164,6 +164,11 @@ def test_failures_retries_and_unrecoverable(redis_url, bull_name):
         broken_job = q.get_job(broken)
         # An exception with no text is named by its type; 5 attempts all failed.
         assert broken_job["attempts_made"] == 5 and broken_job["failed_reason"] == "KeyError"
+        # Each attempt's Python traceback is stored, as Node stores err.stack.
+        first = broken_job["stacktrace"][0]
+        assert first.startswith("Traceback (most recent call last):"), first
+        assert "broken_handler" in first and first.endswith("ValueError: corrupt CSV header")
+        assert broken_job["stacktrace"][-1].endswith("KeyError")
         assert stats.completed == 1 and stats.failed == 4 and stats.retried == 2 + 4
         assert q.counts()["failed"] == 4 and q.counts()["completed"] == 1
 

@@ -37,6 +37,17 @@ py::dict JobDict(const BullJob& job) {
   out["finished_on"] = OptionalInt(job.finished_on);
   out["return_value"] = job.return_value_json ? Loads(*job.return_value_json) : py::none();
   out["failed_reason"] = job.failed_reason;
+  // One entry per failed attempt (Node's job.stacktrace); a list a foreign client garbled
+  // reads as empty.
+  py::list stacktrace;
+  if (auto it = job.fields.find("stacktrace"); it != job.fields.end()) {
+    try {
+      py::object parsed = Loads(it->second);
+      if (py::isinstance<py::list>(parsed)) stacktrace = parsed;
+    } catch (const std::exception&) {
+    }
+  }
+  out["stacktrace"] = stacktrace;
   return out;
 }
 
@@ -97,14 +108,28 @@ struct BullHandlers {
 
 // jobqueue.UnrecoverableError, created at import and kept for the interpreter's lifetime.
 PyObject* g_unrecoverable_error = nullptr;
+// traceback.format_exception, imported at import time (a first import from handler threads
+// could deadlock).
+PyObject* g_format_exception = nullptr;
 
 // failedReason is the exception's text, as Node stores err.message; UnrecoverableError fails
 // the job without retrying, as Node's does.
+// The job's stacktrace entry is the Python traceback, as a Node job stores err.stack.
 absl::Status BullStatusFromPython(py::error_already_set& error) {
   std::string text = py::str(error.value()).cast<std::string>();
   if (text.empty()) text = error.type().attr("__name__").cast<std::string>();
-  if (error.matches(g_unrecoverable_error)) return BullUnrecoverableError(text);
-  return absl::InternalError(text);
+  std::string traceback;
+  try {
+    py::object lines = py::reinterpret_borrow<py::object>(g_format_exception)(
+        error.type(), error.value(), error.trace());
+    traceback = py::str("").attr("join")(lines).cast<std::string>();
+    while (!traceback.empty() && traceback.back() == '\n') traceback.pop_back();
+  } catch (const py::error_already_set&) {
+    traceback.clear();  // keep the generated entry
+  }
+  absl::Status status = error.matches(g_unrecoverable_error) ? BullUnrecoverableError(text)
+                                                             : absl::InternalError(text);
+  return BullErrorWithStacktrace(std::move(status), traceback);
 }
 
 BullHandler MakeBullHandler(std::shared_ptr<BullHandlers> handlers) {
@@ -314,6 +339,8 @@ unknown keys raise InvalidArgumentError. A duplicate jobId returns the existing 
       PyExc_Exception, nullptr);
   if (g_unrecoverable_error == nullptr) throw py::error_already_set();
   m.add_object("UnrecoverableError", py::handle(g_unrecoverable_error));
+  g_format_exception =
+      py::object(py::module_::import("traceback").attr("format_exception")).release().ptr();
 
   py::class_<BullWorkerStats>(m, "BullWorkerStats", "A BullWorker's counters.")
       .def_readonly("completed", &BullWorkerStats::completed)
