@@ -124,6 +124,7 @@ struct jq_bull_job_context_t {
   std::optional<std::string> result;
   std::string error;
   bool unrecoverable = false;
+  std::string stacktrace;
 };
 
 namespace {
@@ -1224,6 +1225,40 @@ jq_status_t jq_bull_counts(jq_bull_queue_t* queue, int64_t* counts, size_t n, ch
   });
 }
 
+jq_status_t jq_bull_pause(jq_bull_queue_t* queue, char** errptr) {
+  return Guard("jq_bull_pause", errptr, [&]() -> absl::Status {
+    if (queue == nullptr) return NullArgument("queue");
+    return queue->queue->Pause();
+  });
+}
+
+jq_status_t jq_bull_resume(jq_bull_queue_t* queue, char** errptr) {
+  return Guard("jq_bull_resume", errptr, [&]() -> absl::Status {
+    if (queue == nullptr) return NullArgument("queue");
+    return queue->queue->Resume();
+  });
+}
+
+jq_status_t jq_bull_get_job(jq_bull_queue_t* queue, const char* id, char** fields_json,
+                            char** errptr) {
+  return Guard("jq_bull_get_job", errptr, [&]() -> absl::Status {
+    if (fields_json != nullptr) *fields_json = nullptr;
+    if (queue == nullptr) return NullArgument("queue");
+    if (id == nullptr) return NullArgument("id");
+    if (fields_json == nullptr) return NullArgument("fields_json");
+    absl::StatusOr<jobqueue::BullJob> job = queue->queue->GetJob(id);
+    if (!job.ok()) return job.status();
+    std::string json = "{";
+    for (const auto& [field, value] : job->fields) {
+      if (json.size() > 1) json += ",";
+      absl::StrAppend(&json, jobqueue::JsonQuote(field), ":", jobqueue::JsonQuote(value));
+    }
+    json += "}";
+    *fields_json = CopyString(json);
+    return absl::OkStatus();
+  });
+}
+
 // ---- BullMQ consumer and worker -------------------------------------------------------------
 
 jq_bull_worker_options_t* jq_bull_worker_options_create(void) {
@@ -1433,6 +1468,32 @@ void jq_bull_job_context_set_unrecoverable(jq_bull_job_context_t* job) {
   if (job != nullptr) job->unrecoverable = true;
 }
 
+void jq_bull_job_context_set_stacktrace(jq_bull_job_context_t* job, const char* stacktrace) {
+  if (job == nullptr) return;
+  try {
+    job->stacktrace = stacktrace == nullptr ? "" : stacktrace;
+  } catch (...) {
+    job->stacktrace.clear();  // out of memory: the library's own trace is stored instead
+  }
+}
+
+jq_status_t jq_bull_job_context_update_progress(jq_bull_job_context_t* job,
+                                                const char* progress_json, char** errptr) {
+  return Guard("jq_bull_job_context_update_progress", errptr, [&]() -> absl::Status {
+    if (job == nullptr) return NullArgument("job");
+    if (progress_json == nullptr) return NullArgument("progress_json");
+    return job->context->UpdateProgress(progress_json);
+  });
+}
+
+jq_status_t jq_bull_job_context_log(jq_bull_job_context_t* job, const char* line, char** errptr) {
+  return Guard("jq_bull_job_context_log", errptr, [&]() -> absl::Status {
+    if (job == nullptr) return NullArgument("job");
+    if (line == nullptr) return NullArgument("line");
+    return job->context->Log(line);
+  });
+}
+
 namespace {
 
 absl::Status CreateBullWorker(const Secret& url, const char* queue,
@@ -1444,13 +1505,13 @@ absl::Status CreateBullWorker(const Secret& url, const char* queue,
   if (worker == nullptr) return NullArgument("worker");
   *worker = nullptr;
   auto handler = [fn, user_data](jobqueue::BullJobContext& job) -> absl::StatusOr<std::string> {
-    jq_bull_job_context_t context{&job, jq_bull_lease_t{{job.job(), job.token()}}, std::nullopt, "",
-                                  false};
+    jq_bull_job_context_t context{
+        &job, jq_bull_lease_t{{job.job(), job.token()}}, std::nullopt, "", false, ""};
     const jq_status_t code = fn(user_data, &context);
     if (code == JQ_OK) return context.result.value_or("null");
     absl::Status failure = HandlerFailure(code, std::move(context.error));
-    if (context.unrecoverable) return jobqueue::BullUnrecoverableError(failure.message());
-    return failure;
+    if (context.unrecoverable) failure = jobqueue::BullUnrecoverableError(failure.message());
+    return jobqueue::BullErrorWithStacktrace(std::move(failure), context.stacktrace);
   };
   absl::StatusOr<std::unique_ptr<jobqueue::BullWorker>> created = jobqueue::BullWorker::Create(
       url, queue, std::move(handler), WorkerOptionsOf(options, worker_options));

@@ -980,7 +980,16 @@ static jq_status_t HandleBullJob(void* user_data, jq_bull_job_context_t* job) {
     snprintf(result, sizeof(result), "{\"seen\": %s, \"stopping\": %d}", jq_bull_lease_data(lease),
              jq_bull_job_context_stopping(job));
     jq_bull_job_context_set_result(job, result);
-    if (tally != NULL) atomic_fetch_add(&tally->ok, 1);
+    if (tally != NULL) {
+      /* Progress and log lines as Node's job.updateProgress / job.log write them. */
+      if (jq_bull_job_context_update_progress(job, "{\"pct\": 100}", NULL) != JQ_OK ||
+          jq_bull_job_context_log(job, "handled in C", NULL) != JQ_OK ||
+          jq_bull_job_context_update_progress(job, "{bad", NULL) != JQ_INVALID_ARGUMENT) {
+        jq_bull_job_context_set_error(job, "progress or log failed");
+        return JQ_INTERNAL;
+      }
+      atomic_fetch_add(&tally->ok, 1);
+    }
     return JQ_OK;
   }
   if (tally != NULL) atomic_fetch_add(&tally->failed, 1);
@@ -990,6 +999,7 @@ static jq_status_t HandleBullJob(void* user_data, jq_bull_job_context_t* job) {
   }
   if (strcmp(name, "fatal") == 0) jq_bull_job_context_set_unrecoverable(job);
   jq_bull_job_context_set_error(job, "handler said no");
+  jq_bull_job_context_set_stacktrace(job, "c_api_test.c: HandleBullJob");
   return JQ_INTERNAL;
 }
 
@@ -1083,6 +1093,24 @@ static void TestBullWorker(void) {
   CHECK(strcmp(value, "c-worker") == 0);
   JobField(bull_worker_name, fail_id, "failedReason", value, sizeof(value));
   CHECK(strcmp(value, "handler said no") == 0);
+  JobField(bull_worker_name, fail_id, "stacktrace", value, sizeof(value));
+  CHECK(strcmp(value, "[\"c_api_test.c: HandleBullJob\"]") == 0);
+  JobField(bull_worker_name, ok_id, "progress", value, sizeof(value));
+  CHECK(strcmp(value, "{\"pct\": 100}") == 0);
+  char* fields = NULL;
+  CHECK_OK(jq_bull_get_job(bull, ok_id, &fields, OK_ERR));
+  CHECK(fields != NULL && strstr(fields, "\"returnvalue\":") != NULL);
+  jq_free(fields);
+  CHECK_ERR(JQ_NOT_FOUND, "no-such-job", jq_bull_get_job(bull, "no-such-job", &fields, OK_ERR));
+  CHECK(fields == NULL);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "fields_json", jq_bull_get_job(bull, ok_id, NULL, OK_ERR));
+  CHECK_OK(jq_bull_pause(bull, OK_ERR));
+  JobField(bull_worker_name, "meta", "paused", value, sizeof(value));
+  CHECK(strcmp(value, "1") == 0);
+  CHECK_OK(jq_bull_resume(bull, OK_ERR));
+  JobField(bull_worker_name, "meta", "paused", value, sizeof(value));
+  CHECK(strcmp(value, "") == 0);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "queue", jq_bull_pause(NULL, OK_ERR));
   /* Unrecoverable: one attempt of five. */
   JobField(bull_worker_name, fatal_id, "atm", value, sizeof(value));
   CHECK(strcmp(value, "1") == 0);

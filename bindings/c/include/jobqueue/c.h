@@ -438,6 +438,14 @@ typedef enum jq_bull_state_t {
  * Fills min(n, JQ_BULL_STATE_COUNT) entries. */
 JQ_EXPORT jq_status_t jq_bull_counts(jq_bull_queue_t* queue, int64_t* counts, size_t n,
                                      char** errptr);
+/* Pauses or resumes the queue for every worker, Node ones included. */
+JQ_EXPORT jq_status_t jq_bull_pause(jq_bull_queue_t* queue, char** errptr);
+JQ_EXPORT jq_status_t jq_bull_resume(jq_bull_queue_t* queue, char** errptr);
+/* One job's hash as a JSON object of its fields as stored ({"name": ..., "data": "<JSON
+ * text>", "returnvalue": ..., ...}); *fields_json is freed with jq_free. JQ_NOT_FOUND when
+ * there is no such job. */
+JQ_EXPORT jq_status_t jq_bull_get_job(jq_bull_queue_t* queue, const char* id, char** fields_json,
+                                      char** errptr);
 
 /* ---- BullMQ consumer and worker (include/jobqueue/bull_consumer.h, bull_worker.h) -------- */
 
@@ -562,6 +570,16 @@ JQ_EXPORT void jq_bull_job_context_set_result(jq_bull_job_context_t* job,
 JQ_EXPORT void jq_bull_job_context_set_error(jq_bull_job_context_t* job, const char* message);
 /* A failure of this call is final: no retry whatever the job's attempts. */
 JQ_EXPORT void jq_bull_job_context_set_unrecoverable(jq_bull_job_context_t* job);
+/* Copies the stack trace stored for this failure in the job's stacktrace list (the caller
+ * language's own trace); without it the library writes one naming the queue. */
+JQ_EXPORT void jq_bull_job_context_set_stacktrace(jq_bull_job_context_t* job,
+                                                  const char* stacktrace);
+/* Job.updateProgress: stores the progress (a JSON number or object) and emits "progress". */
+JQ_EXPORT jq_status_t jq_bull_job_context_update_progress(jq_bull_job_context_t* job,
+                                                          const char* progress_json, char** errptr);
+/* Job.log: appends a line to the job's log (trimmed to its keepLogs option). */
+JQ_EXPORT jq_status_t jq_bull_job_context_log(jq_bull_job_context_t* job, const char* line,
+                                              char** errptr);
 
 /* A worker on queue `queue`; it connects now (failing fast on a bad URL or password) but
  * claims only in jq_bull_worker_run. user_data is passed to every call of fn and must outlive
