@@ -22,6 +22,7 @@
 ]]
 local q = bullQueue(KEYS, ARGV[1])
 local now = tonumber(ARGV[2])
+local nowText = ARGV[2] -- written as given: no number-to-text formatting per job
 local finishCount = tonumber(ARGV[9])
 
 local function removeOldJobs(set, keepCount, keepAge)
@@ -38,14 +39,14 @@ local function removeOldJobs(set, keepCount, keepAge)
   end
 end
 
--- Every redis.call costs about as much again as the command itself, so each job's fields are
--- read in one HMGET and written in one HSET.
 -- Lock keys to delete, stalled ids to clear and completed/failed set entries, written once
 -- per step for all finished jobs (a lock or set entry per call would cost a call per job).
 local unlocked, unstalled = {}, {}
 local finished = {}     -- set key -> {score, id, ...}
 local trims, trimOrder = {}, {}  -- "set|count|age" -> {set, count, age}
 
+-- Every redis.call costs about as much again as the command itself, so each job's fields are
+-- read in one HMGET and written in one HSET.
 local function finish(base, holder)
   local jobId, token, kind, value = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   local stack, keepCount, keepAge = ARGV[base + 4], tonumber(ARGV[base + 5]),
@@ -81,15 +82,18 @@ local function finish(base, holder)
       local set = kind == "completed" and q.completed or q.failed
       local entries = finished[set] or {}
       finished[set] = entries
-      entries[#entries + 1], entries[#entries + 2] = now, jobId
+      entries[#entries + 1], entries[#entries + 2] = nowText, jobId
       if kind == "completed" then fields[#fields + 1], fields[#fields + 2] = field, value end
-      fields[#fields + 1], fields[#fields + 2] = "finishedOn", now
+      fields[#fields + 1], fields[#fields + 2] = "finishedOn", nowText
       rcall("HSET", jobKey, unpack(fields))
       if job[4] then rcall("HDEL", jobKey, "defa") end
-      local trim = set .. "|" .. keepCount .. "|" .. (keepAge or "")
-      if not trims[trim] then
-        trims[trim] = {set, keepCount, keepAge}
-        trimOrder[#trimOrder + 1] = trim
+      -- Keep-all (the default) trims nothing, so it is not registered at all.
+      if keepCount > 0 or keepAge then
+        local trim = set .. "|" .. keepCount .. "|" .. (keepAge or "")
+        if not trims[trim] then
+          trims[trim] = {set, keepCount, keepAge}
+          trimOrder[#trimOrder + 1] = trim
+        end
       end
     else
       removeJobKeys(jobKey)
