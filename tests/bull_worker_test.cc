@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <csignal>
 #include <cstdlib>
 #include <thread>
@@ -31,8 +32,48 @@ using ::jobqueue::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
+// Counts how often the handler ran each numbered job (see AddNumberedJobs).
+class Tally {
+ public:
+  explicit Tally(int jobs, absl::Duration work = absl::ZeroDuration())
+      : seen_(static_cast<size_t>(jobs), 0), work_(work) {}
+  BullHandler Handler() {
+    return [this](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+      size_t i;
+      if (!absl::SimpleAtoi(ctx.job().data_json, &i) || i >= seen_.size()) {
+        return absl::InternalError("bad data");
+      }
+      absl::SleepFor(work_);
+      absl::MutexLock lock(&mu_);
+      ++seen_[i];
+      return std::string("null");
+    };
+  }
+  void ExpectEachSeen(int at_least, int at_most) {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < seen_.size(); ++i) {
+      ASSERT_GE(seen_[i], at_least) << "job data " << i;
+      ASSERT_LE(seen_[i], at_most) << "job data " << i;
+    }
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<int> seen_ ABSL_GUARDED_BY(mu_);
+  const absl::Duration work_;
+};
+
 class BullWorkerTest : public ::jobqueue::testing::BullFixture {
  protected:
+  // Adds `n` jobs whose data are the numbers 0..n-1, in one AddBulk.
+  void AddNumberedJobs(int n) {
+    std::vector<BullQueue::NewBullJob> jobs(static_cast<size_t>(n));
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      jobs[i].name = "task";
+      jobs[i].data_json = absl::StrCat(i);
+    }
+    ASSERT_THAT(queue_->AddBulk(jobs).status(), IsOk());
+  }
   ~BullWorkerTest() override { StopWorker(); }
 
   std::string Field(absl::string_view id, absl::string_view field) {
@@ -308,53 +349,28 @@ TEST_F(BullWorkerTest, ExitsWhenIdle) {
 }
 
 TEST_F(BullWorkerTest, ConcurrentWorkersProcessEachJobOnce) {
-  std::vector<BullQueue::NewBullJob> jobs(2000);
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    jobs[i].name = "task";
-    jobs[i].data_json = absl::StrCat(i);
-  }
-  ASSERT_THAT(queue_->AddBulk(jobs).status(), IsOk());
-  absl::Mutex mu;
-  std::vector<int> seen(jobs.size(), 0);
-  auto handler = [&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
-    int i;
-    if (!absl::SimpleAtoi(ctx.job().data_json, &i)) return absl::InternalError("bad data");
-    absl::MutexLock lock(&mu);
-    ++seen[i];
-    return std::string("null");
-  };
+  AddNumberedJobs(2000);
+  Tally tally(2000);
+  BullHandler handler = tally.Handler();
   BullWorkerOptions options;
   options.concurrency = 8;
   auto second = BullWorker::Create(url_, name_, handler, options);
   ASSERT_THAT(second.status(), IsOk());
   std::thread second_thread([&] { EXPECT_THAT((*second)->Run(), IsOk()); });
   StartWorker(handler, options);
-  EXPECT_TRUE(Completed(static_cast<int64_t>(jobs.size())));
+  EXPECT_TRUE(Completed(2000));
   (*second)->Stop();
   second_thread.join();
-  for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 1) << "job data " << i;
+  tally.ExpectEachSeen(1, 1);
 }
 
 // Redis dropping every connection (a failover, a restart, a proxy) and forgetting our scripts:
 // the worker reconnects, reloads them, and no job is lost or left locked. A claim whose reply
 // was lost stays locked until its lock expires; the stalled check then hands it back.
 TEST_F(BullWorkerTest, SurvivesDroppedConnectionsAndFlushedScripts) {
-  std::vector<BullQueue::NewBullJob> jobs(600);
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    jobs[i].name = "task";
-    jobs[i].data_json = absl::StrCat(i);
-  }
-  ASSERT_THAT(queue_->AddBulk(jobs).status(), IsOk());
-  absl::Mutex mu;
-  std::vector<int> seen(jobs.size(), 0);
-  auto handler = [&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
-    int i;
-    if (!absl::SimpleAtoi(ctx.job().data_json, &i)) return absl::InternalError("bad data");
-    absl::SleepFor(absl::Microseconds(500));
-    absl::MutexLock lock(&mu);
-    ++seen[i];
-    return std::string("null");
-  };
+  AddNumberedJobs(600);
+  Tally tally(600, absl::Microseconds(500));
+  BullHandler handler = tally.Handler();
   // The worker logs in as a user of its own, so killing that user's connections leaves the
   // other tests sharing this Redis alone.
   const std::string user = absl::StrCat("jqchaos", getpid());
@@ -385,13 +401,13 @@ TEST_F(BullWorkerTest, SurvivesDroppedConnectionsAndFlushedScripts) {
     }
   });
   chaos.join();
-  EXPECT_TRUE(Completed(static_cast<int64_t>(jobs.size())));
+  EXPECT_TRUE(Completed(600));
   StopWorker();
   EXPECT_GT(stats_.reconnects, 0);
   EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
   EXPECT_TRUE(Redis({"KEYS", Key("*:lock")}).elements.empty());
   Redis({"ACL", "DELUSER", user});
-  for (size_t i = 0; i < seen.size(); ++i) ASSERT_GE(seen[i], 1) << "job data " << i;
+  tally.ExpectEachSeen(1, INT_MAX);
 }
 
 TEST_F(BullWorkerTest, AStopSignalStopsRunningWorkersButNotLaterOnes) {
