@@ -72,31 +72,53 @@ Opened OpenFailure(int exit_code) {
   return opened;
 }
 
-Opened OpenQueue(const Args& args, absl::string_view what) {
+// The Redis URL from the configuration and the --queue name; on failure, the exit code.
+struct Target {
+  Secret redis_url;
+  std::string queue;
+  int exit_code = 0;
+};
+
+Target LoadTarget(const Args& args, absl::string_view what) {
+  Target target;
   ConfigOptions config_options;
   config_options.service = args.GetOr("service", "cli");
   config_options.env_dir = args.GetOr("env-dir", ".");
   absl::StatusOr<Config> config = Config::Load(config_options);
-  if (!config.ok())
-    return OpenFailure(Fail(what, config.status(), ExitCodeForConfigError(config.status())));
+  if (!config.ok()) {
+    target.exit_code = Fail(what, config.status(), ExitCodeForConfigError(config.status()));
+    return target;
+  }
   ConfigureLogging(config->logging_options());
   if (config->redis_url().empty()) {
-    return OpenFailure(
-        Fail(what, absl::FailedPreconditionError("REDIS_URL is not set"), kExitConfigError));
+    target.exit_code =
+        Fail(what, absl::FailedPreconditionError("REDIS_URL is not set"), kExitConfigError);
+    return target;
   }
   absl::StatusOr<std::string> name = args.Require("queue");
-  if (!name.ok()) return OpenFailure(Fail(what, name.status(), kExitUsage));
+  if (!name.ok()) {
+    target.exit_code = Fail(what, name.status(), kExitUsage);
+    return target;
+  }
+  target.redis_url = config->redis_url();
+  target.queue = *std::move(name);
+  return target;
+}
+
+Opened OpenQueue(const Args& args, absl::string_view what) {
+  Target target = LoadTarget(args, what);
+  if (target.exit_code != 0) return OpenFailure(target.exit_code);
   BullQueueOptions options;
   options.prefix = args.GetOr("prefix", "bull");
   options.redis.tls_ca_file = args.GetOr("tls-ca", "");
   options.pool_size = 1;
   absl::StatusOr<std::unique_ptr<BullQueue>> queue =
-      BullQueue::Open(config->redis_url(), *name, options);
+      BullQueue::Open(target.redis_url, target.queue, options);
   if (!queue.ok()) {
     return OpenFailure(
         Fail(what, queue.status(), absl::IsInvalidArgument(queue.status()) ? kExitUsage : 1));
   }
-  return {*std::move(queue), 0, config->redis_url()};
+  return {*std::move(queue), 0, target.redis_url};
 }
 
 int RunAdd(const Args& args) {
@@ -369,14 +391,15 @@ int RunEvents(const Args& args) {
     if (!parsed.ok()) return Fail("events", parsed.status(), kExitUsage);
     idle = *parsed;
   }
-  Opened opened = OpenQueue(args, "events");
-  if (!opened.queue) return opened.exit_code;
+  // Only the events connection: no producer queue is opened for this command.
+  Target target = LoadTarget(args, "events");
+  if (target.exit_code != 0) return target.exit_code;
   BullQueueEventsOptions options;
   options.prefix = args.GetOr("prefix", "bull");
   options.redis.tls_ca_file = args.GetOr("tls-ca", "");
   options.last_event_id = args.GetOr("from", "$");
   absl::StatusOr<std::unique_ptr<BullQueueEvents>> events =
-      BullQueueEvents::Open(opened.redis_url, opened.queue->name(), options);
+      BullQueueEvents::Open(target.redis_url, target.queue, options);
   if (!events.ok()) {
     return Fail("events", events.status(),
                 absl::IsInvalidArgument(events.status()) ? kExitUsage : 1);
