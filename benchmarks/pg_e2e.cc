@@ -3,7 +3,7 @@
 //
 //   eval "$(scripts/services env)"
 //   build/benchmarks/pg_e2e [--jobs 20000] [--only NAME] [--concurrency 8] [--batch 1000]
-//                           [--dispatchers 2] [--seq-jobs 2000]
+//                           [--dispatchers 2] [--seq-jobs 2000] [--transaction-budget-ms 0]
 //
 // Measurements (--only NAME): send (one at a time from 1 thread, --seq-jobs), send-8 (from 8
 // threads), insert (batches of 1,000), work (--jobs preloaded, no-op handler, from Run() until
@@ -42,6 +42,7 @@ struct Flags {
   int concurrency = 8;
   int batch = 1000;
   int dispatchers = 2;
+  int budget_ms = 0;  // WorkerOptions::transaction_budget; 0 = off
   std::string only;
 };
 
@@ -152,6 +153,7 @@ jobqueue::WorkerOptions BenchWorkerOptions(const Flags& flags) {
   options.concurrency = flags.concurrency;
   options.batch_size = flags.batch;
   options.dispatchers = flags.dispatchers;
+  options.transaction_budget = absl::Milliseconds(flags.budget_ms);
   options.poll_interval = absl::Seconds(1);
   options.log_startup = false;
   return options;
@@ -171,8 +173,10 @@ void MeasureWork(const Flags& flags) {
   const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
   (*worker)->Stop();
   runner.join();
-  Emit(absl::StrCat("work concurrency=", flags.concurrency, " batch=", flags.batch,
-                    " dispatchers=", flags.dispatchers),
+  Emit(absl::StrCat(
+           "work concurrency=", flags.concurrency, " batch=", flags.batch,
+           " dispatchers=", flags.dispatchers,
+           flags.budget_ms > 0 ? absl::StrCat(" transaction_budget=", flags.budget_ms, "ms") : ""),
        flags.jobs, seconds, absl::StrCat(",\"claims\":", (*worker)->stats().claims));
 }
 
@@ -258,6 +262,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.batch = value();
     else if (arg == "--dispatchers")
       flags.dispatchers = value();
+    else if (arg == "--transaction-budget-ms")
+      flags.budget_ms = value();
     else if (arg == "--only" && i + 1 < argc)
       flags.only = argv[++i];
     else

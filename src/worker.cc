@@ -52,6 +52,10 @@ absl::Status WorkerOptions::Validate() const {
   if (poll_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("poll interval must be positive");
   }
+  if (transaction_budget < absl::ZeroDuration() || transaction_budget > absl::Seconds(10)) {
+    return absl::InvalidArgumentError(absl::StrCat("transaction budget must be 0..10s, got ",
+                                                   absl::FormatDuration(transaction_budget)));
+  }
   if (heartbeat_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("heartbeat interval must be positive");
   }
@@ -122,6 +126,21 @@ class Worker::Impl {
   // One CompleteAndClaim round trip: flushes the completions and, with `claim`, claims what
   // the free capacity allows. On error the completions are kept for the next try.
   absl::StatusOr<ExchangeResult> Exchange(bool claim);
+  // Short-job mode's round: claims a held batch, waits for it up to the budget, settles it.
+  absl::StatusOr<ExchangeResult> HeldRound();
+  absl::StatusOr<ExchangeResult> Round() {
+    return options_.transaction_budget > absl::ZeroDuration() ? HeldRound()
+                                                              : Exchange(/*claim=*/true);
+  }
+  // Jobs this worker holds in any form (leases and held-batch jobs).
+  int HeldCount() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return static_cast<int>(held_.size() + held_slots_.size());
+  }
+  // The lease a job is held under now (a held-batch job gets a new one at its settle).
+  Lease CurrentLease(const Lease& claimed) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = held_.find(claimed.job_id);
+    return it == held_.end() ? claimed : it->second;
+  }
   // Extra dispatchers (options.dispatchers > 1) only exchange; the main one listens,
   // heartbeats and decides when to stop.
   void PumpLoop();
@@ -160,6 +179,13 @@ class Worker::Impl {
   absl::flat_hash_set<int64_t> running_ ABSL_GUARDED_BY(mu_);
   // Leases handed back at shutdown while their handler still ran: their results are dropped.
   absl::flat_hash_set<int64_t> given_back_ ABSL_GUARDED_BY(mu_);
+  // Jobs of held batches not yet settled, with their handler's outcome once it finished.
+  struct HeldSlot {
+    int* unfinished = nullptr;  // the owning round's count
+    bool finished = false;
+    absl::StatusOr<std::string> result;
+  };
+  absl::flat_hash_map<int64_t, HeldSlot> held_slots_ ABSL_GUARDED_BY(mu_);
   WorkerStats stats_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_;
 
@@ -187,13 +213,23 @@ void Worker::Impl::HandlerLoop() {
   }
 }
 
-void Worker::Impl::RunOne(const Lease& lease) {
-  Context context(lease, this);
-  absl::StatusOr<std::string> result = internal::RunHandler(handlers_.at(lease.job_type), context);
+void Worker::Impl::RunOne(const Lease& claimed) {
+  Context context(claimed, this);
+  absl::StatusOr<std::string> result =
+      internal::RunHandler(handlers_.at(claimed.job_type), context);
   bool given_back = false;
+  Lease lease;
   {
     absl::MutexLock lock(&mu_);
-    running_.erase(lease.job_id);
+    running_.erase(claimed.job_id);
+    if (auto slot = held_slots_.find(claimed.job_id); slot != held_slots_.end()) {
+      // Its held batch writes the outcome.
+      slot->second.finished = true;
+      slot->second.result = std::move(result);
+      --*slot->second.unfinished;
+      return;
+    }
+    lease = CurrentLease(claimed);
     given_back = given_back_.erase(lease.job_id) > 0;
     if (!given_back && result.ok()) {
       done_.push_back({lease, *std::move(result)});
@@ -260,7 +296,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) 
     if (claim) {
       // Jobs done but not yet flushed leave with this round trip: their slots are free. Other
       // dispatchers' claims in flight have reserved theirs.
-      const int held = static_cast<int>(held_.size() - done.size());
+      const int held = HeldCount() - static_cast<int>(done.size());
       limit = std::clamp(capacity_ - held - reserved_, 0, per_claim_);
       reserved_ += limit;
     }
@@ -294,12 +330,129 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) 
   return out;
 }
 
+absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
+  ExchangeResult out;
+  bool have_done;
+  {
+    absl::MutexLock lock(&mu_);
+    have_done = !done_.empty();
+  }
+  if (have_done) {
+    // Completions of jobs that outlived an earlier batch's budget.
+    JQ_ASSIGN_OR_RETURN(ExchangeResult flushed, Exchange(/*claim=*/false));
+    out.flushed = flushed.flushed;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    out.limit = std::clamp(capacity_ - HeldCount() - reserved_, 0, per_claim_);
+    reserved_ += out.limit;
+  }
+  if (out.limit == 0) return out;
+  ClaimRequest request;
+  request.worker_id = options_.worker_id;
+  request.queue = options_.queue;
+  request.job_types = types_;
+  request.limit = out.limit;
+  absl::StatusOr<std::unique_ptr<PgQueue::HeldBatch>> batch = queue_->ClaimHeld(request);
+  int unfinished = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    reserved_ -= out.limit;
+    if (!batch.ok()) return batch.status();
+    ++stats_.claims;
+    for (const Lease& lease : (*batch)->leases()) {
+      held_slots_[lease.job_id].unfinished = &unfinished;
+      ready_.push_back(lease);
+      ++unfinished;
+    }
+  }
+  out.claimed = static_cast<int>((*batch)->leases().size());
+  if (out.claimed == 0) return out;
+
+  std::vector<PgQueue::HeldBatch::Outcome> outcomes;
+  std::vector<int64_t> keep;
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](int* left) { return *left == 0; }, &unfinished),
+                         options_.transaction_budget);
+    for (const Lease& lease : (*batch)->leases()) {
+      HeldSlot& slot = held_slots_.at(lease.job_id);
+      if (!slot.finished) {
+        keep.push_back(lease.job_id);
+      } else if (slot.result.ok()) {
+        outcomes.push_back({lease.job_id, true, *slot.result});
+      } else if (!IsLeaseLost(slot.result.status()) && !shutting_down_.load()) {
+        outcomes.push_back({lease.job_id, false, std::string(slot.result.status().message())});
+      }  // else: left pending, untouched (handler gave up, or we are stopping)
+    }
+  }
+  absl::StatusOr<PgQueue::HeldBatch::Settled> settled = (*batch)->Settle(outcomes, keep);
+
+  std::vector<std::pair<Lease, absl::Status>> to_fail;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!settled.ok()) {
+      // Rolled back: every job is pending again. Running handlers' results are dropped,
+      // queued ones must not start.
+      absl::flat_hash_set<int64_t> batch_ids;
+      for (const Lease& lease : (*batch)->leases()) {
+        batch_ids.insert(lease.job_id);
+        if (!held_slots_.at(lease.job_id).finished && running_.contains(lease.job_id)) {
+          given_back_.insert(lease.job_id);
+        }
+        held_slots_.erase(lease.job_id);
+      }
+      ready_.erase(std::remove_if(ready_.begin(), ready_.end(),
+                                  [&](const Lease& l) { return batch_ids.contains(l.job_id); }),
+                   ready_.end());
+      internal::WakeFd(wake_fd_);
+      return settled.status();
+    }
+    stats_.completed += settled->completed;
+    for (const auto& [lease, outcome] : settled->failed) {
+      ++stats_.failed;
+      const HeldSlot& slot = held_slots_.at(lease.job_id);
+      internal::LogWarn(
+          "job {} ({}) attempt {}/{} failed: {}{}", lease.job_id, lease.job_type, lease.attempt,
+          lease.max_attempts,
+          slot.result.ok() ? "result is not valid JSON" : slot.result.status().message(),
+          outcome.will_retry ? "; will retry" : "; giving up");
+    }
+    for (const Lease& lease : settled->kept) {
+      HeldSlot& slot = held_slots_.at(lease.job_id);
+      held_.emplace(lease.job_id, lease);
+      if (!slot.finished) continue;  // RunOne finishes it as an ordinary lease
+      // It finished while the batch was settling: finish it as an ordinary lease here.
+      if (slot.result.ok()) {
+        done_.push_back({lease, *std::move(slot.result)});
+      } else {
+        to_fail.emplace_back(lease, slot.result.status());
+      }
+    }
+    for (const Lease& lease : (*batch)->leases()) held_slots_.erase(lease.job_id);
+    if (!done_.empty()) pump_cv_.SignalAll();
+    internal::WakeFd(wake_fd_);
+  }
+  for (const auto& [lease, error] : to_fail) {
+    if (IsLeaseLost(error) || shutting_down_.load()) {
+      absl::Status released = queue_->Release(lease);
+      absl::MutexLock lock(&mu_);
+      held_.erase(lease.job_id);
+      if (released.ok()) ++stats_.released;
+    } else {
+      FailJob(lease, error);
+    }
+  }
+  return out;
+}
+
 void Worker::Impl::PumpLoop() {
   absl::Duration backoff = options_.reconnect_min;
   absl::MutexLock lock(&mu_);
   while (!quit_pumps_) {
     mu_.Unlock();
-    absl::StatusOr<ExchangeResult> result = Exchange(/*claim=*/true);
+    absl::StatusOr<ExchangeResult> result = Round();
     mu_.Lock();
     if (!result.ok()) {
       pump_cv_.WaitWithTimeout(&mu_, backoff);
@@ -402,7 +555,7 @@ absl::Status Worker::Impl::Run() {
   absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
   while (!StopWanted()) {
     bool drained = false;
-    absl::StatusOr<ExchangeResult> exchanged = Exchange(/*claim=*/true);
+    absl::StatusOr<ExchangeResult> exchanged = Round();
     if (!exchanged.ok()) {
       if (!in_outage) {
         internal::LogWarn("database unavailable, retrying with backoff: {}",
@@ -440,7 +593,7 @@ absl::Status Worker::Impl::Run() {
     int held;
     {
       absl::MutexLock lock(&mu_);
-      held = static_cast<int>(held_.size());
+      held = HeldCount();
     }
     if (held > 0) last_active = absl::Now();
 
@@ -451,7 +604,7 @@ absl::Status Worker::Impl::Run() {
     }
     {
       absl::MutexLock lock(&mu_);
-      held = static_cast<int>(held_.size());
+      held = HeldCount();
     }
     if (options_.exit_when_idle && held == 0 && now - last_active >= *options_.exit_when_idle) {
       internal::LogInfo("idle for {}; exiting", absl::FormatDuration(*options_.exit_when_idle));
@@ -508,7 +661,12 @@ void Worker::Impl::Shutdown() {
     absl::MutexLock lock(&mu_);
     unstarted.swap(ready_);
   }
-  for (const Lease& lease : unstarted) {
+  for (const Lease& queued : unstarted) {
+    Lease lease;
+    {
+      absl::MutexLock lock(&mu_);
+      lease = CurrentLease(queued);
+    }
     absl::Status released = queue_->Release(lease);
     absl::MutexLock lock(&mu_);
     held_.erase(lease.job_id);

@@ -36,14 +36,16 @@ std::string TempPath(absl::string_view name) {
 }
 
 pid_t SpawnWorker(const std::string& schema, const std::string& record, int concurrency,
-                  int handler_ms, int idle_exit_ms) {
+                  int handler_ms, int idle_exit_ms, int budget_ms = 0) {
   const std::string binary = testing::TestWorkerBinary();
   std::vector<std::string> args = {binary,
                                    schema,
                                    record,
                                    absl::StrCat(concurrency),
                                    absl::StrCat(handler_ms),
-                                   absl::StrCat(idle_exit_ms)};
+                                   absl::StrCat(idle_exit_ms),
+                                   "3000",
+                                   absl::StrCat(budget_ms)};
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -114,7 +116,11 @@ class MultiProcessTest : public ::testing::Test {
   std::unique_ptr<PgQueue> queue_ = schema_.OpenQueue();
 };
 
-TEST_F(MultiProcessTest, FourProcessesOfEightThreadsCompleteEveryJobExactlyOnce) {
+class ExactlyOnceTest : public MultiProcessTest, public ::testing::WithParamInterface<int> {};
+
+// Parameter: the workers' transaction budget in ms (0: ordinary leases; >0: held batches).
+TEST_P(ExactlyOnceTest, FourProcessesOfEightThreadsCompleteEveryJobExactlyOnce) {
+  const int budget_ms = GetParam();
   constexpr int kJobs = 50000;
   EnqueueWork(kJobs);
   std::vector<pid_t> workers;
@@ -122,7 +128,7 @@ TEST_F(MultiProcessTest, FourProcessesOfEightThreadsCompleteEveryJobExactlyOnce)
   for (int i = 0; i < 4; ++i) {
     records.push_back(TempPath(absl::StrCat("exactly_once_", i)));
     std::remove(records.back().c_str());
-    workers.push_back(SpawnWorker(schema_.name(), records.back(), 8, 0, 1500));
+    workers.push_back(SpawnWorker(schema_.name(), records.back(), 8, 0, 1500, budget_ms));
   }
   for (pid_t pid : workers) EXPECT_EQ(WaitExit(pid), 0);
   EXPECT_EQ(Count("status = 'completed'"), kJobs);
@@ -143,6 +149,37 @@ TEST_F(MultiProcessTest, FourProcessesOfEightThreadsCompleteEveryJobExactlyOnce)
   for (const auto& [id, n] : runs) duplicates += n - 1;
   EXPECT_EQ(duplicates, 0);
   EXPECT_GE(busy_processes, 2) << "the load should have been shared";
+}
+
+INSTANTIATE_TEST_SUITE_P(LeaseModes, ExactlyOnceTest, ::testing::Values(0, 500),
+                         [](const ::testing::TestParamInfo<int>& param) {
+                           return param.param == 0 ? std::string("ProcessingLeases")
+                                                   : std::string("HeldBatches");
+                         });
+
+TEST_F(MultiProcessTest, KilledHeldBatchIsPendingAtOnceWithNoAttemptCounted) {
+  EnqueueWork(3);
+  const std::string record_a = TempPath("held_killed_a");
+  std::remove(record_a.c_str());
+  // Handlers of 60 s inside a 10 s budget: killed while the batch is still held.
+  const pid_t a = SpawnWorker(schema_.name(), record_a, 3, 60000, 0, 10000);
+  ASSERT_TRUE(Eventually([&] { return ReadRecord(record_a).started.size() == 3; }));
+  EXPECT_EQ(Count("status = 'pending' AND attempts = 0"), 3) << "held rows stay pending";
+  kill(a, SIGKILL);
+  waitpid(a, nullptr, 0);
+  // No reaper, no stale timeout: the dead connection's transaction is rolled back.
+  const std::string record_b = TempPath("held_killed_b");
+  std::remove(record_b.c_str());
+  const pid_t b = SpawnWorker(schema_.name(), record_b, 3, 0, 0, 10000);
+  EXPECT_TRUE(Eventually([&] { return Count("status = 'completed'") == 3; }));
+  kill(b, SIGTERM);
+  EXPECT_EQ(WaitExit(b), 0);
+  Record second = ReadRecord(record_b);
+  EXPECT_EQ(second.done.size(), 3u);
+  for (const auto& [id, attempt] : second.done) EXPECT_EQ(attempt, 1) << "job " << id;
+  EXPECT_EQ(Count("attempts = 1 AND status = 'completed'"), 3);
+  std::remove(record_a.c_str());
+  std::remove(record_b.c_str());
 }
 
 TEST_F(MultiProcessTest, KilledWorkersJobIsRecoveredAndItsLateCompletionFenced) {

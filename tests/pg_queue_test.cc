@@ -72,6 +72,60 @@ TEST_F(PgQueueTest, CompleteAfterRecoveryIsFenced) {
   EXPECT_EQ(job.locked_by, "alive");
 }
 
+TEST_F(PgQueueTest, HeldBatchSettlesOutcomesInOneWriteAndRollsBackWhenDropped) {
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 4; ++i) {
+    JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("t")));
+    ids.push_back(added.id);
+  }
+  {
+    JQ_ASSERT_OK_AND_ASSIGN(auto dropped, queue_->ClaimHeld(Request(4, "crashing")));
+    ASSERT_EQ(dropped->leases().size(), 4u);
+    EXPECT_EQ(dropped->leases()[0].attempt, 1);
+    EXPECT_EQ(dropped->leases()[0].claimed_at_us, 0);
+    // Held rows are locked, so nobody else can claim them meanwhile.
+    JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> none, queue_->Claim(Request(4, "other")));
+    EXPECT_TRUE(none.empty());
+  }
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() +
+                          ".job_queue WHERE status = 'pending' AND attempts = 0"),
+            "4");
+
+  JQ_ASSERT_OK_AND_ASSIGN(auto batch, queue_->ClaimHeld(Request(4, "w1")));
+  ASSERT_EQ(batch->leases().size(), 4u);
+  std::vector<PgQueue::HeldBatch::Outcome> outcomes = {
+      {ids[0], true, R"({"ok": 1})"}, {ids[1], false, "boom"}, {ids[2], true, "{not json"}};
+  const int64_t keep = ids[3];
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::HeldBatch::Settled settled,
+                          batch->Settle(outcomes, absl::MakeConstSpan(&keep, 1)));
+  EXPECT_EQ(settled.completed, 1);
+  ASSERT_EQ(settled.failed.size(), 2u);
+  EXPECT_TRUE(settled.failed[0].second.will_retry);
+  ASSERT_EQ(settled.kept.size(), 1u);
+  EXPECT_NE(settled.kept[0].claimed_at_us, 0);
+  EXPECT_THAT(batch->Settle({}, {}), StatusIs(absl::StatusCode::kFailedPrecondition));
+
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job done, queue_->Get(ids[0]));
+  EXPECT_EQ(done.status, JobStatus::kCompleted);
+  EXPECT_EQ(done.attempts, 1);
+  EXPECT_EQ(done.locked_by, "w1");
+  EXPECT_EQ(done.result_json, R"({"ok": 1})");
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job failed, queue_->Get(ids[1]));
+  EXPECT_EQ(failed.status, JobStatus::kPending);
+  EXPECT_EQ(failed.attempts, 1);
+  EXPECT_EQ(failed.last_error, "boom");
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job bad_result, queue_->Get(ids[2]));
+  EXPECT_THAT(bad_result.last_error, HasSubstr("not valid JSON"));
+  // The kept job is an ordinary lease now: heartbeat and complete work, fenced as usual.
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job kept, queue_->Get(ids[3]));
+  EXPECT_EQ(kept.status, JobStatus::kProcessing);
+  EXPECT_THAT(queue_->Heartbeat(settled.kept[0]), IsOk());
+  Lease stale = settled.kept[0];
+  stale.claimed_at_us = 0;
+  EXPECT_THAT(queue_->Complete(stale), StatusIs(kLeaseLostCode));
+  EXPECT_THAT(queue_->Complete(settled.kept[0], "7"), IsOk());
+}
+
 TEST_F(PgQueueTest, BatchEnqueueAndCompleteAndClaim) {
   std::vector<NewJob> jobs;
   for (int i = 0; i < 10; ++i) jobs.push_back(Job("t", absl::StrCat("{\"i\": ", i, "}")));

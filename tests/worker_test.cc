@@ -64,7 +64,9 @@ class WorkerTest : public ::testing::Test {
   }
 
   // 5,000 jobs through 8 handler threads; each must run and complete exactly once.
-  void DrainExactlyOnce(int dispatchers);
+  // One job whose handler always fails, max_attempts 3: failed for good after three runs.
+  void FailThreeTimes(absl::Duration transaction_budget);
+  void DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget = absl::ZeroDuration());
 
   TestSchema schema_;
   std::unique_ptr<PgQueue> queue_;
@@ -87,11 +89,13 @@ TEST_F(WorkerTest, ProcessesJobsWithRegisteredHandlers) {
   EXPECT_EQ(CountWhere("status <> 'completed'"), 0);
 }
 
-TEST_F(WorkerTest, FailingHandlerRetriesThenFails) {
+void WorkerTest::FailThreeTimes(absl::Duration transaction_budget) {
   NewJob job = MakeJob("flaky");
   job.options.max_attempts = 3;
   JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(job));
-  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), Options()));
+  WorkerOptions options = Options();
+  options.transaction_budget = transaction_budget;
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
   std::atomic<int> calls{0};
   ASSERT_THAT(worker->Register("flaky",
                                [&](JobContext&) -> absl::StatusOr<std::string> {
@@ -104,7 +108,11 @@ TEST_F(WorkerTest, FailingHandlerRetriesThenFails) {
   JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(added.id));
   EXPECT_EQ(row.attempts, 3);
   EXPECT_THAT(row.last_error, HasSubstr("upstream said no"));
+  EXPECT_TRUE(row.finished_at.has_value());
+  EXPECT_EQ(worker->stats().failed, 3);
 }
+
+TEST_F(WorkerTest, FailingHandlerRetriesThenFails) { FailThreeTimes(absl::ZeroDuration()); }
 
 TEST_F(WorkerTest, ThrowingHandlerFailsTheJobWithoutCrashing) {
   NewJob job = MakeJob("thrower");
@@ -271,7 +279,7 @@ TEST_F(WorkerTest, HeartbeatsKeepALongJobFromBeingReaped) {
   EXPECT_EQ(worker->stats().lost, 0);
 }
 
-void WorkerTest::DrainExactlyOnce(int dispatchers) {
+void WorkerTest::DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget) {
   constexpr int kJobs = 5000;
   std::vector<NewJob> jobs;
   for (int i = 0; i < kJobs; ++i) jobs.push_back(MakeJob("count", absl::StrCat(i)));
@@ -279,6 +287,7 @@ void WorkerTest::DrainExactlyOnce(int dispatchers) {
   WorkerOptions options = Options(8);
   options.batch_size = 64;
   options.dispatchers = dispatchers;
+  options.transaction_budget = transaction_budget;
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
   absl::Mutex mu;
   absl::flat_hash_map<int64_t, int> runs;
@@ -299,11 +308,81 @@ TEST_F(WorkerTest, ManyThreadsCompleteEachJobExactlyOnce) { DrainExactlyOnce(1);
 
 TEST_F(WorkerTest, ParallelDispatchersCompleteEachJobExactlyOnce) { DrainExactlyOnce(3); }
 
+TEST_F(WorkerTest, HeldBatchesCompleteEachJobExactlyOnce) {
+  DrainExactlyOnce(2, absl::Seconds(1));
+  EXPECT_EQ(CountWhere("attempts = 1 AND locked_by IS NOT NULL AND finished_at IS NOT NULL"), 5000);
+}
+
+TEST_F(WorkerTest, HeldBatchesWriteEachJobOnce) {
+  constexpr int kJobs = 300;
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < kJobs; ++i)
+    jobs.push_back(MakeJob("echo", absl::StrCat(R"({"n": )", i, "}")));
+  ASSERT_THAT(queue_->EnqueueMany(jobs).status(), IsOk());
+  WorkerOptions options = Options(4);
+  options.batch_size = 50;
+  options.transaction_budget = absl::Seconds(2);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  ASSERT_THAT(worker->Register("echo",
+                               [](JobContext& job) -> absl::StatusOr<std::string> {
+                                 return job.lease().payload_json;
+                               }),
+              IsOk());
+  RunUntil(*worker, [&] { return CountWhere("status = 'completed'") == kJobs; });
+  EXPECT_EQ(CountWhere(absl::StrCat("result = payload AND attempts = 1 AND heartbeat_at IS NULL",
+                                    " AND locked_by = '", worker->worker_id(), "'")),
+            kJobs);
+  worker.reset();
+  queue_.reset();  // the backends exit and flush their table statistics
+  const std::string updates =
+      absl::StrCat("SELECT n_tup_upd FROM pg_stat_user_tables WHERE schemaname = '", schema_.name(),
+                   "' AND relname = 'job_queue'");
+  EXPECT_TRUE(Eventually([&] { return std::stoll(schema_.Query(updates)) >= kJobs; }));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(std::stoll(schema_.Query(updates)), kJobs) << "one row write per job";
+}
+
+TEST_F(WorkerTest, HeldJobOutlivingTheBudgetBecomesAProcessingLease) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(MakeJob("long")));
+  WorkerOptions options = Options(1);
+  options.transaction_budget = absl::Milliseconds(100);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<bool> release{false};
+  ASSERT_THAT(worker->Register("long",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 while (!release.load()) absl::SleepFor(absl::Milliseconds(5));
+                                 return std::string("\"late\"");
+                               }),
+              IsOk());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  EXPECT_TRUE(Eventually([&] {
+    return CountWhere(absl::StrCat("status = 'processing' AND attempts = 1 AND locked_by = '",
+                                   worker->worker_id(), "' AND heartbeat_at IS NOT NULL")) == 1;
+  }));
+  release = true;
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
+  worker->Stop();
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(added.id));
+  EXPECT_EQ(row.result_json, "\"late\"");
+  EXPECT_EQ(row.attempts, 1);
+  EXPECT_EQ(worker->stats().completed, 1);
+  EXPECT_EQ(worker->stats().lost, 0);
+}
+
+TEST_F(WorkerTest, HeldBatchFailuresRetryThenFail) { FailThreeTimes(absl::Seconds(1)); }
+
 TEST_F(WorkerTest, RejectsBadOptionsAndRegistrations) {
   WorkerOptions options = Options();
   options.concurrency = 0;
   EXPECT_THAT(Worker::Create(queue_.get(), options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("concurrency")));
+  options = Options();
+  options.transaction_budget = absl::Seconds(11);
+  EXPECT_THAT(Worker::Create(queue_.get(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("transaction budget")));
   options = Options();
   options.queue = "bad queue'; --";
   EXPECT_THAT(Worker::Create(queue_.get(), options).status(),

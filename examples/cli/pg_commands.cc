@@ -221,15 +221,18 @@ int RunEnqueue(const std::vector<std::string>& argv) {
 constexpr char kWorkHelp[] =
     "usage: jobqueue work --types T1,T2 --handler H [--queue Q] [--concurrency N] [--batch N]\n"
     "                     [--dispatchers N] [--exit-when-idle SECONDS] [--name NAME]\n"
-    "                     [--poll-interval S] [--schema S]\n"
+    "                     [--poll-interval S] [--transaction-budget DURATION] [--schema S]\n"
     "  Runs a worker with a built-in handler: noop, echo (result = payload), fail[:message],\n"
-    "  sleep:MS. SIGTERM/SIGINT stop it gracefully. Prints its counts when it stops.\n";
+    "  sleep:MS. SIGTERM/SIGINT stop it gracefully. Prints its counts when it stops.\n"
+    "  --transaction-budget (e.g. 200ms): short-job mode, one row write per job that finishes\n"
+    "  within the budget (see docs/postgres.md).\n";
 
 int RunWork(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseFor(argv,
-                                       {"types", "handler", "queue", "concurrency", "batch",
-                                        "dispatchers", "exit-when-idle", "name", "poll-interval"},
-                                       {});
+  absl::StatusOr<Args> args =
+      ParseFor(argv,
+               {"types", "handler", "queue", "concurrency", "batch", "dispatchers",
+                "exit-when-idle", "name", "poll-interval", "transaction-budget"},
+               {});
   if (!args.ok()) return Usage("work", args.status().message());
   if (args->Has("help")) return std::fputs(kWorkHelp, stdout), 0;
   absl::StatusOr<std::string> types = args->Require("types");
@@ -254,6 +257,9 @@ int RunWork(const std::vector<std::string>& argv) {
     }
     if (auto v = args->Get("exit-when-idle")) {
       JQ_ASSIGN_OR_RETURN(options.exit_when_idle, ParseDurationFlag("exit-when-idle", *v));
+    }
+    if (auto v = args->Get("transaction-budget")) {
+      JQ_ASSIGN_OR_RETURN(options.transaction_budget, ParseDurationFlag("transaction-budget", *v));
     }
     return options.Validate();
   };

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -152,6 +153,48 @@ class PgQueue {
   };
   absl::StatusOr<CompleteAndClaimResult> CompleteAndClaim(absl::Span<const Completion> done,
                                                           const ClaimRequest& next);
+
+  // Short-job mode (WorkerOptions::transaction_budget). The claimed jobs stay 'pending' rows
+  // locked by a transaction left open on a pooled connection until Settle(), so a job that
+  // finishes in time costs one row write instead of two (claim, then finish). Its leases have
+  // claimed_at_us 0 and are not valid for Complete/Fail/Heartbeat/Release; Settle() turns the
+  // ones still running into ordinary leases. Dropped unsettled (or a crash): rolled back, the
+  // jobs are pending again with no attempt counted.
+  class HeldBatch {
+   public:
+    ~HeldBatch();
+    HeldBatch(const HeldBatch&) = delete;
+    HeldBatch& operator=(const HeldBatch&) = delete;
+
+    const std::vector<Lease>& leases() const { return leases_; }
+
+    struct Outcome {
+      int64_t job_id = 0;
+      bool ok = true;
+      // The result JSON when ok (an invalid one fails the job instead), else the error.
+      std::string text;
+    };
+    struct Settled {
+      // Leases of the `keep` jobs, now 'processing' under this worker with a claim time.
+      std::vector<Lease> kept;
+      int64_t completed = 0;
+      std::vector<std::pair<Lease, FailOutcome>> failed;
+    };
+    // Writes the outcomes, turns `keep` into processing leases and commits. Jobs of the batch
+    // in neither stay pending, untouched. Once only; the connection goes back to the pool.
+    absl::StatusOr<Settled> Settle(absl::Span<const Outcome> outcomes,
+                                   absl::Span<const int64_t> keep);
+
+   private:
+    friend class PgQueue;
+    struct Conn;
+    HeldBatch(PgQueue* queue, std::unique_ptr<Conn> conn, std::vector<Lease> leases);
+    PgQueue* queue_;
+    std::unique_ptr<Conn> conn_;
+    std::vector<Lease> leases_;
+  };
+  // Claims up to request.limit jobs into a held batch (empty when none are due).
+  absl::StatusOr<std::unique_ptr<HeldBatch>> ClaimHeld(const ClaimRequest& request);
 
   // Extends the lease (heartbeat_at = now). kLeaseLostCode when the lease is no longer held.
   absl::Status Heartbeat(const Lease& lease);

@@ -50,6 +50,13 @@ struct WorkerOptions {
   // Connections claiming and completing in parallel; each claims batch_size / dispatchers.
   // More than one lets Postgres use more cores for one busy worker. 1..16, default 1.
   int dispatchers = 1;
+  // Short-job mode when positive (at most 10 s): a claimed batch stays locked by an open
+  // transaction instead of being marked 'processing', and the jobs that finish within this
+  // budget are written once (completed, or failed/retried) when the batch commits: one row
+  // write per job instead of two. Jobs still running at the budget become ordinary processing
+  // leases then. While held, rows read 'pending' (locked); if the worker dies, its batch is
+  // pending again at once, with no attempt counted. Default 0 (off).
+  absl::Duration transaction_budget = absl::ZeroDuration();
   // Fallback poll when no notification comes (WORKER_POLL_INTERVAL). Default 10 s.
   absl::Duration poll_interval = absl::Seconds(10);
   // Wake on pg_notify from inserts. Default true.

@@ -34,6 +34,20 @@ const QueueSql& SqlFor(absl::string_view schema) {
   return *slot;
 }
 
+// Error texts are capped so a runaway handler cannot bloat rows.
+constexpr size_t kMaxErrorBytes = 8192;
+
+// Cuts at a UTF-8 character boundary: Postgres rejects a text with half a character.
+std::string CapError(absl::string_view error) {
+  size_t end = std::min(error.size(), kMaxErrorBytes);
+  if (end < error.size()) {
+    while (end > 0 && (static_cast<unsigned char>(error[end]) & 0xC0) == 0x80) --end;
+  }
+  std::string message(error.substr(0, end));
+  if (message.empty()) message = "failed";
+  return message;
+}
+
 std::string Micros(absl::Duration d) { return absl::StrCat(absl::ToInt64Microseconds(d)); }
 
 absl::Status ValidateNewJob(const NewJob& job) {
@@ -419,6 +433,120 @@ absl::StatusOr<PgQueue::CompleteAndClaimResult> PgQueue::CompleteAndClaim(
   return out;
 }
 
+struct PgQueue::HeldBatch::Conn {
+  PgPool::Handle handle;
+};
+
+PgQueue::HeldBatch::HeldBatch(PgQueue* queue, std::unique_ptr<Conn> conn, std::vector<Lease> leases)
+    : queue_(queue), conn_(std::move(conn)), leases_(std::move(leases)) {}
+
+PgQueue::HeldBatch::~HeldBatch() {
+  // A connection that cannot roll back is closed by the pool, which ends the transaction too.
+  if (conn_ != nullptr) (void)conn_->handle->ExecScript("ROLLBACK", "roll back held batch");
+}
+
+absl::StatusOr<std::unique_ptr<PgQueue::HeldBatch>> PgQueue::ClaimHeld(
+    const ClaimRequest& request) {
+  JQ_RETURN_IF_ERROR(ValidateClaim(request));
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle handle, pool_->Acquire());
+  auto conn = std::make_unique<HeldBatch::Conn>(HeldBatch::Conn{std::move(handle)});
+  JQ_RETURN_IF_ERROR(conn->handle->ExecScript("BEGIN", "begin held batch"));
+  absl::StatusOr<PgResult> result = conn->handle->Run(
+      SqlFor(options_.schema).claim_held,
+      {request.queue, TypesParam(request.job_types), absl::StrCat(request.limit)});
+  if (!result.ok()) {
+    (void)conn->handle->ExecScript("ROLLBACK", "roll back held batch");
+    return result.status();
+  }
+  std::vector<Lease> leases = ParseLeases(*result, request, 0, 0, result->rows());
+  if (leases.empty()) {
+    (void)conn->handle->ExecScript("ROLLBACK", "end empty held batch");
+    conn.reset();
+  }
+  return std::unique_ptr<HeldBatch>(new HeldBatch(this, std::move(conn), std::move(leases)));
+}
+
+absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
+    absl::Span<const Outcome> outcomes, absl::Span<const int64_t> keep) {
+  Settled out;
+  if (conn_ == nullptr) {
+    if (leases_.empty() && outcomes.empty() && keep.empty()) return out;
+    return absl::FailedPreconditionError("held batch already settled");
+  }
+  std::unique_ptr<Conn> conn = std::move(conn_);
+  absl::flat_hash_map<int64_t, const Lease*> by_id;
+  for (const Lease& lease : leases_) by_id.emplace(lease.job_id, &lease);
+  std::vector<int64_t> ids;
+  std::vector<std::string> kinds, bodies;
+  std::vector<int64_t> delays;
+  auto add = [&](int64_t id, absl::string_view kind, std::string body, int64_t delay_us) {
+    ids.push_back(id);
+    kinds.emplace_back(kind);
+    bodies.push_back(std::move(body));
+    delays.push_back(delay_us);
+  };
+  for (const Outcome& outcome : outcomes) {
+    auto it = by_id.find(outcome.job_id);
+    if (it == by_id.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("held batch: job ", outcome.job_id, " is not in this batch"));
+    }
+    std::string body = outcome.text;
+    bool ok = outcome.ok;
+    if (ok) {
+      if (body.empty()) body = "null";
+      if (absl::Status valid = ValidateResult(outcome.job_id, body); !valid.ok()) {
+        ok = false;
+        body = std::string(valid.message());
+      }
+    }
+    if (ok) {
+      add(outcome.job_id, "c", std::move(body), 0);
+    } else {
+      body = CapError(body);
+      const absl::Duration delay =
+          queue_->options_.retry.DelayAfter(std::max(it->second->attempt, 1), RandomUnit());
+      add(outcome.job_id, "f", std::move(body), absl::ToInt64Microseconds(delay));
+    }
+  }
+  for (int64_t id : keep) {
+    if (!by_id.contains(id)) {
+      return absl::InvalidArgumentError(absl::StrCat("held batch: job ", id, " is not in it"));
+    }
+    add(id, "k", "", 0);
+  }
+  PgConnection& c = *conn->handle;
+  if (!ids.empty()) {
+    PgParams params = {leases_.front().worker_id, internal::PgInt64Array(ids),
+                       internal::PgTextArray(kinds), internal::PgTextArray(bodies),
+                       internal::PgInt64Array(delays)};
+    absl::StatusOr<PgResult> result = c.Run(SqlFor(queue_->options_.schema).settle_held, params);
+    if (!result.ok()) {
+      (void)c.ExecScript("ROLLBACK", "roll back held batch");
+      return result.status();
+    }
+    for (int r = 0; r < result->rows(); ++r) {
+      const Lease& lease = *by_id.at(result->GetInt64(r, 0));
+      const absl::string_view status = result->Get(r, 1);
+      if (status == "completed") {
+        ++out.completed;
+      } else if (status == "processing") {
+        Lease kept = lease;
+        kept.claimed_at_us = result->GetInt64(r, 2);
+        out.kept.push_back(std::move(kept));
+      } else {
+        FailOutcome failed;
+        failed.will_retry = status == "pending";
+        failed.retry_at = result->GetMicrosTime(r, 3);
+        failed.attempts = result->GetInt(r, 4);
+        out.failed.emplace_back(lease, failed);
+      }
+    }
+  }
+  JQ_RETURN_IF_ERROR(c.ExecScript("COMMIT", "commit held batch"));
+  return out;
+}
+
 namespace {
 
 // Explains why a fenced statement matched no row: the job is gone, or the lease was lost.
@@ -494,10 +622,7 @@ absl::StatusOr<FailOutcome> PgQueue::Fail(const Lease& lease, absl::string_view 
   const absl::Duration delay =
       retry_delay ? std::max(*retry_delay, absl::ZeroDuration())
                   : options_.retry.DelayAfter(std::max(lease.attempt, 1), RandomUnit());
-  // Error texts are capped so a runaway handler cannot bloat rows.
-  constexpr size_t kMaxError = 8192;
-  std::string message(error.substr(0, kMaxError));
-  if (message.empty()) message = "failed";
+  std::string message = CapError(error);
   const QueueSql& sql = SqlFor(options_.schema);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
   PgParams params = FenceParams(lease);

@@ -225,6 +225,49 @@ UNION ALL
 SELECT 'l', input.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM input WHERE input.id NOT IN (SELECT id FROM done))sql"));
 
+  // Short-job batches: rows stay pending, held by this transaction's row locks. Columns as
+  // kClaimReturning, with the attempt the settle will record and no claim time yet.
+  claim_held = stmt("claim_held", R"sql(
+SELECT id, attempts + 1, job_type, payload::text, max_attempts, priority,
+       (extract(epoch FROM run_at) * 1000000)::bigint, 0::bigint
+  FROM {s}.job_queue
+ WHERE status = 'pending' AND queue = $1 AND run_at <= now()
+   AND ($2::text[] IS NULL OR job_type = ANY ($2::text[]))
+ ORDER BY priority, run_at, id
+ LIMIT $3
+ FOR UPDATE SKIP LOCKED)sql");
+
+  // One row write per held job, in the claiming transaction: 'c' completes, 'f' fails (retry
+  // or give up), 'k' keeps it as an ordinary processing lease. Times are the statement's, not
+  // the transaction's (which began at the claim).
+  settle_held = stmt("settle_held", R"sql(
+WITH d AS (
+  SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[])
+           AS d(id, kind, body, delay_us))
+UPDATE {s}.job_queue j
+   SET status = CASE WHEN d.kind = 'c' THEN 'completed'
+                     WHEN d.kind = 'k' THEN 'processing'
+                     WHEN j.attempts + 1 >= j.max_attempts THEN 'failed'
+                     ELSE 'pending' END,
+       attempts = j.attempts + 1,
+       result = CASE WHEN d.kind = 'c' THEN d.body::jsonb ELSE j.result END,
+       last_error = CASE WHEN d.kind = 'f' THEN d.body ELSE j.last_error END,
+       run_at = CASE WHEN d.kind = 'f' AND j.attempts + 1 < j.max_attempts
+                     THEN statement_timestamp() + d.delay_us * interval '1 microsecond'
+                     ELSE j.run_at END,
+       locked_by = CASE WHEN d.kind = 'f' AND j.attempts + 1 < j.max_attempts THEN NULL
+                        ELSE $1 END,
+       locked_at = CASE WHEN d.kind = 'f' AND j.attempts + 1 < j.max_attempts THEN NULL
+                        ELSE statement_timestamp() END,
+       heartbeat_at = CASE WHEN d.kind = 'k' THEN statement_timestamp() END,
+       finished_at = CASE WHEN d.kind = 'c' OR (d.kind = 'f' AND j.attempts + 1 >= j.max_attempts)
+                          THEN statement_timestamp() END,
+       updated_at = statement_timestamp()
+  FROM d
+ WHERE j.id = d.id AND j.status = 'pending'
+RETURNING j.id, j.status, (extract(epoch FROM j.locked_at) * 1000000)::bigint,
+          (extract(epoch FROM j.run_at) * 1000000)::bigint, j.attempts)sql");
+
   complete = stmt("complete", R"sql(
 UPDATE {s}.job_queue
    SET status = 'completed', result = $4::jsonb, finished_at = now(), updated_at = now(),

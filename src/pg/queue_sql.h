@@ -36,6 +36,8 @@ struct QueueSql {
   PgStatement enqueue_many_plain;
   PgStatement claim;
   PgStatement complete_and_claim;
+  PgStatement claim_held;
+  PgStatement settle_held;
   PgStatement complete;
   PgStatement fail;
   PgStatement release;

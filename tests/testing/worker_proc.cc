@@ -2,11 +2,12 @@
 // records each handler run to a file, so the tests can check exactly-once delivery and kill it
 // mid-job.
 //
-//   jq_test_worker SCHEMA RECORD_FILE CONCURRENCY HANDLER_MS IDLE_EXIT_MS [STALE_MS]
+//   jq_test_worker SCHEMA RECORD_FILE CONCURRENCY HANDLER_MS IDLE_EXIT_MS [STALE_MS [BUDGET_MS]]
 //
 // Every handler run appends "start <id> <attempt>" (flushed at once) and, when it returns,
 // "done <id> <attempt>". HANDLER_MS is how long each handler sleeps. A StaleLockReaper with
-// STALE_MS (default 3000) runs beside the worker.
+// STALE_MS (default 3000) runs beside the worker. BUDGET_MS > 0 runs it in short-job mode
+// (WorkerOptions::transaction_budget).
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -29,9 +30,10 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   if (argc < 6) return Fail("usage: SCHEMA RECORD_FILE CONCURRENCY HANDLER_MS IDLE_EXIT_MS");
-  int concurrency = 0, handler_ms = 0, idle_ms = 0, stale_ms = 3000;
+  int concurrency = 0, handler_ms = 0, idle_ms = 0, stale_ms = 3000, budget_ms = 0;
   if (!absl::SimpleAtoi(argv[3], &concurrency) || !absl::SimpleAtoi(argv[4], &handler_ms) ||
-      !absl::SimpleAtoi(argv[5], &idle_ms) || (argc > 6 && !absl::SimpleAtoi(argv[6], &stale_ms))) {
+      !absl::SimpleAtoi(argv[5], &idle_ms) || (argc > 6 && !absl::SimpleAtoi(argv[6], &stale_ms)) ||
+      (argc > 7 && !absl::SimpleAtoi(argv[7], &budget_ms))) {
     return Fail("bad number");
   }
   const char* url = std::getenv("DATABASE_URL");
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
   options.heartbeat_interval = absl::Milliseconds(500);
   options.shutdown_timeout = absl::Seconds(5);
   if (idle_ms > 0) options.exit_when_idle = absl::Milliseconds(idle_ms);
+  options.transaction_budget = absl::Milliseconds(budget_ms);
   auto worker = jobqueue::Worker::Create(queue->get(), options);
   if (!worker.ok()) return Fail(worker.status().ToString());
 
