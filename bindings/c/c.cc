@@ -1016,6 +1016,10 @@ void jq_worker_options_set_dispatchers(jq_worker_options_t* options, int dispatc
   if (options != nullptr) options->options.dispatchers = dispatchers;
 }
 
+void jq_worker_options_set_transaction_budget_ms(jq_worker_options_t* options, int64_t ms) {
+  if (options != nullptr) options->options.transaction_budget = absl::Milliseconds(ms);
+}
+
 void jq_worker_options_set_poll_interval_ms(jq_worker_options_t* options, int64_t ms) {
   if (options != nullptr) options->options.poll_interval = absl::Milliseconds(ms);
 }

@@ -673,8 +673,31 @@ static void TestWorker(jq_pg_queue_t* queue) {
   CHECK(strcmp(JobStatus(queue, ids[21], last_error, sizeof(last_error)), "failed") == 0);
   CHECK(strstr(last_error, "handler result") != NULL);
 
-  StartPhase("worker: bad options");
+  StartPhase("worker: short-job mode");
+  batch = jq_pg_batch_create();
+  for (int i = 0; i < 10; ++i) jq_pg_batch_add(batch, "c_ok", "{}", NULL);
+  CHECK_OK(jq_pg_enqueue_batch(queue, batch, ids, NULL, OK_ERR));
+  jq_pg_batch_destroy(batch);
   jq_worker_options_t* options = WorkerOptions(500);
+  jq_worker_options_set_transaction_budget_ms(options, 1000);
+  worker = NULL;
+  CHECK_OK(jq_pg_worker_create(queue, options, &worker, OK_ERR));
+  if (worker != NULL) {
+    CHECK_OK(jq_pg_worker_register(worker, "c_ok", HandleOk, &tally, OK_ERR));
+    CHECK_OK(jq_pg_worker_run(worker, OK_ERR));
+    CHECK(jq_pg_worker_stat(worker, JQ_WORKER_COMPLETED) == 10);
+    jq_pg_worker_destroy(worker);
+  }
+  CHECK(Total(queue, "c_ok", "completed") == 30);
+  jq_worker_options_set_transaction_budget_ms(options, 60000);
+  worker = NULL;
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "transaction budget",
+            jq_pg_worker_create(queue, options, &worker, OK_ERR));
+  CHECK(worker == NULL);
+  jq_worker_options_destroy(options);
+
+  StartPhase("worker: bad options");
+  options = WorkerOptions(500);
   jq_worker_options_set_concurrency(options, 0);
   worker = NULL;
   CHECK_ERR(JQ_INVALID_ARGUMENT, "concurrency",

@@ -59,6 +59,15 @@ expect_in work-bulk "completed 2500"
 check work-echo 0 "$cli" work --types ingest_csv --handler echo --exit-when-idle 0.5
 check get-echo 0 "$cli" get "$id" --json
 expect_in get-echo '"result":{"file": "a.csv"}'
+# Short-job mode: each job written once (completed, attempt 1) in its held batch.
+check enqueue-short 0 "$cli" enqueue --type short --payload '{"n": 1}' --count 300
+check work-short 0 "$cli" work --types short --handler echo --concurrency 4 --batch 50 \
+  --transaction-budget 500ms --exit-when-idle 0.5
+expect_in work-short "completed 300"
+short_done=$(sql "SELECT count(*) FROM $schema.job_queue WHERE job_type = 'short' AND status = 'completed' AND attempts = 1 AND result = payload")
+[ "$short_done" = 300 ] || { echo "FAIL short-job mode completed $short_done of 300"; fails=$((fails+1)); }
+check work-bad-budget 64 "$cli" work --types short --handler noop --transaction-budget 1h
+expect_in work-bad-budget "transaction budget"
 check work-bad-handler 64 "$cli" work --types bulk --handler explode
 check work-no-types 64 "$cli" work --handler noop
 

@@ -98,6 +98,24 @@ def test_handler_raising_lease_lost_writes_nothing(queue):
     assert job.status == "processing" and job.last_error is None
 
 
+def test_short_job_mode_completes_each_job_once(queue):
+    ids = [r.id for r in queue.enqueue_many([("short", {"n": i}) for i in range(30)])]
+    worker = make_worker(queue, concurrency=4, batch_size=10, transaction_budget=1.0)
+
+    @worker.handler("short")
+    def short(job):
+        return {"twice": job.payload["n"] * 2}
+
+    stats = worker.run()
+    assert stats.completed == 30 and stats.failed == 0 and stats.lost == 0
+    rows = [queue.get(i) for i in ids]
+    assert {(r.status, r.attempts, r.locked_by) for r in rows} == {
+        ("completed", 1, worker.worker_id)}
+    assert [r.result["twice"] for r in rows] == [2 * i for i in range(30)]
+    with pytest.raises(jobqueue.InvalidArgumentError, match="transaction budget"):
+        make_worker(queue, transaction_budget=11)
+
+
 def test_register_errors(queue):
     worker = make_worker(queue)
     worker.register("t", lambda job: None)

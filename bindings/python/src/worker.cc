@@ -187,7 +187,8 @@ the GIL only while Python runs.)doc")
                        const py::object& poll_interval, bool listen,
                        const py::object& heartbeat_interval, const py::object& shutdown_timeout,
                        const py::object& exit_when_idle, const py::object& worker_id,
-                       const py::object& environment, const py::object& config, bool log_startup) {
+                       const py::object& environment, const py::object& config, bool log_startup,
+                       const py::object& transaction_budget) {
              WorkerOptions options;
              options.name = name;
              options.queue = queue_name;
@@ -211,6 +212,9 @@ the GIL only while Python runs.)doc")
                options.exit_when_idle = ToDuration(exit_when_idle, "exit_when_idle");
              }
              if (!worker_id.is_none()) options.worker_id = worker_id.cast<std::string>();
+             if (!transaction_budget.is_none()) {
+               options.transaction_budget = ToDuration(transaction_budget, "transaction_budget");
+             }
              auto w = std::make_unique<PyWorker>();
              w->queue = queue.Get();
              w->worker = Value(Worker::Create(w->queue.get(), options));
@@ -223,11 +227,13 @@ the GIL only while Python runs.)doc")
            py::arg("shutdown_timeout") = 30.0, py::arg("exit_when_idle") = py::none(),
            py::arg("worker_id") = py::none(), py::arg("environment") = py::none(),
            py::arg("config") = py::none(), py::arg("log_startup") = true,
+           py::arg("transaction_budget") = py::none(),
            R"doc(
 name shows in the start-up line "Starting <name> Worker (env=...)". config (a Config) supplies
 the environment and WORKER_POLL_INTERVAL unless environment / poll_interval are given.
 Durations are seconds or timedeltas; exit_when_idle makes run() return after that long
-without work.)doc")
+without work. transaction_budget (at most 10 s) turns on short-job mode: a claimed batch is
+held by an open transaction and each job that finishes within the budget is written once.)doc")
       .def("register", &Register, py::arg("job_type"), py::arg("handler"),
            "Registers handler(job) for job_type (before run). AlreadyExistsError for a second.")
       .def(

@@ -339,6 +339,10 @@ JQ_EXPORT void jq_worker_options_set_concurrency(jq_worker_options_t* options, i
 JQ_EXPORT void jq_worker_options_set_batch_size(jq_worker_options_t* options, int batch_size);
 /* Connections claiming in parallel, 1..16. Default 1. */
 JQ_EXPORT void jq_worker_options_set_dispatchers(jq_worker_options_t* options, int dispatchers);
+/* Short-job mode when > 0 (at most 10000): a claimed batch is held by an open transaction and
+ * each job finishing within this budget is written once. Default 0 (off). */
+JQ_EXPORT void jq_worker_options_set_transaction_budget_ms(jq_worker_options_t* options,
+                                                           int64_t ms);
 /* Fallback poll when no notification comes. Default 10000. */
 JQ_EXPORT void jq_worker_options_set_poll_interval_ms(jq_worker_options_t* options, int64_t ms);
 /* Wake on pg_notify from inserts. Default 1. */
