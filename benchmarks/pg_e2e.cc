@@ -6,10 +6,10 @@
 //                           [--dispatchers 2] [--seq-jobs 2000] [--transaction-budget-ms 0]
 //
 // Measurements (--only NAME): send (one at a time from 1 thread, --seq-jobs), send-8 (from 8
-// threads), insert (batches of 1,000), work (--jobs preloaded, no-op handler, from Run() until
-// every job is completed), latency (1,000 jobs 2 ms apart to an idle worker: enqueue ->
-// handler start). Worker RSS is measured on the `jobqueue work` process by scripts/bench-pg.
-// Schema bench_jobqueue, dropped and recreated before every measurement.
+// threads), insert (batches of 1,000; insert-2 from 2 threads), work (--jobs preloaded, no-op
+// handler, from Run() until every job is completed), latency (1,000 jobs 2 ms apart to an idle
+// worker: enqueue -> handler start). Worker RSS is measured on the `jobqueue work` process by
+// scripts/bench-pg. Schema bench_jobqueue, dropped and recreated before every measurement.
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -133,18 +133,29 @@ void MeasureSend(const Flags& flags, int threads) {
        int64_t{per_thread} * threads, seconds, absl::StrCat(",\"threads\":", threads));
 }
 
-void MeasureInsert(const Flags& flags) {
-  auto queue = FreshQueue(1);
+// Batches of 1,000 (EnqueueMany) from `threads` producers splitting --jobs between them.
+void MeasureInsert(const Flags& flags, int threads) {
+  auto queue = FreshQueue(threads);
+  const int per_thread = flags.jobs / threads;
   const absl::Time t0 = absl::Now();
-  std::vector<NewJob> batch;
-  for (int i = 0; i < flags.jobs; ++i) {
-    batch.push_back(Payload(i));
-    if (batch.size() == 1000 || i == flags.jobs - 1) {
-      if (auto r = queue->EnqueueMany(batch); !r.ok()) Die(r.status().ToString());
-      batch.clear();
-    }
+  std::vector<std::thread> producers;
+  for (int t = 0; t < threads; ++t) {
+    producers.emplace_back([&, t] {
+      std::vector<NewJob> batch;
+      for (int i = 0; i < per_thread; ++i) {
+        batch.push_back(Payload(t * per_thread + i));
+        if (batch.size() == 1000 || i == per_thread - 1) {
+          if (auto r = queue->EnqueueMany(batch); !r.ok()) Die(r.status().ToString());
+          batch.clear();
+        }
+      }
+    });
   }
-  Emit("insert chunks=1000", flags.jobs, absl::ToDoubleSeconds(absl::Now() - t0));
+  for (std::thread& p : producers) p.join();
+  Emit(threads == 1 ? std::string("insert chunks=1000")
+                    : absl::StrCat("insert chunks=1000, ", threads, " threads"),
+       int64_t{per_thread} * threads, absl::ToDoubleSeconds(absl::Now() - t0),
+       absl::StrCat(",\"threads\":", threads));
 }
 
 jobqueue::WorkerOptions BenchWorkerOptions(const Flags& flags) {
@@ -269,8 +280,11 @@ Flags ParseFlags(int argc, char** argv) {
     else
       Die(absl::StrCat("unknown argument ", arg));
   }
-  static const std::set<std::string> kKnown = {"", "send", "send-8", "insert", "work", "latency"};
-  if (!kKnown.contains(flags.only)) Die("--only: send, send-8, insert, work or latency");
+  static const std::set<std::string> kKnown = {"",         "send", "send-8", "insert",
+                                               "insert-2", "work", "latency"};
+  if (!kKnown.contains(flags.only)) {
+    Die("--only: send, send-8, insert, insert-2, work or latency");
+  }
   if (flags.jobs < 1 || flags.seq_jobs < 1) Die("--jobs and --seq-jobs must be positive");
   return flags;
 }
@@ -280,7 +294,8 @@ Flags ParseFlags(int argc, char** argv) {
 int main(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
   auto wants = [&](const char* name) { return flags.only.empty() || flags.only == name; };
-  if (wants("insert")) MeasureInsert(flags);
+  if (wants("insert")) MeasureInsert(flags, 1);
+  if (wants("insert-2")) MeasureInsert(flags, 2);
   if (wants("send")) MeasureSend(flags, 1);
   if (wants("send-8")) MeasureSend(flags, 8);
   if (wants("work")) MeasureWork(flags);

@@ -126,6 +126,46 @@ TEST_F(PgQueueTest, HeldBatchSettlesOutcomesInOneWriteAndRollsBackWhenDropped) {
   EXPECT_THAT(queue_->Complete(settled.kept[0], "7"), IsOk());
 }
 
+TEST_F(PgQueueTest, BulkEnqueueByCopyKeepsInputOrderAndIsAllOrNothing) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 100; ++i) {
+    NewJob job =
+        Job(absl::StrCat("bulk_", i % 3), absl::StrCat(R"({"i": )", i, R"(, "s": "é\t\"q\""})"));
+    job.options.queue = "bulkq";
+    job.options.priority = i % 5 - 2;
+    job.options.max_attempts = i % 4 + 1;
+    jobs.push_back(std::move(job));
+  }
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<EnqueueResult> added, queue_->EnqueueMany(jobs));
+  ASSERT_EQ(added.size(), jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_TRUE(added[i].inserted);
+    if (i > 0) {
+      EXPECT_GT(added[i].id, added[i - 1].id);
+    }
+    JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job row, queue_->Get(added[i].id));
+    EXPECT_EQ(row.job_type, jobs[i].job_type);
+    EXPECT_EQ(row.queue, "bulkq");
+    EXPECT_EQ(row.priority, jobs[i].options.priority);
+    EXPECT_EQ(row.max_attempts, jobs[i].options.max_attempts);
+    EXPECT_EQ(row.status, JobStatus::kPending);
+    EXPECT_EQ(row.attempts, 0);
+    EXPECT_LE(row.run_at, absl::Now() + absl::Seconds(1));
+  }
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT payload->>'s' FROM ", schema_.name(),
+                                       ".job_queue WHERE id = ", added[7].id)),
+            "é\t\"q\"");
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT (payload->>'i')::int FROM ", schema_.name(),
+                                       ".job_queue WHERE id = ", added[42].id)),
+            "42");
+
+  // JSON that simdjson accepts but jsonb refuses (\u0000): the whole batch is refused.
+  jobs[50].payload_json = R"({"s": "\u0000"})";
+  EXPECT_THAT(queue_->EnqueueMany(jobs).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nothing was enqueued")));
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "100");
+}
+
 TEST_F(PgQueueTest, BatchEnqueueAndCompleteAndClaim) {
   std::vector<NewJob> jobs;
   for (int i = 0; i < 10; ++i) jobs.push_back(Job("t", absl::StrCat("{\"i\": ", i, "}")));

@@ -161,6 +161,13 @@ TEST_F(WorkerTest, NotificationWakesAnIdleWorkerLongBeforeItsPoll) {
   ASSERT_THAT(queue_->Enqueue(MakeJob("wake")).status(), IsOk());
   // With a one-hour poll, only the notification can get this job done.
   EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
+  // A bulk enqueue (the COPY path) notifies as well.
+  ASSERT_TRUE(Eventually([&] {
+    return schema_.Query(
+               absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue_waiters")) == "1";
+  }));
+  ASSERT_THAT(queue_->EnqueueMany(std::vector<NewJob>(100, MakeJob("wake"))).status(), IsOk());
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 101; }));
   worker->Stop();
   runner.join();
   EXPECT_THAT(run_status, IsOk());

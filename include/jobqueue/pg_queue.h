@@ -236,6 +236,8 @@ class PgQueue {
  private:
   PgQueue(PgOptions options, std::unique_ptr<internal::PgPool> pool);
 
+  absl::StatusOr<std::vector<EnqueueResult>> EnqueueManyByCopy(absl::Span<const NewJob> jobs);
+
   PgOptions options_;
   std::unique_ptr<internal::PgPool> pool_;
 };

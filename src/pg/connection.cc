@@ -1,5 +1,6 @@
 #include "pg/connection.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
@@ -121,6 +122,36 @@ absl::Status PgConnection::ExecScript(absl::string_view sql, absl::string_view c
   const std::string text(sql);
   absl::StatusOr<PgResult> result = Check(PQexec(conn_, text.c_str()), context);
   return result.status();
+}
+
+absl::Status PgConnection::CopyIn(absl::string_view copy_sql, absl::string_view data,
+                                  absl::string_view context) {
+  const std::string text(copy_sql);
+  PGresult* started = PQexec(conn_, text.c_str());
+  if (PQresultStatus(started) != PGRES_COPY_IN) {
+    absl::Status error = StatusFromPg(conn_, started, context);
+    PQclear(started);
+    return error;
+  }
+  PQclear(started);
+  constexpr size_t kChunk = size_t{1} << 20;
+  bool sent = true;
+  for (size_t at = 0; sent && at < data.size(); at += kChunk) {
+    const size_t n = std::min(kChunk, data.size() - at);
+    sent = PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) == 1;
+  }
+  // Ending with an error message aborts the COPY server-side, so nothing is half-written.
+  if (PQputCopyEnd(conn_, sent ? nullptr : "client could not send the data") != 1) {
+    return StatusFromPg(conn_, nullptr, context);
+  }
+  absl::Status status = absl::OkStatus();
+  while (PGresult* result = PQgetResult(conn_)) {
+    if (status.ok() && PQresultStatus(result) != PGRES_COMMAND_OK) {
+      status = StatusFromPg(conn_, result, context);
+    }
+    PQclear(result);
+  }
+  return status;
 }
 
 PgPool::PgPool(Secret url, int size, absl::Duration connect_timeout, std::string application_name)

@@ -78,6 +78,9 @@ class PgConnection {
   absl::StatusOr<PgResult> Exec(absl::string_view sql, const PgParams& params = {});
   // Runs a script of several statements without parameters.
   absl::Status ExecScript(absl::string_view sql, absl::string_view context);
+  // Runs `copy_sql` (a COPY ... FROM STDIN) and streams `data` into it.
+  absl::Status CopyIn(absl::string_view copy_sql, absl::string_view data,
+                      absl::string_view context);
 
   bool ok() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
   PGconn* raw() { return conn_; }

@@ -306,12 +306,95 @@ absl::StatusOr<EnqueueResult> PgQueue::EnqueueOn(PGconn* raw, const NewJob& job,
   return absl::AbortedError("dedupe key kept changing hands; try again");
 }
 
+namespace {
+
+// Batches at least this big, with no dedupe key, delay or run-at, go by COPY.
+constexpr size_t kCopyMinJobs = 32;
+
+void PutBigEndian(uint64_t value, int bytes, std::string* out) {
+  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
+
+void PutField(absl::string_view bytes, std::string* out) {
+  PutBigEndian(bytes.size(), 4, out);
+  out->append(bytes.data(), bytes.size());
+}
+
+// COPY's binary format: the columns of QueueSql::copy_jobs for every job.
+std::string CopyBinaryRows(absl::Span<const NewJob> jobs, const std::vector<int64_t>& ids) {
+  std::string out("PGCOPY\n\377\r\n\0", 11);
+  PutBigEndian(0, 4, &out);  // flags
+  PutBigEndian(0, 4, &out);  // header extension length
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const NewJob& job = jobs[i];
+    PutBigEndian(6, 2, &out);
+    PutBigEndian(8, 4, &out);
+    PutBigEndian(static_cast<uint64_t>(ids[i]), 8, &out);
+    PutField(job.options.queue, &out);
+    PutField(job.job_type, &out);
+    PutBigEndian(job.payload_json.size() + 1, 4, &out);
+    out.push_back('\1');  // jsonb binary format version
+    out.append(job.payload_json);
+    PutBigEndian(2, 4, &out);
+    PutBigEndian(static_cast<uint16_t>(job.options.priority), 2, &out);
+    PutBigEndian(4, 4, &out);
+    PutBigEndian(static_cast<uint32_t>(job.options.max_attempts), 4, &out);
+  }
+  PutBigEndian(0xffff, 2, &out);  // trailer: -1
+  return out;
+}
+
+bool CopyEligible(absl::Span<const NewJob> jobs) {
+  if (jobs.size() < kCopyMinJobs) return false;
+  for (const NewJob& job : jobs) {
+    const EnqueueOptions& o = job.options;
+    if (!o.dedupe_key.empty() || o.delay != absl::ZeroDuration() || o.run_at) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyByCopy(
+    absl::Span<const NewJob> jobs) {
+  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_RETURN_IF_ERROR(conn->ExecScript("BEGIN", "begin bulk enqueue"));
+  auto copy = [&]() -> absl::StatusOr<std::vector<int64_t>> {
+    JQ_ASSIGN_OR_RETURN(PgResult reserved, conn->Run(sql.reserve_ids, {absl::StrCat(jobs.size())}));
+    std::vector<int64_t> ids;
+    ids.reserve(jobs.size());
+    for (int r = 0; r < reserved.rows(); ++r) ids.push_back(reserved.GetInt64(r, 0));
+    if (ids.size() != jobs.size()) return absl::InternalError("id reservation came back short");
+    JQ_RETURN_IF_ERROR(conn->CopyIn(sql.copy_jobs, CopyBinaryRows(jobs, ids), "bulk enqueue"));
+    JQ_RETURN_IF_ERROR(conn->ExecScript("COMMIT", "commit bulk enqueue"));
+    return ids;
+  };
+  absl::StatusOr<std::vector<int64_t>> ids = copy();
+  if (!ids.ok()) {
+    (void)conn->ExecScript("ROLLBACK", "roll back bulk enqueue");
+    return Annotate(ids.status(), "nothing was enqueued");
+  }
+  std::vector<EnqueueResult> out;
+  out.reserve(ids->size());
+  for (int64_t id : *ids) out.push_back({id, true});
+  return out;
+}
+
 absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueMany(absl::Span<const NewJob> jobs) {
   if (jobs.empty()) return std::vector<EnqueueResult>();
   if (jobs.size() > 100000) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch of ", jobs.size(), " jobs; at most 100000 per call"));
   }
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (absl::Status s = ValidateNewJob(jobs[i]); !s.ok()) {
+      return Annotate(s, absl::StrCat("job ", i, " of the batch (nothing was enqueued)"));
+    }
+  }
+  if (CopyEligible(jobs)) return EnqueueManyByCopy(jobs);
   std::vector<std::string> queues, types, payloads, priorities, run_ats, delays, attempts, keys;
   for (auto* v : {&queues, &types, &payloads, &priorities, &run_ats, &delays, &attempts, &keys}) {
     v->reserve(jobs.size());
@@ -322,9 +405,6 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueMany(absl::Span<const
   std::string run_at_array = "{", key_array = "{";
   for (size_t i = 0; i < jobs.size(); ++i) {
     const NewJob& job = jobs[i];
-    if (absl::Status s = ValidateNewJob(job); !s.ok()) {
-      return Annotate(s, absl::StrCat("job ", i, " of the batch (nothing was enqueued)"));
-    }
     const EnqueueOptions& o = job.options;
     if (!o.dedupe_key.empty()) {
       auto [it, fresh] = first_with_key.try_emplace({o.queue, o.dedupe_key}, i);

@@ -198,6 +198,15 @@ ins AS (
     FROM input)
 SELECT id, true, NULL::bigint FROM input ORDER BY ord)sql"));
 
+  // Bulk path: ids reserved first (in input order), then the rows streamed by binary COPY,
+  // which skips SQL parsing of every value and writes many rows per WAL record.
+  reserve_ids =
+      stmt("reserve_ids",
+           "SELECT nextval('{s}.job_queue_id_seq'::regclass) FROM generate_series(1, $1)");
+  copy_jobs = Expand(schema_name,
+                     "COPY {s}.job_queue (id, queue, job_type, payload, priority, max_attempts) "
+                     "FROM STDIN (FORMAT binary)");
+
   claim = stmt("claim", absl::StrCat("WITH next AS (", kClaimNext, ")", kClaimUpdate, " RETURNING ",
                                      kClaimReturning));
 

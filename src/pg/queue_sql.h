@@ -34,6 +34,8 @@ struct QueueSql {
   PgStatement find_live_dedupe;
   PgStatement enqueue_many;
   PgStatement enqueue_many_plain;
+  PgStatement reserve_ids;
+  std::string copy_jobs;  // COPY ... FROM STDIN (FORMAT binary) of kCopyColumns
   PgStatement claim;
   PgStatement complete_and_claim;
   PgStatement claim_held;
