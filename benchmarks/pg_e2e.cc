@@ -4,6 +4,7 @@
 //   eval "$(scripts/services env)"
 //   build/benchmarks/pg_e2e [--jobs 20000] [--only NAME] [--concurrency 8] [--batch 1000]
 //                           [--dispatchers 2] [--seq-jobs 2000] [--transaction-budget-ms 0]
+//                           [--enqueue-statements N]
 //
 // Measurements (--only NAME): send (one at a time from 1 thread, --seq-jobs), send-8 (from 8
 // threads), insert (batches of 1,000; insert-2 from 2 threads), work (--jobs preloaded, no-op
@@ -42,7 +43,8 @@ struct Flags {
   int concurrency = 8;
   int batch = 1000;
   int dispatchers = 2;
-  int budget_ms = 0;  // WorkerOptions::transaction_budget; 0 = off
+  int budget_ms = 0;            // WorkerOptions::transaction_budget; 0 = off
+  int enqueue_statements = -1;  // PgOptions::max_enqueue_statements; -1 = the default
   std::string only;
 };
 
@@ -88,11 +90,12 @@ NewJob Payload(int i) {
 }
 
 // A fresh, migrated schema and a queue on it.
-std::unique_ptr<PgQueue> FreshQueue(int pool_size) {
+std::unique_ptr<PgQueue> FreshQueue(int pool_size, int enqueue_statements = -1) {
   Sql(absl::StrCat("DROP SCHEMA IF EXISTS ", kSchema, " CASCADE"));
   jobqueue::PgOptions options;
   options.schema = kSchema;
   options.pool_size = pool_size;
+  if (enqueue_statements >= 0) options.max_enqueue_statements = enqueue_statements;
   auto queue = PgQueue::Open(jobqueue::Secret::Url(DatabaseUrl()), options);
   if (!queue.ok()) Die(queue.status().ToString());
   if (auto v = (*queue)->Migrate(); !v.ok()) Die(v.status().ToString());
@@ -113,7 +116,7 @@ void Preload(PgQueue& queue, int n) {
 }
 
 void MeasureSend(const Flags& flags, int threads) {
-  auto queue = FreshQueue(threads);
+  auto queue = FreshQueue(threads, flags.enqueue_statements);
   const int per_thread = flags.seq_jobs;
   std::atomic<int> errors{0};
   const absl::Time t0 = absl::Now();
@@ -275,6 +278,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.dispatchers = value();
     else if (arg == "--transaction-budget-ms")
       flags.budget_ms = value();
+    else if (arg == "--enqueue-statements")
+      flags.enqueue_statements = value();
     else if (arg == "--only" && i + 1 < argc)
       flags.only = argv[++i];
     else

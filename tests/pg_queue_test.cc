@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "testing/pg_fixture.h"
 #include "testing/status_matchers.h"
 
@@ -164,6 +165,54 @@ TEST_F(PgQueueTest, BulkEnqueueByCopyKeepsInputOrderAndIsAllOrNothing) {
   EXPECT_THAT(queue_->EnqueueMany(jobs).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nothing was enqueued")));
   EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "100");
+}
+
+TEST_F(PgQueueTest, ConcurrentSingleEnqueuesShareStatementsAndEachGetsItsOwnJob) {
+  PgOptions options;
+  options.max_enqueue_statements = 1;  // the most combining
+  std::unique_ptr<PgQueue> queue = schema_.OpenQueue(8, options);
+  constexpr int kThreads = 8, kPerThread = 300;
+  std::vector<std::vector<std::pair<int64_t, int>>> ids(kThreads);  // (id, i)
+  std::vector<int> refused(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // Every 50th job of thread 0 is one Postgres refuses: only that call may fail.
+        const bool bad = t == 0 && i % 50 == 0;
+        absl::StatusOr<EnqueueResult> added = queue->Enqueue(
+            Job("combined",
+                bad ? R"({"s": "\u0000"})" : absl::StrCat(R"({"t": )", t, R"(, "i": )", i, "}")));
+        if (bad) {
+          refused[t] += !added.ok() && absl::IsInvalidArgument(added.status());
+        } else if (added.ok()) {
+          ids[t].emplace_back(added->id, i);
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(refused[0], kPerThread / 50);
+  int64_t good = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    const int expected = t == 0 ? kPerThread - kPerThread / 50 : kPerThread;
+    ASSERT_EQ(ids[t].size(), static_cast<size_t>(expected)) << "thread " << t;
+    good += expected;
+    // Each call got the id of its own job (jsonb prints keys sorted).
+    for (size_t k = 0; k < ids[t].size(); k += 37) {
+      JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job row, queue->Get(ids[t][k].first));
+      EXPECT_EQ(row.payload_json,
+                absl::StrCat(R"({"i": )", ids[t][k].second, R"(, "t": )", t, "}"));
+    }
+  }
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"),
+            absl::StrCat(good));
+  EXPECT_EQ(schema_.Query("SELECT count(DISTINCT payload) FROM " + schema_.name() + ".job_queue"),
+            absl::StrCat(good));
+  // Calls did share statements: fewer inserting transactions than jobs.
+  EXPECT_LT(std::stoll(schema_.Query("SELECT count(DISTINCT xmin::text) FROM " + schema_.name() +
+                                     ".job_queue")),
+            good);
 }
 
 TEST_F(PgQueueTest, BatchEnqueueAndCompleteAndClaim) {

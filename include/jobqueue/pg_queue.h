@@ -40,6 +40,11 @@ struct PgOptions {
   absl::Duration connect_timeout = absl::Seconds(10);
   // Shown in pg_stat_activity. Default "jobqueue".
   std::string application_name = "jobqueue";
+  // Enqueue() statements in flight at once. Calls beyond it wait and go together in the next
+  // statement (one commit for all; each call still returns once its own job is committed), so
+  // many threads enqueueing one job each pay far fewer round trips and commits. 0 turns this
+  // off; at most pool_size take effect. Default 2.
+  int max_enqueue_statements = 2;
   // Backoff between attempts of a failed job. See retry.h.
   RetryPolicy retry;
 
@@ -237,9 +242,13 @@ class PgQueue {
   PgQueue(PgOptions options, std::unique_ptr<internal::PgPool> pool);
 
   absl::StatusOr<std::vector<EnqueueResult>> EnqueueManyByCopy(absl::Span<const NewJob> jobs);
+  absl::StatusOr<EnqueueResult> EnqueueAlone(const NewJob& job);
+
+  struct Combiner;
 
   PgOptions options_;
   std::unique_ptr<internal::PgPool> pool_;
+  std::unique_ptr<Combiner> combiner_;
 };
 
 }  // namespace jobqueue

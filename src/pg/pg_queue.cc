@@ -1,6 +1,7 @@
 #include "jobqueue/pg_queue.h"
 
 #include <algorithm>
+#include <deque>
 #include <random>
 
 #include "absl/container/flat_hash_map.h"
@@ -8,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "internal/log.h"
 #include "jobqueue/json.h"
 #include "jobqueue/status.h"
@@ -200,14 +202,34 @@ absl::Status PgOptions::Validate() const {
   if (pool_size < 1 || pool_size > 1000) {
     return absl::InvalidArgumentError(absl::StrCat("pool_size must be 1..1000, got ", pool_size));
   }
+  if (max_enqueue_statements < 0 || max_enqueue_statements > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_enqueue_statements must be 0..1000, got ", max_enqueue_statements));
+  }
   if (connect_timeout < absl::Seconds(1)) {
     return absl::InvalidArgumentError("connect_timeout must be at least 1s");
   }
   return retry.Validate();
 }
 
+// Concurrent Enqueue() calls past max_enqueue_statements queue here; the first in line leads
+// the next statement for everyone waiting.
+struct PgQueue::Combiner {
+  struct Request {
+    const NewJob* job;
+    absl::StatusOr<EnqueueResult> result = absl::UnknownError("not enqueued");
+    bool done = false;
+  };
+  static constexpr size_t kMaxGroup = 1000;
+  absl::Mutex mu;
+  int in_flight ABSL_GUARDED_BY(mu) = 0;
+  std::deque<Request*> waiting ABSL_GUARDED_BY(mu);
+};
+
 PgQueue::PgQueue(PgOptions options, std::unique_ptr<PgPool> pool)
-    : options_(std::move(options)), pool_(std::move(pool)) {}
+    : options_(std::move(options)),
+      pool_(std::move(pool)),
+      combiner_(std::make_unique<Combiner>()) {}
 
 PgQueue::~PgQueue() = default;
 
@@ -267,10 +289,58 @@ absl::StatusOr<int> PgQueue::Migrate() {
   return version;
 }
 
-absl::StatusOr<EnqueueResult> PgQueue::Enqueue(const NewJob& job) {
-  JQ_RETURN_IF_ERROR(ValidateNewJob(job));
+absl::StatusOr<EnqueueResult> PgQueue::EnqueueAlone(const NewJob& job) {
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
   return EnqueueOneOn(*conn, SqlFor(options_.schema), job);
+}
+
+absl::StatusOr<EnqueueResult> PgQueue::Enqueue(const NewJob& job) {
+  JQ_RETURN_IF_ERROR(ValidateNewJob(job));
+  const int limit = std::min(options_.max_enqueue_statements, options_.pool_size);
+  // A dedupe key keeps its own statement: its conflict handling is per job.
+  if (limit <= 0 || !job.options.dedupe_key.empty()) return EnqueueAlone(job);
+  Combiner& c = *combiner_;
+  Combiner::Request me{&job};
+  std::vector<Combiner::Request*> group;
+  {
+    absl::MutexLock lock(&c.mu);
+    // Nobody cuts in line: while others wait, a newcomer waits too.
+    if (c.in_flight >= limit || !c.waiting.empty()) {
+      c.waiting.push_back(&me);
+      auto my_turn = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(c.mu) {
+        return me.done || (c.in_flight < limit && !c.waiting.empty() && c.waiting.front() == &me);
+      };
+      c.mu.Await(absl::Condition(&my_turn));
+      if (me.done) return std::move(me.result);
+      while (!c.waiting.empty() && group.size() < Combiner::kMaxGroup) {
+        group.push_back(c.waiting.front());
+        c.waiting.pop_front();
+      }
+    } else {
+      group.push_back(&me);
+    }
+    ++c.in_flight;
+  }
+  if (group.size() == 1) {
+    me.result = EnqueueAlone(job);
+  } else {
+    std::vector<NewJob> jobs;
+    jobs.reserve(group.size());
+    for (const Combiner::Request* r : group) jobs.push_back(*r->job);
+    absl::StatusOr<std::vector<EnqueueResult>> together = EnqueueMany(jobs);
+    if (together.ok()) {
+      for (size_t i = 0; i < group.size(); ++i) group[i]->result = (*together)[i];
+    } else if (absl::IsInvalidArgument(together.status())) {
+      // A job Postgres refused must not fail the others: each goes on its own.
+      for (Combiner::Request* r : group) r->result = EnqueueAlone(*r->job);
+    } else {
+      for (Combiner::Request* r : group) r->result = together.status();
+    }
+  }
+  absl::MutexLock lock(&c.mu);
+  --c.in_flight;
+  for (Combiner::Request* r : group) r->done = true;
+  return std::move(me.result);
 }
 
 absl::StatusOr<EnqueueResult> PgQueue::EnqueueOn(PGconn* raw, const NewJob& job,
