@@ -69,8 +69,10 @@ class RedisConnection {
   // is_error()); a transport failure is Unavailable and marks the connection broken.
   absl::StatusOr<RedisReply> Command(const std::vector<std::string>& argv);
   // The same, waiting up to io_timeout + `server_timeout` (BZPOPMIN, XREAD BLOCK, ...).
+  // With `cancel_fd` >= 0, the wait also ends as soon as that descriptor is readable (it is
+  // not read): Cancelled, and the connection is broken (its reply may still come).
   absl::StatusOr<RedisReply> BlockingCommand(const std::vector<std::string>& argv,
-                                             absl::Duration server_timeout);
+                                             absl::Duration server_timeout, int cancel_fd = -1);
   // Sends all commands in one write and reads all replies: one round trip.
   absl::StatusOr<std::vector<RedisReply>> Pipeline(
       const std::vector<std::vector<std::string>>& commands);

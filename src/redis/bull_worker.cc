@@ -134,6 +134,15 @@ class BullWorker::Impl {
   absl::Status ReconnectStep();
   void WaitForWake(absl::Duration timeout);
   void RequestBlock(absl::Duration timeout);
+  // With nothing held, Run()'s thread blocks on the marker itself (on the step connection):
+  // an add then wakes the thread that claims, not another one that must wake it. A stop
+  // (the wake descriptor) cancels the wait. False when a stop is already due.
+  bool BlockHere(absl::Duration timeout);
+  void ExitIdle(absl::Duration idle) {
+    internal::LogInfo("BullMQ worker on {} idle for {}; exiting", queue_,
+                      absl::FormatDuration(idle));
+    Stop();
+  }
   // Past the shutdown deadline: hands the inline handler's job back to wait.
   void HandBackRunning(std::unique_ptr<RedisConnection>& conn, const Finish& release);
   // Concurrency 1: runs the claimed jobs here and queues their finishes.
@@ -219,7 +228,9 @@ absl::StatusOr<BullQueue*> BullWorker::Impl::AdminQueue() {
 }
 
 absl::Status BullWorker::Impl::Connect() {
-  JQ_ASSIGN_OR_RETURN(step_conn_, Open(false));
+  // The step connection carries the worker's name (getWorkers lists it): it is open for the
+  // worker's whole life, and an idle worker blocks on it.
+  JQ_ASSIGN_OR_RETURN(step_conn_, Open(true));
   return absl::OkStatus();
 }
 
@@ -306,6 +317,31 @@ void BullWorker::Impl::RequestBlock(absl::Duration timeout) {
   block_timeout_ = timeout;
 }
 
+bool BullWorker::Impl::BlockHere(absl::Duration timeout) {
+  // Stale wake-ups are drained first, so only a new one (a stop) cancels the wait.
+  uint64_t counter;
+  while (::read(wake_fd_, &counter, sizeof(counter)) > 0) {
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    NoteStop();
+    if (stopping_ || !done_.empty()) return false;
+  }
+  const double seconds = std::max(absl::ToDoubleSeconds(timeout), 0.001);
+  absl::StatusOr<RedisReply> reply = step_conn_->BlockingCommand(
+      {"BZPOPMIN", keys_.Key("marker"), absl::StrFormat("%.3f", seconds)}, timeout, wake_fd_);
+  if (absl::IsCancelled(reply.status())) {
+    // Cancelled mid-command: the connection is spent, not failed.
+    if (absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(true); opened.ok()) {
+      step_conn_ = std::move(*opened);
+    }
+    internal::WakeFd(wake_fd_);  // the stop that cancelled us is seen by the loop
+  } else if (!step_conn_->ok()) {
+    ReconnectStep().IgnoreError();
+  }
+  return true;
+}
+
 // Blocks on the marker (BZPOPMIN) when asked: the wake-up a producer's add sends.
 void BullWorker::Impl::WaiterLoop() {
   std::unique_ptr<RedisConnection> conn;
@@ -327,7 +363,7 @@ void BullWorker::Impl::WaiterLoop() {
         absl::MutexLock lock(&mu_);
         block_conn_ = nullptr;
       }
-      absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(true);
+      absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(false);
       if (!opened.ok()) {
         internal::LogWarn("BullMQ worker on {}: marker connection: {}", queue_,
                           opened.status().message());
@@ -472,7 +508,7 @@ void BullWorker::Impl::WaitForWake(absl::Duration timeout) {
 }
 
 absl::Status BullWorker::Impl::ReconnectStep() {
-  absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(false);
+  absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(true);
   if (!opened.ok()) return opened.status();
   step_conn_ = std::move(*opened);
   absl::MutexLock lock(&mu_);
@@ -533,9 +569,7 @@ absl::Status BullWorker::Impl::Run() {
     if (finishes.empty() && !claim) {
       if (in_flight == 0 && !stopping && options_.exit_when_idle &&
           now - idle_since >= *options_.exit_when_idle) {
-        internal::LogInfo("BullMQ worker on {} idle for {}; exiting", queue_,
-                          absl::FormatDuration(now - idle_since));
-        Stop();
+        ExitIdle(now - idle_since);
         continue;
       }
       absl::Duration wait = absl::Seconds(1);
@@ -573,6 +607,27 @@ absl::Status BullWorker::Impl::Run() {
       if (step->next_delayed_at_ms > 0) {
         block = std::clamp(absl::FromUnixMillis(step->next_delayed_at_ms) - absl::Now(),
                            absl::Milliseconds(1), block);
+      }
+      bool idle;
+      {
+        absl::MutexLock lock(&mu_);
+        // Not while the marker thread still blocks from earlier: two waiters on one marker.
+        idle = held_.empty() && done_.empty() && !block_wanted_;
+      }
+      if (idle) {
+        const absl::Time after = absl::Now();
+        if (options_.exit_when_idle) {
+          const absl::Duration left = idle_since + *options_.exit_when_idle - after;
+          if (left <= absl::ZeroDuration()) {
+            ExitIdle(after - idle_since);
+            continue;
+          }
+          block = std::min(block, left);
+        }
+        if (BlockHere(block)) {
+          look = true;
+          continue;
+        }
       }
       RequestBlock(block);
     }

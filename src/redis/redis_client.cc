@@ -267,6 +267,7 @@ class RedisConnection::Impl {
     }
   }
   const RedisOptions& options() const { return options_; }
+  void set_cancel_fd(int fd) { cancel_fd_ = fd; }
 
  private:
   absl::Status Break(absl::Status status) {
@@ -275,9 +276,13 @@ class RedisConnection::Impl {
   }
 
   absl::Status WaitFor(short events, absl::Time deadline, absl::string_view what) {
-    pollfd pfd = {fd_, events, 0};
+    pollfd pfds[2] = {{fd_, events, 0}, {cancel_fd_, POLLIN, 0}};
+    const nfds_t n = cancel_fd_ >= 0 ? 2 : 1;
     while (true) {
-      const int ready = ::poll(&pfd, 1, MillisUntil(deadline));
+      const int ready = ::poll(pfds, n, MillisUntil(deadline));
+      if (ready > 0 && n == 2 && pfds[1].revents != 0 && pfds[0].revents == 0) {
+        return absl::CancelledError(absl::StrCat("redis ", what, ": cancelled"));
+      }
       if (ready > 0) return absl::OkStatus();
       if (ready == 0)
         return absl::DeadlineExceededError(absl::StrCat("redis ", what, ": timed out"));
@@ -466,6 +471,7 @@ class RedisConnection::Impl {
   Endpoint endpoint_;
   RedisOptions options_;
   int fd_ = -1;
+  int cancel_fd_ = -1;  // see BlockingCommand
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   redisReader* reader_ = nullptr;
@@ -490,12 +496,15 @@ absl::StatusOr<RedisReply> RedisConnection::Command(const std::vector<std::strin
 }
 
 absl::StatusOr<RedisReply> RedisConnection::BlockingCommand(const std::vector<std::string>& argv,
-                                                            absl::Duration server_timeout) {
+                                                            absl::Duration server_timeout,
+                                                            int cancel_fd) {
   impl_->ResetBudget();
-  JQ_ASSIGN_OR_RETURN(
-      std::vector<RedisReply> replies,
-      impl_->Pipeline({argv}, absl::Now() + impl_->options().io_timeout + server_timeout));
-  return std::move(replies.front());
+  impl_->set_cancel_fd(cancel_fd);
+  absl::StatusOr<std::vector<RedisReply>> replies =
+      impl_->Pipeline({argv}, absl::Now() + impl_->options().io_timeout + server_timeout);
+  impl_->set_cancel_fd(-1);
+  if (!replies.ok()) return replies.status();
+  return std::move(replies->front());
 }
 
 absl::StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
