@@ -355,19 +355,25 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
   request.limit = out.limit;
   absl::StatusOr<std::unique_ptr<PgQueue::HeldBatch>> batch = queue_->ClaimHeld(request);
   int unfinished = 0;
+  std::vector<Lease> mine;  // the batch's jobs this round runs
   {
     absl::MutexLock lock(&mu_);
     reserved_ -= out.limit;
     if (!batch.ok()) return batch.status();
     ++stats_.claims;
     for (const Lease& lease : (*batch)->leases()) {
-      held_slots_[lease.job_id].unfinished = &unfinished;
+      // A job another of our batches retried with no backoff can be claimed again between
+      // that batch's commit and its cleanup: leave it untouched here (it stays pending).
+      auto [slot, fresh] = held_slots_.try_emplace(lease.job_id);
+      if (!fresh) continue;
+      slot->second.unfinished = &unfinished;
       ready_.push_back(lease);
+      mine.push_back(lease);
       ++unfinished;
     }
   }
   out.claimed = static_cast<int>((*batch)->leases().size());
-  if (out.claimed == 0) return out;
+  if (mine.empty()) return out;
 
   std::vector<PgQueue::HeldBatch::Outcome> outcomes;
   std::vector<int64_t> keep;
@@ -376,7 +382,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
     mu_.AwaitWithTimeout(absl::Condition(
                              +[](int* left) { return *left == 0; }, &unfinished),
                          options_.transaction_budget);
-    for (const Lease& lease : (*batch)->leases()) {
+    for (const Lease& lease : mine) {
       HeldSlot& slot = held_slots_.at(lease.job_id);
       if (!slot.finished) {
         keep.push_back(lease.job_id);
@@ -396,7 +402,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
       // Rolled back: every job is pending again. Running handlers' results are dropped,
       // queued ones must not start.
       absl::flat_hash_set<int64_t> batch_ids;
-      for (const Lease& lease : (*batch)->leases()) {
+      for (const Lease& lease : mine) {
         batch_ids.insert(lease.job_id);
         if (!held_slots_.at(lease.job_id).finished && running_.contains(lease.job_id)) {
           given_back_.insert(lease.job_id);
@@ -430,7 +436,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
         to_fail.emplace_back(lease, slot.result.status());
       }
     }
-    for (const Lease& lease : (*batch)->leases()) held_slots_.erase(lease.job_id);
+    for (const Lease& lease : mine) held_slots_.erase(lease.job_id);
     if (!done_.empty()) pump_cv_.SignalAll();
     internal::WakeFd(wake_fd_);
   }
