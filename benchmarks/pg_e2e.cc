@@ -4,7 +4,7 @@
 //   eval "$(scripts/services env)"
 //   build/benchmarks/pg_e2e [--jobs 20000] [--only NAME] [--concurrency 8] [--batch 1000]
 //                           [--dispatchers 2] [--seq-jobs 2000] [--transaction-budget-ms 0]
-//                           [--enqueue-statements N]
+//                           [--enqueue-statements N] [--send-seconds S]
 //
 // Measurements (--only NAME): send (one at a time from 1 thread, --seq-jobs), send-8 (from 8
 // threads), insert (batches of 1,000; insert-2 from 2 threads), work (--jobs preloaded, no-op
@@ -44,6 +44,7 @@ struct Flags {
   int batch = 1000;
   int dispatchers = 2;
   int budget_ms = 0;            // WorkerOptions::transaction_budget; 0 = off
+  int send_seconds = 0;         // send/send-8 run this long instead of --seq-jobs per thread
   int enqueue_statements = -1;  // PgOptions::max_enqueue_statements; -1 = the default
   std::string only;
 };
@@ -115,16 +116,21 @@ void Preload(PgQueue& queue, int n) {
   Sql(absl::StrCat("VACUUM ANALYZE ", kSchema, ".job_queue"));
 }
 
+// One job per Enqueue() call from `threads` threads: --seq-jobs each, or with --send-seconds
+// as many as fit in that time (pgbench's way of measuring its insert ceiling).
 void MeasureSend(const Flags& flags, int threads) {
-  auto queue = FreshQueue(threads, flags.enqueue_statements);
-  const int per_thread = flags.seq_jobs;
+  auto queue = FreshQueue(threads);
   std::atomic<int> errors{0};
+  std::atomic<int64_t> sent{0};
   const absl::Time t0 = absl::Now();
+  const absl::Time deadline = t0 + absl::Seconds(flags.send_seconds);
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
-      for (int i = 0; i < per_thread; ++i) {
-        if (!queue->Enqueue(Payload(t * per_thread + i)).ok()) ++errors;
+      for (int i = 0;; ++i) {
+        if (flags.send_seconds > 0 ? absl::Now() >= deadline : i >= flags.seq_jobs) break;
+        if (!queue->Enqueue(Payload(t * 1000000 + i)).ok()) ++errors;
+        ++sent;
       }
     });
   }
@@ -133,7 +139,7 @@ void MeasureSend(const Flags& flags, int threads) {
   if (errors > 0) Die("enqueue errors during send");
   Emit(threads == 1 ? "send one at a time"
                     : absl::StrCat("send one at a time, ", threads, " threads"),
-       int64_t{per_thread} * threads, seconds, absl::StrCat(",\"threads\":", threads));
+       sent.load(), seconds, absl::StrCat(",\"threads\":", threads));
 }
 
 // Batches of 1,000 (EnqueueMany) from `threads` producers splitting --jobs between them.
@@ -278,6 +284,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.dispatchers = value();
     else if (arg == "--transaction-budget-ms")
       flags.budget_ms = value();
+    else if (arg == "--send-seconds")
+      flags.send_seconds = value();
     else if (arg == "--enqueue-statements")
       flags.enqueue_statements = value();
     else if (arg == "--only" && i + 1 < argc)
