@@ -117,7 +117,22 @@ class Worker::Impl {
   }
   void HandlerLoop();
   void RunOne(const Lease& lease);
+  // A handler error on an ordinary lease: lost, released (stopping) or failed.
+  void FinishUnsuccessful(const Lease& lease, const absl::Status& error);
   void FailJob(const Lease& lease, const absl::Status& error);
+  void LogFailure(const Lease& lease, absl::string_view message, bool will_retry) {
+    internal::LogWarn("job {} ({}) attempt {}/{} failed: {}{}", lease.job_id, lease.job_type,
+                      lease.attempt, lease.max_attempts, message,
+                      will_retry ? "; will retry" : "; giving up");
+  }
+  ClaimRequest NextClaim(int limit) const {
+    ClaimRequest request;
+    request.worker_id = options_.worker_id;
+    request.queue = options_.queue;
+    request.job_types = types_;
+    request.limit = limit;
+    return request;
+  }
   struct ExchangeResult {
     int limit = 0;  // jobs asked for
     int claimed = 0;
@@ -241,7 +256,11 @@ void Worker::Impl::RunOne(const Lease& claimed) {
     }
   }
   if (given_back) return;
-  if (IsLeaseLost(result.status())) {
+  FinishUnsuccessful(lease, result.status());
+}
+
+void Worker::Impl::FinishUnsuccessful(const Lease& lease, const absl::Status& error) {
+  if (IsLeaseLost(error)) {
     absl::MutexLock lock(&mu_);
     held_.erase(lease.job_id);
     ++stats_.lost;
@@ -257,7 +276,7 @@ void Worker::Impl::RunOne(const Lease& claimed) {
     internal::WakeFd(wake_fd_);
     return;
   }
-  FailJob(lease, result.status());
+  FailJob(lease, error);
 }
 
 void Worker::Impl::FailJob(const Lease& lease, const absl::Status& error) {
@@ -275,9 +294,7 @@ void Worker::Impl::FailJob(const Lease& lease, const absl::Status& error) {
   held_.erase(lease.job_id);
   if (outcome.ok()) {
     ++stats_.failed;
-    internal::LogWarn("job {} ({}) attempt {}/{} failed: {}{}", lease.job_id, lease.job_type,
-                      lease.attempt, lease.max_attempts, message,
-                      outcome->will_retry ? "; will retry" : "; giving up");
+    LogFailure(lease, message, outcome->will_retry);
   } else if (IsLeaseLost(outcome.status())) {
     ++stats_.lost;
   } else {
@@ -305,12 +322,8 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) 
   out.limit = limit;
   out.flushed = static_cast<int>(done.size());
   if (done.empty() && limit == 0) return out;
-  ClaimRequest request;
-  request.worker_id = options_.worker_id;
-  request.queue = options_.queue;
-  request.job_types = types_;
-  request.limit = limit;
-  absl::StatusOr<PgQueue::CompleteAndClaimResult> result = queue_->CompleteAndClaim(done, request);
+  absl::StatusOr<PgQueue::CompleteAndClaimResult> result =
+      queue_->CompleteAndClaim(done, NextClaim(limit));
   absl::MutexLock lock(&mu_);
   reserved_ -= limit;
   if (!result.ok()) {
@@ -331,29 +344,16 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) 
 }
 
 absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
-  ExchangeResult out;
-  bool have_done;
-  {
-    absl::MutexLock lock(&mu_);
-    have_done = !done_.empty();
-  }
-  if (have_done) {
-    // Completions of jobs that outlived an earlier batch's budget.
-    JQ_ASSIGN_OR_RETURN(ExchangeResult flushed, Exchange(/*claim=*/false));
-    out.flushed = flushed.flushed;
-  }
+  // Completions of jobs that outlived an earlier batch's budget (nothing to send: no I/O).
+  JQ_ASSIGN_OR_RETURN(ExchangeResult out, Exchange(/*claim=*/false));
   {
     absl::MutexLock lock(&mu_);
     out.limit = std::clamp(capacity_ - HeldCount() - reserved_, 0, per_claim_);
     reserved_ += out.limit;
   }
   if (out.limit == 0) return out;
-  ClaimRequest request;
-  request.worker_id = options_.worker_id;
-  request.queue = options_.queue;
-  request.job_types = types_;
-  request.limit = out.limit;
-  absl::StatusOr<std::unique_ptr<PgQueue::HeldBatch>> batch = queue_->ClaimHeld(request);
+  absl::StatusOr<std::unique_ptr<PgQueue::HeldBatch>> batch =
+      queue_->ClaimHeld(NextClaim(out.limit));
   int unfinished = 0;
   std::vector<Lease> mine;  // the batch's jobs this round runs
   {
@@ -419,11 +419,9 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
     for (const auto& [lease, outcome] : settled->failed) {
       ++stats_.failed;
       const HeldSlot& slot = held_slots_.at(lease.job_id);
-      internal::LogWarn(
-          "job {} ({}) attempt {}/{} failed: {}{}", lease.job_id, lease.job_type, lease.attempt,
-          lease.max_attempts,
-          slot.result.ok() ? "result is not valid JSON" : slot.result.status().message(),
-          outcome.will_retry ? "; will retry" : "; giving up");
+      LogFailure(lease,
+                 slot.result.ok() ? "result is not valid JSON" : slot.result.status().message(),
+                 outcome.will_retry);
     }
     for (const Lease& lease : settled->kept) {
       HeldSlot& slot = held_slots_.at(lease.job_id);
@@ -440,16 +438,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
     if (!done_.empty()) pump_cv_.SignalAll();
     internal::WakeFd(wake_fd_);
   }
-  for (const auto& [lease, error] : to_fail) {
-    if (IsLeaseLost(error) || shutting_down_.load()) {
-      absl::Status released = queue_->Release(lease);
-      absl::MutexLock lock(&mu_);
-      held_.erase(lease.job_id);
-      if (released.ok()) ++stats_.released;
-    } else {
-      FailJob(lease, error);
-    }
-  }
+  for (const auto& [lease, error] : to_fail) FinishUnsuccessful(lease, error);
   return out;
 }
 

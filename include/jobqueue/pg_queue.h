@@ -241,6 +241,8 @@ class PgQueue {
  private:
   PgQueue(PgOptions options, std::unique_ptr<internal::PgPool> pool);
 
+  // EnqueueMany after every job passed ValidateNewJob (at most 100000).
+  absl::StatusOr<std::vector<EnqueueResult>> EnqueueManyValidated(absl::Span<const NewJob> jobs);
   absl::StatusOr<std::vector<EnqueueResult>> EnqueueManyByCopy(absl::Span<const NewJob> jobs);
   absl::StatusOr<EnqueueResult> EnqueueAlone(const NewJob& job);
 

@@ -327,7 +327,8 @@ absl::StatusOr<EnqueueResult> PgQueue::Enqueue(const NewJob& job) {
     std::vector<NewJob> jobs;
     jobs.reserve(group.size());
     for (const Combiner::Request* r : group) jobs.push_back(*r->job);
-    absl::StatusOr<std::vector<EnqueueResult>> together = EnqueueMany(jobs);
+    // Every caller validated its own job already.
+    absl::StatusOr<std::vector<EnqueueResult>> together = EnqueueManyValidated(jobs);
     if (together.ok()) {
       for (size_t i = 0; i < group.size(); ++i) group[i]->result = (*together)[i];
     } else if (absl::IsInvalidArgument(together.status())) {
@@ -464,6 +465,11 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueMany(absl::Span<const
       return Annotate(s, absl::StrCat("job ", i, " of the batch (nothing was enqueued)"));
     }
   }
+  return EnqueueManyValidated(jobs);
+}
+
+absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyValidated(
+    absl::Span<const NewJob> jobs) {
   if (CopyEligible(jobs)) return EnqueueManyByCopy(jobs);
   std::vector<std::string> queues, types, payloads, priorities, run_ats, delays, attempts, keys;
   for (auto* v : {&queues, &types, &payloads, &priorities, &run_ats, &delays, &attempts, &keys}) {
