@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "pg/queue_sql.h"
 #include "testing/pg_fixture.h"
 #include "testing/status_matchers.h"
 
@@ -52,7 +53,7 @@ TEST_F(PgQueueTest, EnqueueClaimComplete) {
 
 TEST_F(PgQueueTest, MigrateIsIdempotent) {
   JQ_ASSERT_OK_AND_ASSIGN(int version, queue_->Migrate());
-  EXPECT_EQ(version, 1);
+  EXPECT_EQ(version, 2);
 }
 
 TEST_F(PgQueueTest, CompleteAfterRecoveryIsFenced) {
@@ -460,9 +461,69 @@ TEST_F(PgQueueTest, ConcurrentMigratorsAreSafe) {
   for (std::thread& t : threads) t.join();
   for (const auto& result : results) {
     ASSERT_THAT(result.status(), IsOk());
-    EXPECT_EQ(*result, 1);
+    EXPECT_EQ(*result, 2);
   }
-  EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + fresh.name() + ".job_queue_migrations"), "1");
+  EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + fresh.name() + ".job_queue_migrations"), "2");
+}
+
+// A table filled at version 1 (table CHECK constraints) moves to the domains of version 2
+// without a rewrite, keeps its rows and still refuses what the checks did.
+TEST_F(PgQueueTest, MigrationTwoKeepsRowsIndexesAndGuards) {
+  TestSchema fresh;
+  const std::string s = fresh.name();
+  const std::vector<internal::Migration> migrations = internal::QueueMigrations(s);
+  ASSERT_GE(migrations.size(), 2u);
+  PGconn* conn = fresh.Connect();
+  auto exec = [&](const std::string& sql) {
+    PGresult* result = PQexec(conn, sql.c_str());
+    const bool ok =
+        PQresultStatus(result) == PGRES_COMMAND_OK || PQresultStatus(result) == PGRES_TUPLES_OK;
+    PQclear(result);
+    return ok;
+  };
+  ASSERT_TRUE(exec(migrations[0].sql));
+  ASSERT_TRUE(exec("CREATE TABLE " + s +
+                   ".job_queue_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                   "applied_at timestamptz NOT NULL DEFAULT now());"
+                   "INSERT INTO " +
+                   s + ".job_queue_migrations (version, name) VALUES (1, 'create job_queue')"));
+  ASSERT_TRUE(exec("INSERT INTO " + s +
+                   ".job_queue (job_type, payload, run_at) SELECT 'old', jsonb_build_object("
+                   "'n', g), now() - interval '1 minute' FROM generate_series(1, 1000) g"));
+  const std::string table_file = "SELECT pg_relation_filenode('" + s + ".job_queue')";
+  const std::string table_file_before = fresh.Query(table_file);
+
+  PgOptions options;
+  options.schema = s;
+  JQ_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PgQueue> queue,
+                          PgQueue::Open(testing::TestDatabaseUrl(), options));
+  JQ_ASSERT_OK_AND_ASSIGN(int version, queue->Migrate());
+  EXPECT_EQ(version, 2);
+  EXPECT_EQ(fresh.Query(table_file), table_file_before);
+  EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + s + ".job_queue WHERE status = 'pending'"),
+            "1000");
+  EXPECT_EQ(fresh.Query("SELECT count(*) FROM pg_constraint WHERE conrelid = '" + s +
+                        ".job_queue'::regclass AND contype = 'c'"),
+            "0");
+
+  for (const char* bad :
+       {"(job_type, status) VALUES ('t', 'procesing')", "(job_type) VALUES ('')",
+        "(job_type, attempts) VALUES ('t', -1)", "(job_type, max_attempts) VALUES ('t', 0)",
+        "(queue, job_type) VALUES (repeat('q', 129), 't')"}) {
+    EXPECT_FALSE(exec(absl::StrCat("INSERT INTO ", s, ".job_queue ", bad))) << bad;
+  }
+  EXPECT_FALSE(exec("UPDATE " + s + ".job_queue SET status = 'done' WHERE id = 1"));
+  EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + s + ".job_queue"), "1000");
+  PQfinish(conn);
+
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue->Enqueue(Job("old")));
+  ClaimRequest request = Request(1001);
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue->Claim(request));
+  ASSERT_EQ(leases.size(), 1001u);
+  EXPECT_EQ(leases.back().job_id, added.id);
+  EXPECT_THAT(queue->Complete(leases.back()), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(int again, queue->Migrate());
+  EXPECT_EQ(again, 2);
 }
 
 TEST_F(PgQueueTest, BadSchemaNamesAreRejected) {

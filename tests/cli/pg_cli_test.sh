@@ -14,7 +14,7 @@ trap 'sql "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1; rm -rf "$dir"
 cd "$dir"  # no stray .env files
 
 check migrate 0 "$cli" migrate
-expect_in migrate "$schema.job_queue is at schema version 1"
+expect_in migrate "$schema.job_queue is at schema version 2"
 check migrate-again 0 "$cli" migrate
 
 check enqueue 0 "$cli" enqueue --type ingest_csv --payload '{"file": "a.csv"}'

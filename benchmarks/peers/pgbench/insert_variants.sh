@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
 # What a one-row insert into our job_queue costs beyond a plain table with the same columns:
 # pgbench (one client, -M prepared) inserts the row `jobqueue enqueue` would write into
-#   full    a fresh `jobqueue migrate` schema (trigger, CHECK constraints, all indexes)
-#   plain   the same columns, primary key and claim index only
-#   checks  plain + the five CHECK constraints
+#   full    a fresh `jobqueue migrate` schema (trigger, guard domains, all indexes)
+#   plain   the same columns as plain text/integer, primary key and claim index only
+#   checks  plain + the guards as five table CHECK constraints (migration 1's way)
 #   status  plain + the status CHECK only
 #   merged  plain + the five checks as one constraint
+#   domains plain + the guards as domains (migration 2's way)
 #   trigger plain + the notify trigger
 #   indexes plain + the three other partial indexes
-# and prints the average latency of each, in interleaved rounds (the machine is noisy).
+# and prints, in interleaved rounds (the machine is noisy), the average latency of each
+# (durable commits) and then the server's CPU time per insert (the backend's user+system time
+# over N inserts with synchronous_commit off, read from the postmaster's reaped-children times).
 #
 #   eval "$(scripts/services env)"
-#   benchmarks/peers/pgbench/insert_variants.sh [ROUNDS=3] [SECONDS=5]
+#   benchmarks/peers/pgbench/insert_variants.sh [ROUNDS=3] [SECONDS=5] [N=20000]
+#
+# SECONDS=0 skips the latency rounds; N=0 the CPU rounds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 rounds=${1:-3}
 seconds=${2:-5}
+inserts=${3:-20000}
 cli=${JOBQUEUE_CLI:-$root/build/examples/jobqueue}
 [[ -x $cli ]] || { echo "insert_variants: build the CLI first ($cli)" >&2; exit 1; }
 : "${DATABASE_URL:?eval \"\$(scripts/services env)\" first}"
@@ -24,13 +30,15 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 psql_() { psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c 'SET client_min_messages = warning' "$@"; }
 
-variants=(full plain checks status merged trigger indexes)
+variants=(full plain checks status merged domains trigger indexes)
 cleanup() { for v in "${variants[@]}"; do psql_ -c "DROP SCHEMA IF EXISTS iv_$v CASCADE"; done; }
 cleanup
 JOBQUEUE_SCHEMA=iv_full "$cli" migrate >/dev/null
-for v in plain checks status merged trigger indexes; do
+for v in plain checks status merged domains trigger indexes; do
   psql_ -c "CREATE SCHEMA iv_$v" \
     -c "CREATE TABLE iv_$v.job_queue (LIKE iv_full.job_queue INCLUDING DEFAULTS)" \
+    -c "ALTER TABLE iv_$v.job_queue ALTER status TYPE text, ALTER queue TYPE text,
+          ALTER job_type TYPE text, ALTER attempts TYPE integer, ALTER max_attempts TYPE integer" \
     -c "CREATE SEQUENCE iv_$v.seq OWNED BY iv_$v.job_queue.id" \
     -c "ALTER TABLE iv_$v.job_queue ALTER id SET DEFAULT nextval('iv_$v.seq'), ADD PRIMARY KEY (id)" \
     -c "CREATE INDEX ON iv_$v.job_queue (queue, priority, run_at, id) WHERE status = 'pending'"
@@ -41,6 +49,9 @@ psql_ -c "ALTER TABLE iv_checks.job_queue ADD CHECK ($checks), ADD CHECK (attemp
             ADD CHECK (max_attempts >= 1), ADD CHECK (char_length(queue) BETWEEN 1 AND 128),
             ADD CHECK (char_length(job_type) BETWEEN 1 AND 128)" \
   -c "ALTER TABLE iv_status.job_queue ADD CHECK ($checks)" \
+  -c "ALTER TABLE iv_domains.job_queue ALTER status TYPE iv_full.job_status,
+        ALTER queue TYPE iv_full.job_name, ALTER job_type TYPE iv_full.job_name,
+        ALTER attempts TYPE iv_full.job_attempts, ALTER max_attempts TYPE iv_full.job_max_attempts" \
   -c "ALTER TABLE iv_merged.job_queue ADD CHECK ($checks AND attempts >= 0 AND max_attempts >= 1
             AND $lengths)" \
   -c "CREATE TRIGGER job_queue_notify AFTER INSERT ON iv_trigger.job_queue
@@ -59,15 +70,34 @@ VALUES ('default', 'bench', jsonb_build_object('n', CAST(:n AS bigint), 's', 'he
         now(), 5) RETURNING id;
 EOF
 done
-printf '%-8s' round
-printf ' %8s' "${variants[@]}"
-printf '   (ms per insert)\n'
-for ((r = 1; r <= rounds; r++)); do
+pm=$(head -1 "${JOBQUEUE_STATE_DIR:-$root/.local}/pg/data/postmaster.pid")
+reaped_ticks() { awk '{print $16 + $17}' "/proc/$pm/stat"; }
+ticks_per_s=$(getconf CLK_TCK)
+header() {
+  printf '%-8s' round
+  printf ' %8s' "${variants[@]}"
+  printf '   (%s)\n' "$1"
+}
+((seconds == 0)) || header "ms per insert"
+for ((r = 1; r <= rounds && seconds > 0; r++)); do
   printf '%-8s' "$r"
   for v in "${variants[@]}"; do
     ms=$("$PG_BIN/pgbench" -n -M prepared -c 1 -T "$seconds" -f "$work/$v.sql" "$DATABASE_URL" 2>&1 |
       sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p')
     printf ' %8s' "${ms:-?}"
+  done
+  printf '\n'
+done
+((inserts == 0)) || header "server CPU µs per insert, synchronous_commit off"
+for ((r = 1; r <= rounds && inserts > 0; r++)); do
+  printf '%-8s' "$r"
+  for v in "${variants[@]}"; do
+    before=$(reaped_ticks)
+    PGOPTIONS='-c synchronous_commit=off' "$PG_BIN/pgbench" -n -M prepared -c 1 -t "$inserts" \
+      -f "$work/$v.sql" "$DATABASE_URL" >/dev/null 2>&1
+    sleep 0.3  # the backend exits and is reaped
+    after=$(reaped_ticks)
+    printf ' %8s' "$(((after - before) * 1000000 / ticks_per_s / inserts))"
   done
   printf '\n'
 done
