@@ -1,6 +1,7 @@
 #include "jobqueue/job.h"
 
 #include "absl/strings/str_cat.h"
+#include "jobqueue/json.h"
 
 namespace jobqueue {
 
@@ -18,6 +19,34 @@ absl::string_view JobStatusName(JobStatus status) {
       return "cancelled";
   }
   return "pending";
+}
+
+namespace {
+
+std::string JsonTime(std::optional<absl::Time> time) {
+  if (!time) return "null";
+  return JsonQuote(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", *time, absl::UTCTimeZone()));
+}
+
+std::string JsonTextOrNull(const std::string& text) {
+  return text.empty() ? "null" : JsonQuote(text);
+}
+
+}  // namespace
+
+std::string JobToJson(const Job& job) {
+  return absl::StrCat(
+      "{\"id\":", job.id, ",\"queue\":", JsonQuote(job.queue),
+      ",\"job_type\":", JsonQuote(job.job_type), ",\"payload\":", job.payload_json,
+      ",\"status\":", JsonQuote(JobStatusName(job.status)), ",\"priority\":", job.priority,
+      ",\"run_at\":", JsonTime(job.run_at), ",\"attempts\":", job.attempts,
+      ",\"max_attempts\":", job.max_attempts, ",\"locked_by\":", JsonTextOrNull(job.locked_by),
+      ",\"locked_at\":", JsonTime(job.locked_at), ",\"heartbeat_at\":", JsonTime(job.heartbeat_at),
+      ",\"last_error\":", JsonTextOrNull(job.last_error),
+      ",\"result\":", job.result_json.value_or("null"),
+      ",\"dedupe_key\":", JsonTextOrNull(job.dedupe_key),
+      ",\"created_at\":", JsonTime(job.created_at), ",\"updated_at\":", JsonTime(job.updated_at),
+      ",\"finished_at\":", JsonTime(job.finished_at), "}");
 }
 
 absl::StatusOr<JobStatus> ParseJobStatus(absl::string_view name) {

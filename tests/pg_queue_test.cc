@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "jobqueue/json.h"
 #include "pg/queue_sql.h"
 #include "testing/pg_fixture.h"
 #include "testing/status_matchers.h"
@@ -542,6 +543,31 @@ TEST_F(PgQueueTest, UnmigratedSchemaSaysRunMigrate) {
   JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(testing::TestDatabaseUrl(), options));
   EXPECT_THAT(queue->Enqueue(Job("t")).status(),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("migrate")));
+  EXPECT_THAT(queue->SchemaVersion().status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("migrate")));
+}
+
+TEST_F(PgQueueTest, SchemaVersionOfAMigratedQueue) {
+  JQ_ASSERT_OK_AND_ASSIGN(int version, queue_->SchemaVersion());
+  EXPECT_EQ(version, static_cast<int>(internal::QueueMigrations(schema_.name()).size()));
+}
+
+TEST_F(PgQueueTest, JobAndCountsAsJson) {
+  NewJob job = Job("t", R"({"a": "x\"y"})");
+  job.options.dedupe_key = "k";
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(job));
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job got, queue_->Get(added.id));
+  const std::string json = JobToJson(got);
+  EXPECT_THAT(json, HasSubstr(absl::StrCat("{\"id\":", added.id, ",\"queue\":\"default\",")));
+  EXPECT_THAT(json, HasSubstr(R"("payload":{"a": "x\"y"},"status":"pending")"));
+  EXPECT_THAT(json, HasSubstr(R"("locked_by":null,"locked_at":null)"));
+  EXPECT_THAT(json, HasSubstr(R"("dedupe_key":"k")"));
+  EXPECT_THAT(json, HasSubstr(R"("finished_at":null})"));
+  EXPECT_THAT(ValidateJson(json), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<StatusCount> counts, queue_->Counts());
+  EXPECT_EQ(StatusCountsToJson(counts),
+            R"([{"queue":"default","job_type":"t","status":"pending","count":1}])");
+  EXPECT_EQ(StatusCountsToJson({}), "[]");
 }
 
 }  // namespace

@@ -105,26 +105,6 @@ std::string TimeText(std::optional<absl::Time> time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", *time, absl::UTCTimeZone());
 }
 
-std::string JsonTime(std::optional<absl::Time> time) {
-  return time ? JsonQuote(TimeText(time)) : "null";
-}
-
-std::string JobJson(const Job& job) {
-  return absl::StrCat(
-      "{\"id\":", job.id, ",\"queue\":", JsonQuote(job.queue),
-      ",\"job_type\":", JsonQuote(job.job_type), ",\"payload\":", job.payload_json,
-      ",\"status\":", JsonQuote(JobStatusName(job.status)), ",\"priority\":", job.priority,
-      ",\"run_at\":", JsonTime(job.run_at), ",\"attempts\":", job.attempts,
-      ",\"max_attempts\":", job.max_attempts,
-      ",\"locked_by\":", job.locked_by.empty() ? "null" : JsonQuote(job.locked_by),
-      ",\"locked_at\":", JsonTime(job.locked_at), ",\"heartbeat_at\":", JsonTime(job.heartbeat_at),
-      ",\"last_error\":", job.last_error.empty() ? "null" : JsonQuote(job.last_error),
-      ",\"result\":", job.result_json.value_or("null"),
-      ",\"dedupe_key\":", job.dedupe_key.empty() ? "null" : JsonQuote(job.dedupe_key),
-      ",\"created_at\":", JsonTime(job.created_at), ",\"updated_at\":", JsonTime(job.updated_at),
-      ",\"finished_at\":", JsonTime(job.finished_at), "}");
-}
-
 // A built-in handler for smoke tests and benchmarks.
 absl::StatusOr<JobHandler> BuiltInHandler(const std::string& spec) {
   JQ_ASSIGN_OR_RETURN(BuiltIn builtin, ParseBuiltInHandler(spec));
@@ -305,13 +285,7 @@ int RunStats(const std::vector<std::string>& argv) {
   absl::StatusOr<std::vector<StatusCount>> counts = session->queue->Counts();
   if (!counts.ok()) return Fail("stats", counts.status());
   if (args->Has("json")) {
-    std::vector<std::string> rows;
-    for (const StatusCount& c : *counts) {
-      rows.push_back(absl::StrCat(
-          "{\"queue\":", JsonQuote(c.queue), ",\"job_type\":", JsonQuote(c.job_type),
-          ",\"status\":", JsonQuote(JobStatusName(c.status)), ",\"count\":", c.count, "}"));
-    }
-    std::printf("[%s]\n", absl::StrJoin(rows, ",").c_str());
+    std::printf("%s\n", StatusCountsToJson(*counts).c_str());
     return 0;
   }
   std::printf("%-16s %-32s %-11s %10s\n", "queue", "job_type", "status", "count");
@@ -341,7 +315,7 @@ int RunGet(const std::vector<std::string>& argv) {
   absl::StatusOr<Job> job = session->queue->Get(*id);
   if (!job.ok()) return Fail("get", job.status());
   if (args->Has("json")) {
-    std::printf("%s\n", JobJson(*job).c_str());
+    std::printf("%s\n", JobToJson(*job).c_str());
     return 0;
   }
   std::printf(

@@ -80,6 +80,10 @@ struct Job {
   std::optional<absl::Time> finished_at;
 };
 
+// The row as one JSON object: the column names as keys, times as RFC 3339 UTC text with
+// milliseconds, absent times and texts as null, payload and result as stored.
+std::string JobToJson(const Job& job);
+
 // A claimed job. The (job_id, attempt, worker_id) triple is the fencing token: complete, fail
 // and heartbeat succeed only while the row is still processing under exactly this lease.
 struct Lease {

@@ -75,6 +75,9 @@ struct StatusCount {
   int64_t count = 0;
 };
 
+// Counts as a JSON array of {"queue", "job_type", "status", "count"} objects.
+std::string StatusCountsToJson(absl::Span<const StatusCount> counts);
+
 // A processing job whose heartbeat is old.
 struct StaleJob {
   int64_t id = 0;
@@ -217,6 +220,9 @@ class PgQueue {
   absl::Status Cancel(int64_t job_id);
 
   absl::StatusOr<Job> Get(int64_t job_id);
+  // The highest migration applied. One round trip, so also a health check: Unavailable when
+  // Postgres cannot be reached, FailedPrecondition before the first migrate.
+  absl::StatusOr<int> SchemaVersion();
   absl::StatusOr<std::vector<StatusCount>> Counts();
   // Processing jobs whose heartbeat is older than `older_than`.
   absl::StatusOr<std::vector<StaleJob>> ListStale(absl::Duration older_than);

@@ -816,6 +816,14 @@ absl::Status PgQueue::Cancel(int64_t job_id) {
                                                     "; only pending jobs can be cancelled"));
 }
 
+absl::StatusOr<int> PgQueue::SchemaVersion() {
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult r,
+                      conn->Exec(absl::StrCat("SELECT coalesce(max(version), 0) FROM ",
+                                              SqlFor(options_.schema).migrations_table)));
+  return r.GetInt(0, 0);
+}
+
 absl::StatusOr<Job> PgQueue::Get(int64_t job_id) {
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
   JQ_ASSIGN_OR_RETURN(PgResult r, conn->Run(SqlFor(options_.schema).get, {absl::StrCat(job_id)}));
@@ -840,6 +848,17 @@ absl::StatusOr<Job> PgQueue::Get(int64_t job_id) {
   job.updated_at = r.GetMicrosTime(0, 16);
   job.finished_at = r.GetOptionalMicrosTime(0, 17);
   return job;
+}
+
+std::string StatusCountsToJson(absl::Span<const StatusCount> counts) {
+  std::string out = "[";
+  for (const StatusCount& c : counts) {
+    if (out.size() > 1) out += ',';
+    absl::StrAppend(
+        &out, "{\"queue\":", JsonQuote(c.queue), ",\"job_type\":", JsonQuote(c.job_type),
+        ",\"status\":", JsonQuote(JobStatusName(c.status)), ",\"count\":", c.count, "}");
+  }
+  return out + "]";
 }
 
 absl::StatusOr<std::vector<StatusCount>> PgQueue::Counts() {

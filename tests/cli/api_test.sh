@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The example HTTP API (jobqueue-api) against the real local Postgres, driven with curl:
+# health, enqueue, dedupe, lookup, counts, bad input (nothing written), secret scope, SIGTERM.
+set -u
+api=${JOBQUEUE_API:?}
+cli=${JOBQUEUE_CLI:?}
+: "${DATABASE_URL:?run eval \"\$(scripts/services env)\"}"
+source "$(dirname "$0")/lib.sh"
+sql() { psql "$DATABASE_URL" -XAtq -c "$1"; }
+
+schema="api_$$"
+export JOBQUEUE_SCHEMA=$schema
+dir=$(mktemp -d)
+pid=''
+cleanup() {
+  [ -z "$pid" ] || kill "$pid" 2>/dev/null
+  sql "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+cd "$dir"  # no stray .env files
+
+# Starts the API on a free port; sets pid and base (http://127.0.0.1:PORT).
+start_api() {
+  : >"$dir/api.log"
+  env PORT=0 "$@" "$api" >"$dir/api.log" 2>&1 &
+  pid=$!
+  base=''
+  for _ in $(seq 100); do
+    base=$(sed -n 's/.*Listening on \(http:[^ ]*\).*/\1/p' "$dir/api.log")
+    [ -n "$base" ] && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "FAIL start: no Listening line"; cat "$dir/api.log"; fails=$((fails + 1))
+  return 1
+}
+# http NAME EXPECTED_CODE CURL_ARGS... ; body in $out
+http() {
+  local name=$1 want=$2; shift 2
+  local code
+  code=$(curl -s -o "$dir/body" -w '%{http_code}' "$@")
+  out=$(cat "$dir/body")
+  if [ "$code" != "$want" ]; then echo "FAIL $name: HTTP $code, want $want"; echo "$out"; fails=$((fails + 1)); fi
+}
+jobs_count() { sql "SELECT count(*) FROM $schema.job_queue"; }
+
+check migrate 0 "$cli" migrate
+start_api || exit 1
+out=$(cat "$dir/api.log")
+expect_in startup "Starting API (env=dev)"
+expect_in startup "Schema: $schema"
+
+http healthz 200 "$base/healthz"
+expect_in healthz '{"status":"ok","schema_version":2}'
+
+http enqueue 201 -X POST -H 'Content-Type: application/json' \
+  --data '{"file": "a.csv"}' "$base/jobs/ingest_csv?priority=-1&max_attempts=3"
+id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' <<<"$out")
+expect_in enqueue '"inserted":true'
+http get 200 "$base/jobs/$id"
+expect_in get '"job_type":"ingest_csv"'
+expect_in get '"payload":{"file": "a.csv"}'
+expect_in get '"status":"pending","priority":-1'
+expect_in get '"max_attempts":3'
+
+http dedupe-first 201 -X POST --data '{"case": 7}' "$base/jobs/enforcement_drafting?dedupe_key=case-7"
+first=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' <<<"$out")
+http dedupe-second 200 -X POST --data '{"case": 7}' "$base/jobs/enforcement_drafting?dedupe_key=case-7"
+expect_in dedupe-second "{\"id\":$first,\"inserted\":false}"
+
+http delayed 201 -X POST --data "" "$base/jobs/later?delay=90s&queue=slow"
+delayed=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' <<<"$out")
+[ "$(sql "SELECT queue, payload::text, run_at > now() + interval '80 seconds' FROM $schema.job_queue WHERE id = $delayed")" = "slow|{}|t" ] ||
+  { echo "FAIL delayed: queue, empty payload or run_at"; fails=$((fails + 1)); }
+
+before=$(jobs_count)
+http bad-json 400 -X POST --data '{"file": ' "$base/jobs/ingest_csv"
+expect_in bad-json '"error":'
+http bad-type 400 -X POST --data '{}' "$base/jobs/bad%20type%27%3B"
+http long-type 400 -X POST --data '{}' "$base/jobs/$(printf 't%.0s' $(seq 200))"
+http negative-delay 400 -X POST --data '{}' "$base/jobs/t?delay=-5"
+http bad-delay 400 -X POST --data '{}' "$base/jobs/t?delay=soon"
+http bad-priority 400 -X POST --data '{}' "$base/jobs/t?priority=high"
+http zero-attempts 400 -X POST --data '{}' "$base/jobs/t?max_attempts=0"
+http bad-queue 400 -X POST --data '{}' "$base/jobs/t?queue=a%20b"
+[ "$(jobs_count)" = "$before" ] || { echo "FAIL bad input wrote rows"; fails=$((fails + 1)); }
+
+http unknown-job 404 "$base/jobs/999999999"
+expect_in unknown-job 'does not exist'
+http unknown-path 404 "$base/nope"
+expect_in unknown-path '"error":"HTTP 404"'
+
+http stats 200 "$base/stats"
+expect_in stats '{"queue":"default","job_type":"ingest_csv","status":"pending","count":1}'
+expect_in stats '{"queue":"default","job_type":"enforcement_drafting","status":"pending","count":1}'
+
+# The worker drains what the API enqueued.
+check work 0 "$cli" work --types ingest_csv,enforcement_drafting --handler echo --exit-when-idle 0.5
+http done 200 "$base/jobs/$id"
+expect_in done '"status":"completed"'
+expect_in done '"result":{"file": "a.csv"}'
+
+kill -TERM "$pid"
+wait "$pid"
+code=$?
+pid=''
+[ "$code" = 0 ] || { echo "FAIL sigterm: exit $code"; fails=$((fails + 1)); }
+out=$(cat "$dir/api.log")
+expect_in sigterm "API stopped"
+
+# Not migrated: the health check says so and the service stays up.
+JOBQUEUE_SCHEMA=api_never_migrated_$$ start_api || exit 1
+http unmigrated 503 "$base/healthz"
+expect_in unmigrated '"status":"unavailable"'
+expect_in unmigrated 'jobqueue migrate'
+kill -TERM "$pid"; wait "$pid"; pid=''
+
+# A secret allowed in workers only keeps the API from starting in prod, and is never printed.
+check prod-violation 77 env ENVIRONMENT=prod JUDIT_API_KEY=judit-KEY-LEAK "$api"
+expect_in prod-violation "JUDIT_API_KEY"
+expect_not_in prod-violation "judit-KEY-LEAK"
+password=$(sed -n 's|^postgres[a-z]*://[^:]*:\([^@]*\)@.*|\1|p' <<<"$DATABASE_URL")
+[ -z "$password" ] || expect_not_in prod-violation "$password"
+check bad-port 78 env PORT=99999 "$api"
+
+[ "$fails" = 0 ] && echo "api_test: all passed"
+exit "$fails"
