@@ -496,13 +496,31 @@ TEST_F(PgQueueTest, MigrationTwoKeepsRowsIndexesAndGuards) {
 
   PgOptions options;
   options.schema = s;
+  // A process already running: its statements are prepared against the version 1 columns.
+  options.pool_size = 1;
+  JQ_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PgQueue> running,
+                          PgQueue::Open(testing::TestDatabaseUrl(), options));
+  ASSERT_THAT(running->Get(1).status(), IsOk());
+  ASSERT_THAT(running->Counts().status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> before, running->Claim(Request(1, "running")));
+  ASSERT_EQ(before.size(), 1u);
+
+  options.pool_size = 2;
   JQ_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PgQueue> queue,
                           PgQueue::Open(testing::TestDatabaseUrl(), options));
   JQ_ASSERT_OK_AND_ASSIGN(int version, queue->Migrate());
   EXPECT_EQ(version, 2);
   EXPECT_EQ(fresh.Query(table_file), table_file_before);
   EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + s + ".job_queue WHERE status = 'pending'"),
-            "1000");
+            "999");
+  // The running process goes on: its statements are prepared again for the new column types.
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job job, running->Get(1));
+  EXPECT_EQ(job.status, JobStatus::kProcessing);
+  EXPECT_THAT(running->Counts().status(), IsOk());
+  EXPECT_THAT(running->Complete(before[0]), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> after, running->Claim(Request(1, "running")));
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_THAT(running->Complete(after[0]), IsOk());
   EXPECT_EQ(fresh.Query("SELECT count(*) FROM pg_constraint WHERE conrelid = '" + s +
                         ".job_queue'::regclass AND contype = 'c'"),
             "0");
@@ -518,9 +536,8 @@ TEST_F(PgQueueTest, MigrationTwoKeepsRowsIndexesAndGuards) {
   PQfinish(conn);
 
   JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue->Enqueue(Job("old")));
-  ClaimRequest request = Request(1001);
-  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue->Claim(request));
-  ASSERT_EQ(leases.size(), 1001u);
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue->Claim(Request(1001)));
+  ASSERT_EQ(leases.size(), 999u);
   EXPECT_EQ(leases.back().job_id, added.id);
   EXPECT_THAT(queue->Complete(leases.back()), IsOk());
   JQ_ASSERT_OK_AND_ASSIGN(int again, queue->Migrate());

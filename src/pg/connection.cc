@@ -95,16 +95,33 @@ absl::StatusOr<PgResult> PgConnection::Check(PGresult* result, absl::string_view
 }
 
 absl::StatusOr<PgResult> PgConnection::Run(const PgStatement& statement, const PgParams& params) {
+  absl::StatusOr<PgResult> result = RunPrepared(statement, params);
+  if (result.ok() ||
+      !absl::StrContains(result.status().message(), "cached plan must not change result type")) {
+    return result;
+  }
+  // DEALLOCATE is refused inside a failed transaction, so the old statements are left behind
+  // and every statement is prepared again under a new name. Outside a transaction the call is
+  // retried at once; inside one the caller sees the error and rolls back.
+  ++plan_generation_;
+  prepared_.clear();
+  if (PQtransactionStatus(conn_) != PQTRANS_IDLE) return result;
+  return RunPrepared(statement, params);
+}
+
+absl::StatusOr<PgResult> PgConnection::RunPrepared(const PgStatement& statement,
+                                                   const PgParams& params) {
+  const std::string name =
+      plan_generation_ == 0 ? statement.name : absl::StrCat(statement.name, "_g", plan_generation_);
   if (!prepared_.contains(statement.name)) {
-    PGresult* prepared =
-        PQprepare(conn_, statement.name.c_str(), statement.sql.c_str(), 0, nullptr);
+    PGresult* prepared = PQprepare(conn_, name.c_str(), statement.sql.c_str(), 0, nullptr);
     absl::StatusOr<PgResult> checked = Check(prepared, absl::StrCat("preparing ", statement.name));
     if (!checked.ok()) return checked.status();
     prepared_.insert(statement.name);
   }
   std::vector<const char*> values(params.size());
   for (size_t i = 0; i < params.size(); ++i) values[i] = params[i] ? params[i]->c_str() : nullptr;
-  PGresult* result = PQexecPrepared(conn_, statement.name.c_str(), static_cast<int>(values.size()),
+  PGresult* result = PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()),
                                     values.data(), nullptr, nullptr, 0);
   return Check(result, statement.name);
 }

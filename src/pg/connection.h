@@ -88,9 +88,13 @@ class PgConnection {
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   absl::StatusOr<PgResult> Check(PGresult* result, absl::string_view context);
+  absl::StatusOr<PgResult> RunPrepared(const PgStatement& statement, const PgParams& params);
 
   PGconn* conn_;
   absl::flat_hash_set<std::string> prepared_;
+  // Bumped when the server refuses this connection's prepared statements (a migration changed
+  // a result column's type); statements are then prepared again under new names.
+  int plan_generation_ = 0;
 };
 
 // A fixed-size pool. Connections are made lazily and dropped when broken, so a restarted
