@@ -3,17 +3,20 @@
 // the work to `jobqueue work` processes.
 //
 //   GET  /healthz          200 {"status":"ok","schema_version":N} when Postgres answers, else 503
-//   POST /jobs/TYPE        body: the payload (JSON); query: queue, priority, delay (seconds or
+//   POST /jobs/TYPE        body: the payload, Content-Type application/json (an empty body is
+//                          {}), at most 1 MiB; URL query: queue, priority, delay (seconds or
 //                          a duration such as 90s), max_attempts, dedupe_key.
 //                          201 {"id":N,"inserted":true}; 200 with the live job's id when the
-//                          dedupe key is taken; 400 for bad input, with nothing written
+//                          dedupe key is taken; 400 for bad input and 415 for another content
+//                          type, with nothing written
 //   GET  /jobs/ID          the job's row as JSON; 404 when there is none
 //   GET  /stats            counts by queue, type and status
 //
-// Configuration: DATABASE_URL or SUPABASE_MODE + SUPABASE_DB_URL_<MODE> (see docs/config.md),
+// Configuration: DATABASE_URL or SUPABASE_MODE + SUPABASE_DB_URL_<MODE> (docs/configuration.md),
 // JOBQUEUE_SCHEMA (default ops), API_HOST (default 127.0.0.1), PORT (default 8080; 0 picks a
 // free port, printed in the "Listening on" line). SIGTERM/SIGINT: stop accepting, finish the
-// requests in flight, exit 0.
+// requests in flight, exit 0. Server-side failures answer a generic message (the details,
+// which name hosts and statements, go to the log).
 #include <httplib.h>
 
 #include <atomic>
@@ -21,11 +24,13 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -48,9 +53,14 @@ int HttpStatusFor(const absl::Status& status) {
       return 400;
     case absl::StatusCode::kNotFound:
       return 404;
+    case absl::StatusCode::kAborted:  // a conflict that a retry resolves
+    case absl::StatusCode::kAlreadyExists:
+      return 409;
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kCancelled:
       return 503;
     default:
       return 500;
@@ -62,29 +72,56 @@ void Reply(httplib::Response& res, int code, const std::string& json) {
   res.set_content(json + "\n", "application/json");
 }
 
+// Client errors say what was wrong; server errors are logged and answered generically.
 void ReplyError(httplib::Response& res, const absl::Status& status) {
-  Reply(res, HttpStatusFor(status), absl::StrCat("{\"error\":", JsonQuote(status.message()), "}"));
+  const int code = HttpStatusFor(status);
+  if (code < 500) {
+    Reply(res, code, absl::StrCat("{\"error\":", JsonQuote(status.message()), "}"));
+    return;
+  }
+  Log(LogLevel::kError, status.ToString());
+  const char* message = status.code() == absl::StatusCode::kFailedPrecondition
+                            ? "the job table is not migrated; run jobqueue migrate"
+                        : code == 503 ? "the database is unavailable; try again"
+                                      : "internal error";
+  Reply(res, code, absl::StrCat("{\"error\":\"", message, "\"}"));
 }
 
-absl::StatusOr<int> IntParam(const httplib::Request& req, const char* name, int fallback) {
-  if (!req.has_param(name)) return fallback;
-  const std::string text = req.get_param_value(name);
+// Options come from the URL's query only: httplib also parses form-encoded bodies into params.
+httplib::Params QueryParams(const httplib::Request& req) {
+  httplib::Params params;
+  const size_t question = req.target.find('?');
+  if (question != std::string::npos) {
+    httplib::detail::parse_query_text(req.target.substr(question + 1), params);
+  }
+  return params;
+}
+
+std::optional<std::string> Param(const httplib::Params& params, const char* name) {
+  auto it = params.find(name);
+  if (it == params.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::StatusOr<int> IntParam(const httplib::Params& params, const char* name, int fallback) {
+  std::optional<std::string> text = Param(params, name);
+  if (!text) return fallback;
   int value = 0;
-  if (!absl::SimpleAtoi(text, &value)) {
+  if (!absl::SimpleAtoi(*text, &value)) {
     return absl::InvalidArgumentError(absl::StrCat(name, " must be an integer"));
   }
   return value;
 }
 
 // "2.5" (seconds) or an absl duration such as "90s" or "1h30m".
-absl::StatusOr<absl::Duration> DelayParam(const httplib::Request& req) {
-  if (!req.has_param("delay")) return absl::ZeroDuration();
-  const std::string text = req.get_param_value("delay");
+absl::StatusOr<absl::Duration> DelayParam(const httplib::Params& params) {
+  std::optional<std::string> text = Param(params, "delay");
+  if (!text) return absl::ZeroDuration();
   double seconds = 0;
   absl::Duration delay;
-  if (absl::SimpleAtod(text, &seconds)) {
+  if (absl::SimpleAtod(*text, &seconds)) {
     delay = absl::Seconds(seconds);
-  } else if (!absl::ParseDuration(text, &delay)) {
+  } else if (!absl::ParseDuration(*text, &delay)) {
     return absl::InvalidArgumentError("delay must be seconds or a duration such as 90s");
   }
   return delay;
@@ -94,32 +131,42 @@ absl::StatusOr<NewJob> JobFromRequest(const httplib::Request& req) {
   NewJob job;
   job.job_type = req.matches[1];
   job.payload_json = req.body.empty() ? "{}" : req.body;
-  if (req.has_param("queue")) job.options.queue = req.get_param_value("queue");
-  if (req.has_param("dedupe_key")) job.options.dedupe_key = req.get_param_value("dedupe_key");
-  absl::StatusOr<int> priority = IntParam(req, "priority", job.options.priority);
+  const httplib::Params params = QueryParams(req);
+  if (auto queue = Param(params, "queue")) job.options.queue = *queue;
+  if (auto key = Param(params, "dedupe_key")) job.options.dedupe_key = *key;
+  absl::StatusOr<int> priority = IntParam(params, "priority", job.options.priority);
   if (!priority.ok()) return priority.status();
   job.options.priority = *priority;
-  absl::StatusOr<int> max_attempts = IntParam(req, "max_attempts", job.options.max_attempts);
+  absl::StatusOr<int> max_attempts = IntParam(params, "max_attempts", job.options.max_attempts);
   if (!max_attempts.ok()) return max_attempts.status();
   job.options.max_attempts = *max_attempts;
-  absl::StatusOr<absl::Duration> delay = DelayParam(req);
+  absl::StatusOr<absl::Duration> delay = DelayParam(params);
   if (!delay.ok()) return delay.status();
   job.options.delay = *delay;
   return job;  // PgQueue::Enqueue validates names, JSON, ranges and the delay's sign
+}
+
+bool IsJson(const httplib::Request& req) {
+  const std::string type = req.get_header_value("Content-Type");
+  return type == "application/json" || absl::StartsWith(type, "application/json;");
 }
 
 void AddRoutes(httplib::Server& server, PgQueue& queue) {
   server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
     absl::StatusOr<int> version = queue.SchemaVersion();
     if (!version.ok()) {
-      Reply(res, 503,
-            absl::StrCat("{\"status\":\"unavailable\",\"error\":",
-                         JsonQuote(version.status().message()), "}"));
+      ReplyError(res, version.status());
+      res.set_content(absl::StrCat("{\"status\":\"unavailable\",", res.body.substr(1)),
+                      "application/json");
       return;
     }
     Reply(res, 200, absl::StrCat("{\"status\":\"ok\",\"schema_version\":", *version, "}"));
   });
   server.Post(R"(/jobs/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
+    if (!req.body.empty() && !IsJson(req)) {
+      Reply(res, 415, R"({"error":"the payload must be sent as Content-Type: application/json"})");
+      return;
+    }
     absl::StatusOr<NewJob> job = JobFromRequest(req);
     if (!job.ok()) return ReplyError(res, job.status());
     absl::StatusOr<EnqueueResult> added = queue.Enqueue(*job);
@@ -200,15 +247,25 @@ int Run() {
   }
   std::signal(SIGINT, OnStopSignal);
   std::signal(SIGTERM, OnStopSignal);
-  std::thread stopper([&server] {
+  std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not end the service
+  std::atomic<bool> listen_returned{false};
+  // stop() does nothing before listen has started: wait for that, then call it once.
+  std::thread stopper([&server, &listen_returned] {
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    server.stop();
+    while (!listen_returned.load()) {
+      if (server.is_running()) {
+        server.stop();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   });
   Log(LogLevel::kInfo,
       absl::StrCat("Starting API (env=", EnvironmentName(config->environment()), ")"));
   Log(LogLevel::kInfo, absl::StrCat("Schema: ", pg.schema));
   Log(LogLevel::kInfo, absl::StrCat("Listening on http://", host, ":", bound));
   const bool listened = server.listen_after_bind();
+  listen_returned.store(true);
   g_stop.store(true);
   stopper.join();
   Log(LogLevel::kInfo, "API stopped");
