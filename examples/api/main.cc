@@ -11,12 +11,16 @@
 //                          type, with nothing written
 //   GET  /jobs/ID          the job's row as JSON; 404 when there is none
 //   GET  /stats            counts by queue, type and status
+//   POST /bull/QUEUE/NAME  adds a BullMQ job on Redis (body: its data, application/json; URL
+//                          query opts: Node JobsOptions as JSON). 201 {"id":"..."}. Only the
+//                          queues listed in BULL_QUEUES (comma-separated); 404 for others,
+//                          503 without REDIS_URL
 //
 // Configuration: DATABASE_URL or SUPABASE_MODE + SUPABASE_DB_URL_<MODE> (docs/configuration.md),
-// JOBQUEUE_SCHEMA (default ops), API_HOST (default 127.0.0.1), PORT (default 8080; 0 picks a
-// free port, printed in the "Listening on" line). SIGTERM/SIGINT: stop accepting, finish the
-// requests in flight, exit 0. Server-side failures answer a generic message (the details,
-// which name hosts and statements, go to the log).
+// REDIS_URL and BULL_QUEUES for the BullMQ route, JOBQUEUE_SCHEMA (default ops), API_HOST
+// (default 127.0.0.1), PORT (default 8080; 0 picks a free port, printed in the "Listening on"
+// line). SIGTERM/SIGINT: stop accepting, finish the requests in flight, exit 0. Server-side
+// failures answer a generic message (the details, which name hosts and statements, go to the log).
 #include <httplib.h>
 
 #include <atomic>
@@ -28,12 +32,19 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "jobqueue/bull_queue.h"
 #include "jobqueue/config.h"
 #include "jobqueue/job.h"
 #include "jobqueue/json.h"
@@ -146,12 +157,47 @@ absl::StatusOr<NewJob> JobFromRequest(const httplib::Request& req) {
   return job;  // PgQueue::Enqueue validates names, JSON, ranges and the delay's sign
 }
 
+// The BullMQ queues this API may add to, opened on first use and kept.
+class BullQueues {
+ public:
+  BullQueues(Secret redis_url, absl::string_view allowed) : redis_url_(std::move(redis_url)) {
+    for (absl::string_view name : absl::StrSplit(allowed, ',', absl::SkipWhitespace())) {
+      allowed_.insert(std::string(absl::StripAsciiWhitespace(name)));
+    }
+  }
+
+  absl::StatusOr<BullQueue*> Get(const std::string& name) {
+    if (!allowed_.contains(name)) {
+      return absl::NotFoundError(
+          absl::StrCat("BullMQ queue \"", name.substr(0, 64), "\" is not in BULL_QUEUES"));
+    }
+    if (redis_url_.empty()) return absl::UnavailableError("REDIS_URL is not set");
+    absl::MutexLock lock(&mu_);
+    std::unique_ptr<BullQueue>& queue = open_[name];
+    if (queue == nullptr) {
+      BullQueueOptions options;
+      options.pool_size = 2;
+      absl::StatusOr<std::unique_ptr<BullQueue>> opened =
+          BullQueue::Open(redis_url_, name, options);
+      if (!opened.ok()) return opened.status();
+      queue = *std::move(opened);
+    }
+    return queue.get();
+  }
+
+ private:
+  const Secret redis_url_;
+  absl::flat_hash_set<std::string> allowed_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<BullQueue>> open_ ABSL_GUARDED_BY(mu_);
+};
+
 bool IsJson(const httplib::Request& req) {
   const std::string type = req.get_header_value("Content-Type");
   return type == "application/json" || absl::StartsWith(type, "application/json;");
 }
 
-void AddRoutes(httplib::Server& server, PgQueue& queue) {
+void AddRoutes(httplib::Server& server, PgQueue& queue, BullQueues& bull) {
   server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
     absl::StatusOr<int> version = queue.SchemaVersion();
     if (!version.ok()) {
@@ -183,6 +229,23 @@ void AddRoutes(httplib::Server& server, PgQueue& queue) {
     absl::StatusOr<Job> job = queue.Get(id);
     if (!job.ok()) return ReplyError(res, job.status());
     Reply(res, 200, JobToJson(*job));
+  });
+  server.Post(R"(/bull/([^/]+)/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
+    if (!req.body.empty() && !IsJson(req)) {
+      Reply(res, 415, R"({"error":"the data must be sent as Content-Type: application/json"})");
+      return;
+    }
+    const std::string data = req.body.empty() ? "{}" : req.body;
+    absl::Status valid = ValidateJson(data);
+    if (!valid.ok()) return ReplyError(res, valid);
+    const std::optional<std::string> opts = Param(QueryParams(req), "opts");
+    absl::StatusOr<BullJobOptions> options = ParseBullJobOptions(opts.value_or("{}"));
+    if (!options.ok()) return ReplyError(res, options.status());
+    absl::StatusOr<BullQueue*> target = bull.Get(req.matches[1]);
+    if (!target.ok()) return ReplyError(res, target.status());
+    absl::StatusOr<std::string> id = (*target)->Add(std::string(req.matches[2]), data, *options);
+    if (!id.ok()) return ReplyError(res, id.status());
+    Reply(res, 201, absl::StrCat("{\"id\":", JsonQuote(*id), "}"));
   });
   server.Get("/stats", [&](const httplib::Request&, httplib::Response& res) {
     absl::StatusOr<std::vector<StatusCount>> counts = queue.Counts();
@@ -235,9 +298,11 @@ int Run() {
     return 1;
   }
 
+  BullQueues bull(config->redis_url(), config->Get("BULL_QUEUES").value_or(""));
+
   httplib::Server server;
   server.set_payload_max_length(1 << 20);
-  AddRoutes(server, **queue);
+  AddRoutes(server, **queue, bull);
   const int bound = port == 0                         ? server.bind_to_any_port(host)
                     : server.bind_to_port(host, port) ? port
                                                       : -1;

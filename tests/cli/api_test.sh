@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# The example HTTP API (jobqueue-api) against the real local Postgres, driven with curl:
-# health, enqueue, dedupe, lookup, counts, bad input (nothing written), secret scope, SIGTERM.
+# The example HTTP API (jobqueue-api) against the real local Postgres and Redis, driven with
+# curl: health, enqueue, dedupe, lookup, counts, a BullMQ add, bad input (nothing written),
+# secret scope, SIGTERM.
 set -u
 api=${JOBQUEUE_API:?}
 cli=${JOBQUEUE_CLI:?}
 : "${DATABASE_URL:?run eval \"\$(scripts/services env)\"}"
+: "${REDIS_URL:?run eval \"\$(scripts/services env)\"}"
 source "$(dirname "$0")/lib.sh"
 sql() { psql "$DATABASE_URL" -XAtq -c "$1"; }
 
 schema="api_$$"
+bq="api-bull-$$"
 export JOBQUEUE_SCHEMA=$schema
 dir=$(mktemp -d)
 pid=''
 cleanup() {
   [ -z "$pid" ] || kill "$pid" 2>/dev/null
   sql "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
+  redis-cli -u "$REDIS_URL" --no-auth-warning --scan --pattern "bull:$bq:*" 2>/dev/null |
+    xargs -r redis-cli -u "$REDIS_URL" --no-auth-warning DEL >/dev/null 2>&1
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -46,7 +51,7 @@ http() {
 jobs_count() { sql "SELECT count(*) FROM $schema.job_queue"; }
 
 check migrate 0 "$cli" migrate
-start_api || exit 1
+start_api BULL_QUEUES="other, $bq" || exit 1
 out=$(cat "$dir/api.log")
 expect_in startup "Starting API (env=dev)"
 expect_in startup "Schema: $schema"
@@ -101,6 +106,22 @@ expect_in unknown-path '"error":"HTTP 404"'
 http stats 200 "$base/stats"
 expect_in stats '{"queue":"default","job_type":"ingest_csv","status":"pending","count":1}'
 expect_in stats '{"queue":"default","job_type":"enforcement_drafting","status":"pending","count":1}'
+
+# BullMQ: a job as a Node producer would add it, only to the queues in BULL_QUEUES.
+opts='%7B%22jobId%22%3A%22fixed-1%22%2C%22attempts%22%3A3%7D'  # {"jobId":"fixed-1","attempts":3}
+http bull-add 201 -X POST "${json[@]}" --data '{"to": "ops@example.com"}' \
+  "$base/bull/$bq/send_email?opts=$opts"
+expect_in bull-add '{"id":"fixed-1"}'
+check bull-get 0 "$cli" bull get --queue "$bq" fixed-1
+expect_in bull-get '"name":"send_email"'
+expect_in bull-get '"data":"{\"to\": \"ops@example.com\"}"'
+expect_in bull-get '\"attempts\":3'
+http bull-unlisted 404 -X POST "${json[@]}" --data '{}' "$base/bull/elsewhere/send_email"
+expect_in bull-unlisted 'BULL_QUEUES'
+http bull-bad-opts 400 -X POST "${json[@]}" --data '{}' "$base/bull/$bq/x?opts=%7B%22bogus%22%3A1%7D"
+http bull-bad-data 400 -X POST "${json[@]}" --data '{"to": ' "$base/bull/$bq/x"
+check bull-counts 0 "$cli" bull counts --queue "$bq" --json
+expect_in bull-counts '"waiting":1'
 
 # The worker drains what the API enqueued.
 check work 0 "$cli" work --types ingest_csv,enforcement_drafting --handler echo --exit-when-idle 0.5
