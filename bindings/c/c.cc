@@ -1263,6 +1263,79 @@ jq_status_t jq_bull_get_job(jq_bull_queue_t* queue, const char* id, char** field
   });
 }
 
+namespace {
+
+void SetCount(int64_t* count, int64_t value) {
+  if (count != nullptr) *count = value;
+}
+
+}  // namespace
+
+jq_status_t jq_bull_drain(jq_bull_queue_t* queue, int include_delayed, int64_t* count,
+                          char** errptr) {
+  return Guard("jq_bull_drain", errptr, [&]() -> absl::Status {
+    SetCount(count, 0);
+    if (queue == nullptr) return NullArgument("queue");
+    absl::StatusOr<int64_t> removed = queue->queue->Drain(include_delayed != 0);
+    if (!removed.ok()) return removed.status();
+    SetCount(count, *removed);
+    return absl::OkStatus();
+  });
+}
+
+jq_status_t jq_bull_clean(jq_bull_queue_t* queue, const char* state, int64_t grace_ms,
+                          int64_t limit, int64_t* count, char** errptr) {
+  return Guard("jq_bull_clean", errptr, [&]() -> absl::Status {
+    SetCount(count, 0);
+    if (queue == nullptr) return NullArgument("queue");
+    if (state == nullptr) return NullArgument("state");
+    if (grace_ms < 0 || limit < 0) {
+      return absl::InvalidArgumentError("grace_ms and limit must not be negative");
+    }
+    absl::StatusOr<std::vector<std::string>> removed =
+        queue->queue->Clean(state, absl::Milliseconds(grace_ms), limit);
+    if (!removed.ok()) return removed.status();
+    SetCount(count, static_cast<int64_t>(removed->size()));
+    return absl::OkStatus();
+  });
+}
+
+jq_status_t jq_bull_remove(jq_bull_queue_t* queue, const char* id, char** errptr) {
+  return Guard("jq_bull_remove", errptr, [&]() -> absl::Status {
+    if (queue == nullptr) return NullArgument("queue");
+    if (id == nullptr) return NullArgument("id");
+    return queue->queue->Remove(id);
+  });
+}
+
+jq_status_t jq_bull_retry_jobs(jq_bull_queue_t* queue, const char* state, int64_t* count,
+                               char** errptr) {
+  return Guard("jq_bull_retry_jobs", errptr, [&]() -> absl::Status {
+    SetCount(count, 0);
+    if (queue == nullptr) return NullArgument("queue");
+    absl::StatusOr<int64_t> moved = queue->queue->RetryJobs(state != nullptr ? state : "failed");
+    if (!moved.ok()) return moved.status();
+    SetCount(count, *moved);
+    return absl::OkStatus();
+  });
+}
+
+jq_status_t jq_bull_promote(jq_bull_queue_t* queue, const char* id, int64_t* count, char** errptr) {
+  return Guard("jq_bull_promote", errptr, [&]() -> absl::Status {
+    SetCount(count, 0);
+    if (queue == nullptr) return NullArgument("queue");
+    if (id != nullptr) {
+      JQ_RETURN_IF_ERROR(queue->queue->Promote(id));
+      SetCount(count, 1);
+      return absl::OkStatus();
+    }
+    absl::StatusOr<int64_t> moved = queue->queue->PromoteAll();
+    if (!moved.ok()) return moved.status();
+    SetCount(count, *moved);
+    return absl::OkStatus();
+  });
+}
+
 // ---- BullMQ consumer and worker -------------------------------------------------------------
 
 jq_bull_worker_options_t* jq_bull_worker_options_create(void) {

@@ -761,6 +761,31 @@ static void TestBull(void) {
   CHECK_OK(jq_bull_counts(bull, two, 2, OK_ERR));
   CHECK(two[0] == 0 && two[1] == 0);
 
+  StartPhase("bull: administration");
+  int64_t count = -1;
+  CHECK_OK(jq_bull_promote(bull, "2", &count, OK_ERR)); /* the delayed job */
+  CHECK(count == 1);
+  CHECK_ERR(JQ_FAILED_PRECONDITION, "delayed", jq_bull_promote(bull, "2", &count, OK_ERR));
+  CHECK(count == 0);
+  CHECK_OK(jq_bull_promote(bull, NULL, &count, OK_ERR));
+  CHECK(count == 0);
+  CHECK_OK(jq_bull_remove(bull, "report-7", OK_ERR));
+  CHECK_ERR(JQ_NOT_FOUND, "report-7", jq_bull_remove(bull, "report-7", OK_ERR));
+  CHECK_OK(jq_bull_clean(bull, "wait", 3600 * 1000, 0, &count, OK_ERR)); /* none that old */
+  CHECK(count == 0);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "state", jq_bull_clean(bull, "bogus", 0, 0, &count, OK_ERR));
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "negative", jq_bull_clean(bull, "wait", -1, 0, NULL, OK_ERR));
+  CHECK_OK(jq_bull_retry_jobs(bull, NULL, &count, OK_ERR));
+  CHECK(count == 0);
+  CHECK_OK(jq_bull_counts(bull, counts, JQ_BULL_STATE_COUNT, OK_ERR));
+  CHECK(counts[JQ_BULL_WAITING] == 2 && counts[JQ_BULL_PRIORITIZED] == 1);
+  CHECK(counts[JQ_BULL_DELAYED] == 0);
+  CHECK_OK(jq_bull_drain(bull, 1, &count, OK_ERR));
+  CHECK(count == 3);
+  CHECK_OK(jq_bull_counts(bull, counts, JQ_BULL_STATE_COUNT, OK_ERR));
+  CHECK(counts[JQ_BULL_WAITING] == 0 && counts[JQ_BULL_PRIORITIZED] == 0);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "queue", jq_bull_drain(NULL, 0, NULL, OK_ERR));
+
   StartPhase("bull: bad input");
   CHECK_ERR(JQ_INVALID_ARGUMENT, "bogus",
             jq_bull_add(bull, "email", "{}", "{\"bogus\": 1}", NULL, OK_ERR));

@@ -451,6 +451,27 @@ JQ_EXPORT jq_status_t jq_bull_resume(jq_bull_queue_t* queue, char** errptr);
 JQ_EXPORT jq_status_t jq_bull_get_job(jq_bull_queue_t* queue, const char* id, char** fields_json,
                                       char** errptr);
 
+/* Administration, as the Node Queue and Job methods of the same names. `count` arguments (may
+ * be NULL) receive how many jobs were affected. */
+/* Queue.drain: removes the waiting and prioritized jobs (and the delayed ones when
+ * include_delayed) with their data; running and finished jobs stay. */
+JQ_EXPORT jq_status_t jq_bull_drain(jq_bull_queue_t* queue, int include_delayed, int64_t* count,
+                                    char** errptr);
+/* Queue.clean: removes up to limit (0: all) jobs of state ("completed", "failed", "delayed",
+ * "prioritized", "wait" or "paused") older than grace_ms; locked jobs stay. */
+JQ_EXPORT jq_status_t jq_bull_clean(jq_bull_queue_t* queue, const char* state, int64_t grace_ms,
+                                    int64_t limit, int64_t* count, char** errptr);
+/* Job.remove: one job and its data, with the "removed" event. JQ_NOT_FOUND when missing,
+ * JQ_FAILED_PRECONDITION while it is locked (running). */
+JQ_EXPORT jq_status_t jq_bull_remove(jq_bull_queue_t* queue, const char* id, char** errptr);
+/* Queue.retryJobs: every job of state ("failed" or "completed"; NULL: "failed") back to wait. */
+JQ_EXPORT jq_status_t jq_bull_retry_jobs(jq_bull_queue_t* queue, const char* state, int64_t* count,
+                                         char** errptr);
+/* Job.promote for one delayed job (JQ_FAILED_PRECONDITION when it is not delayed), or with id
+ * NULL Queue.promoteJobs for all of them: to wait now. */
+JQ_EXPORT jq_status_t jq_bull_promote(jq_bull_queue_t* queue, const char* id, int64_t* count,
+                                      char** errptr);
+
 /* ---- BullMQ consumer and worker (include/jobqueue/bull_consumer.h, bull_worker.h) -------- */
 
 /* Both claim and finish jobs exactly as a Node BullMQ worker does (docs/bullmq-compat.md):
