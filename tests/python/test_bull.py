@@ -43,6 +43,28 @@ def test_add_and_counts(bull):
     assert bull.name.startswith("py_bull_")
 
 
+def test_administration(bull):
+    bull.add("email", {"n": 1})
+    bull.add("email", {"n": 2}, {"delay": 60000})
+    bull.add("email", {"n": 3}, {"priority": 4})
+    bull.add("report", {}, {"jobId": "report-7"})
+    assert bull.promote("2") == 1
+    with pytest.raises(jobqueue.FailedPreconditionError, match="delayed"):
+        bull.promote("2")
+    assert bull.promote() == 0
+    bull.remove("report-7")
+    with pytest.raises(jobqueue.NotFoundError):
+        bull.remove("report-7")
+    assert bull.clean("wait", grace=3600) == []
+    with pytest.raises(jobqueue.InvalidArgumentError):
+        bull.clean("bogus")
+    assert bull.retry_jobs() == 0
+    counts = bull.counts()
+    assert counts["waiting"] == 2 and counts["prioritized"] == 1 and counts["delayed"] == 0
+    assert bull.drain(delayed=True) == 3
+    assert sum(bull.counts().values()) == 0
+
+
 def test_bad_input(bull, redis_url):
     with pytest.raises(jobqueue.InvalidArgumentError, match="bogus"):
         bull.add("email", {}, {"bogus": 1})

@@ -327,6 +327,57 @@ unknown keys raise InvalidArgumentError. A duplicate jobId returns the existing 
           py::arg("id"),
           "The job hash as a dict (data, opts and return_value decoded); NotFoundError when "
           "there is no such job.")
+      .def(
+          "drain",
+          [](const BullHandle& h, bool delayed) {
+            auto q = h.Get();
+            return Value(Unlocked([&] { return q->Drain(delayed); }));
+          },
+          py::kw_only(), py::arg("delayed") = false,
+          "Queue.drain: removes the waiting and prioritized jobs (and the delayed ones with "
+          "delayed=True) with their data. Returns how many.")
+      .def(
+          "clean",
+          [](const BullHandle& h, const std::string& state, const py::object& grace,
+             int64_t limit) {
+            auto q = h.Get();
+            const absl::Duration grace_duration = ToDuration(grace, "grace");
+            if (limit < 0) throw StatusError(absl::InvalidArgumentError("limit must be >= 0"));
+            return Value(Unlocked([&] { return q->Clean(state, grace_duration, limit); }));
+          },
+          py::arg("state"), py::arg("grace") = 0.0, py::arg("limit") = 0,
+          "Queue.clean: removes up to limit (0: all) jobs of state (completed, failed, delayed, "
+          "prioritized, wait, paused) older than grace seconds; locked jobs stay. Returns their "
+          "ids.")
+      .def(
+          "remove",
+          [](const BullHandle& h, const std::string& id) {
+            auto q = h.Get();
+            Check(Unlocked([&] { return q->Remove(id); }));
+          },
+          py::arg("id"),
+          "Job.remove: the job and its data. NotFoundError when missing, "
+          "FailedPreconditionError while it runs.")
+      .def(
+          "retry_jobs",
+          [](const BullHandle& h, const std::string& state) {
+            auto q = h.Get();
+            return Value(Unlocked([&] { return q->RetryJobs(state); }));
+          },
+          py::arg("state") = "failed",
+          "Queue.retryJobs: every failed (or completed) job back to wait. Returns how many.")
+      .def(
+          "promote",
+          [](const BullHandle& h, const py::object& id) -> int64_t {
+            auto q = h.Get();
+            if (id.is_none()) return Value(Unlocked([&] { return q->PromoteAll(); }));
+            const std::string job_id = id.cast<std::string>();
+            Check(Unlocked([&] { return q->Promote(job_id); }));
+            return 1;
+          },
+          py::arg("id") = py::none(),
+          "Job.promote for one delayed job (FailedPreconditionError when it is not delayed), or "
+          "Queue.promoteJobs for all with no id. Returns how many moved.")
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](BullHandle& h, const py::object&, const py::object&, const py::object&) {
         h.queue.reset();
