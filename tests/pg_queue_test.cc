@@ -467,27 +467,36 @@ TEST_F(PgQueueTest, ConcurrentMigratorsAreSafe) {
   EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + fresh.name() + ".job_queue_migrations"), "2");
 }
 
+bool ExecOk(PGconn* conn, const std::string& sql) {
+  PGresult* result = PQexec(conn, sql.c_str());
+  const bool ok =
+      PQresultStatus(result) == PGRES_COMMAND_OK || PQresultStatus(result) == PGRES_TUPLES_OK;
+  PQclear(result);
+  return ok;
+}
+
+// Builds the schema as migration 1 alone left it, recorded at version 1.
+void CreateAtVersionOne(PGconn* conn, const std::string& schema) {
+  const std::vector<internal::Migration> migrations = internal::QueueMigrations(schema);
+  ASSERT_GE(migrations.size(), 2u);
+  ASSERT_TRUE(ExecOk(conn, migrations[0].sql));
+  ASSERT_TRUE(ExecOk(conn, "CREATE TABLE " + schema +
+                               ".job_queue_migrations (version integer PRIMARY KEY, name text "
+                               "NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"
+                               "INSERT INTO " +
+                               schema +
+                               ".job_queue_migrations (version, name) VALUES (1, 'create "
+                               "job_queue')"));
+}
+
 // A table filled at version 1 (table CHECK constraints) moves to the domains of version 2
 // without a rewrite, keeps its rows and still refuses what the checks did.
 TEST_F(PgQueueTest, MigrationTwoKeepsRowsIndexesAndGuards) {
   TestSchema fresh;
   const std::string s = fresh.name();
-  const std::vector<internal::Migration> migrations = internal::QueueMigrations(s);
-  ASSERT_GE(migrations.size(), 2u);
   PGconn* conn = fresh.Connect();
-  auto exec = [&](const std::string& sql) {
-    PGresult* result = PQexec(conn, sql.c_str());
-    const bool ok =
-        PQresultStatus(result) == PGRES_COMMAND_OK || PQresultStatus(result) == PGRES_TUPLES_OK;
-    PQclear(result);
-    return ok;
-  };
-  ASSERT_TRUE(exec(migrations[0].sql));
-  ASSERT_TRUE(exec("CREATE TABLE " + s +
-                   ".job_queue_migrations (version integer PRIMARY KEY, name text NOT NULL, "
-                   "applied_at timestamptz NOT NULL DEFAULT now());"
-                   "INSERT INTO " +
-                   s + ".job_queue_migrations (version, name) VALUES (1, 'create job_queue')"));
+  auto exec = [&](const std::string& sql) { return ExecOk(conn, sql); };
+  ASSERT_NO_FATAL_FAILURE(CreateAtVersionOne(conn, s));
   ASSERT_TRUE(exec("INSERT INTO " + s +
                    ".job_queue (job_type, payload, run_at) SELECT 'old', jsonb_build_object("
                    "'n', g), now() - interval '1 minute' FROM generate_series(1, 1000) g"));
@@ -542,6 +551,39 @@ TEST_F(PgQueueTest, MigrationTwoKeepsRowsIndexesAndGuards) {
   EXPECT_THAT(queue->Complete(leases.back()), IsOk());
   JQ_ASSERT_OK_AND_ASSIGN(int again, queue->Migrate());
   EXPECT_EQ(again, 2);
+}
+
+// A migration that cannot lock the table soon gives up, changes nothing, and works once the
+// other transaction ends.
+TEST_F(PgQueueTest, MigrationGivesUpOnABusyTable) {
+  TestSchema fresh;
+  const std::string s = fresh.name();
+  PGconn* setup = fresh.Connect();
+  ASSERT_NO_FATAL_FAILURE(CreateAtVersionOne(setup, s));
+  PQfinish(setup);
+  PGconn* reader = fresh.Connect();
+  ASSERT_TRUE(ExecOk(reader, "BEGIN; SELECT count(*) FROM " + s + ".job_queue"));
+
+  PgOptions options;
+  options.schema = s;
+  options.migrate_lock_timeout = absl::Milliseconds(200);
+  JQ_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PgQueue> queue,
+                          PgQueue::Open(testing::TestDatabaseUrl(), options));
+  EXPECT_THAT(queue->Migrate().status(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("run migrate again")));
+  EXPECT_EQ(fresh.Query("SELECT max(version) FROM " + s + ".job_queue_migrations"), "1");
+  EXPECT_EQ(fresh.Query("SELECT count(*) FROM pg_constraint WHERE conrelid = '" + s +
+                        ".job_queue'::regclass AND contype = 'c'"),
+            "5");
+
+  ASSERT_TRUE(ExecOk(reader, "COMMIT"));
+  PQfinish(reader);
+  JQ_ASSERT_OK_AND_ASSIGN(int version, queue->Migrate());
+  EXPECT_EQ(version, 2);
+
+  options.migrate_lock_timeout = absl::ZeroDuration();
+  EXPECT_THAT(PgQueue::Open(testing::TestDatabaseUrl(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("migrate_lock_timeout")));
 }
 
 TEST_F(PgQueueTest, BadSchemaNamesAreRejected) {

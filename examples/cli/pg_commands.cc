@@ -75,7 +75,7 @@ class SessionOr {
 };
 
 // Loads the configuration (scope "cli" unless --service says otherwise) and opens the queue.
-SessionOr Open(const Args& args, int pool_size = 2) {
+SessionOr Open(const Args& args, int pool_size = 2, PgOptions pg = {}) {
   ConfigOptions options;
   options.service = args.GetOr("service", "cli");
   options.env_dir = args.GetOr("env-dir", ".");
@@ -90,7 +90,6 @@ SessionOr Open(const Args& args, int pool_size = 2) {
                                               "no database configured: set DATABASE_URL, "
                                               "or SUPABASE_MODE with SUPABASE_DB_URL_<MODE>")};
   }
-  PgOptions pg;
   const char* schema_env = std::getenv("JOBQUEUE_SCHEMA");
   pg.schema = args.GetOr("schema", schema_env != nullptr ? schema_env : "ops");
   pg.pool_size = pool_size;
@@ -114,14 +113,22 @@ absl::StatusOr<JobHandler> BuiltInHandler(const std::string& spec) {
 }
 
 constexpr char kMigrateHelp[] =
-    "usage: jobqueue migrate [--schema S]\n"
-    "  Creates or upgrades <schema>.job_queue (default ops). Safe to run concurrently.\n";
+    "usage: jobqueue migrate [--schema S] [--lock-timeout DURATION]\n"
+    "  Creates or upgrades <schema>.job_queue (default ops). Safe to run concurrently.\n"
+    "  Gives up, changing nothing, when the table stays locked by other transactions for\n"
+    "  --lock-timeout (default 5s).\n";
 
 int RunMigrate(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseFor(argv, {}, {});
+  absl::StatusOr<Args> args = ParseFor(argv, {"lock-timeout"}, {});
   if (!args.ok()) return Usage("migrate", args.status().message());
   if (args->Has("help")) return std::fputs(kMigrateHelp, stdout), 0;
-  SessionOr session = Open(*args);
+  PgOptions defaults;
+  if (std::optional<std::string> text = args->Get("lock-timeout")) {
+    absl::StatusOr<absl::Duration> timeout = ParseDurationFlag("lock-timeout", *text);
+    if (!timeout.ok()) return Usage("migrate", timeout.status().message());
+    defaults.migrate_lock_timeout = *timeout;
+  }
+  SessionOr session = Open(*args, 2, defaults);
   if (!session.ok()) return session.Fail("migrate");
   absl::StatusOr<int> version = session->queue->Migrate();
   if (!version.ok()) return Fail("migrate", version.status());

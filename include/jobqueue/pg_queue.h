@@ -45,6 +45,10 @@ struct PgOptions {
   // many threads enqueueing one job each pay far fewer round trips and commits. 0 turns this
   // off; at most pool_size take effect. Default 2.
   int max_enqueue_statements = 2;
+  // How long Migrate() waits for a lock on the table before giving up with Unavailable
+  // (nothing changed; run it again). A waiting ALTER TABLE holds up every statement queued
+  // behind it, so this is short. Default 5 s.
+  absl::Duration migrate_lock_timeout = absl::Seconds(5);
   // Backoff between attempts of a failed job. See retry.h.
   RetryPolicy retry;
 

@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -209,6 +210,9 @@ absl::Status PgOptions::Validate() const {
   if (connect_timeout < absl::Seconds(1)) {
     return absl::InvalidArgumentError("connect_timeout must be at least 1s");
   }
+  if (migrate_lock_timeout < absl::Milliseconds(1) || migrate_lock_timeout > absl::Hours(1)) {
+    return absl::InvalidArgumentError("migrate_lock_timeout must be 1ms..1h");
+  }
   return retry.Validate();
 }
 
@@ -260,6 +264,11 @@ absl::StatusOr<int> PgQueue::Migrate() {
       conn->Exec("SELECT pg_advisory_xact_lock(hashtext('jobqueue_migrate'), hashtext($1))",
                  {options_.schema})
           .status()));
+  // Only table locks time out: a second migrator waits for the first as long as it takes.
+  JQ_RETURN_IF_ERROR(rollback_on_error(conn->ExecScript(
+      absl::StrCat("SET LOCAL lock_timeout = '",
+                   absl::ToInt64Milliseconds(options_.migrate_lock_timeout), "ms'"),
+      "migrate")));
   JQ_RETURN_IF_ERROR(rollback_on_error(
       conn->ExecScript(absl::StrCat("CREATE SCHEMA IF NOT EXISTS \"", options_.schema, "\";",
                                     "CREATE TABLE IF NOT EXISTS ", sql.migrations_table,
@@ -275,8 +284,14 @@ absl::StatusOr<int> PgQueue::Migrate() {
   for (const internal::Migration& migration : internal::QueueMigrations(options_.schema)) {
     version = std::max(version, migration.version);
     if (done.contains(migration.version)) continue;
-    JQ_RETURN_IF_ERROR(rollback_on_error(conn->ExecScript(
-        migration.sql, absl::StrCat("migration ", migration.version, " (", migration.name, ")"))));
+    absl::Status applied_ok = conn->ExecScript(
+        migration.sql, absl::StrCat("migration ", migration.version, " (", migration.name, ")"));
+    if (absl::IsUnavailable(applied_ok) && absl::StrContains(applied_ok.message(), "[55P03]")) {
+      applied_ok = absl::UnavailableError(absl::StrCat(
+          applied_ok.message(), "; another transaction held ", options_.schema,
+          ".job_queue longer than migrate_lock_timeout; nothing was changed, run migrate again"));
+    }
+    JQ_RETURN_IF_ERROR(rollback_on_error(applied_ok));
     JQ_RETURN_IF_ERROR(
         rollback_on_error(conn->Exec(absl::StrCat("INSERT INTO ", sql.migrations_table,
                                                   " (version, name) VALUES ($1, $2)"),

@@ -16,6 +16,9 @@ cd "$dir"  # no stray .env files
 check migrate 0 "$cli" migrate
 expect_in migrate "$schema.job_queue is at schema version 2"
 check migrate-again 0 "$cli" migrate
+check migrate-bad-lock-timeout 64 "$cli" migrate --lock-timeout soon
+check migrate-zero-lock-timeout 1 "$cli" migrate --lock-timeout 0s
+expect_in migrate-zero-lock-timeout "migrate_lock_timeout"
 
 check enqueue 0 "$cli" enqueue --type ingest_csv --payload '{"file": "a.csv"}'
 id=$out
