@@ -1289,9 +1289,6 @@ jq_status_t jq_bull_clean(jq_bull_queue_t* queue, const char* state, int64_t gra
     SetCount(count, 0);
     if (queue == nullptr) return NullArgument("queue");
     if (state == nullptr) return NullArgument("state");
-    if (grace_ms < 0 || limit < 0) {
-      return absl::InvalidArgumentError("grace_ms and limit must not be negative");
-    }
     absl::StatusOr<std::vector<std::string>> removed =
         queue->queue->Clean(state, absl::Milliseconds(grace_ms), limit);
     if (!removed.ok()) return removed.status();

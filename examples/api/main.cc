@@ -83,19 +83,32 @@ void Reply(httplib::Response& res, int code, const std::string& json) {
   res.set_content(json + "\n", "application/json");
 }
 
-// Client errors say what was wrong; server errors are logged and answered generically.
-void ReplyError(httplib::Response& res, const absl::Status& status) {
+// What a client may read of an error: client errors as they are; server errors (which name
+// hosts and statements) are logged and summed up.
+std::string PublicMessage(const absl::Status& status) {
   const int code = HttpStatusFor(status);
-  if (code < 500) {
-    Reply(res, code, absl::StrCat("{\"error\":", JsonQuote(status.message()), "}"));
-    return;
-  }
+  if (code < 500) return std::string(status.message());
   Log(LogLevel::kError, status.ToString());
-  const char* message = status.code() == absl::StatusCode::kFailedPrecondition
-                            ? "the job table is not migrated; run jobqueue migrate"
-                        : code == 503 ? "the database is unavailable; try again"
-                                      : "internal error";
-  Reply(res, code, absl::StrCat("{\"error\":\"", message, "\"}"));
+  if (status.code() == absl::StatusCode::kFailedPrecondition) {
+    return "the job table is not migrated; run jobqueue migrate";
+  }
+  return code == 503 ? "the database is unavailable; try again" : "internal error";
+}
+
+void ReplyError(httplib::Response& res, const absl::Status& status) {
+  Reply(res, HttpStatusFor(status),
+        absl::StrCat("{\"error\":", JsonQuote(PublicMessage(status)), "}"));
+}
+
+// Bodies are JSON; anything else (a form post, say) is refused before it is read.
+bool RefuseNonJsonBody(const httplib::Request& req, httplib::Response& res) {
+  const std::string type = req.get_header_value("Content-Type");
+  if (req.body.empty() || type == "application/json" ||
+      absl::StartsWith(type, "application/json;")) {
+    return false;
+  }
+  Reply(res, 415, R"({"error":"the body must be sent as Content-Type: application/json"})");
+  return true;
 }
 
 // Options come from the URL's query only: httplib also parses form-encoded bodies into params.
@@ -192,27 +205,19 @@ class BullQueues {
   absl::flat_hash_map<std::string, std::unique_ptr<BullQueue>> open_ ABSL_GUARDED_BY(mu_);
 };
 
-bool IsJson(const httplib::Request& req) {
-  const std::string type = req.get_header_value("Content-Type");
-  return type == "application/json" || absl::StartsWith(type, "application/json;");
-}
-
 void AddRoutes(httplib::Server& server, PgQueue& queue, BullQueues& bull) {
   server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
     absl::StatusOr<int> version = queue.SchemaVersion();
     if (!version.ok()) {
-      ReplyError(res, version.status());
-      res.set_content(absl::StrCat("{\"status\":\"unavailable\",", res.body.substr(1)),
-                      "application/json");
+      Reply(res, HttpStatusFor(version.status()),
+            absl::StrCat("{\"status\":\"unavailable\",\"error\":",
+                         JsonQuote(PublicMessage(version.status())), "}"));
       return;
     }
     Reply(res, 200, absl::StrCat("{\"status\":\"ok\",\"schema_version\":", *version, "}"));
   });
   server.Post(R"(/jobs/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
-    if (!req.body.empty() && !IsJson(req)) {
-      Reply(res, 415, R"({"error":"the payload must be sent as Content-Type: application/json"})");
-      return;
-    }
+    if (RefuseNonJsonBody(req, res)) return;
     absl::StatusOr<NewJob> job = JobFromRequest(req);
     if (!job.ok()) return ReplyError(res, job.status());
     absl::StatusOr<EnqueueResult> added = queue.Enqueue(*job);
@@ -231,10 +236,7 @@ void AddRoutes(httplib::Server& server, PgQueue& queue, BullQueues& bull) {
     Reply(res, 200, JobToJson(*job));
   });
   server.Post(R"(/bull/([^/]+)/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
-    if (!req.body.empty() && !IsJson(req)) {
-      Reply(res, 415, R"({"error":"the data must be sent as Content-Type: application/json"})");
-      return;
-    }
+    if (RefuseNonJsonBody(req, res)) return;
     const std::string data = req.body.empty() ? "{}" : req.body;
     absl::Status valid = ValidateJson(data);
     if (!valid.ok()) return ReplyError(res, valid);

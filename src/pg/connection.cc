@@ -95,23 +95,34 @@ absl::StatusOr<PgResult> PgConnection::Check(PGresult* result, absl::string_view
   return error;
 }
 
+namespace {
+
+// "cached plan must not change result type", told apart by SQLSTATE and the raising function
+// rather than by the message, which follows the server's lc_messages.
+bool IsStalePlan(const PGresult* result) {
+  const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const char* function = PQresultErrorField(result, PG_DIAG_SOURCE_FUNCTION);
+  return sqlstate != nullptr && function != nullptr && std::strcmp(sqlstate, "0A000") == 0 &&
+         std::strcmp(function, "RevalidateCachedQuery") == 0;
+}
+
+}  // namespace
+
 absl::StatusOr<PgResult> PgConnection::Run(const PgStatement& statement, const PgParams& params) {
-  absl::StatusOr<PgResult> result = RunPrepared(statement, params);
-  if (result.ok() ||
-      !absl::StrContains(result.status().message(), "cached plan must not change result type")) {
-    return result;
-  }
+  bool stale_plan = false;
+  absl::StatusOr<PgResult> result = RunPrepared(statement, params, &stale_plan);
+  if (!stale_plan) return result;
   // DEALLOCATE is refused inside a failed transaction, so the old statements are left behind
   // and every statement is prepared again under a new name. Outside a transaction the call is
   // retried at once; inside one the caller sees the error and rolls back.
   ++plan_generation_;
   prepared_.clear();
   if (PQtransactionStatus(conn_) != PQTRANS_IDLE) return result;
-  return RunPrepared(statement, params);
+  return RunPrepared(statement, params, &stale_plan);
 }
 
 absl::StatusOr<PgResult> PgConnection::RunPrepared(const PgStatement& statement,
-                                                   const PgParams& params) {
+                                                   const PgParams& params, bool* stale_plan) {
   const std::string name =
       plan_generation_ == 0 ? statement.name : absl::StrCat(statement.name, "_g", plan_generation_);
   if (!prepared_.contains(statement.name)) {
@@ -124,6 +135,7 @@ absl::StatusOr<PgResult> PgConnection::RunPrepared(const PgStatement& statement,
   for (size_t i = 0; i < params.size(); ++i) values[i] = params[i] ? params[i]->c_str() : nullptr;
   PGresult* result = PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()),
                                     values.data(), nullptr, nullptr, 0);
+  *stale_plan = IsStalePlan(result);
   return Check(result, statement.name);
 }
 

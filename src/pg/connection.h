@@ -88,7 +88,9 @@ class PgConnection {
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   absl::StatusOr<PgResult> Check(PGresult* result, absl::string_view context);
-  absl::StatusOr<PgResult> RunPrepared(const PgStatement& statement, const PgParams& params);
+  // *stale_plan: the server refused a statement prepared before a column's type changed.
+  absl::StatusOr<PgResult> RunPrepared(const PgStatement& statement, const PgParams& params,
+                                       bool* stale_plan);
 
   PGconn* conn_;
   absl::flat_hash_set<std::string> prepared_;

@@ -342,7 +342,6 @@ unknown keys raise InvalidArgumentError. A duplicate jobId returns the existing 
              int64_t limit) {
             auto q = h.Get();
             const absl::Duration grace_duration = ToDuration(grace, "grace");
-            if (limit < 0) throw StatusError(absl::InvalidArgumentError("limit must be >= 0"));
             return Value(Unlocked([&] { return q->Clean(state, grace_duration, limit); }));
           },
           py::arg("state"), py::arg("grace") = 0.0, py::arg("limit") = 0,
