@@ -338,6 +338,93 @@ TEST_F(BullWorkerTest, GracefulStopHandsBackUnfinishedJobsUnlocked) {
   EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 0);  // the late result was refused
 }
 
+// Short jobs are claimed ahead, several per step, yet each runs once and no more than
+// `concurrency` handlers run at a time.
+TEST_F(BullWorkerTest, ShortJobsAreClaimedAheadAndEachRunsOnce) {
+  for (int concurrency : {1, 4}) {
+    SCOPED_TRACE(concurrency);
+    Redis({"DEL", Key("completed")});
+    AddNumberedJobs(3000);
+    Tally tally(3000);
+    std::atomic<int> running{0}, most_running{0};
+    BullHandler count = tally.Handler();
+    BullWorkerOptions options;
+    options.concurrency = concurrency;
+    StartWorker(
+        [&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+          const int now = ++running;
+          int most = most_running.load();
+          while (now > most && !most_running.compare_exchange_weak(most, now)) {
+          }
+          absl::StatusOr<std::string> result = count(ctx);
+          --running;
+          return result;
+        },
+        options);
+    ASSERT_TRUE(Completed(3000));
+    StopWorker();
+    tally.ExpectEachSeen(1, 1);
+    EXPECT_LE(most_running.load(), concurrency);
+    EXPECT_EQ(stats_.completed, 3000);
+    EXPECT_GT(stats_.prefetched, 0);
+    EXPECT_LT(stats_.steps, 3000 / 2);  // finishes and claims went out in batches
+  }
+}
+
+// Jobs slower than the prefetch window are never held ahead (another worker may take them),
+// and prefetch = 0 turns claiming ahead off.
+TEST_F(BullWorkerTest, SlowJobsAndPrefetchZeroClaimNothingAhead) {
+  AddNumberedJobs(8);
+  Tally slow(8, absl::Milliseconds(20));
+  StartWorker(slow.Handler());
+  ASSERT_TRUE(Completed(8));
+  StopWorker();
+  slow.ExpectEachSeen(1, 1);
+  EXPECT_EQ(stats_.prefetched, 0);
+
+  Redis({"DEL", Key("completed")});
+  AddNumberedJobs(500);
+  Tally fast(500);
+  BullWorkerOptions options;
+  options.prefetch = 0;
+  StartWorker(fast.Handler(), options);
+  ASSERT_TRUE(Completed(500));
+  StopWorker();
+  fast.ExpectEachSeen(1, 1);
+  EXPECT_EQ(stats_.prefetched, 0);
+  EXPECT_GE(stats_.steps, 500);
+}
+
+// A stop while jobs are held ahead hands those back to wait, unlocked and unstarted.
+TEST_F(BullWorkerTest, GracefulStopHandsBackJobsHeldAhead) {
+  AddNumberedJobs(300);
+  Tally tally(300);
+  BullHandler count = tally.Handler();
+  std::atomic<int64_t> active_at_stop{-1};
+  StartWorker([&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    if (ctx.job().data_json == "40") {
+      auto conn = RedisConnection::Connect(url_);
+      if (!conn.ok()) return conn.status();
+      absl::StatusOr<RedisReply> active = (*conn)->Command({"LLEN", Key("active")});
+      if (!active.ok()) return active.status();
+      active_at_stop = active->integer;
+      worker_->Stop();
+    }
+    return count(ctx);
+  });
+  ASSERT_TRUE(Eventually([&] { return active_at_stop.load() >= 0; }));
+  StopWorker();
+  // Jobs 0..40 ran (FIFO); the ones held ahead of job 40 went back unstarted.
+  ASSERT_GT(active_at_stop, 1) << "no job was held ahead";
+  EXPECT_EQ(stats_.completed, 41);
+  EXPECT_GT(stats_.released, 0);
+  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 41);
+  EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 300 - 41);
+  EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
+  EXPECT_EQ(Redis({"KEYS", Key("*:lock")}).elements.size(), 0u);
+  tally.ExpectEachSeen(0, 1);
+}
+
 TEST_F(BullWorkerTest, ExitsWhenIdle) {
   BullWorkerOptions options;
   options.exit_when_idle = absl::Milliseconds(200);
@@ -432,6 +519,14 @@ TEST_F(BullWorkerTest, BadOptionsAndQueueNamesAreRefused) {
   options.concurrency = 0;
   EXPECT_THAT(BullWorker::Create(url_, name_, Echo(), options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("concurrency")));
+  options = {};
+  options.prefetch = -1;
+  EXPECT_THAT(BullWorker::Create(url_, name_, Echo(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prefetch")));
+  options.prefetch = 4;
+  options.prefetch_window = absl::ZeroDuration();
+  EXPECT_THAT(BullWorker::Create(url_, name_, Echo(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prefetch window")));
   EXPECT_THAT(BullWorker::Create(url_, "a:b", Echo()).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(":")));
   EXPECT_THAT(BullWorker::Create(url_, "", Echo()).status(),

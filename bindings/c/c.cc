@@ -1353,6 +1353,13 @@ void jq_bull_worker_options_set_concurrency(jq_bull_worker_options_t* options, i
   if (options != nullptr) options->options.concurrency = concurrency;
 }
 
+void jq_bull_worker_options_set_prefetch(jq_bull_worker_options_t* options, int prefetch,
+                                         double window_ms) {
+  if (options == nullptr) return;
+  options->options.prefetch = prefetch;
+  options->options.prefetch_window = absl::Microseconds(static_cast<int64_t>(window_ms * 1000));
+}
+
 void jq_bull_worker_options_set_exit_when_idle_ms(jq_bull_worker_options_t* options, int64_t ms) {
   if (options != nullptr) SetIdleExit(options->options.exit_when_idle, ms);
 }
@@ -1654,6 +1661,8 @@ int64_t jq_bull_worker_stat(const jq_bull_worker_t* worker, jq_bull_worker_stat_
       return stats.steps;
     case JQ_BULL_WORKER_RECONNECTS:
       return stats.reconnects;
+    case JQ_BULL_WORKER_PREFETCHED:
+      return stats.prefetched;
   }
   return 0;
 }

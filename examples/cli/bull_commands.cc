@@ -35,8 +35,9 @@ constexpr char kBullHelp[] =
     "  counts [--json]     job counts by state, as Queue.getJobCounts() reports them\n"
     "  get ID [--json]     one job's hash\n"
     "  work --handler noop|echo|fail[:msg]|sleep:MS [--concurrency N] [--exit-when-idle S]\n"
-    "       [--worker-name NAME] [--lock-duration D] [--stalled-interval D]\n"
-    "      Runs a BullMQ-compatible worker; SIGTERM/SIGINT stop it gracefully.\n"
+    "       [--worker-name NAME] [--lock-duration D] [--stalled-interval D] [--prefetch N]\n"
+    "      Runs a BullMQ-compatible worker; SIGTERM/SIGINT stop it gracefully. --prefetch:\n"
+    "      most jobs claimed ahead of a free handler while jobs are short (default 16; 0 off).\n"
     "  pause | resume      pause or resume the queue for every worker (Node ones too)\n"
     "  clean [--state S] [--grace D] [--limit N]\n"
     "      Removes jobs of S (completed by default; failed, delayed, prioritized, wait,\n"
@@ -199,6 +200,10 @@ absl::Status ParseWorkOptions(const Args& args, BullWorkerOptions* options) {
   }
   if (auto v = args.Get("exit-when-idle")) {
     JQ_ASSIGN_OR_RETURN(options->exit_when_idle, ParseDurationFlag("exit-when-idle", *v));
+  }
+  if (auto v = args.Get("prefetch")) {
+    JQ_ASSIGN_OR_RETURN(int64_t n, ParseIntFlag("prefetch", *v));
+    options->prefetch = static_cast<int>(std::clamp<int64_t>(n, -1, 1 << 20));
   }
   if (auto v = args.Get("lock-duration")) {
     JQ_ASSIGN_OR_RETURN(options->lock_duration, ParseDurationFlag("lock-duration", *v));
@@ -440,7 +445,7 @@ int RunBull(const std::vector<std::string>& argv) {
              "count",       "tls-ca",         "service",     "env-dir",       "handler",
              "concurrency", "exit-when-idle", "worker-name", "lock-duration", "stalled-interval",
              "state",       "grace",          "limit",       "start",         "end",
-             "line",        "keep",           "from",        "timeout"},
+             "line",        "keep",           "from",        "timeout",       "prefetch"},
       {"json", "asc", "delayed"});
   if (!args.ok()) return Fail(command, args.status(), kExitUsage);
   if (command == "add") return RunAdd(*args);

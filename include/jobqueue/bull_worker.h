@@ -52,6 +52,14 @@ struct BullWorkerOptions {
   std::string name;
   // Handler threads; also the most jobs held at once. 1..1024, default 1.
   int concurrency = 1;
+  // Claiming ahead: besides the jobs running, up to `prefetch` more are claimed (locked, in
+  // active) to start as soon as a handler is free, so short jobs do not each wait for a round
+  // trip. Only while handlers are fast: the worker holds ahead at most what its handlers get
+  // through in `prefetch_window` at their recent pace, so slow jobs are never held back from
+  // other workers, and a finished job is reported within about that window. 0 turns it off.
+  // Defaults 16 and 2 ms.
+  int prefetch = 16;
+  absl::Duration prefetch_window = absl::Milliseconds(2);
   // Lock time per job; renewed every lock_renew_time (default half of it). Default 30 s.
   absl::Duration lock_duration = absl::Seconds(30);
   absl::Duration lock_renew_time = absl::ZeroDuration();
@@ -86,6 +94,7 @@ struct BullWorkerStats {
   int64_t released = 0;           // handed back at shutdown
   int64_t stalled_recovered = 0;  // jobs this worker's stalled check moved back to wait
   int64_t steps = 0;              // finish+claim script calls
+  int64_t prefetched = 0;         // jobs claimed ahead of a free handler
   int64_t reconnects = 0;
 };
 

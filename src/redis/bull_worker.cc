@@ -44,6 +44,12 @@ absl::Status BullWorkerOptions::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("concurrency must be 1..1024, got ", concurrency));
   }
+  if (prefetch < 0 || prefetch > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("prefetch must be 0..1024, got ", prefetch));
+  }
+  if (prefetch > 0 && prefetch_window <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("prefetch window must be positive");
+  }
   if (lock_duration < absl::Milliseconds(10)) {
     return absl::InvalidArgumentError("lock duration must be at least 10 ms");
   }
@@ -122,6 +128,9 @@ class BullWorker::Impl {
   absl::StatusOr<BullQueue*> AdminQueue();
   void HandlerLoop();
   Finish Process(Claimed& claimed, simdjson::dom::parser& parser, std::mt19937_64& rng);
+  // How many jobs to hold beyond the running ones: what the handlers get through in
+  // prefetch_window at their recent pace, at most options_.prefetch.
+  int Ahead() const;
   void WaiterLoop();
   void MaintenanceLoop();
   struct StepResult {
@@ -159,6 +168,9 @@ class BullWorker::Impl {
   std::atomic<bool> stop_requested_{false};
   const uint64_t signal_generation_ = internal::StopGeneration();
   std::atomic<bool> quit_{false};  // tells helper threads to exit
+  // Recent time per job in Process (a moving average; 0 until the first job). Updates from
+  // several handler threads may overwrite each other: it is only a pace estimate.
+  std::atomic<int64_t> job_nanos_{0};
 
   std::unique_ptr<RedisConnection> step_conn_;  // Run()'s thread only
   int64_t step_seq_ = 0;
@@ -274,6 +286,7 @@ absl::StatusOr<BullWorker::Impl::StepResult> BullWorker::Impl::Step(std::vector<
 
 BullWorker::Impl::Finish BullWorker::Impl::Process(Claimed& claimed, simdjson::dom::parser& parser,
                                                    std::mt19937_64& rng) {
+  const absl::Time start = absl::Now();
   absl::StatusOr<std::string> result;
   if (std::optional<absl::Status> deferred = internal::BullDeferredFailure(claimed.job)) {
     // Stalled too often (marked by a stalled check): fail without running it.
@@ -282,7 +295,19 @@ BullWorker::Impl::Finish BullWorker::Impl::Process(Claimed& claimed, simdjson::d
     Context context(*this, claimed, stop_requested_);
     result = internal::RunHandler(handler_, context);
   }
-  return internal::BuildBullFinish(claimed.job, claimed.token, result, queue_, parser, rng);
+  Finish finish =
+      internal::BuildBullFinish(claimed.job, claimed.token, result, queue_, parser, rng);
+  const int64_t took = std::max<int64_t>(absl::ToInt64Nanoseconds(absl::Now() - start), 1);
+  const int64_t average = job_nanos_.load(std::memory_order_relaxed);
+  job_nanos_.store(average == 0 ? took : average + (took - average) / 8, std::memory_order_relaxed);
+  return finish;
+}
+
+int BullWorker::Impl::Ahead() const {
+  const int64_t average = job_nanos_.load(std::memory_order_relaxed);
+  if (options_.prefetch == 0 || average == 0) return 0;
+  const int64_t per_handler = absl::ToInt64Nanoseconds(options_.prefetch_window) / average;
+  return static_cast<int>(std::min<int64_t>(per_handler * options_.concurrency, options_.prefetch));
 }
 
 void BullWorker::Impl::HandlerLoop() {
@@ -297,16 +322,20 @@ void BullWorker::Impl::HandlerLoop() {
             return !self->ready_.empty() || self->stopping_;
           },
           this));
-      if (ready_.empty()) return;  // stopping, nothing left to start
+      // Stopping: jobs not started yet are Run()'s to hand back.
+      if (ready_.empty() || stopping_ || StopWanted()) return;
       claimed = std::move(ready_.front());
       ready_.pop_front();
     }
     Finish finish = Process(claimed, parser, rng);
+    bool first;
     {
       absl::MutexLock lock(&mu_);
+      first = done_.empty();
       done_.push_back(std::move(finish));
     }
-    internal::WakeFd(wake_fd_);
+    // Later ones ride on the first one's wake-up: Run() takes all of done_ at once.
+    if (first) internal::WakeFd(wake_fd_);
   }
 }
 
@@ -562,8 +591,11 @@ absl::Status BullWorker::Impl::Run() {
       }
       if (finishes.empty() && in_flight == 0) break;
     }
-    // Jobs finished in this step free their slots in it.
-    const int free_slots = options_.concurrency - in_flight + static_cast<int>(finishes.size());
+    // Jobs finished in this step free their slots in it; in_flight counts jobs held ahead.
+    const int handler_slots =
+        std::max(options_.concurrency - in_flight + static_cast<int>(finishes.size()), 0);
+    const int free_slots =
+        options_.concurrency + Ahead() - in_flight + static_cast<int>(finishes.size());
     const absl::Time now = absl::Now();
     const bool claim = !stopping && look && free_slots > 0 && now >= next_claim;
     if (finishes.empty() && !claim) {
@@ -595,6 +627,10 @@ absl::Status BullWorker::Impl::Run() {
     }
     backoff = options_.reconnect_min;
     finishes.clear();
+    if (step->claimed > handler_slots) {
+      absl::MutexLock lock(&mu_);
+      stats_.prefetched += step->claimed - handler_slots;
+    }
     if (in_flight > 0 || step->claimed > 0) idle_since = absl::Now();
     if (inline_handler_) RunInline(finishes);
     if (!claim) continue;
@@ -646,17 +682,22 @@ absl::Status BullWorker::Impl::Run() {
 void BullWorker::Impl::RunInline(std::vector<Finish>& finishes) {
   thread_local simdjson::dom::parser parser;
   thread_local std::mt19937_64 rng(std::random_device{}());
+  absl::Time first_done = absl::InfiniteFuture();
   while (true) {
+    // Jobs held ahead run here back to back; their finishes go out together, but none waits
+    // longer than prefetch_window for the next step.
+    if (!finishes.empty() && absl::Now() - first_done >= options_.prefetch_window) return;
     Claimed claimed;
     {
       absl::MutexLock lock(&mu_);
-      if (ready_.empty() || stopping_) return;
+      if (ready_.empty() || stopping_ || StopWanted()) return;
       claimed = std::move(ready_.front());
       ready_.pop_front();
       running_.emplace(claimed.job.id, claimed.token);
       running_released_ = false;
     }
     Finish finish = Process(claimed, parser, rng);
+    if (finishes.empty()) first_done = absl::Now();
     absl::MutexLock lock(&mu_);
     if (!running_released_) finishes.push_back(std::move(finish));
     running_.reset();

@@ -1090,6 +1090,11 @@ static void TestBullWorker(void) {
                                   NULL, &worker, OK_ERR));
   CHECK(worker == NULL);
   jq_bull_worker_options_set_concurrency(options, 2);
+  jq_bull_worker_options_set_prefetch(options, 2000, 2);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "prefetch",
+            jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, NULL, options, HandleBullJob,
+                                  NULL, &worker, OK_ERR));
+  jq_bull_worker_options_set_prefetch(options, 16, 2);
   jq_bull_worker_options_set_reconnect_backoff_ms(options, 0, 100);
   CHECK_ERR(JQ_INVALID_ARGUMENT, "reconnect backoff",
             jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, NULL, options, HandleBullJob,
@@ -1116,6 +1121,7 @@ static void TestBullWorker(void) {
   jq_bull_options_t* connection = jq_bull_options_create();
   jq_bull_options_set_prefix(connection, "bull");
   options = BullWorkerOptions(500);
+  jq_bull_worker_options_set_prefetch(options, 0, 2);
   Tally tally;
   InitTally(&tally);
   CHECK_OK(jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, connection, options,
@@ -1129,6 +1135,7 @@ static void TestBullWorker(void) {
     CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_RETRIED) == 0);
     CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_LOST) == 0);
     CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_STEPS) >= 1);
+    CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_PREFETCHED) == 0);
     CHECK(jq_bull_worker_stat(worker, (jq_bull_worker_stat_t)42) == 0);
     jq_bull_worker_destroy(worker);
   }

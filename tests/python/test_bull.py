@@ -130,6 +130,7 @@ def test_worker_runs_handlers_by_job_name(redis_url, bull_name):
         assert worker.job_names == ["report", "welcome"] and worker.queue == bull_name
         stats = worker.run()
         assert stats.completed == 6 and stats.failed == 0 and stats.retried == 0
+        assert 0 <= stats.prefetched <= 6
         assert sorted(seen) == sorted(ids)
         job = q.get_job(ids[3])
         assert job["return_value"] == {"sent": "u3@example.com"}
@@ -195,6 +196,20 @@ def test_failures_retries_and_unrecoverable(redis_url, bull_name):
         assert q.counts()["failed"] == 4 and q.counts()["completed"] == 1
 
 
+def test_fast_jobs_are_claimed_ahead_unless_prefetch_is_off(redis_url, bull_name):
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        for prefetch in (16, 0):
+            for i in range(300):
+                q.add("n", {"i": i})
+            seen = []
+            worker = make_bull_worker(redis_url, bull_name, prefetch=prefetch)
+            worker.register(None, lambda job: seen.append(job.data["i"]))
+            stats = worker.run()
+            assert sorted(seen) == list(range(300)), prefetch
+            assert stats.completed == 300 and stats.released == 0
+            assert (stats.prefetched > 0) == (prefetch > 0), stats.prefetched
+
+
 def test_worker_bad_input(redis_url, bull_name):
     worker = make_bull_worker(redis_url, bull_name)
     worker.register("t", lambda job: None)
@@ -211,6 +226,10 @@ def test_worker_bad_input(redis_url, bull_name):
         make_bull_worker(redis_url, bull_name, concurrency=0)
     with pytest.raises(jobqueue.InvalidArgumentError, match="seconds"):
         make_bull_worker(redis_url, bull_name, lock_duration="long")
+    with pytest.raises(jobqueue.InvalidArgumentError, match="prefetch"):
+        make_bull_worker(redis_url, bull_name, prefetch=-1)
+    with pytest.raises(jobqueue.InvalidArgumentError, match="prefetch window"):
+        make_bull_worker(redis_url, bull_name, prefetch_window=0)
     with pytest.raises(jobqueue.InvalidArgumentError, match="job name must be a str"):
         @worker.handler  # without the call
         def forgot_the_parentheses(job):

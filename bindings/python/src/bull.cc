@@ -210,8 +210,9 @@ std::unique_ptr<PyBullWorker> MakeBullWorker(
     const py::object& lock_duration, const py::object& lock_renew_time,
     const py::object& stalled_interval, int max_stalled_count, bool check_stalled,
     const py::object& drain_delay, const py::object& limiter, const py::object& shutdown_timeout,
-    const py::object& exit_when_idle, const py::object& connect_timeout,
-    const py::object& io_timeout, const py::object& tls_ca_file, bool tls_verify) {
+    const py::object& exit_when_idle, int prefetch, const py::object& prefetch_window,
+    const py::object& connect_timeout, const py::object& io_timeout, const py::object& tls_ca_file,
+    bool tls_verify) {
   const Secret url = RedisUrl(redis);
   BullWorkerOptions options;
   options.prefix = prefix;
@@ -241,6 +242,8 @@ std::unique_ptr<PyBullWorker> MakeBullWorker(
   if (!exit_when_idle.is_none()) {
     options.exit_when_idle = ToDuration(exit_when_idle, "exit_when_idle");
   }
+  options.prefetch = prefetch;
+  options.prefetch_window = ToDuration(prefetch_window, "prefetch_window");
   Check(options.Validate());
   auto w = std::make_unique<PyBullWorker>();
   // The last copy may go on a runtime thread; Python objects are dropped with the GIL.
@@ -401,6 +404,8 @@ unknown keys raise InvalidArgumentError. A duplicate jobId returns the existing 
       .def_readonly("stalled_recovered", &BullWorkerStats::stalled_recovered)
       .def_readonly("steps", &BullWorkerStats::steps, "Finish+claim script calls.")
       .def_readonly("reconnects", &BullWorkerStats::reconnects)
+      .def_readonly("prefetched", &BullWorkerStats::prefetched,
+                    "Jobs claimed ahead of a free handler.")
       .def("__repr__", [](const BullWorkerStats& s) {
         return absl::StrCat("BullWorkerStats(completed=", s.completed, ", failed=", s.failed,
                             ", retried=", s.retried, ", lost=", s.lost, ", released=", s.released,
@@ -473,6 +478,7 @@ the GIL only while Python runs.)doc")
            py::arg("max_stalled_count") = 1, py::arg("check_stalled") = true,
            py::arg("drain_delay") = 5.0, py::arg("limiter") = py::none(),
            py::arg("shutdown_timeout") = 30.0, py::arg("exit_when_idle") = py::none(),
+           py::arg("prefetch") = 16, py::arg("prefetch_window") = 0.002,
            py::arg("connect_timeout") = 5.0, py::arg("io_timeout") = 5.0,
            py::arg("tls_ca_file") = py::none(), py::arg("tls_verify") = true,
            R"doc(
@@ -481,7 +487,9 @@ raises here). Durations are seconds or timedeltas: lock_duration (renewed every
 lock_renew_time, default half of it), stalled_interval, drain_delay (longest blocking wait),
 shutdown_timeout (in-flight jobs get this long on stop; the rest go back to wait) and
 exit_when_idle (run() returns after that long without work). name is the worker's name as
-Node's getWorkers() lists it. limiter is Node's {"max": N, "duration": ms}.)doc")
+Node's getWorkers() lists it. limiter is Node's {"max": N, "duration": ms}. Up to prefetch
+jobs are claimed ahead of a free handler while handlers are fast (at most what they get
+through in prefetch_window); prefetch=0 turns that off.)doc")
       .def("register", &RegisterBullHandler, py::arg("name"), py::arg("handler"),
            "Registers handler(job) for jobs named `name` (None: every other name), before run. "
            "AlreadyExistsError for a second.")

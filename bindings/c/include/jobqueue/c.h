@@ -498,6 +498,11 @@ JQ_EXPORT void jq_bull_worker_options_set_lock_duration_ms(jq_bull_worker_option
 /* Worker only: handler threads, 1..1024. Default 1. */
 JQ_EXPORT void jq_bull_worker_options_set_concurrency(jq_bull_worker_options_t* options,
                                                       int concurrency);
+/* Worker only: claiming ahead. Up to `prefetch` (0..1024; 0 turns it off) jobs beyond the
+ * running ones are claimed while handlers are fast: at most what they get through in
+ * window_ms at their recent pace. Default 16 and 2. */
+JQ_EXPORT void jq_bull_worker_options_set_prefetch(jq_bull_worker_options_t* options, int prefetch,
+                                                   double window_ms);
 /* Worker only: jq_bull_worker_run returns after this long without work; < 0 means never (the
  * default). */
 JQ_EXPORT void jq_bull_worker_options_set_exit_when_idle_ms(jq_bull_worker_options_t* options,
@@ -638,7 +643,8 @@ typedef enum jq_bull_worker_stat_t {
   JQ_BULL_WORKER_RELEASED = 4,          /* handed back at shutdown */
   JQ_BULL_WORKER_STALLED_RECOVERED = 5, /* jobs its stalled check moved back to wait */
   JQ_BULL_WORKER_STEPS = 6,             /* finish+claim round trips */
-  JQ_BULL_WORKER_RECONNECTS = 7
+  JQ_BULL_WORKER_RECONNECTS = 7,
+  JQ_BULL_WORKER_PREFETCHED = 8 /* jobs claimed ahead of a free handler */
 } jq_bull_worker_stat_t;
 /* One counter of the worker; 0 for an unknown stat. */
 JQ_EXPORT int64_t jq_bull_worker_stat(const jq_bull_worker_t* worker, jq_bull_worker_stat_t stat);
