@@ -4,7 +4,8 @@
 //
 //   bull_e2e add1 JOBS            one add at a time from one thread
 //   bull_e2e bulk JOBS            AddBulk in batches of 1000
-//   bull_e2e process JOBS CONC    drain JOBS preloaded no-op jobs at concurrency CONC
+//   bull_e2e process JOBS CONC [PREFETCH]
+//                                 drain JOBS preloaded no-op jobs at concurrency CONC
 //   bull_e2e latency SAMPLES      add -> handler start for an idle worker (concurrency 1)
 #include <sys/resource.h>
 #include <unistd.h>
@@ -76,6 +77,8 @@ int Run(int argc, char** argv) {
   int concurrency = 1;
   if (!absl::SimpleAtoi(argv[2], &jobs) || jobs < 1) return 64;
   if (argc > 3 && !absl::SimpleAtoi(argv[3], &concurrency)) return 64;
+  int prefetch = BullWorkerOptions().prefetch;
+  if (argc > 4 && !absl::SimpleAtoi(argv[4], &prefetch)) return 64;
   const std::string name = absl::StrCat("bench-", mode, "-", getpid());
   std::unique_ptr<BullQueue> queue = OpenQueue(url, name);
 
@@ -102,6 +105,7 @@ int Run(int argc, char** argv) {
     BullWorker* worker_ptr = nullptr;
     BullWorkerOptions options;
     options.concurrency = concurrency;
+    options.prefetch = prefetch;
     auto worker = BullWorker::Create(
         url, name,
         [&](BullJobContext&) -> absl::StatusOr<std::string> {
@@ -121,7 +125,7 @@ int Run(int argc, char** argv) {
     if (counts->completed != jobs) {
       Die(absl::InternalError(absl::StrCat("completed ", counts->completed, " of ", jobs)));
     }
-    extra = absl::StrCat(",\"concurrency\":", concurrency);
+    extra = absl::StrCat(",\"concurrency\":", concurrency, ",\"prefetch\":", prefetch);
   } else if (mode == "latency") {
     absl::Mutex mu;
     absl::Time sent;

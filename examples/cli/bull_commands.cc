@@ -37,7 +37,7 @@ constexpr char kBullHelp[] =
     "  work --handler noop|echo|fail[:msg]|sleep:MS [--concurrency N] [--exit-when-idle S]\n"
     "       [--worker-name NAME] [--lock-duration D] [--stalled-interval D] [--prefetch N]\n"
     "      Runs a BullMQ-compatible worker; SIGTERM/SIGINT stop it gracefully. --prefetch:\n"
-    "      most jobs claimed ahead of a free handler while jobs are short (default 16; 0 off).\n"
+    "      most jobs claimed ahead of a free handler while jobs are short (default 64; 0 off).\n"
     "  pause | resume      pause or resume the queue for every worker (Node ones too)\n"
     "  clean [--state S] [--grace D] [--limit N]\n"
     "      Removes jobs of S (completed by default; failed, delayed, prioritized, wait,\n"

@@ -57,8 +57,8 @@ struct BullWorkerOptions {
   // trip. Only while handlers are fast: the worker holds ahead at most what its handlers get
   // through in `prefetch_window` at their recent pace, so slow jobs are never held back from
   // other workers, and a finished job is reported within about that window. 0 turns it off.
-  // Defaults 16 and 2 ms.
-  int prefetch = 16;
+  // Defaults 64 and 2 ms.
+  int prefetch = 64;
   absl::Duration prefetch_window = absl::Milliseconds(2);
   // Lock time per job; renewed every lock_renew_time (default half of it). Default 30 s.
   absl::Duration lock_duration = absl::Seconds(30);

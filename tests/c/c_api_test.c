@@ -1094,7 +1094,7 @@ static void TestBullWorker(void) {
   CHECK_ERR(JQ_INVALID_ARGUMENT, "prefetch",
             jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, NULL, options, HandleBullJob,
                                   NULL, &worker, OK_ERR));
-  jq_bull_worker_options_set_prefetch(options, 16, 2);
+  jq_bull_worker_options_set_prefetch(options, 64, 2);
   jq_bull_worker_options_set_reconnect_backoff_ms(options, 0, 100);
   CHECK_ERR(JQ_INVALID_ARGUMENT, "reconnect backoff",
             jq_bull_worker_create(Env("REDIS_URL"), bull_worker_name, NULL, options, HandleBullJob,

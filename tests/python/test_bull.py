@@ -198,7 +198,7 @@ def test_failures_retries_and_unrecoverable(redis_url, bull_name):
 
 def test_fast_jobs_are_claimed_ahead_unless_prefetch_is_off(redis_url, bull_name):
     with jobqueue.BullQueue(redis_url, bull_name) as q:
-        for prefetch in (16, 0):
+        for prefetch in (64, 0):
             for i in range(300):
                 q.add("n", {"i": i})
             seen = []

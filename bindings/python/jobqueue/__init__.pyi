@@ -421,7 +421,7 @@ class BullWorker:
         limiter: Optional[Mapping[str, int]] = None,
         shutdown_timeout: Seconds = 30.0,
         exit_when_idle: Optional[Seconds] = None,
-        prefetch: int = 16,
+        prefetch: int = 64,
         prefetch_window: Seconds = 0.002,
         connect_timeout: Seconds = 5.0,
         io_timeout: Seconds = 5.0,

@@ -478,7 +478,7 @@ the GIL only while Python runs.)doc")
            py::arg("max_stalled_count") = 1, py::arg("check_stalled") = true,
            py::arg("drain_delay") = 5.0, py::arg("limiter") = py::none(),
            py::arg("shutdown_timeout") = 30.0, py::arg("exit_when_idle") = py::none(),
-           py::arg("prefetch") = 16, py::arg("prefetch_window") = 0.002,
+           py::arg("prefetch") = 64, py::arg("prefetch_window") = 0.002,
            py::arg("connect_timeout") = 5.0, py::arg("io_timeout") = 5.0,
            py::arg("tls_ca_file") = py::none(), py::arg("tls_verify") = true,
            R"doc(

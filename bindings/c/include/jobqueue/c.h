@@ -500,7 +500,7 @@ JQ_EXPORT void jq_bull_worker_options_set_concurrency(jq_bull_worker_options_t* 
                                                       int concurrency);
 /* Worker only: claiming ahead. Up to `prefetch` (0..1024; 0 turns it off) jobs beyond the
  * running ones are claimed while handlers are fast: at most what they get through in
- * window_ms at their recent pace. Default 16 and 2. */
+ * window_ms at their recent pace. Default 64 and 2. */
 JQ_EXPORT void jq_bull_worker_options_set_prefetch(jq_bull_worker_options_t* options, int prefetch,
                                                    double window_ms);
 /* Worker only: jq_bull_worker_run returns after this long without work; < 0 means never (the
