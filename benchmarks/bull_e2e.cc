@@ -6,7 +6,8 @@
 //   bull_e2e bulk JOBS            AddBulk in batches of 1000
 //   bull_e2e process JOBS CONC [PREFETCH]
 //                                 drain JOBS preloaded no-op jobs at concurrency CONC
-//   bull_e2e latency SAMPLES      add -> handler start for an idle worker (concurrency 1)
+//   bull_e2e latency SAMPLES [1 PREFETCH]
+//                                 add -> handler start for an idle worker (concurrency 1)
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -131,13 +132,17 @@ int Run(int argc, char** argv) {
     absl::Time sent;
     std::vector<double> samples_ms;
     bool started = false;
-    auto worker =
-        BullWorker::Create(url, name, [&](BullJobContext&) -> absl::StatusOr<std::string> {
+    BullWorkerOptions latency_options;
+    latency_options.prefetch = prefetch;
+    auto worker = BullWorker::Create(
+        url, name,
+        [&](BullJobContext&) -> absl::StatusOr<std::string> {
           absl::MutexLock lock(&mu);
           samples_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - sent));
           started = true;
           return std::string("null");
-        });
+        },
+        latency_options);
     if (!worker.ok()) Die(worker.status());
     std::thread runner([&] { (*worker)->Run().IgnoreError(); });
     absl::SleepFor(absl::Milliseconds(200));  // the worker is blocked on the marker

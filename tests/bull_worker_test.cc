@@ -13,8 +13,10 @@
 #include <thread>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "jobqueue/json.h"
@@ -423,6 +425,29 @@ TEST_F(BullWorkerTest, GracefulStopHandsBackJobsHeldAhead) {
   EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
   EXPECT_EQ(Redis({"KEYS", Key("*:lock")}).elements.size(), 0u);
   tally.ExpectEachSeen(0, 1);
+}
+
+// After each job an idle worker waits for the next add on its own (named) connection, the one
+// that claims: a wait on the marker thread's connection would cost an add a wake-up more.
+TEST_F(BullWorkerTest, AnIdleWorkerWaitsOnItsClaimingConnectionAfterEachJob) {
+  BullWorkerOptions options;
+  options.name = "waits-here";
+  options.drain_delay = absl::Seconds(120);  // a wait elsewhere outlasts Eventually
+  StartWorker(Echo(), options);
+  const std::string name = absl::StrCat("name=bull:", absl::Base64Escape(name_), ":w:waits-here ");
+  auto blocked_on_named = [&] {
+    for (absl::string_view line : absl::StrSplit(Redis({"CLIENT", "LIST"}).str, '\n')) {
+      if (absl::StrContains(line, name)) {
+        return absl::StrContains(line, " flags=b ") && absl::StrContains(line, " cmd=bzpopmin ");
+      }
+    }
+    return false;
+  };
+  for (int i = 1; i <= 3; ++i) {  // from the second job on, the worker claims ahead
+    Add("{}");
+    ASSERT_TRUE(Completed(i));
+    ASSERT_TRUE(Eventually(blocked_on_named)) << "after job " << i;
+  }
 }
 
 TEST_F(BullWorkerTest, ExitsWhenIdle) {

@@ -636,8 +636,12 @@ absl::Status BullWorker::Impl::Run() {
     if (!claim) continue;
     if (step->rate_limited_ms > 0) {
       next_claim = absl::Now() + absl::Milliseconds(step->rate_limited_ms);
-    } else if (step->claimed < free_slots) {
+    } else if (step->claimed < free_slots &&
+               (step->claimed == 0 || step->claimed < handler_slots)) {
       // Nothing more now: block on the marker until an add or the next delayed job is due.
+      // Not while every free handler got a job and only the claim ahead came up short: the
+      // next step claims again, and an idle worker then blocks on its own connection
+      // (BlockHere) rather than through the marker thread, which costs a wake-up more.
       look = false;
       absl::Duration block = options_.drain_delay;
       if (step->next_delayed_at_ms > 0) {
