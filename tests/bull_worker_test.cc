@@ -450,6 +450,56 @@ TEST_F(BullWorkerTest, AnIdleWorkerWaitsOnItsClaimingConnectionAfterEachJob) {
   }
 }
 
+// An idle worker's claim waits in Redis behind its blocking wait and runs when an add ends
+// it, so it is stamped with Redis's clock then, not with the time the wait began.
+TEST_F(BullWorkerTest, AClaimSentAheadOfTheWaitIsStampedWhenItRuns) {
+  BullWorkerOptions options;
+  options.drain_delay = absl::Seconds(120);
+  StartWorker(Echo(), options);
+  absl::SleepFor(absl::Milliseconds(300));  // the worker is waiting
+  const std::string id = Add("{}");
+  ASSERT_TRUE(Completed(1));
+  int64_t added = 0, processed = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(Field(id, "timestamp"), &added));
+  ASSERT_TRUE(absl::SimpleAtoi(Field(id, "processedOn"), &processed));
+  EXPECT_GE(processed, added);
+  EXPECT_EQ(Field(id, "atm"), "1");
+  EXPECT_THAT(Events(id), ElementsAre("added", "waiting", "active", "completed"));
+}
+
+// A stop ends an idle wait at once (CLIENT UNBLOCK), and also for a user that may not run
+// CLIENT UNBLOCK (the connection is given up instead); nothing is left claimed.
+TEST_F(BullWorkerTest, AStopEndsAnIdleWaitWithOrWithoutClientUnblock) {
+  const std::string user = absl::StrCat("jqnounblock", getpid());
+  Redis({"ACL", "SETUSER", user, "on", ">nu-pw", "~*", "&*", "+@all", "-client|unblock"});
+  const std::string plain_url(url_.Reveal());
+  const size_t at = plain_url.find('@');
+  ASSERT_NE(at, std::string::npos);
+  const Secret restricted =
+      Secret::Url(absl::StrCat("redis://", user, ":nu-pw", plain_url.substr(at)));
+  for (const Secret* url : std::vector<const Secret*>{&url_, &restricted}) {
+    BullWorkerOptions options;
+    options.drain_delay = absl::Seconds(120);  // a stop that waited it out would hang the test
+    auto worker = BullWorker::Create(*url, name_, Echo(), options);
+    ASSERT_THAT(worker.status(), IsOk());
+    std::thread stopper([&] {
+      absl::SleepFor(absl::Milliseconds(300));
+      (*worker)->Stop();
+    });
+    const absl::Time start = absl::Now();
+    EXPECT_THAT((*worker)->Run(), IsOk());
+    stopper.join();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(60));
+    EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
+  }
+  Redis({"ACL", "DELUSER", user});
+  // Both workers left the queue alone: a new one still gets a job added now.
+  const std::string id = Add("{}");
+  StartWorker(Echo());
+  ASSERT_TRUE(Completed(1));
+  EXPECT_EQ(Redis({"EXISTS", Key(id + ":lock")}).integer, 0);
+}
+
 TEST_F(BullWorkerTest, ExitsWhenIdle) {
   BullWorkerOptions options;
   options.exit_when_idle = absl::Milliseconds(200);

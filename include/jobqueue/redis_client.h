@@ -5,6 +5,7 @@
 #define JOBQUEUE_REDIS_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +74,14 @@ class RedisConnection {
   // not read): Cancelled, and the connection is broken (its reply may still come).
   absl::StatusOr<RedisReply> BlockingCommand(const std::vector<std::string>& argv,
                                              absl::Duration server_timeout, int cancel_fd = -1);
+  // Sends all commands in one write and reads all replies, waiting up to io_timeout +
+  // `server_timeout` (the first command may block, the rest run when it returns). When
+  // `cancel_fd` becomes readable first, `on_cancel` runs once, on this thread, to end the
+  // blocking command another way (CLIENT UNBLOCK from another connection), and the replies
+  // are still read: the connection stays usable.
+  absl::StatusOr<std::vector<RedisReply>> BlockingPipeline(
+      const std::vector<std::vector<std::string>>& commands, absl::Duration server_timeout,
+      int cancel_fd, std::function<void()> on_cancel);
   // Sends all commands in one write and reads all replies: one round trip.
   absl::StatusOr<std::vector<RedisReply>> Pipeline(
       const std::vector<std::vector<std::string>>& commands);

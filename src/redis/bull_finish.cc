@@ -199,18 +199,18 @@ absl::string_view BullFinishRefusal(int64_t code) {
   }
 }
 
-absl::StatusOr<BullStepReply> RunBullStep(RedisConnection& conn, const BullKeys& keys,
-                                          const BullStepRequest& request,
-                                          const std::vector<BullFinish>& finishes) {
-  std::vector<std::string> args = {keys.base(),
-                                   absl::StrCat(absl::ToUnixMillis(absl::Now())),
-                                   absl::StrCat(request.want),
-                                   absl::StrCat(request.lock_ms),
-                                   request.worker_name,
-                                   request.token_prefix,
-                                   request.limiter_max > 0 ? absl::StrCat(request.limiter_max) : "",
-                                   request.limiter_max > 0 ? absl::StrCat(request.limiter_ms) : "",
-                                   absl::StrCat(finishes.size())};
+std::vector<std::string> BullStepCommand(const BullKeys& keys, const BullStepRequest& request,
+                                         const std::vector<BullFinish>& finishes) {
+  std::vector<std::string> args = {
+      keys.base(),
+      request.server_time ? std::string() : absl::StrCat(absl::ToUnixMillis(absl::Now())),
+      absl::StrCat(request.want),
+      absl::StrCat(request.lock_ms),
+      request.worker_name,
+      request.token_prefix,
+      request.limiter_max > 0 ? absl::StrCat(request.limiter_max) : "",
+      request.limiter_max > 0 ? absl::StrCat(request.limiter_ms) : "",
+      absl::StrCat(finishes.size())};
   args.reserve(args.size() + finishes.size() * 8);
   for (const BullFinish& f : finishes) {
     args.push_back(f.id);
@@ -222,8 +222,10 @@ absl::StatusOr<BullStepReply> RunBullStep(RedisConnection& conn, const BullKeys&
     args.push_back(f.keep_age ? absl::StrCat(*f.keep_age) : "");
     args.push_back(f.extra);
   }
-  JQ_ASSIGN_OR_RETURN(RedisReply reply,
-                      RunScript(conn, EvalSha(k_worker_step, keys.worker_keys(), std::move(args))));
+  return EvalSha(k_worker_step, keys.worker_keys(), std::move(args));
+}
+
+absl::StatusOr<BullStepReply> ParseBullStepReply(RedisReply reply, size_t finish_count) {
   JQ_RETURN_IF_ERROR(reply.AsStatus("running the worker step script"));
   if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 4 ||
       reply.elements[1].type != RedisReply::Type::kArray) {
@@ -231,7 +233,7 @@ absl::StatusOr<BullStepReply> RunBullStep(RedisConnection& conn, const BullKeys&
   }
   BullStepReply out;
   const std::vector<RedisReply>& codes = reply.elements[0].elements;
-  for (size_t i = 0; i < finishes.size(); ++i) {
+  for (size_t i = 0; i < finish_count; ++i) {
     out.codes.push_back(i < codes.size() ? codes[i].integer : -1);
   }
   for (RedisReply& entry : reply.elements[1].elements) {
@@ -243,6 +245,13 @@ absl::StatusOr<BullStepReply> RunBullStep(RedisConnection& conn, const BullKeys&
   out.rate_limited_ms = reply.elements[2].integer;
   out.next_delayed_at_ms = reply.elements[3].integer;
   return out;
+}
+
+absl::StatusOr<BullStepReply> RunBullStep(RedisConnection& conn, const BullKeys& keys,
+                                          const BullStepRequest& request,
+                                          const std::vector<BullFinish>& finishes) {
+  JQ_ASSIGN_OR_RETURN(RedisReply reply, RunScript(conn, BullStepCommand(keys, request, finishes)));
+  return ParseBullStepReply(std::move(reply), finishes.size());
 }
 
 }  // namespace jobqueue::internal

@@ -70,7 +70,15 @@ struct BullStepRequest {
   std::string token_prefix;  // claims get "<token_prefix>-<i>"
   int limiter_max = 0;       // 0: none
   int64_t limiter_ms = 0;
+  // Stamp the claims with Redis's clock when the script runs, not the caller's when it is
+  // sent: for a claim pipelined behind a blocking wait.
+  bool server_time = false;
 };
+// The EVALSHA command of one worker_step call, and its reply's meaning, for callers that
+// pipeline it (NOSCRIPT is theirs to handle); RunBullStep does both and loads the script.
+std::vector<std::string> BullStepCommand(const BullKeys& keys, const BullStepRequest& request,
+                                         const std::vector<BullFinish>& finishes);
+absl::StatusOr<BullStepReply> ParseBullStepReply(RedisReply reply, size_t finish_count);
 // One worker_step call: finishes, then claims up to request.want jobs.
 absl::StatusOr<BullStepReply> RunBullStep(RedisConnection& conn, const BullKeys& keys,
                                           const BullStepRequest& request,

@@ -140,13 +140,19 @@ class BullWorker::Impl {
   };
   // One finish+claim script call; claimed jobs go to ready_.
   absl::StatusOr<StepResult> Step(std::vector<Finish>& finishes, int want);
+  StepResult Apply(const internal::BullStepReply& reply, const std::vector<Finish>& finishes);
+  internal::BullStepRequest ClaimRequest(int want);
+  // Opens the named step connection (step_conn_) and learns its client id.
+  absl::Status OpenStep();
   absl::Status ReconnectStep();
   void WaitForWake(absl::Duration timeout);
   void RequestBlock(absl::Duration timeout);
-  // With nothing held, Run()'s thread blocks on the marker itself (on the step connection):
-  // an add then wakes the thread that claims, not another one that must wake it. A stop
-  // (the wake descriptor) cancels the wait. False when a stop is already due.
-  bool BlockHere(absl::Duration timeout);
+  // With nothing held, Run()'s thread blocks on the marker itself (on the step connection),
+  // with a claim pipelined behind the wait: Redis runs it as soon as an add ends the wait,
+  // so the jobs come back with the wake-up. A stop (the wake descriptor) ends the wait with
+  // CLIENT UNBLOCK and what was claimed is handed back as usual. False when a stop is
+  // already due; else the jobs claimed (in ready_), or 0 when the claim did not run.
+  std::optional<int> BlockHere(absl::Duration timeout);
   void ExitIdle(absl::Duration idle) {
     internal::LogInfo("BullMQ worker on {} idle for {}; exiting", queue_,
                       absl::FormatDuration(idle));
@@ -173,6 +179,7 @@ class BullWorker::Impl {
   std::atomic<int64_t> job_nanos_{0};
 
   std::unique_ptr<RedisConnection> step_conn_;  // Run()'s thread only
+  std::string step_client_id_;                  // for CLIENT UNBLOCK; empty when unknown
   int64_t step_seq_ = 0;
 
   mutable absl::Mutex mu_;
@@ -242,12 +249,19 @@ absl::StatusOr<BullQueue*> BullWorker::Impl::AdminQueue() {
 absl::Status BullWorker::Impl::Connect() {
   // The step connection carries the worker's name (getWorkers lists it): it is open for the
   // worker's whole life, and an idle worker blocks on it.
+  return OpenStep();
+}
+
+absl::Status BullWorker::Impl::OpenStep() {
   JQ_ASSIGN_OR_RETURN(step_conn_, Open(true));
+  // A server that refuses CLIENT ID only loses the clean end of an idle wait on stop.
+  absl::StatusOr<RedisReply> id = step_conn_->Command({"CLIENT", "ID"});
+  step_client_id_ =
+      id.ok() && id->type == RedisReply::Type::kInteger ? absl::StrCat(id->integer) : std::string();
   return absl::OkStatus();
 }
 
-absl::StatusOr<BullWorker::Impl::StepResult> BullWorker::Impl::Step(std::vector<Finish>& finishes,
-                                                                    int want) {
+internal::BullStepRequest BullWorker::Impl::ClaimRequest(int want) {
   internal::BullStepRequest request;
   request.want = want;
   request.lock_ms = absl::ToInt64Milliseconds(options_.lock_duration);
@@ -255,8 +269,18 @@ absl::StatusOr<BullWorker::Impl::StepResult> BullWorker::Impl::Step(std::vector<
   request.token_prefix = absl::StrCat(token_prefix_, ":", ++step_seq_);
   request.limiter_max = options_.limiter_max;
   request.limiter_ms = absl::ToInt64Milliseconds(options_.limiter_duration);
+  return request;
+}
+
+absl::StatusOr<BullWorker::Impl::StepResult> BullWorker::Impl::Step(std::vector<Finish>& finishes,
+                                                                    int want) {
   JQ_ASSIGN_OR_RETURN(internal::BullStepReply reply,
-                      internal::RunBullStep(*step_conn_, keys_, request, finishes));
+                      internal::RunBullStep(*step_conn_, keys_, ClaimRequest(want), finishes));
+  return Apply(reply, finishes);
+}
+
+BullWorker::Impl::StepResult BullWorker::Impl::Apply(const internal::BullStepReply& reply,
+                                                     const std::vector<Finish>& finishes) {
   absl::MutexLock lock(&mu_);
   ++stats_.steps;
   for (size_t i = 0; i < finishes.size(); ++i) {
@@ -277,9 +301,9 @@ absl::StatusOr<BullWorker::Impl::StepResult> BullWorker::Impl::Step(std::vector<
     }
   }
   const int claimed = static_cast<int>(reply.claimed.size());
-  for (Claimed& c : reply.claimed) {
+  for (const Claimed& c : reply.claimed) {
     held_[c.job.id] = c.token;
-    ready_.push_back(std::move(c));
+    ready_.push_back(c);
   }
   return StepResult{claimed, reply.rate_limited_ms, reply.next_delayed_at_ms};
 }
@@ -346,7 +370,7 @@ void BullWorker::Impl::RequestBlock(absl::Duration timeout) {
   block_timeout_ = timeout;
 }
 
-bool BullWorker::Impl::BlockHere(absl::Duration timeout) {
+std::optional<int> BullWorker::Impl::BlockHere(absl::Duration timeout) {
   // Stale wake-ups are drained first, so only a new one (a stop) cancels the wait.
   uint64_t counter;
   while (::read(wake_fd_, &counter, sizeof(counter)) > 0) {
@@ -354,21 +378,45 @@ bool BullWorker::Impl::BlockHere(absl::Duration timeout) {
   {
     absl::MutexLock lock(&mu_);
     NoteStop();
-    if (stopping_ || !done_.empty()) return false;
+    if (stopping_ || !done_.empty()) return std::nullopt;
   }
   const double seconds = std::max(absl::ToDoubleSeconds(timeout), 0.001);
-  absl::StatusOr<RedisReply> reply = step_conn_->BlockingCommand(
-      {"BZPOPMIN", keys_.Key("marker"), absl::StrFormat("%.3f", seconds)}, timeout, wake_fd_);
-  if (absl::IsCancelled(reply.status())) {
-    // Cancelled mid-command: the connection is spent, not failed.
-    if (absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(true); opened.ok()) {
-      step_conn_ = std::move(*opened);
-    }
-    internal::WakeFd(wake_fd_);  // the stop that cancelled us is seen by the loop
-  } else if (!step_conn_->ok()) {
-    ReconnectStep().IgnoreError();
+  internal::BullStepRequest claim = ClaimRequest(options_.concurrency + Ahead());
+  claim.server_time = true;  // it runs when the wait ends, maybe seconds from now
+  bool ended_early = false;
+  absl::StatusOr<std::vector<RedisReply>> replies = step_conn_->BlockingPipeline(
+      {{"BZPOPMIN", keys_.Key("marker"), absl::StrFormat("%.3f", seconds)},
+       internal::BullStepCommand(keys_, claim, {})},
+      timeout, wake_fd_, [&] {
+        ended_early = true;
+        if (!step_client_id_.empty()) {
+          absl::StatusOr<std::unique_ptr<RedisConnection>> side = Open(false);
+          if (side.ok()) {
+            absl::StatusOr<RedisReply> unblocked =
+                (*side)->Command({"CLIENT", "UNBLOCK", step_client_id_});
+            if (unblocked.ok() && !unblocked->is_error()) return;
+          }
+        }
+        // Without CLIENT UNBLOCK the connection is given up, and with it the claim behind
+        // the wait (unless it already ran: then its locks expire and a stalled check acts).
+        step_conn_->Interrupt();
+      });
+  if (ended_early) internal::WakeFd(wake_fd_);  // the stop that ended it is seen by the loop
+  if (!replies.ok()) {
+    if (!step_conn_->ok()) ReconnectStep().IgnoreError();
+    return 0;
   }
-  return true;
+  // An error here (NOSCRIPT after a SCRIPT FLUSH, say) claimed nothing; the next step, which
+  // loads the script, claims instead.
+  absl::StatusOr<internal::BullStepReply> step =
+      internal::ParseBullStepReply(std::move((*replies)[1]), 0);
+  if (!step.ok()) return 0;
+  const int claimed = Apply(*step, {}).claimed;
+  if (claimed > options_.concurrency) {
+    absl::MutexLock lock(&mu_);
+    stats_.prefetched += claimed - options_.concurrency;
+  }
+  return claimed;
 }
 
 // Blocks on the marker (BZPOPMIN) when asked: the wake-up a producer's add sends.
@@ -537,9 +585,7 @@ void BullWorker::Impl::WaitForWake(absl::Duration timeout) {
 }
 
 absl::Status BullWorker::Impl::ReconnectStep() {
-  absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(true);
-  if (!opened.ok()) return opened.status();
-  step_conn_ = std::move(*opened);
+  JQ_RETURN_IF_ERROR(OpenStep());
   absl::MutexLock lock(&mu_);
   ++stats_.reconnects;
   return absl::OkStatus();
@@ -664,8 +710,12 @@ absl::Status BullWorker::Impl::Run() {
           }
           block = std::min(block, left);
         }
-        if (BlockHere(block)) {
+        if (std::optional<int> claimed = BlockHere(block)) {
           look = true;
+          if (*claimed > 0) {
+            idle_since = absl::Now();
+            if (inline_handler_) RunInline(finishes);
+          }
           continue;
         }
       }

@@ -16,6 +16,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -246,7 +248,14 @@ class RedisConnection::Impl {
         freeReplyObject(raw);
         continue;
       }
-      if (absl::Status s = ReadMore(deadline); !s.ok()) return Break(s);
+      absl::Status s = ReadMore(deadline);
+      if (absl::IsCancelled(s) && on_cancel_) {
+        // The caller ends the wait its own way (e.g. CLIENT UNBLOCK); the replies still come.
+        cancel_fd_ = -1;
+        std::exchange(on_cancel_, nullptr)();
+        continue;
+      }
+      if (!s.ok()) return Break(s);
     }
     return replies;
   }
@@ -268,6 +277,7 @@ class RedisConnection::Impl {
   }
   const RedisOptions& options() const { return options_; }
   void set_cancel_fd(int fd) { cancel_fd_ = fd; }
+  void set_on_cancel(std::function<void()> on_cancel) { on_cancel_ = std::move(on_cancel); }
 
  private:
   absl::Status Break(absl::Status status) {
@@ -471,7 +481,8 @@ class RedisConnection::Impl {
   Endpoint endpoint_;
   RedisOptions options_;
   int fd_ = -1;
-  int cancel_fd_ = -1;  // see BlockingCommand
+  int cancel_fd_ = -1;               // see BlockingCommand
+  std::function<void()> on_cancel_;  // see BlockingPipeline
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   redisReader* reader_ = nullptr;
@@ -505,6 +516,20 @@ absl::StatusOr<RedisReply> RedisConnection::BlockingCommand(const std::vector<st
   impl_->set_cancel_fd(-1);
   if (!replies.ok()) return replies.status();
   return std::move(replies->front());
+}
+
+absl::StatusOr<std::vector<RedisReply>> RedisConnection::BlockingPipeline(
+    const std::vector<std::vector<std::string>>& commands, absl::Duration server_timeout,
+    int cancel_fd, std::function<void()> on_cancel) {
+  if (commands.empty()) return std::vector<RedisReply>{};
+  impl_->ResetBudget();
+  impl_->set_cancel_fd(cancel_fd);
+  impl_->set_on_cancel(std::move(on_cancel));
+  absl::StatusOr<std::vector<RedisReply>> replies =
+      impl_->Pipeline(commands, absl::Now() + impl_->options().io_timeout + server_timeout);
+  impl_->set_cancel_fd(-1);
+  impl_->set_on_cancel(nullptr);
+  return replies;
 }
 
 absl::StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(

@@ -8,7 +8,7 @@
 
   KEYS[1..12]  wait active prioritized events stalled limiter delayed meta pc marker completed
                failed
-  ARGV[1] job key prefix ("<prefix>:<queue>:")  ARGV[2] now (ms)
+  ARGV[1] job key prefix ("<prefix>:<queue>:")  ARGV[2] now (ms), or "" for Redis's clock
   ARGV[3] M: jobs to claim                      ARGV[4] lock duration (ms)
   ARGV[5] worker name or ""                     ARGV[6] token prefix (claim i gets "<prefix>-<i>")
   ARGV[7] worker rate limit max or ""           ARGV[8] worker rate limit duration (ms) or ""
@@ -21,8 +21,12 @@
   Returns {finish codes, claimed {{id, token, fields}, ...}, rate limit ttl ms, next delayed ms}.
 ]]
 local q = bullQueue(KEYS, ARGV[1])
-local now = tonumber(ARGV[2])
 local nowText = ARGV[2] -- written as given: no number-to-text formatting per job
+if nowText == "" then -- a claim sent ahead, behind a blocking wait: stamp it when it runs
+  local time = rcall("TIME")
+  nowText = time[1] .. string.format("%03d", math.floor(tonumber(time[2]) / 1000))
+end
+local now = tonumber(nowText)
 local finishCount = tonumber(ARGV[9])
 
 local function removeOldJobs(set, keepCount, keepAge)
@@ -200,7 +204,7 @@ local function claim(wanted)
     -- Read the hash once, then write processedOn, pb and ats+1 in one HSET and patch the
     -- copy returned to the worker the same way.
     local hash = rcall("HGETALL", jobKey)
-    local updates = {processedOn = ARGV[2], ats = "1"}
+    local updates = {processedOn = nowText, ats = "1"}
     if name ~= "" then updates.pb = name end
     local at = {}
     for k = 1, #hash, 2 do
