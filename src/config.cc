@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "dotenv.h"
 #include "internal/log.h"
+#include "jobqueue/duration.h"
 #include "jobqueue/status.h"
 #include "secret_scopes_internal.h"
 #include "url.h"
@@ -91,24 +92,14 @@ absl::StatusOr<Environment> ParseEnvironment(absl::string_view text) {
 }
 
 absl::StatusOr<absl::Duration> ParsePollInterval(absl::string_view text) {
-  double seconds = 0;
-  absl::Duration duration;
-  const absl::string_view stripped = absl::StripAsciiWhitespace(text);
-  if (absl::SimpleAtod(stripped, &seconds)) {
-    if (!std::isfinite(seconds) || seconds <= 0 || seconds > 86400) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("WORKER_POLL_INTERVAL=", Quote(text),
-                       " must be a positive number of seconds (at most 86400)"));
-    }
-    return absl::Seconds(seconds);
+  absl::StatusOr<absl::Duration> duration = ParseSecondsOrDuration(text);
+  if (duration.ok() && *duration > absl::ZeroDuration() && *duration <= absl::Hours(24)) {
+    return *duration;
   }
-  if (absl::ParseDuration(stripped, &duration) && duration > absl::ZeroDuration() &&
-      duration <= absl::Hours(24)) {
-    return duration;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "WORKER_POLL_INTERVAL=", Quote(text),
-      " is not a positive number of seconds (fractions allowed) or a duration like 500ms"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("WORKER_POLL_INTERVAL=", Quote(text),
+                   " is not a positive number of seconds (fractions allowed, at most 86400) or a "
+                   "duration like 500ms"));
 }
 
 // A problem with a connection URL, or OK. Never quotes the value.

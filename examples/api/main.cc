@@ -46,6 +46,7 @@
 #include "absl/time/time.h"
 #include "jobqueue/bull_queue.h"
 #include "jobqueue/config.h"
+#include "jobqueue/duration.h"
 #include "jobqueue/job.h"
 #include "jobqueue/json.h"
 #include "jobqueue/logging.h"
@@ -141,12 +142,9 @@ absl::StatusOr<int> IntParam(const httplib::Params& params, const char* name, in
 absl::StatusOr<absl::Duration> DelayParam(const httplib::Params& params) {
   std::optional<std::string> text = Param(params, "delay");
   if (!text) return absl::ZeroDuration();
-  double seconds = 0;
-  absl::Duration delay;
-  if (absl::SimpleAtod(*text, &seconds)) {
-    delay = absl::Seconds(seconds);
-  } else if (!absl::ParseDuration(*text, &delay)) {
-    return absl::InvalidArgumentError("delay must be seconds or a duration such as 90s");
+  absl::StatusOr<absl::Duration> delay = ParseSecondsOrDuration(*text);
+  if (!delay.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("delay ", delay.status().message()));
   }
   return delay;
 }

@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "jobqueue/duration.h"
 
 namespace jobqueue::cli {
 
@@ -61,16 +62,10 @@ absl::StatusOr<std::string> Args::Require(const std::string& name) const {
 
 // "30m", "90s", "1h30m", "250ms", or plain seconds ("2.5").
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag, const std::string& text) {
-  absl::Duration duration;
-  double seconds = 0;
-  if (absl::SimpleAtod(text, &seconds)) {
-    duration = absl::Seconds(seconds);
-  } else if (!absl::ParseDuration(text, &duration)) {
+  absl::StatusOr<absl::Duration> duration = ParseSecondsOrDuration(text);
+  if (!duration.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, " must be a duration such as 30m, 90s or 0s, got \"", text, "\""));
-  }
-  if (duration < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, " must not be negative"));
+        absl::StrCat("--", flag, " ", duration.status().message(), ", got \"", text, "\""));
   }
   return duration;
 }

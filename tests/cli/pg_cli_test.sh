@@ -47,6 +47,8 @@ check long-type 1 "$cli" enqueue --type "$(printf 'a%.0s' {1..200})"
 check quoted-type 1 "$cli" enqueue --type "x'); DROP TABLE $schema.job_queue; --"
 check negative-delay 64 "$cli" enqueue --type t --delay=-5
 expect_in negative-delay "must not be negative"
+check infinite-delay 64 "$cli" enqueue --type t --delay=inf
+expect_in infinite-delay "must be finite"
 check zero-attempts 1 "$cli" enqueue --type t --max-attempts 0
 expect_in zero-attempts "max attempts"
 check bad-count 64 "$cli" enqueue --type t --count lots
