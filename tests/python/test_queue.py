@@ -178,7 +178,10 @@ def test_claim_any_type_and_worker_id(queue):
 
 def test_queue_context_manager_closes(database_url, schema):
     with jobqueue.PgQueue(database_url, schema=schema) as q:
-        assert q.migrate() >= 1
+        with pytest.raises(jobqueue.FailedPreconditionError):
+            q.schema_version()
+        version = q.migrate()
+        assert version >= 2 and q.schema_version() == version
         assert q.schema == schema
         assert not q.closed
     assert q.closed

@@ -343,6 +343,15 @@ that waits on the server releases the GIL. See docs/python.md.)doc")
           },
           "Creates or upgrades the schema (safe concurrently); returns its version.")
       .def(
+          "schema_version",
+          [](const QueueHandle& h) {
+            auto queue = h.Get();
+            return Value(Unlocked([&] { return queue->SchemaVersion(); }));
+          },
+          "The highest migration applied, in one round trip (a health check too). "
+          "UnavailableError when Postgres cannot be reached, FailedPreconditionError before "
+          "the first migrate.")
+      .def(
           "enqueue",
           [](const QueueHandle& h, const std::string& job_type, const py::object& payload,
              const std::string& queue_name, const py::object& delay, const py::object& run_at,
