@@ -20,6 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "jobqueue/bull_consumer.h"
+#include "jobqueue/bull_events.h"
 #include "jobqueue/bull_queue.h"
 #include "jobqueue/bull_worker.h"
 #include "jobqueue/config.h"
@@ -108,6 +109,10 @@ struct jq_bull_worker_options_t {
 
 struct jq_bull_consumer_t {
   std::unique_ptr<jobqueue::BullConsumer> consumer;
+};
+
+struct jq_bull_events_t {
+  std::unique_ptr<jobqueue::BullQueueEvents> events;
 };
 
 struct jq_bull_lease_t {
@@ -1332,6 +1337,85 @@ jq_status_t jq_bull_promote(jq_bull_queue_t* queue, const char* id, int64_t* cou
     return absl::OkStatus();
   });
 }
+
+// ---- BullMQ events ------------------------------------------------------------------------
+
+namespace {
+
+absl::Status OpenEvents(const Secret& url, const char* queue, const jq_bull_options_t* options,
+                        const char* from_id, jq_bull_events_t** events) {
+  if (events == nullptr) return NullArgument("events");
+  *events = nullptr;
+  if (queue == nullptr) return NullArgument("queue");
+  jobqueue::BullQueueEventsOptions events_options;
+  if (options != nullptr) {
+    events_options.prefix = options->options.prefix;
+    events_options.redis = options->options.redis;
+  }
+  if (from_id != nullptr) events_options.last_event_id = from_id;
+  absl::StatusOr<std::unique_ptr<jobqueue::BullQueueEvents>> opened =
+      jobqueue::BullQueueEvents::Open(url, queue, events_options);
+  if (!opened.ok()) return opened.status();
+  *events = new jq_bull_events_t{*std::move(opened)};
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+jq_status_t jq_bull_events_open(const char* redis_url, const char* queue,
+                                const jq_bull_options_t* options, const char* from_id,
+                                jq_bull_events_t** events, char** errptr) {
+  return Guard("jq_bull_events_open", errptr, [&]() -> absl::Status {
+    if (redis_url == nullptr) return NullArgument("redis_url");
+    return OpenEvents(Secret::Url(redis_url), queue, options, from_id, events);
+  });
+}
+
+jq_status_t jq_bull_events_open_config(const jq_config_t* config, const char* queue,
+                                       const jq_bull_options_t* options, const char* from_id,
+                                       jq_bull_events_t** events, char** errptr) {
+  return Guard("jq_bull_events_open_config", errptr, [&]() -> absl::Status {
+    absl::StatusOr<Secret> url = ConfigRedisUrl(config);
+    if (!url.ok()) return url.status();
+    return OpenEvents(*url, queue, options, from_id, events);
+  });
+}
+
+jq_status_t jq_bull_events_read(jq_bull_events_t* events, int64_t wait_ms, char** events_json,
+                                char** errptr) {
+  return Guard("jq_bull_events_read", errptr, [&]() -> absl::Status {
+    if (events_json != nullptr) *events_json = nullptr;
+    if (events == nullptr) return NullArgument("events");
+    if (events_json == nullptr) return NullArgument("events_json");
+    if (wait_ms < 0) return absl::InvalidArgumentError("wait_ms must not be negative");
+    absl::StatusOr<std::vector<jobqueue::BullEvent>> read =
+        events->events->Read(absl::Milliseconds(wait_ms));
+    if (!read.ok()) return read.status();
+    std::string json = "[";
+    for (const jobqueue::BullEvent& event : *read) {
+      if (json.size() > 1) json += ",";
+      absl::StrAppend(&json, "{\"id\":", jobqueue::JsonQuote(event.id),
+                      ",\"event\":", jobqueue::JsonQuote(event.event),
+                      ",\"jobId\":", jobqueue::JsonQuote(event.job_id), ",\"fields\":{");
+      bool first = true;
+      for (const auto& [field, value] : event.fields) {
+        absl::StrAppend(&json, first ? "" : ",", jobqueue::JsonQuote(field), ":",
+                        jobqueue::JsonQuote(value));
+        first = false;
+      }
+      json += "}}";
+    }
+    json += "]";
+    *events_json = CopyString(json);
+    return absl::OkStatus();
+  });
+}
+
+void jq_bull_events_stop(jq_bull_events_t* events) {
+  if (events != nullptr) events->events->Stop();
+}
+
+void jq_bull_events_close(jq_bull_events_t* events) { delete events; }
 
 // ---- BullMQ consumer and worker -------------------------------------------------------------
 

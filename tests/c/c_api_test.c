@@ -786,6 +786,32 @@ static void TestBull(void) {
   CHECK(counts[JQ_BULL_WAITING] == 0 && counts[JQ_BULL_PRIORITIZED] == 0);
   CHECK_ERR(JQ_INVALID_ARGUMENT, "queue", jq_bull_drain(NULL, 0, NULL, OK_ERR));
 
+  StartPhase("bull: events");
+  jq_bull_events_t* events = NULL;
+  CHECK_OK(jq_bull_events_open(Env("REDIS_URL"), bull_name, options, "0", &events, OK_ERR));
+  if (events != NULL) {
+    char* json = NULL;
+    CHECK_OK(jq_bull_events_read(events, 1000, &json, OK_ERR));
+    /* The whole retained stream: the first add, then what the administration did. */
+    CHECK(json != NULL && strncmp(json, "[{\"id\":\"", 8) == 0);
+    CHECK(json != NULL && strstr(json, "\"event\":\"added\",\"jobId\":\"1\"") != NULL);
+    CHECK(json != NULL && strstr(json, "\"event\":\"removed\",\"jobId\":\"report-7\"") != NULL);
+    CHECK(json != NULL && strstr(json, "\"name\":\"email\"") != NULL); /* a field as written */
+    jq_free(json);
+    CHECK_OK(jq_bull_events_read(events, 10, &json, OK_ERR)); /* nothing new */
+    CHECK(json != NULL && strcmp(json, "[]") == 0);
+    jq_free(json);
+    CHECK_ERR(JQ_INVALID_ARGUMENT, "wait_ms", jq_bull_events_read(events, -1, &json, OK_ERR));
+    CHECK_ERR(JQ_INVALID_ARGUMENT, "events_json", jq_bull_events_read(events, 0, NULL, OK_ERR));
+    jq_bull_events_stop(events);
+    CHECK_ERR(JQ_CANCELLED, "", jq_bull_events_read(events, 1000, &json, OK_ERR));
+    CHECK(json == NULL);
+    jq_bull_events_close(events);
+  }
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "queue",
+            jq_bull_events_open(Env("REDIS_URL"), NULL, options, NULL, &events, OK_ERR));
+  CHECK(events == NULL);
+
   StartPhase("bull: bad input");
   CHECK_ERR(JQ_INVALID_ARGUMENT, "bogus",
             jq_bull_add(bull, "email", "{}", "{\"bogus\": 1}", NULL, OK_ERR));

@@ -472,6 +472,34 @@ JQ_EXPORT jq_status_t jq_bull_retry_jobs(jq_bull_queue_t* queue, const char* sta
 JQ_EXPORT jq_status_t jq_bull_promote(jq_bull_queue_t* queue, const char* id, int64_t* count,
                                       char** errptr);
 
+/* ---- BullMQ events (include/jobqueue/bull_events.h) --------------------------------------- */
+
+/* A reader of a queue's events stream, like Node's QueueEvents: the entries Node workers and
+ * ours write (added, waiting, active, completed, failed, progress, ...), read with a blocking
+ * XREAD. Connection settings and prefix from a jq_bull_options_t (NULL: defaults). */
+typedef struct jq_bull_events_t jq_bull_events_t;
+
+/* from_id: "$" or NULL (only events after the open), "0" (the whole retained stream) or an
+ * entry id (the events after it, to resume). */
+JQ_EXPORT jq_status_t jq_bull_events_open(const char* redis_url, const char* queue,
+                                          const jq_bull_options_t* options, const char* from_id,
+                                          jq_bull_events_t** events, char** errptr);
+/* Uses the configuration's REDIS_URL; JQ_FAILED_PRECONDITION when it has none. */
+JQ_EXPORT jq_status_t jq_bull_events_open_config(const jq_config_t* config, const char* queue,
+                                                 const jq_bull_options_t* options,
+                                                 const char* from_id, jq_bull_events_t** events,
+                                                 char** errptr);
+/* Waits up to wait_ms for events after the last one read. *events_json gets a JSON array, in
+ * order, of {"id": "<entry id>", "event": ..., "jobId": ..., "fields": {every field as
+ * written}} ("[]" on timeout; jobId "" for queue-wide events); free it with jq_free. Pass the
+ * last id as from_id to resume later. JQ_CANCELLED once jq_bull_events_stop was called. */
+JQ_EXPORT jq_status_t jq_bull_events_read(jq_bull_events_t* events, int64_t wait_ms,
+                                          char** events_json, char** errptr);
+/* Ends a blocked or later read with JQ_CANCELLED. Safe from any thread. */
+JQ_EXPORT void jq_bull_events_stop(jq_bull_events_t* events);
+/* Call it only when no read is running. */
+JQ_EXPORT void jq_bull_events_close(jq_bull_events_t* events);
+
 /* ---- BullMQ consumer and worker (include/jobqueue/bull_consumer.h, bull_worker.h) -------- */
 
 /* Both claim and finish jobs exactly as a Node BullMQ worker does (docs/bullmq-compat.md):
