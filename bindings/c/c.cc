@@ -1441,7 +1441,8 @@ void jq_bull_worker_options_set_prefetch(jq_bull_worker_options_t* options, int 
                                          double window_ms) {
   if (options == nullptr) return;
   options->options.prefetch = prefetch;
-  options->options.prefetch_window = absl::Microseconds(static_cast<int64_t>(window_ms * 1000));
+  // A NaN or infinite window becomes an infinite duration, which Validate refuses.
+  options->options.prefetch_window = absl::Milliseconds(window_ms);
 }
 
 void jq_bull_worker_options_set_exit_when_idle_ms(jq_bull_worker_options_t* options, int64_t ms) {

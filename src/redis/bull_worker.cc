@@ -47,8 +47,9 @@ absl::Status BullWorkerOptions::Validate() const {
   if (prefetch < 0 || prefetch > 1024) {
     return absl::InvalidArgumentError(absl::StrCat("prefetch must be 0..1024, got ", prefetch));
   }
-  if (prefetch > 0 && prefetch_window <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("prefetch window must be positive");
+  if (prefetch > 0 &&
+      (prefetch_window <= absl::ZeroDuration() || prefetch_window > absl::Seconds(10))) {
+    return absl::InvalidArgumentError("prefetch window must be positive and at most 10 s");
   }
   if (lock_duration < absl::Milliseconds(10)) {
     return absl::InvalidArgumentError("lock duration must be at least 10 ms");
@@ -406,6 +407,13 @@ std::optional<int> BullWorker::Impl::BlockHere(absl::Duration timeout) {
     if (!step_conn_->ok()) ReconnectStep().IgnoreError();
     return 0;
   }
+  if ((*replies)[0].is_error()) {
+    // A wait Redis refuses (an ACL without BZPOPMIN, a marker key of the wrong type) would
+    // come straight back: pause before the next one, as after a failed step.
+    internal::LogWarn("BullMQ worker on {}: waiting on the marker: {}", queue_,
+                      (*replies)[0].AsStatus("BZPOPMIN").message());
+    WaitForWake(options_.reconnect_min * 10);
+  }
   // An error here (NOSCRIPT after a SCRIPT FLUSH, say) claimed nothing; the next step, which
   // loads the script, claims instead.
   absl::StatusOr<internal::BullStepReply> step =
@@ -527,6 +535,14 @@ void BullWorker::Impl::MaintenanceLoop() {
             // A job finished by a step that ran meanwhile is no longer held: not lost.
             if (!held_.contains(id.str)) continue;
             internal::LogWarn("BullMQ job {} in {}: lock lost before renewal", id.str, queue_);
+            // One held ahead must not start now: another worker may have it already.
+            const auto waiting = std::find_if(ready_.begin(), ready_.end(),
+                                              [&](const Claimed& c) { return c.job.id == id.str; });
+            if (waiting != ready_.end()) {
+              ready_.erase(waiting);
+              held_.erase(id.str);
+              ++stats_.lost;
+            }
           }
         }
       }
