@@ -383,6 +383,28 @@ TEST_F(BullWorkerTest, SlowJobsAndPrefetchZeroClaimNothingAhead) {
   EXPECT_GE(stats_.steps, 500);
 }
 
+// A slow job after fast ones: the jobs held ahead of it go back to wait instead of waiting for
+// it, and each job still runs once.
+TEST_F(BullWorkerTest, JobsHeldBehindASlowOneGoBackToWait) {
+  AddNumberedJobs(60);
+  Tally tally(60);
+  BullHandler count = tally.Handler();
+  std::atomic<int64_t> released_while_slow{-1};
+  StartWorker([&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    if (ctx.job().data_json == "20") {
+      absl::SleepFor(absl::Milliseconds(400));  // ten windows and more
+      released_while_slow = worker_->stats().released;
+    }
+    return count(ctx);
+  });
+  ASSERT_TRUE(Completed(60));
+  StopWorker();
+  tally.ExpectEachSeen(1, 1);
+  EXPECT_GT(released_while_slow.load(), 0);
+  EXPECT_EQ(stats_.released, released_while_slow.load());
+  EXPECT_EQ(stats_.completed, 60);
+}
+
 // A stop while jobs are held ahead hands those back to wait, unlocked and unstarted.
 TEST_F(BullWorkerTest, GracefulStopHandsBackJobsHeldAhead) {
   AddNumberedJobs(300);

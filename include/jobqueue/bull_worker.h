@@ -56,7 +56,9 @@ struct BullWorkerOptions {
   // active) to start as soon as a handler is free, so short jobs do not each wait for a round
   // trip. Only while handlers are fast: the worker holds ahead at most what its handlers get
   // through in `prefetch_window` at their recent pace, so slow jobs are never held back from
-  // other workers, and a finished job is reported within about that window. 0 turns it off.
+  // other workers, and a finished job is reported within about that window. Jobs still held
+  // after ten windows (at least 50 ms; a slow job came after fast ones) go back to wait for
+  // other workers. 0 turns it off.
   // Defaults 64 and 2 ms.
   int prefetch = 64;
   absl::Duration prefetch_window = absl::Milliseconds(2);
@@ -91,7 +93,7 @@ struct BullWorkerStats {
   int64_t failed = 0;             // failed for good
   int64_t retried = 0;            // failed and moved back to wait or delayed
   int64_t lost = 0;               // lock lost before finishing: nothing written
-  int64_t released = 0;           // handed back at shutdown
+  int64_t released = 0;           // handed back unstarted: at shutdown, or held ahead too long
   int64_t stalled_recovered = 0;  // jobs this worker's stalled check moved back to wait
   int64_t steps = 0;              // finish+claim script calls
   int64_t prefetched = 0;         // jobs claimed ahead of a free handler

@@ -240,7 +240,7 @@ absl::StatusOr<BullStepReply> ParseBullStepReply(RedisReply reply, size_t finish
     if (entry.elements.size() != 3) continue;
     out.claimed.push_back(
         BullClaim{BullJobFromHash(entry.elements[0].str, entry.elements[2].elements),
-                  std::move(entry.elements[1].str)});
+                  std::move(entry.elements[1].str), absl::Time()});
   }
   out.rate_limited_ms = reply.elements[2].integer;
   out.next_delayed_at_ms = reply.elements[3].integer;

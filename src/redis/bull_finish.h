@@ -56,6 +56,7 @@ absl::string_view BullFinishRefusal(int64_t code);
 struct BullClaim {
   BullJob job;
   std::string token;
+  absl::Time claimed_at;  // set by BullWorker when it holds the job
 };
 struct BullStepReply {
   std::vector<int64_t> codes;  // per finish: 0 done, < 0 refused (BullFinishRefusal)

@@ -86,6 +86,7 @@ class BullWorker::Impl {
       options_.lock_renew_time = options_.lock_duration / 2;
     }
     inline_handler_ = options_.concurrency == 1;
+    hold_limit_ = std::max(options_.prefetch_window * 10, absl::Milliseconds(50));
   }
   ~Impl() { ::close(wake_fd_); }
 
@@ -161,6 +162,11 @@ class BullWorker::Impl {
   }
   // Past the shutdown deadline: hands the inline handler's job back to wait.
   void HandBackRunning(std::unique_ptr<RedisConnection>& conn, const Finish& release);
+  // Jobs held ahead longer than hold_limit_ (a slow job came after fast ones and holds the
+  // handlers): back to wait, so other workers can run them. The maintenance thread's work.
+  void HandBackOverdue(std::unique_ptr<RedisConnection>& conn, std::vector<Finish> releases);
+  // Opens `conn` again when it is missing or broken; false (after a pause) when that fails.
+  bool EnsureOpen(std::unique_ptr<RedisConnection>& conn);
   // Concurrency 1: runs the claimed jobs here and queues their finishes.
   void RunInline(std::vector<Finish>& finishes);
   void ReleaseUnstarted(std::vector<Finish>& finishes);
@@ -198,6 +204,7 @@ class BullWorker::Impl {
   // Concurrency 1 runs the handler on Run()'s thread (no hand-off between threads); past the
   // shutdown deadline the maintenance thread hands the running job back instead.
   bool inline_handler_ = false;
+  absl::Duration hold_limit_;
   absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::optional<std::pair<std::string, std::string>> running_ ABSL_GUARDED_BY(mu_);  // id, token
   bool running_released_ ABSL_GUARDED_BY(mu_) = false;
@@ -302,9 +309,11 @@ BullWorker::Impl::StepResult BullWorker::Impl::Apply(const internal::BullStepRep
     }
   }
   const int claimed = static_cast<int>(reply.claimed.size());
+  const absl::Time now = absl::Now();
   for (const Claimed& c : reply.claimed) {
     held_[c.job.id] = c.token;
     ready_.push_back(c);
+    ready_.back().claimed_at = now;
   }
   return StepResult{claimed, reply.rate_limited_ms, reply.next_delayed_at_ms};
 }
@@ -484,6 +493,7 @@ void BullWorker::Impl::MaintenanceLoop() {
     const absl::Time now = absl::Now();
     bool stopping;
     std::optional<Finish> hand_back;
+    std::vector<Finish> overdue;
     {
       absl::MutexLock lock(&mu_);
       NoteStop();  // Run()'s thread may be busy in an inline handler
@@ -491,9 +501,18 @@ void BullWorker::Impl::MaintenanceLoop() {
       if (stopping_ && now >= stop_deadline_ && running_ && !running_released_) {
         hand_back = Release(running_->first, running_->second);
       }
+      // Oldest first; handed back newest first so they keep their order at wait's head.
+      while (!stopping_ && !ready_.empty() && now - ready_.front().claimed_at >= hold_limit_) {
+        overdue.insert(overdue.begin(), Release(ready_.front().job.id, ready_.front().token));
+        ready_.pop_front();
+      }
     }
     if (hand_back) {
       HandBackRunning(conn, *hand_back);
+      continue;
+    }
+    if (!overdue.empty()) {
+      HandBackOverdue(conn, std::move(overdue));
       continue;
     }
     if (now < next_renew && (!options_.check_stalled || now < next_check)) {
@@ -501,6 +520,7 @@ void BullWorker::Impl::MaintenanceLoop() {
       if (options_.check_stalled) until = std::min(until, next_check);
       // An inline handler keeps Run()'s thread busy: this thread watches for a stop instead.
       if (inline_handler_ || stopping) until = std::min(until, now + absl::Milliseconds(20));
+      if (options_.prefetch > 0) until = std::min(until, now + hold_limit_ / 2);
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithDeadline(absl::Condition(
                                 +[](std::atomic<bool>* quit) { return quit->load(); }, &quit_),
@@ -570,16 +590,34 @@ void BullWorker::Impl::MaintenanceLoop() {
   }
 }
 
+bool BullWorker::Impl::EnsureOpen(std::unique_ptr<RedisConnection>& conn) {
+  if (conn != nullptr && conn->ok()) return true;
+  absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(false);
+  if (!opened.ok()) {
+    absl::SleepFor(options_.reconnect_min);
+    return false;
+  }
+  conn = std::move(*opened);
+  return true;
+}
+
+void BullWorker::Impl::HandBackOverdue(std::unique_ptr<RedisConnection>& conn,
+                                       std::vector<Finish> releases) {
+  absl::StatusOr<internal::BullStepReply> reply = absl::UnavailableError("no connection");
+  if (EnsureOpen(conn)) {
+    reply = internal::RunBullStep(*conn, keys_, internal::BullStepRequest(), releases);
+  }
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < releases.size(); ++i) {
+    // Tried once: after a failure their locks expire and a stalled check hands them back.
+    held_.erase(releases[i].id);
+    if (reply.ok() && reply->codes[i] == 0) ++stats_.released;
+  }
+}
+
 void BullWorker::Impl::HandBackRunning(std::unique_ptr<RedisConnection>& conn,
                                        const Finish& release) {
-  if (conn == nullptr || !conn->ok()) {
-    absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(false);
-    if (!opened.ok()) {
-      absl::SleepFor(options_.reconnect_min);
-      return;
-    }
-    conn = std::move(*opened);
-  }
+  if (!EnsureOpen(conn)) return;
   absl::StatusOr<internal::BullStepReply> reply =
       internal::RunBullStep(*conn, keys_, internal::BullStepRequest(), {release});
   absl::MutexLock lock(&mu_);
