@@ -208,6 +208,7 @@ def test_fast_jobs_are_claimed_ahead_unless_prefetch_is_off(redis_url, bull_name
             assert sorted(seen) == list(range(300)), prefetch
             assert stats.completed == 300 and stats.released == 0
             assert (stats.prefetched > 0) == (prefetch > 0), stats.prefetched
+            assert f"prefetched={stats.prefetched}, steps={stats.steps}" in repr(stats)
 
 
 def test_worker_bad_input(redis_url, bull_name):

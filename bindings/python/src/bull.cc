@@ -409,7 +409,9 @@ unknown keys raise InvalidArgumentError. A duplicate jobId returns the existing 
       .def("__repr__", [](const BullWorkerStats& s) {
         return absl::StrCat("BullWorkerStats(completed=", s.completed, ", failed=", s.failed,
                             ", retried=", s.retried, ", lost=", s.lost, ", released=", s.released,
-                            ")");
+                            ", stalled_recovered=", s.stalled_recovered,
+                            ", prefetched=", s.prefetched, ", steps=", s.steps,
+                            ", reconnects=", s.reconnects, ")");
       });
 
   py::class_<PyBullJob, BullJobPtr>(m, "BullJob", R"doc(
