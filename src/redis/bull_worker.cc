@@ -141,8 +141,11 @@ class BullWorker::Impl {
     int64_t next_delayed_at_ms = 0;  // 0: no delayed job
   };
   // One finish+claim script call; claimed jobs go to ready_.
-  absl::StatusOr<StepResult> Step(std::vector<Finish>& finishes, int want);
-  StepResult Apply(const internal::BullStepReply& reply, const std::vector<Finish>& finishes);
+  absl::StatusOr<StepResult> Step(std::vector<Finish>& finishes, int want, int handler_slots);
+  // Books a step's outcome: finishes' results, claims into held_ and ready_, and as
+  // prefetched the claims beyond `handler_slots` (the handlers free to take them now).
+  StepResult Apply(internal::BullStepReply reply, const std::vector<Finish>& finishes,
+                   int handler_slots);
   internal::BullStepRequest ClaimRequest(int want);
   // Opens the named step connection (step_conn_) and learns its client id.
   absl::Status OpenStep();
@@ -281,14 +284,15 @@ internal::BullStepRequest BullWorker::Impl::ClaimRequest(int want) {
 }
 
 absl::StatusOr<BullWorker::Impl::StepResult> BullWorker::Impl::Step(std::vector<Finish>& finishes,
-                                                                    int want) {
+                                                                    int want, int handler_slots) {
   JQ_ASSIGN_OR_RETURN(internal::BullStepReply reply,
                       internal::RunBullStep(*step_conn_, keys_, ClaimRequest(want), finishes));
-  return Apply(reply, finishes);
+  return Apply(std::move(reply), finishes, handler_slots);
 }
 
-BullWorker::Impl::StepResult BullWorker::Impl::Apply(const internal::BullStepReply& reply,
-                                                     const std::vector<Finish>& finishes) {
+BullWorker::Impl::StepResult BullWorker::Impl::Apply(internal::BullStepReply reply,
+                                                     const std::vector<Finish>& finishes,
+                                                     int handler_slots) {
   absl::MutexLock lock(&mu_);
   ++stats_.steps;
   for (size_t i = 0; i < finishes.size(); ++i) {
@@ -309,11 +313,12 @@ BullWorker::Impl::StepResult BullWorker::Impl::Apply(const internal::BullStepRep
     }
   }
   const int claimed = static_cast<int>(reply.claimed.size());
+  if (claimed > handler_slots) stats_.prefetched += claimed - handler_slots;
   const absl::Time now = absl::Now();
-  for (const Claimed& c : reply.claimed) {
+  for (Claimed& c : reply.claimed) {
     held_[c.job.id] = c.token;
-    ready_.push_back(c);
-    ready_.back().claimed_at = now;
+    c.claimed_at = now;
+    ready_.push_back(std::move(c));
   }
   return StepResult{claimed, reply.rate_limited_ms, reply.next_delayed_at_ms};
 }
@@ -428,12 +433,7 @@ std::optional<int> BullWorker::Impl::BlockHere(absl::Duration timeout) {
   absl::StatusOr<internal::BullStepReply> step =
       internal::ParseBullStepReply(std::move((*replies)[1]), 0);
   if (!step.ok()) return 0;
-  const int claimed = Apply(*step, {}).claimed;
-  if (claimed > options_.concurrency) {
-    absl::MutexLock lock(&mu_);
-    stats_.prefetched += claimed - options_.concurrency;
-  }
-  return claimed;
+  return Apply(*std::move(step), {}, options_.concurrency).claimed;
 }
 
 // Blocks on the marker (BZPOPMIN) when asked: the wake-up a producer's add sends.
@@ -501,11 +501,12 @@ void BullWorker::Impl::MaintenanceLoop() {
       if (stopping_ && now >= stop_deadline_ && running_ && !running_released_) {
         hand_back = Release(running_->first, running_->second);
       }
-      // Oldest first; handed back newest first so they keep their order at wait's head.
       while (!stopping_ && !ready_.empty() && now - ready_.front().claimed_at >= hold_limit_) {
-        overdue.insert(overdue.begin(), Release(ready_.front().job.id, ready_.front().token));
+        overdue.push_back(Release(ready_.front().job.id, ready_.front().token));
         ready_.pop_front();
       }
+      // Handed back newest first, so they keep their order at the head of wait.
+      std::reverse(overdue.begin(), overdue.end());
     }
     if (hand_back) {
       HandBackRunning(conn, *hand_back);
@@ -714,7 +715,7 @@ absl::Status BullWorker::Impl::Run() {
       WaitForWake(wait);
       continue;
     }
-    absl::StatusOr<StepResult> step = Step(finishes, claim ? free_slots : 0);
+    absl::StatusOr<StepResult> step = Step(finishes, claim ? free_slots : 0, handler_slots);
     if (!step.ok()) {
       internal::LogWarn("BullMQ worker on {}: {}; retrying in {}", queue_, step.status().message(),
                         absl::FormatDuration(backoff));
@@ -727,10 +728,6 @@ absl::Status BullWorker::Impl::Run() {
     }
     backoff = options_.reconnect_min;
     finishes.clear();
-    if (step->claimed > handler_slots) {
-      absl::MutexLock lock(&mu_);
-      stats_.prefetched += step->claimed - handler_slots;
-    }
     if (in_flight > 0 || step->claimed > 0) idle_since = absl::Now();
     if (inline_handler_) RunInline(finishes);
     if (!claim) continue;

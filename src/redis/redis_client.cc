@@ -509,11 +509,8 @@ absl::StatusOr<RedisReply> RedisConnection::Command(const std::vector<std::strin
 absl::StatusOr<RedisReply> RedisConnection::BlockingCommand(const std::vector<std::string>& argv,
                                                             absl::Duration server_timeout,
                                                             int cancel_fd) {
-  impl_->ResetBudget();
-  impl_->set_cancel_fd(cancel_fd);
   absl::StatusOr<std::vector<RedisReply>> replies =
-      impl_->Pipeline({argv}, absl::Now() + impl_->options().io_timeout + server_timeout);
-  impl_->set_cancel_fd(-1);
+      BlockingPipeline({argv}, server_timeout, cancel_fd, nullptr);
   if (!replies.ok()) return replies.status();
   return std::move(replies->front());
 }
@@ -534,9 +531,7 @@ absl::StatusOr<std::vector<RedisReply>> RedisConnection::BlockingPipeline(
 
 absl::StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
-  if (commands.empty()) return std::vector<RedisReply>{};
-  impl_->ResetBudget();
-  return impl_->Pipeline(commands, absl::Now() + impl_->options().io_timeout);
+  return BlockingPipeline(commands, absl::ZeroDuration(), -1, nullptr);
 }
 
 bool RedisConnection::ok() const { return impl_->ok(); }
