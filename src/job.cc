@@ -84,6 +84,18 @@ absl::Status ValidateName(absl::string_view what, absl::string_view name) {
   return absl::OkStatus();
 }
 
-bool IsLeaseLost(const absl::Status& status) { return status.code() == kLeaseLostCode; }
+namespace {
+constexpr absl::string_view kLeaseLostPayload = "jobqueue/lease-lost";
+}  // namespace
+
+absl::Status LeaseLostError(absl::string_view message) {
+  absl::Status status(kLeaseLostCode, message);
+  status.SetPayload(kLeaseLostPayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsLeaseLost(const absl::Status& status) {
+  return status.code() == kLeaseLostCode && status.GetPayload(kLeaseLostPayload).has_value();
+}
 
 }  // namespace jobqueue

@@ -235,6 +235,7 @@ absl::Status HandlerFailure(jq_status_t code, std::string message) {
   int raw = static_cast<int>(code);
   if (raw < 1 || raw > static_cast<int>(JQ_UNAUTHENTICATED)) raw = JQ_UNKNOWN;
   if (message.empty()) message = absl::StrCat("handler returned ", jq_status_name(code));
+  if (code == JQ_LEASE_LOST) return jobqueue::LeaseLostError(message);
   return absl::Status(static_cast<absl::StatusCode>(raw), message);
 }
 

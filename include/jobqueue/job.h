@@ -101,8 +101,10 @@ struct Lease {
 };
 
 // A lease that was lost (recovered by the reaper and maybe re-claimed, cancelled, or
-// finished by someone else) is reported with this code and changes nothing.
+// finished by someone else) is reported as LeaseLostError(): this code plus a payload, so an
+// ordinary kAborted (a deadlock, or a handler's own error) is not taken for a lost lease.
 inline constexpr absl::StatusCode kLeaseLostCode = absl::StatusCode::kAborted;
+absl::Status LeaseLostError(absl::string_view message);
 bool IsLeaseLost(const absl::Status& status);
 
 }  // namespace jobqueue

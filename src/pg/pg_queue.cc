@@ -727,12 +727,10 @@ absl::Status LeaseLost(PgConnection& conn, const QueueSql& sql, const Lease& lea
   if (state.rows() == 0) {
     return absl::NotFoundError(absl::StrCat(action, ": job ", lease.job_id, " does not exist"));
   }
-  return absl::Status(
-      kLeaseLostCode,
-      absl::StrCat(action, ": lease lost on job ", lease.job_id, " (held attempt ", lease.attempt,
-                   " as ", lease.worker_id, "; the job is now ", state.Get(0, 0), ", attempt ",
-                   state.Get(0, 1),
-                   state.Get(0, 2).empty() ? "" : absl::StrCat(", owner ", state.Get(0, 2)), ")"));
+  return LeaseLostError(absl::StrCat(
+      action, ": lease lost on job ", lease.job_id, " (held attempt ", lease.attempt, " as ",
+      lease.worker_id, "; the job is now ", state.Get(0, 0), ", attempt ", state.Get(0, 1),
+      state.Get(0, 2).empty() ? "" : absl::StrCat(", owner ", state.Get(0, 2)), ")"));
 }
 
 PgParams FenceParams(const Lease& lease) {

@@ -183,9 +183,8 @@ absl::Status BullConsumer::Impl::ExtendLock(const BullLease& lease) {
                       lease.job.id, lease.token})));
   JQ_RETURN_IF_ERROR(lost.AsStatus("extending a BullMQ lock"));
   if (lost.type == RedisReply::Type::kArray && !lost.elements.empty()) {
-    return absl::Status(kLeaseLostCode,
-                        absl::StrCat("extend lock: BullMQ job ", lease.job.id, " in ", queue_,
-                                     ": lock lost (expired or taken by another worker)"));
+    return LeaseLostError(absl::StrCat("extend lock: BullMQ job ", lease.job.id, " in ", queue_,
+                                       ": lock lost (expired or taken by another worker)"));
   }
   return absl::OkStatus();
 }
@@ -202,7 +201,7 @@ absl::Status BullConsumer::Impl::Finish(const BullLease& lease,
       absl::StrCat(finish.kind == "release" ? "release" : "finish", ": BullMQ job ", lease.job.id,
                    " in ", queue_, ": ", internal::BullFinishRefusal(code), "; nothing written");
   if (code == -1) return absl::NotFoundError(message);
-  return absl::Status(kLeaseLostCode, message);
+  return LeaseLostError(message);
 }
 
 BullConsumer::BullConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -16,6 +16,7 @@ SUBCLASSES = {
     "PermissionDeniedError": "PERMISSION_DENIED",
     "ResourceExhaustedError": "RESOURCE_EXHAUSTED",
     "FailedPreconditionError": "FAILED_PRECONDITION",
+    "AbortedError": "ABORTED",
     "LeaseLostError": "ABORTED",
     "OutOfRangeError": "OUT_OF_RANGE",
     "UnimplementedError": "UNIMPLEMENTED",
@@ -32,7 +33,9 @@ def test_hierarchy():
         cls = getattr(jobqueue, name)
         assert issubclass(cls, jobqueue.JobQueueError), name
         assert cls.__module__ == "jobqueue"
-    assert jobqueue.AbortedError is jobqueue.LeaseLostError
+    # A lost lease is one kind of ABORTED; other ABORTED errors (a deadlock) are not.
+    assert issubclass(jobqueue.LeaseLostError, jobqueue.AbortedError)
+    assert jobqueue.AbortedError is not jobqueue.LeaseLostError
     # Where a builtin fits, the class is one too.
     assert issubclass(jobqueue.InvalidArgumentError, ValueError)
     assert issubclass(jobqueue.NotFoundError, LookupError)

@@ -98,6 +98,22 @@ def test_handler_raising_lease_lost_writes_nothing(queue):
     assert job.status == "processing" and job.last_error is None
 
 
+def test_handler_raising_other_aborted_error_fails_the_attempt(queue):
+    # Only LeaseLostError means the lease is gone; an ABORTED error such as a deadlock is a
+    # failure like any other (before, the job was left processing until the reaper).
+    added = queue.enqueue("t", max_attempts=1)
+    worker = make_worker(queue)
+
+    @worker.handler("t")
+    def deadlocked(job):
+        raise jobqueue.AbortedError("deadlock detected")
+
+    stats = worker.run()
+    assert stats.failed == 1 and stats.lost == 0
+    job = queue.get(added.id)
+    assert job.status == "failed" and "deadlock detected" in job.last_error
+
+
 def test_short_job_mode_completes_each_job_once(queue):
     ids = [r.id for r in queue.enqueue_many([("short", {"n": i}) for i in range(30)])]
     worker = make_worker(queue, concurrency=4, batch_size=10, transaction_budget=1.0)

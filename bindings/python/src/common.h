@@ -64,6 +64,8 @@ void RunUntilStopped(const std::function<absl::Status()>& run, const std::functi
 void RegisterErrors(py::module_& module);
 // The class raised for `code` (a borrowed reference).
 py::handle ErrorClass(absl::StatusCode code);
+// jobqueue.LeaseLostError, a subclass of AbortedError for IsLeaseLost() statuses.
+py::handle LeaseLostErrorClass();
 // Builds the exception instance for `status` (with .code set), without raising it.
 py::object MakeError(const absl::Status& status);
 

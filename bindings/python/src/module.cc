@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common.h"
 #include "jobqueue/config.h"
+#include "jobqueue/job.h"
 #include "jobqueue/logging.h"
 #include "jobqueue/secret.h"
 #include "jobqueue/version.h"
@@ -24,6 +25,7 @@ struct ErrorKind {
 
 // Set once at import; the classes live as long as the interpreter.
 PyObject* g_base_error = nullptr;
+PyObject* g_lease_lost_error = nullptr;
 std::array<PyObject*, 17> g_error_classes{};
 
 PyObject* Cached(const char* module, const char* attribute) {
@@ -49,8 +51,7 @@ void RegisterErrors(py::module_& module) {
       {absl::StatusCode::kPermissionDenied, "PermissionDeniedError", nullptr},
       {absl::StatusCode::kResourceExhausted, "ResourceExhaustedError", nullptr},
       {absl::StatusCode::kFailedPrecondition, "FailedPreconditionError", nullptr},
-      // Fencing reports a lost lease with kAborted (kLeaseLostCode in job.h).
-      {absl::StatusCode::kAborted, "LeaseLostError", nullptr},
+      {absl::StatusCode::kAborted, "AbortedError", nullptr},
       {absl::StatusCode::kOutOfRange, "OutOfRangeError", nullptr},
       {absl::StatusCode::kUnimplemented, "UnimplementedError", nullptr},
       {absl::StatusCode::kInternal, "InternalError", nullptr},
@@ -70,8 +71,14 @@ void RegisterErrors(py::module_& module) {
     g_error_classes[static_cast<size_t>(kind.code)] = cls;
     module.add_object(kind.name, py::handle(cls));
   }
-  module.add_object("AbortedError",
-                    py::handle(g_error_classes[static_cast<size_t>(absl::StatusCode::kAborted)]));
+  // A lost lease is an ABORTED status with a marker (job.h): its own subclass, so a handler
+  // passing on some other ABORTED error (a deadlock) fails its attempt instead.
+  g_lease_lost_error = PyErr_NewExceptionWithDoc(
+      "jobqueue.LeaseLostError",
+      "The lease was lost (recovered by the reaper, re-claimed, cancelled): nothing was written.",
+      g_error_classes[static_cast<size_t>(absl::StatusCode::kAborted)], nullptr);
+  if (g_lease_lost_error == nullptr) throw py::error_already_set();
+  module.add_object("LeaseLostError", py::handle(g_lease_lost_error));
 
   py::register_exception_translator([](std::exception_ptr pending) {
     try {
@@ -88,9 +95,11 @@ py::handle ErrorClass(absl::StatusCode code) {
   return index < g_error_classes.size() ? g_error_classes[index] : g_base_error;
 }
 
+py::handle LeaseLostErrorClass() { return g_lease_lost_error; }
+
 py::object MakeError(const absl::Status& status) {
-  py::object instance =
-      ErrorClass(status.code())(std::string(status.message().data(), status.message().size()));
+  py::handle cls = IsLeaseLost(status) ? LeaseLostErrorClass() : ErrorClass(status.code());
+  py::object instance = cls(std::string(status.message().data(), status.message().size()));
   instance.attr("code") = absl::StatusCodeToString(status.code());
   return instance;
 }

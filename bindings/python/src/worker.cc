@@ -31,12 +31,12 @@ struct PyWorker {
   bool ran = false;
 };
 
-// A Python exception from a handler as the status the runtime records: LeaseLostError keeps
-// its code (nothing is written); everything else fails the attempt with "Type: message".
+// A Python exception from a handler as the status the runtime records: LeaseLostError says the
+// lease is gone (nothing is written); everything else fails the attempt with "Type: message".
 absl::Status StatusFromPython(py::error_already_set& error) {
   const std::string text = absl::StrCat(error.type().attr("__name__").cast<std::string>(), ": ",
                                         py::str(error.value()).cast<std::string>());
-  if (error.matches(ErrorClass(absl::StatusCode::kAborted))) return absl::AbortedError(text);
+  if (error.matches(LeaseLostErrorClass())) return LeaseLostError(text);
   if (error.matches(ErrorClass(absl::StatusCode::kCancelled))) return absl::CancelledError(text);
   return absl::InternalError(text);
 }
