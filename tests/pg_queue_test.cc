@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "jobqueue/json.h"
 #include "pg/queue_sql.h"
+#include "testing/eventually.h"
 #include "testing/pg_fixture.h"
 #include "testing/status_matchers.h"
 
@@ -54,7 +55,7 @@ TEST_F(PgQueueTest, EnqueueClaimComplete) {
 
 TEST_F(PgQueueTest, MigrateIsIdempotent) {
   JQ_ASSERT_OK_AND_ASSIGN(int version, queue_->Migrate());
-  EXPECT_EQ(version, 2);
+  EXPECT_EQ(version, 3);
 }
 
 TEST_F(PgQueueTest, CompleteAfterRecoveryIsFenced) {
@@ -462,9 +463,9 @@ TEST_F(PgQueueTest, ConcurrentMigratorsAreSafe) {
   for (std::thread& t : threads) t.join();
   for (const auto& result : results) {
     ASSERT_THAT(result.status(), IsOk());
-    EXPECT_EQ(*result, 2);
+    EXPECT_EQ(*result, 3);
   }
-  EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + fresh.name() + ".job_queue_migrations"), "2");
+  EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + fresh.name() + ".job_queue_migrations"), "3");
 }
 
 bool ExecOk(PGconn* conn, const std::string& sql) {
@@ -500,6 +501,9 @@ TEST_F(PgQueueTest, MigrationTwoKeepsRowsIndexesAndGuards) {
   ASSERT_TRUE(exec("INSERT INTO " + s +
                    ".job_queue (job_type, payload, run_at) SELECT 'old', jsonb_build_object("
                    "'n', g), now() - interval '1 minute' FROM generate_series(1, 1000) g"));
+  // A waiter row from before migration 3 stays, with no pid.
+  ASSERT_TRUE(
+      exec("INSERT INTO " + s + ".job_queue_waiters (worker_id, queue) VALUES ('old', 'q')"));
   const std::string table_file = "SELECT pg_relation_filenode('" + s + ".job_queue')";
   const std::string table_file_before = fresh.Query(table_file);
 
@@ -518,8 +522,11 @@ TEST_F(PgQueueTest, MigrationTwoKeepsRowsIndexesAndGuards) {
   JQ_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PgQueue> queue,
                           PgQueue::Open(testing::TestDatabaseUrl(), options));
   JQ_ASSERT_OK_AND_ASSIGN(int version, queue->Migrate());
-  EXPECT_EQ(version, 2);
+  EXPECT_EQ(version, 3);
   EXPECT_EQ(fresh.Query(table_file), table_file_before);
+  EXPECT_EQ(fresh.Query("SELECT coalesce(pid::text, 'none') FROM " + s +
+                        ".job_queue_waiters WHERE worker_id = 'old'"),
+            "none");
   EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + s + ".job_queue WHERE status = 'pending'"),
             "999");
   // The running process goes on: its statements are prepared again for the new column types.
@@ -550,7 +557,7 @@ TEST_F(PgQueueTest, MigrationTwoKeepsRowsIndexesAndGuards) {
   EXPECT_EQ(leases.back().job_id, added.id);
   EXPECT_THAT(queue->Complete(leases.back()), IsOk());
   JQ_ASSERT_OK_AND_ASSIGN(int again, queue->Migrate());
-  EXPECT_EQ(again, 2);
+  EXPECT_EQ(again, 3);
 }
 
 // A migration that cannot lock the table soon gives up, changes nothing, and works once the
@@ -579,7 +586,7 @@ TEST_F(PgQueueTest, MigrationGivesUpOnABusyTable) {
   ASSERT_TRUE(ExecOk(reader, "COMMIT"));
   PQfinish(reader);
   JQ_ASSERT_OK_AND_ASSIGN(int version, queue->Migrate());
-  EXPECT_EQ(version, 2);
+  EXPECT_EQ(version, 3);
 
   options.migrate_lock_timeout = absl::ZeroDuration();
   EXPECT_THAT(PgQueue::Open(testing::TestDatabaseUrl(), options).status(),
@@ -627,6 +634,215 @@ TEST_F(PgQueueTest, JobAndCountsAsJson) {
   EXPECT_EQ(StatusCountsToJson(counts),
             R"([{"queue":"default","job_type":"t","status":"pending","count":1}])");
   EXPECT_EQ(StatusCountsToJson({}), "[]");
+}
+
+// A key repeated within one batch is one job: the repeats get its id and are never written
+// (they used to go in as extra jobs without a key).
+TEST_F(PgQueueTest, EnqueueManyWritesARepeatedDedupeKeyOnce) {
+  const std::string table = schema_.name() + ".job_queue";
+  NewJob keyed = Job("sync", R"({"n": 1})");
+  keyed.options.dedupe_key = "k";
+  NewJob keyed2 = keyed;
+  keyed2.payload_json = R"({"n": 2})";
+  NewJob keyed3 = keyed;
+  keyed3.payload_json = R"({"n": 3})";
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<EnqueueResult> added,
+                          queue_->EnqueueMany({keyed, keyed2, keyed3}));
+  ASSERT_EQ(added.size(), 3u);
+  EXPECT_TRUE(added[0].inserted);
+  EXPECT_FALSE(added[1].inserted);
+  EXPECT_FALSE(added[2].inserted);
+  EXPECT_EQ(added[1].id, added[0].id);
+  EXPECT_EQ(added[2].id, added[0].id);
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + table), "1");
+  EXPECT_EQ(schema_.Query("SELECT payload->>'n' FROM " + table), "1");
+
+  // Mixed with plain jobs, another key, and the same key in another queue; "k" is live now.
+  NewJob other = Job("sync", R"({"n": 4})");
+  other.options.dedupe_key = "j";
+  NewJob other_queue = keyed;
+  other_queue.options.queue = "q2";
+  std::vector<NewJob> batch = {Job("plain", R"({"p": 0})"),
+                               keyed2,
+                               other,
+                               Job("plain", R"({"p": 1})"),
+                               keyed3,
+                               other,
+                               other_queue,
+                               Job("plain", R"({"p": 2})")};
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<EnqueueResult> mixed, queue_->EnqueueMany(batch));
+  ASSERT_EQ(mixed.size(), batch.size());
+  const std::vector<bool> inserted = {true, false, true, true, false, false, true, true};
+  for (size_t i = 0; i < batch.size(); ++i) EXPECT_EQ(mixed[i].inserted, inserted[i]) << i;
+  EXPECT_EQ(mixed[1].id, added[0].id);
+  EXPECT_EQ(mixed[4].id, added[0].id);
+  EXPECT_EQ(mixed[5].id, mixed[2].id);
+  EXPECT_NE(mixed[6].id, added[0].id);
+  for (size_t i : {0, 2, 3, 6, 7}) {
+    JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job row, queue_->Get(mixed[i].id));
+    EXPECT_EQ(row.payload_json, batch[i].payload_json) << i;
+    EXPECT_EQ(row.queue, batch[i].options.queue) << i;
+    EXPECT_EQ(row.dedupe_key, batch[i].options.dedupe_key) << i;
+  }
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + table), "6");
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + table + " WHERE dedupe_key IS NULL"), "3");
+}
+
+// The first column of the first row of `sql` run on `conn` ("" when it fails or is empty).
+std::string QueryOn(PGconn* conn, const std::string& sql) {
+  PGresult* result = PQexec(conn, sql.c_str());
+  std::string value;
+  if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) > 0) {
+    value = PQgetvalue(result, 0, 0);
+  }
+  PQclear(result);
+  return value;
+}
+
+// Runs queue.EnqueueMany(batch) while another session holds an uncommitted job with dedupe
+// key `key`, and commits that job once the batch waits for it: the batch statement's snapshot
+// misses the twin, so the row takes the one-job path. *twin gets the other job's id.
+absl::StatusOr<std::vector<EnqueueResult>> EnqueueManyAgainstALateTwin(
+    PgQueue& queue, const TestSchema& schema, const std::vector<NewJob>& batch,
+    const std::string& key, int64_t* twin) {
+  PGconn* other = schema.Connect();
+  EXPECT_TRUE(ExecOk(other, "BEGIN"));
+  *twin = std::stoll(QueryOn(other, "INSERT INTO " + schema.name() +
+                                        ".job_queue (job_type, dedupe_key) VALUES ('twin', '" +
+                                        key + "') RETURNING id"));
+  absl::StatusOr<std::vector<EnqueueResult>> result = absl::UnknownError("not run");
+  std::thread enqueuer([&] { result = queue.EnqueueMany(batch); });
+  const std::string waiting = absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE ",
+                                           PQbackendPID(other), " = ANY (pg_blocking_pids(pid))");
+  EXPECT_TRUE(testing::Eventually([&] { return schema.Query(waiting) == "1"; }));
+  EXPECT_TRUE(ExecOk(other, "COMMIT"));
+  enqueuer.join();
+  PQfinish(other);
+  return result;
+}
+
+TEST_F(PgQueueTest, EnqueueManyLooksUpALateDedupeTwinInsideItsOwnTransaction) {
+  const std::string s = schema_.name();
+  NewJob keyed = Job("sync", R"({"probe": 1})");
+  keyed.options.dedupe_key = "late";
+  int64_t twin = 0;
+  absl::StatusOr<std::vector<EnqueueResult>> found = EnqueueManyAgainstALateTwin(
+      *queue_, schema_, {keyed, Job("plain", R"({"batch": 1})")}, "late", &twin);
+  ASSERT_THAT(found.status(), IsOk());
+  ASSERT_EQ(found->size(), 2u);
+  EXPECT_EQ((*found)[0].id, twin);
+  EXPECT_FALSE((*found)[0].inserted);
+  EXPECT_TRUE((*found)[1].inserted);
+
+  // Now the one-job retry of a "probe" job fails (test-only trigger): the batch's other job,
+  // written by the batch statement before, must not stay.
+  PGconn* setup = schema_.Connect();
+  ASSERT_TRUE(ExecOk(setup, "CREATE TABLE " + s + ".probe_seen (n int)"));
+  ASSERT_TRUE(ExecOk(setup, "CREATE FUNCTION " + s +
+                                ".fail_second_probe() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                                "BEGIN IF NEW.payload ? 'probe' THEN "
+                                "IF EXISTS (SELECT 1 FROM " +
+                                s +
+                                ".probe_seen) THEN RAISE EXCEPTION 'probe written twice'; END IF; "
+                                "INSERT INTO " +
+                                s + ".probe_seen VALUES (1); END IF; RETURN NEW; END $$"));
+  ASSERT_TRUE(ExecOk(setup, "CREATE TRIGGER fail_second_probe BEFORE INSERT ON " + s +
+                                ".job_queue FOR EACH ROW EXECUTE FUNCTION " + s +
+                                ".fail_second_probe()"));
+  PQfinish(setup);
+  keyed.options.dedupe_key = "late2";
+  absl::StatusOr<std::vector<EnqueueResult>> failed = EnqueueManyAgainstALateTwin(
+      *queue_, schema_, {keyed, Job("plain", R"({"batch": 2})")}, "late2", &twin);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_THAT(failed.status().message(), HasSubstr("probe written twice"));
+  EXPECT_THAT(failed.status().message(), HasSubstr("nothing was enqueued"));
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + s + ".job_queue WHERE payload ? 'batch'"), "1");
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + s + ".probe_seen"), "0");
+  EXPECT_EQ(
+      schema_.Query("SELECT status FROM " + s + ".job_queue WHERE id = " + absl::StrCat(twin)),
+      "pending");
+}
+
+TEST_F(PgQueueTest, RetryFailedSkipsJobsWhoseDedupeKeyIsTaken) {
+  const std::string table = schema_.name() + ".job_queue";
+  auto fail_for_good = [&](NewJob job) -> int64_t {
+    job.options.max_attempts = 1;
+    absl::StatusOr<EnqueueResult> added = queue_->Enqueue(job);
+    EXPECT_THAT(added.status(), IsOk());
+    ClaimRequest request = Request(1);
+    request.job_types = {job.job_type};
+    absl::StatusOr<std::vector<Lease>> leases = queue_->Claim(request);
+    EXPECT_TRUE(leases.ok() && leases->size() == 1u);
+    EXPECT_THAT(queue_->Fail(leases->at(0), "boom").status(), IsOk());
+    return added.ok() ? added->id : 0;
+  };
+  NewJob keyed = Job("keyed");
+  keyed.options.dedupe_key = "k";
+  NewJob twice = Job("twice");
+  twice.options.dedupe_key = "m";
+  const int64_t keyed_id = fail_for_good(keyed);
+  const int64_t plain_id = fail_for_good(Job("plain"));
+  const int64_t older_twice = fail_for_good(twice);
+  const int64_t newer_twice = fail_for_good(twice);
+  // "k" is live again; the plain job carries leftovers that a retry clears.
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult live, queue_->Enqueue(keyed));
+  ASSERT_TRUE(live.inserted);
+  schema_.Query(
+      absl::StrCat("UPDATE ", table,
+                   " SET result = '{\"partial\": 1}', heartbeat_at = now() WHERE id = ", plain_id));
+
+  JQ_ASSERT_OK_AND_ASSIGN(int64_t none, queue_->RetryFailed("keyed"));
+  EXPECT_EQ(none, 0);
+  JQ_ASSERT_OK_AND_ASSIGN(int64_t moved, queue_->RetryFailed());
+  EXPECT_EQ(moved, 2);
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job plain, queue_->Get(plain_id));
+  EXPECT_EQ(plain.status, JobStatus::kPending);
+  EXPECT_EQ(plain.attempts, 0);
+  EXPECT_FALSE(plain.result_json.has_value());
+  EXPECT_FALSE(plain.heartbeat_at.has_value());
+  EXPECT_EQ(plain.last_error, "");
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job still_failed, queue_->Get(keyed_id));
+  EXPECT_EQ(still_failed.status, JobStatus::kFailed);
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job older, queue_->Get(older_twice));
+  EXPECT_EQ(older.status, JobStatus::kFailed);
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job newer, queue_->Get(newer_twice));
+  EXPECT_EQ(newer.status, JobStatus::kPending);
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job live_job, queue_->Get(live.id));
+  EXPECT_EQ(live_job.status, JobStatus::kPending);
+}
+
+// A worker killed with SIGKILL never unregisters; its listening connection closes though, and
+// the next registration drops the row (while any row exists, every insert sends NOTIFY).
+TEST_F(PgQueueTest, RegisteringAWaiterDropsRowsOfDeadListeners) {
+  const std::string waiters = schema_.name() + ".job_queue_waiters";
+  PGconn* dead = schema_.Connect();
+  PGconn* alive = schema_.Connect();
+  const int dead_pid = PQbackendPID(dead);
+  const int alive_pid = PQbackendPID(alive);
+  ASSERT_THAT(queue_->SetWaiting("dead", "default", true, dead_pid), IsOk());
+  ASSERT_THAT(queue_->SetWaiting("alive", "other", true, alive_pid), IsOk());
+  // Rows without a pid (older versions) go once they are an hour old.
+  ASSERT_THAT(queue_->SetWaiting("old-recent", "default", true), IsOk());
+  ASSERT_THAT(queue_->SetWaiting("old-stale", "default", true), IsOk());
+  schema_.Query("UPDATE " + waiters +
+                " SET since = now() - interval '2 hours' WHERE worker_id = 'old-stale'");
+  EXPECT_EQ(schema_.Query("SELECT pid FROM " + waiters + " WHERE worker_id = 'dead'"),
+            absl::StrCat(dead_pid));
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + waiters), "4");
+
+  PQfinish(dead);
+  ASSERT_TRUE(testing::Eventually([&] {
+    return schema_.Query(
+               absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE pid = ", dead_pid)) == "0";
+  }));
+  ASSERT_THAT(queue_->SetWaiting("new", "default", true, alive_pid), IsOk());
+  EXPECT_EQ(schema_.Query("SELECT string_agg(worker_id, ',' ORDER BY worker_id) FROM " + waiters),
+            "alive,new,old-recent");
+  EXPECT_THAT(queue_->SetWaiting("new", "default", true, -1),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_THAT(queue_->SetWaiting("new", "default", false), IsOk());
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + waiters), "2");
+  PQfinish(alive);
 }
 
 }  // namespace

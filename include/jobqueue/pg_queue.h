@@ -142,8 +142,9 @@ class PgQueue {
 
   // One job; one round trip.
   absl::StatusOr<EnqueueResult> Enqueue(const NewJob& job);
-  // Many jobs in one statement (one round trip, one notification). All are validated first:
-  // one bad job rejects the batch and nothing is written. Results are in input order.
+  // Many jobs in one statement (one round trip, one notification; with dedupe keys, inside a
+  // BEGIN ... COMMIT). All are validated first: one bad job rejects the batch and nothing is
+  // written. Results are in input order; a dedupe key repeated in the batch is one job.
   absl::StatusOr<std::vector<EnqueueResult>> EnqueueMany(absl::Span<const NewJob> jobs);
   // Enqueues inside the caller's open transaction on `conn` (the caller's BEGIN ... COMMIT):
   // the job exists iff the caller commits. The notification is sent at that commit.
@@ -235,10 +236,16 @@ class PgQueue {
   // Retention: deletes finished jobs in bounded batches; returns rows deleted.
   absl::StatusOr<int64_t> Purge(const PurgeOptions& options);
   // failed -> pending with attempts reset, optionally only one job type. Returns rows moved.
+  // A job whose dedupe key has a live job again stays failed; of several failed jobs with one
+  // key only the newest moves.
   absl::StatusOr<int64_t> RetryFailed(absl::string_view job_type = "");
-  // Registers (or removes) an idle worker of `queue`: inserts notify the queue's channel only
-  // while some worker waits, so busy queues pay nothing for NOTIFY.
-  absl::Status SetWaiting(absl::string_view worker_id, absl::string_view queue, bool waiting);
+  // Registers (or removes) an idle worker of `queue`: inserts notify the schema's channel only
+  // while some worker waits, so busy periods pay nothing for NOTIFY. `listener_pid` is the
+  // server pid of the connection the worker LISTENs on (PQbackendPID; behind a pooler, SELECT
+  // pg_backend_pid() on it): once that backend is gone, the next registration of any worker
+  // drops the row. 0 (unknown): the row is dropped an hour after it was written.
+  absl::Status SetWaiting(absl::string_view worker_id, absl::string_view queue, bool waiting,
+                          int listener_pid = 0);
   // The earliest run_at among pending jobs of the queue and types, if any.
   absl::StatusOr<std::optional<absl::Time>> NextRunAt(absl::string_view queue,
                                                       absl::Span<const std::string> job_types);

@@ -490,17 +490,24 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyValidated(
   for (auto* v : {&queues, &types, &payloads, &priorities, &run_ats, &delays, &attempts, &keys}) {
     v->reserve(jobs.size());
   }
-  // Two jobs of one batch with the same live key: the later ones get the first one's id.
+  // A key repeated within the batch is sent once: later jobs with it share the first one's
+  // result and are never inserted (they would go in as keyless jobs otherwise).
   absl::flat_hash_map<std::pair<std::string, std::string>, size_t> first_with_key;
   std::vector<std::optional<size_t>> same_as(jobs.size());
+  std::vector<size_t> sent;  // input index of each row sent, in order
+  sent.reserve(jobs.size());
   std::string run_at_array = "{", key_array = "{";
   for (size_t i = 0; i < jobs.size(); ++i) {
     const NewJob& job = jobs[i];
     const EnqueueOptions& o = job.options;
     if (!o.dedupe_key.empty()) {
       auto [it, fresh] = first_with_key.try_emplace({o.queue, o.dedupe_key}, i);
-      if (!fresh) same_as[i] = it->second;
+      if (!fresh) {
+        same_as[i] = it->second;
+        continue;
+      }
     }
+    sent.push_back(i);
     queues.push_back(o.queue);
     types.push_back(job.job_type);
     payloads.push_back(job.payload_json);
@@ -508,12 +515,12 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyValidated(
     delays.push_back(Micros(o.delay));
     attempts.push_back(absl::StrCat(o.max_attempts));
     // NULL elements cannot go through PgTextArray; build these two arrays by hand.
-    if (i > 0) {
+    if (sent.size() > 1) {
       run_at_array.push_back(',');
       key_array.push_back(',');
     }
     absl::StrAppend(&run_at_array, o.run_at ? absl::StrCat(absl::ToUnixMicros(*o.run_at)) : "NULL");
-    if (o.dedupe_key.empty() || same_as[i]) {
+    if (o.dedupe_key.empty()) {
       key_array.append("NULL");
     } else {
       internal::AppendPgArrayElement(o.dedupe_key, &key_array);
@@ -532,25 +539,39 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyValidated(
   const bool any_key = !first_with_key.empty();
   if (any_key) params.push_back(key_array);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(PgResult result,
-                      conn->Run(any_key ? sql.enqueue_many : sql.enqueue_many_plain, params));
-  if (result.rows() != static_cast<int>(jobs.size())) {
-    return absl::InternalError(
-        absl::StrCat("enqueue_many returned ", result.rows(), " rows for ", jobs.size(), " jobs"));
-  }
   std::vector<EnqueueResult> out(jobs.size());
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    const int r = static_cast<int>(i);
-    if (same_as[i]) continue;
-    if (result.Get(r, 1) == "t") {
-      out[i] = {result.GetInt64(r, 0), true};
-    } else if (!result.IsNull(r, 2)) {
-      out[i] = {result.GetInt64(r, 2), false};
-    } else {
-      // The conflicting job belongs to a transaction that committed after our snapshot.
-      JQ_ASSIGN_OR_RETURN(out[i], EnqueueOneOn(*conn, sql, jobs[i]));
+  // Without keys the batch is one statement, atomic by itself. With keys, rows whose
+  // conflicting job committed after the statement's snapshot are retried alone: that and the
+  // batch share one transaction, so an error leaves nothing written.
+  if (any_key) JQ_RETURN_IF_ERROR(conn->ExecScript("BEGIN", "begin enqueue batch"));
+  absl::Status status = [&]() -> absl::Status {
+    JQ_ASSIGN_OR_RETURN(PgResult result,
+                        conn->Run(any_key ? sql.enqueue_many : sql.enqueue_many_plain, params));
+    if (result.rows() != static_cast<int>(sent.size())) {
+      return absl::InternalError(absl::StrCat("enqueue_many returned ", result.rows(), " rows for ",
+                                              sent.size(), " jobs"));
     }
+    for (size_t row = 0; row < sent.size(); ++row) {
+      const int r = static_cast<int>(row);
+      const size_t i = sent[row];
+      if (result.Get(r, 1) == "t") {
+        out[i] = {result.GetInt64(r, 0), true};
+      } else if (!result.IsNull(r, 2)) {
+        out[i] = {result.GetInt64(r, 2), false};
+      } else {
+        JQ_ASSIGN_OR_RETURN(out[i], EnqueueOneOn(*conn, sql, jobs[i]));
+      }
+    }
+    return absl::OkStatus();
+  }();
+  if (any_key) {
+    if (!status.ok()) {
+      (void)conn->ExecScript("ROLLBACK", "roll back enqueue batch");
+      return Annotate(status, "nothing was enqueued");
+    }
+    JQ_RETURN_IF_ERROR(conn->ExecScript("COMMIT", "commit enqueue batch"));
   }
+  JQ_RETURN_IF_ERROR(status);
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (same_as[i]) out[i] = {out[*same_as[i]].id, false};
   }
@@ -1004,18 +1025,30 @@ absl::StatusOr<int64_t> PgQueue::Purge(const PurgeOptions& options) {
 absl::StatusOr<int64_t> PgQueue::RetryFailed(absl::string_view job_type) {
   if (!job_type.empty()) JQ_RETURN_IF_ERROR(ValidateName("job type", job_type));
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(PgResult r,
-                      conn->Run(SqlFor(options_.schema).retry_failed, {std::string(job_type)}));
-  return r.GetInt64(0, 0);
+  // A twin enqueued after the statement's snapshot still breaks the unique index; a new
+  // snapshot sees it and leaves that job failed.
+  absl::StatusOr<PgResult> r;
+  for (int round = 0; round < 3; ++round) {
+    r = conn->Run(SqlFor(options_.schema).retry_failed, {std::string(job_type)});
+    if (!absl::IsAlreadyExists(r.status())) break;
+  }
+  JQ_RETURN_IF_ERROR(r.status());
+  return r->GetInt64(0, 0);
 }
 
-absl::Status PgQueue::SetWaiting(absl::string_view worker_id, absl::string_view queue,
-                                 bool waiting) {
+absl::Status PgQueue::SetWaiting(absl::string_view worker_id, absl::string_view queue, bool waiting,
+                                 int listener_pid) {
   JQ_RETURN_IF_ERROR(ValidateName("queue", queue));
+  if (listener_pid < 0) return absl::InvalidArgumentError("listener pid must not be negative");
   const QueueSql& sql = SqlFor(options_.schema);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
   if (waiting) {
-    return conn->Run(sql.add_waiter, {std::string(worker_id), std::string(queue)}).status();
+    return conn
+        ->Run(sql.add_waiter,
+              {std::string(worker_id), std::string(queue),
+               listener_pid == 0 ? std::nullopt
+                                 : std::optional<std::string>(absl::StrCat(listener_pid))})
+        .status();
   }
   return conn->Run(sql.remove_waiter, {std::string(worker_id)}).status();
 }

@@ -120,6 +120,12 @@ ALTER TABLE {s}.job_queue
   DROP CONSTRAINT IF EXISTS job_queue_job_type_check;
 )sql";
 
+// A waiter's row names the backend its worker listens on, so a row left by a killed worker is
+// dropped once that backend is gone (while any row exists, every insert pays for NOTIFY).
+constexpr absl::string_view kMigration3 = R"sql(
+ALTER TABLE {s}.job_queue_waiters ADD COLUMN IF NOT EXISTS pid integer;
+)sql";
+
 // Columns of a claimed job, in the order ParseLeases reads them.
 constexpr absl::string_view kClaimReturning =
     "j.id, j.attempts, j.job_type, j.payload::text, j.max_attempts, j.priority, "
@@ -167,7 +173,8 @@ absl::Status ValidateSchemaName(absl::string_view schema) {
 
 std::vector<Migration> QueueMigrations(absl::string_view schema) {
   return {{1, "create job_queue", Expand(schema, kMigration1)},
-          {2, "row checks as domains", Expand(schema, kMigration2)}};
+          {2, "row checks as domains", Expand(schema, kMigration2)},
+          {3, "waiter backend pid", Expand(schema, kMigration3)}};
 }
 
 QueueSql::QueueSql(absl::string_view schema_name)
@@ -418,13 +425,30 @@ WITH doomed AS (
    FOR UPDATE SKIP LOCKED)
 DELETE FROM {s}.job_queue j USING doomed WHERE j.id = doomed.id)sql");
 
+  // A failed job whose dedupe key is live again (or taken by a newer failed job of the same
+  // key, retried instead) stays failed: moving it would break the unique index and with it
+  // the whole statement.
   retry_failed = stmt("retry_failed", R"sql(
-WITH moved AS (
-  UPDATE {s}.job_queue
+WITH failed AS (
+  SELECT id, queue, dedupe_key,
+         row_number() OVER (PARTITION BY queue, dedupe_key ORDER BY id DESC) AS newest
+    FROM {s}.job_queue
+   WHERE status = 'failed' AND ($1 = '' OR job_type = $1)),
+picked AS (
+  SELECT f.id FROM failed f
+   WHERE f.dedupe_key IS NULL
+      OR (f.newest = 1
+          AND NOT EXISTS (SELECT 1 FROM {s}.job_queue live
+                           WHERE live.queue = f.queue AND live.dedupe_key = f.dedupe_key
+                             AND live.status IN ('pending', 'processing')))),
+moved AS (
+  UPDATE {s}.job_queue j
      SET status = 'pending', attempts = 0, run_at = now(), finished_at = NULL, locked_by = NULL,
-         locked_at = NULL, last_error = NULL, updated_at = now()
-   WHERE status = 'failed' AND ($1 = '' OR job_type = $1)
-  RETURNING queue)
+         locked_at = NULL, heartbeat_at = NULL, last_error = NULL, result = NULL,
+         updated_at = now()
+    FROM picked
+   WHERE j.id = picked.id AND j.status = 'failed'
+  RETURNING j.queue)
 SELECT count(*), (SELECT count(pg_notify('{ch}', q)) FROM (SELECT DISTINCT queue FROM moved) d(q))
   FROM moved)sql");
 
@@ -432,9 +456,16 @@ SELECT count(*), (SELECT count(pg_notify('{ch}', q)) FROM (SELECT DISTINCT queue
 SELECT (extract(epoch FROM min(run_at)) * 1000000)::bigint FROM {s}.job_queue
  WHERE status = 'pending' AND queue = $1 AND ($2::text[] IS NULL OR job_type = ANY ($2::text[])))sql");
 
+  // Registering also drops rows of workers that died without unregistering: their listening
+  // backend is gone, or (rows of versions before the pid) they are over an hour old.
   add_waiter = stmt("add_waiter", R"sql(
-INSERT INTO {s}.job_queue_waiters (worker_id, queue) VALUES ($1, $2)
-ON CONFLICT (worker_id) DO UPDATE SET queue = EXCLUDED.queue, since = now())sql");
+WITH gone AS (
+  DELETE FROM {s}.job_queue_waiters w
+   WHERE w.worker_id <> $1
+     AND CASE WHEN w.pid IS NULL THEN w.since < now() - interval '1 hour'
+              ELSE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.pid) END)
+INSERT INTO {s}.job_queue_waiters (worker_id, queue, pid) VALUES ($1, $2, $3)
+ON CONFLICT (worker_id) DO UPDATE SET queue = EXCLUDED.queue, pid = EXCLUDED.pid, since = now())sql");
 
   remove_waiter = stmt("remove_waiter", "DELETE FROM {s}.job_queue_waiters WHERE worker_id = $1");
 

@@ -14,7 +14,7 @@ trap 'sql "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1; rm -rf "$dir"
 cd "$dir"  # no stray .env files
 
 check migrate 0 "$cli" migrate
-expect_in migrate "$schema.job_queue is at schema version 2"
+expect_in migrate "$schema.job_queue is at schema version 3"
 check migrate-again 0 "$cli" migrate
 check migrate-bad-lock-timeout 64 "$cli" migrate --lock-timeout soon
 check migrate-zero-lock-timeout 1 "$cli" migrate --lock-timeout 0s
