@@ -21,9 +21,13 @@
 #include "jobqueue/json.h"
 #include "jobqueue/status.h"
 #include "pg/connection.h"
+#include "pg/jsonb_text.h"
 
 namespace jobqueue {
 namespace {
+
+// How soon an idle dispatcher looks again when a due job exists but was locked by someone else.
+constexpr absl::Duration kLockedDueRecheck = absl::Milliseconds(25);
 
 std::string DefaultWorkerId() {
   char host[256] = {0};
@@ -141,6 +145,7 @@ class Worker::Impl {
   // One CompleteAndClaim round trip: flushes the completions and, with `claim`, claims what
   // the free capacity allows. On error the completions are kept for the next try.
   absl::StatusOr<ExchangeResult> Exchange(bool claim);
+  void CompleteOneByOne(std::vector<PgQueue::Completion> done);
   // Short-job mode's round: claims a held batch, waits for it up to the budget, settles it.
   absl::StatusOr<ExchangeResult> HeldRound();
   absl::StatusOr<ExchangeResult> Round() {
@@ -207,6 +212,7 @@ class Worker::Impl {
   // Dispatcher-only state.
   std::unique_ptr<internal::PgConnection> listener_;
   bool waiting_registered_ = false;
+  int listener_pid_ = 0;  // the server pid of listener_'s session
 };
 
 void Worker::Impl::HandlerLoop() {
@@ -232,6 +238,17 @@ void Worker::Impl::RunOne(const Lease& claimed) {
   Context context(claimed, this);
   absl::StatusOr<std::string> result =
       internal::RunHandler(handlers_.at(claimed.job_type), context);
+  if (result.ok()) {
+    // Refused here, the job fails alone; refused by Postgres, it would sink the whole batch.
+    absl::Status storable =
+        result->size() > kMaxPayloadBytes
+            ? absl::InvalidArgumentError(
+                  absl::StrCat("is ", result->size(), " bytes; the limit is ", kMaxPayloadBytes))
+            : internal::ValidateJsonbEscapes(*result);
+    if (!storable.ok()) {
+      result = absl::InvalidArgumentError(absl::StrCat("handler result ", storable.message()));
+    }
+  }
   bool given_back = false;
   Lease lease;
   {
@@ -324,6 +341,19 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) 
   if (done.empty() && limit == 0) return out;
   absl::StatusOr<PgQueue::CompleteAndClaimResult> result =
       queue_->CompleteAndClaim(done, NextClaim(limit));
+  if (!result.ok() && absl::IsInvalidArgument(result.status()) && !done.empty()) {
+    // A value in the batch was refused (a check missed it): nothing was written. Finishing
+    // one by one lets the bad one fail alone instead of every later round failing with it.
+    {
+      absl::MutexLock lock(&mu_);
+      reserved_ -= limit;
+    }
+    internal::LogWarn("completing {} job(s) one by one: {}", done.size(),
+                      result.status().ToString());
+    CompleteOneByOne(std::move(done));
+    out.limit = 0;
+    return out;
+  }
   absl::MutexLock lock(&mu_);
   reserved_ -= limit;
   if (!result.ok()) {
@@ -341,6 +371,25 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) 
     ready_.push_back(std::move(lease));
   }
   return out;
+}
+
+void Worker::Impl::CompleteOneByOne(std::vector<PgQueue::Completion> done) {
+  for (PgQueue::Completion& completion : done) {
+    absl::Status completed = queue_->Complete(completion.lease, completion.result_json);
+    if (absl::IsInvalidArgument(completed)) {
+      FailJob(completion.lease, absl::InvalidArgumentError(absl::StrCat(
+                                    "handler result refused by Postgres: ", completed.message())));
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    if (completed.ok() || IsLeaseLost(completed) || absl::IsNotFound(completed)) {
+      held_.erase(completion.lease.job_id);
+      ++(completed.ok() ? stats_.completed : stats_.lost);
+    } else {
+      done_.push_back(std::move(completion));  // transient: the next round tries again
+    }
+  }
+  internal::WakeFd(wake_fd_);
 }
 
 absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
@@ -363,7 +412,9 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
     ++stats_.claims;
     for (const Lease& lease : (*batch)->leases()) {
       // A job another of our batches retried with no backoff can be claimed again between
-      // that batch's commit and its cleanup: leave it untouched here (it stays pending).
+      // that batch's commit and its cleanup, and a job of a batch that rolled back while its
+      // handler ran is pending again: leave such jobs untouched here (they stay pending).
+      if (running_.contains(lease.job_id)) continue;
       auto [slot, fresh] = held_slots_.try_emplace(lease.job_id);
       if (!fresh) continue;
       slot->second.unfinished = &unfinished;
@@ -388,9 +439,11 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
         keep.push_back(lease.job_id);
       } else if (slot.result.ok()) {
         outcomes.push_back({lease.job_id, true, *slot.result});
-      } else if (!IsLeaseLost(slot.result.status()) && !shutting_down_.load()) {
+      } else if (!shutting_down_.load()) {
+        // A held row is locked by this batch, so its lease cannot be lost: a handler saying so
+        // fails the attempt (left pending, it would be claimed and run again at once).
         outcomes.push_back({lease.job_id, false, std::string(slot.result.status().message())});
-      }  // else: left pending, untouched (handler gave up, or we are stopping)
+      }  // else: left pending, untouched (we are stopping)
     }
   }
   absl::StatusOr<PgQueue::HeldBatch::Settled> settled = (*batch)->Settle(outcomes, keep);
@@ -479,10 +532,19 @@ void Worker::Impl::Heartbeat() {
     internal::LogWarn("heartbeat of {} job(s) failed: {}", leases.size(), lost.status().ToString());
     return;
   }
+  absl::flat_hash_set<int64_t> lost_ids(lost->begin(), lost->end());
+  absl::MutexLock lock(&mu_);
+  // Not started yet: another worker may own the job now, so it must not run here.
+  const size_t before = ready_.size();
+  ready_.erase(std::remove_if(ready_.begin(), ready_.end(),
+                              [&](const Lease& l) { return lost_ids.contains(l.job_id); }),
+               ready_.end());
   for (int64_t id : *lost) {
-    internal::LogWarn("job {}: lease lost (recovered by the reaper?); its result will be dropped",
-                      id);
+    if (!running_.contains(id)) held_.erase(id);
+    internal::LogWarn("job {}: lease lost (recovered by the reaper?); {}", id,
+                      running_.contains(id) ? "its result will be dropped" : "not run here");
   }
+  stats_.lost += static_cast<int64_t>(before - ready_.size());
 }
 
 absl::Status Worker::Impl::EnsureListening() {
@@ -495,6 +557,14 @@ absl::Status Worker::Impl::EnsureListening() {
     listener_.reset();
     return listened;
   }
+  // Asked, not PQbackendPID(): behind a session pooler that is the pooler's number, and the
+  // waiter row would look dead to the next worker that registers.
+  absl::StatusOr<internal::PgResult> pid = listener_->Exec("SELECT pg_backend_pid()");
+  if (!pid.ok()) {
+    listener_.reset();
+    return pid.status();
+  }
+  listener_pid_ = static_cast<int>(pid->GetInt64(0, 0));
   return absl::OkStatus();
 }
 
@@ -550,6 +620,11 @@ absl::Status Worker::Impl::Run() {
   absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
   while (!StopWanted()) {
     bool drained = false;
+    // Before the round: a busy loop (claims filling up, flushes) must not put heartbeats off.
+    if (absl::Now() >= next_heartbeat) {
+      Heartbeat();
+      next_heartbeat = absl::Now() + options_.heartbeat_interval;
+    }
     absl::StatusOr<ExchangeResult> exchanged = Round();
     if (!exchanged.ok()) {
       if (!in_outage) {
@@ -593,14 +668,6 @@ absl::Status Worker::Impl::Run() {
     if (held > 0) last_active = absl::Now();
 
     const absl::Time now = absl::Now();
-    if (now >= next_heartbeat) {
-      Heartbeat();
-      next_heartbeat = now + options_.heartbeat_interval;
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      held = HeldCount();
-    }
     if (options_.exit_when_idle && held == 0 && now - last_active >= *options_.exit_when_idle) {
       internal::LogInfo("idle for {}; exiting", absl::FormatDuration(*options_.exit_when_idle));
       break;
@@ -613,7 +680,7 @@ absl::Status Worker::Impl::Run() {
         // guaranteed to notify us.
         absl::Status listening = EnsureListening();
         if (listening.ok()) {
-          listening = queue_->SetWaiting(options_.worker_id, options_.queue, true);
+          listening = queue_->SetWaiting(options_.worker_id, options_.queue, true, listener_pid_);
         }
         if (listening.ok()) {
           waiting_registered_ = true;
@@ -625,7 +692,9 @@ absl::Status Worker::Impl::Run() {
       absl::StatusOr<std::optional<absl::Time>> next_run =
           queue_->NextRunAt(options_.queue, types_);
       if (next_run.ok() && next_run->has_value()) {
-        timeout = std::min(timeout, std::max(**next_run - absl::Now(), absl::ZeroDuration()));
+        // A job already due that the claim just skipped is locked (another worker's claim or
+        // held batch): look again shortly rather than spin.
+        timeout = std::min(timeout, std::max(**next_run - absl::Now(), kLockedDueRecheck));
       }
     }
     if (options_.exit_when_idle && held == 0) {
@@ -684,7 +753,8 @@ void Worker::Impl::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
     for (int64_t id : running_) {
-      overdue.push_back(held_.at(id));
+      // Not held: its held batch rolled back, the job is pending again and nothing is owed.
+      if (auto it = held_.find(id); it != held_.end()) overdue.push_back(it->second);
       given_back_.insert(id);
     }
   }
@@ -702,9 +772,24 @@ void Worker::Impl::Shutdown() {
   }
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();
+  // Handlers given back at the deadline left nothing here; what is here finished in time (during
+  // the last round trip, or while the database blipped) and is still ours to complete.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_.empty()) break;
+    }
+    if (Exchange(/*claim=*/false).ok()) continue;
+    absl::SleepFor(options_.reconnect_min);
+  }
   {
-    // Handlers that finished after the deadline left nothing to flush: their leases are gone.
     absl::MutexLock lock(&mu_);
+    if (!done_.empty()) {
+      internal::LogWarn(
+          "{} completion(s) could not be written before exit; the reaper will "
+          "retry those jobs",
+          done_.size());
+    }
     done_.clear();
   }
   if (waiting_registered_) (void)queue_->SetWaiting(options_.worker_id, options_.queue, false);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "pg/jsonb_text.h"
 #include "testing/status_matchers.h"
 
 namespace jobqueue {
@@ -27,6 +28,20 @@ TEST(JsonTest, Validate) {
               StatusIs(absl::StatusCode::kInvalidArgument, Not(HasSubstr("sk-123"))));
   EXPECT_THAT(ValidateJson(""), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ValidateJson("{} trailing"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// What jsonb refuses although it is valid JSON, checked before a statement is sent.
+TEST(JsonTest, JsonbText) {
+  using internal::ValidateJsonbText;
+  EXPECT_THAT(ValidateJsonbText(R"({"s": "a\u0041 \n \\u0000 \ud83d\ude00"})"), IsOk());
+  EXPECT_THAT(ValidateJsonbText(R"({"s": "a\u0000b"})"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\\u0000")));
+  EXPECT_THAT(ValidateJsonbText(R"({"k\u0000": 1})"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateJsonbText(R"(["\ud800"])"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateJsonbText(R"(["\ud800\u0041"])"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateJsonbText(R"(["\udc00x"])"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateJsonbText("{not json"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

@@ -29,6 +29,7 @@ using ::jobqueue::testing::Eventually;
 using ::jobqueue::testing::IsOk;
 using ::jobqueue::testing::StatusIs;
 using ::jobqueue::testing::TestSchema;
+using ::testing::HasSubstr;
 
 std::string TempPath(absl::string_view name) {
   const char* dir = std::getenv("TMPDIR");
@@ -269,6 +270,13 @@ TEST_F(MultiProcessTest, BadInputIsRejectedAndTheTableIsUntouched) {
   };
   rejected(MakeJob("t", "{not json"));
   rejected(MakeJob("t", ""));
+  // Valid JSON that jsonb refuses: named before anything is sent, the COPY path included.
+  EXPECT_THAT(queue_->Enqueue(MakeJob("t", R"({"s": "\u0000"})")).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("jsonb")));
+  rejected(MakeJob("t", R"(["\udc00"])"));
+  EXPECT_THAT(
+      queue_->EnqueueMany(std::vector<NewJob>(40, MakeJob("t", R"({"s": "\u0000"})"))).status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("jsonb")));
   rejected(MakeJob(""));
   rejected(MakeJob(std::string(129, 'a')));
   rejected(MakeJob("x'); DROP TABLE job_queue; --"));

@@ -65,8 +65,10 @@ class WorkerTest : public ::testing::Test {
 
   // 5,000 jobs through 8 handler threads; each must run and complete exactly once.
   // One job whose handler always fails, max_attempts 3: failed for good after three runs.
-  void FailThreeTimes(absl::Duration transaction_budget);
+  void FailThreeTimes(absl::Duration transaction_budget,
+                      absl::Status error = absl::UnavailableError("upstream said no"));
   void DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget = absl::ZeroDuration());
+  void UnstorableResultFailsOnlyItsJob(absl::Duration transaction_budget, std::string bad_result);
 
   TestSchema schema_;
   std::unique_ptr<PgQueue> queue_;
@@ -89,7 +91,7 @@ TEST_F(WorkerTest, ProcessesJobsWithRegisteredHandlers) {
   EXPECT_EQ(CountWhere("status <> 'completed'"), 0);
 }
 
-void WorkerTest::FailThreeTimes(absl::Duration transaction_budget) {
+void WorkerTest::FailThreeTimes(absl::Duration transaction_budget, absl::Status error) {
   NewJob job = MakeJob("flaky");
   job.options.max_attempts = 3;
   JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(job));
@@ -100,16 +102,17 @@ void WorkerTest::FailThreeTimes(absl::Duration transaction_budget) {
   ASSERT_THAT(worker->Register("flaky",
                                [&](JobContext&) -> absl::StatusOr<std::string> {
                                  ++calls;
-                                 return absl::UnavailableError("upstream said no");
+                                 return error;
                                }),
               IsOk());
   RunUntil(*worker, [&] { return CountWhere("status = 'failed'") == 1; });
   EXPECT_EQ(calls.load(), 3);
   JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(added.id));
   EXPECT_EQ(row.attempts, 3);
-  EXPECT_THAT(row.last_error, HasSubstr("upstream said no"));
+  EXPECT_THAT(row.last_error, HasSubstr(error.message()));
   EXPECT_TRUE(row.finished_at.has_value());
   EXPECT_EQ(worker->stats().failed, 3);
+  EXPECT_EQ(worker->stats().lost, 0);
 }
 
 TEST_F(WorkerTest, FailingHandlerRetriesThenFails) { FailThreeTimes(absl::ZeroDuration()); }
@@ -158,6 +161,11 @@ TEST_F(WorkerTest, NotificationWakesAnIdleWorkerLongBeforeItsPoll) {
     return schema_.Query(
                absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue_waiters")) == "1";
   }));
+  // The row names the listening session, so a killed worker's row can be cleaned up.
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT count(*) FROM ", schema_.name(),
+                                       ".job_queue_waiters w JOIN pg_stat_activity a ON a.pid = "
+                                       "w.pid AND a.pid <> pg_backend_pid()")),
+            "1");
   ASSERT_THAT(queue_->Enqueue(MakeJob("wake")).status(), IsOk());
   // With a one-hour poll, only the notification can get this job done.
   EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
@@ -347,6 +355,212 @@ TEST_F(WorkerTest, HeldBatchesWriteEachJobOnce) {
   EXPECT_TRUE(Eventually([&] { return std::stoll(schema_.Query(updates)) >= kJobs; }));
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(std::stoll(schema_.Query(updates)), kJobs) << "one row write per job";
+}
+
+// A result jsonb refuses (valid JSON to simdjson) must fail its own job, not every batch
+// it travels in: before, the batch's statement failed for good and the worker stopped working.
+void WorkerTest::UnstorableResultFailsOnlyItsJob(absl::Duration transaction_budget,
+                                                 std::string bad_result) {
+  NewJob bad = MakeJob("bad");
+  bad.options.max_attempts = 1;
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult bad_job, queue_->Enqueue(bad));
+  for (int i = 0; i < 20; ++i) ASSERT_THAT(queue_->Enqueue(MakeJob("good")).status(), IsOk());
+  WorkerOptions options = Options(2);
+  options.transaction_budget = transaction_budget;
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<int> bad_runs{0};
+  ASSERT_THAT(worker->Register("bad",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 ++bad_runs;
+                                 return bad_result;
+                               }),
+              IsOk());
+  ASSERT_THAT(
+      worker->Register("good",
+                       [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
+      IsOk());
+  RunUntil(*worker, [&] {
+    return CountWhere("status = 'completed'") == 20 && CountWhere("status = 'failed'") == 1;
+  });
+  EXPECT_EQ(bad_runs.load(), 1);
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(bad_job.id));
+  EXPECT_EQ(row.status, JobStatus::kFailed);
+  EXPECT_EQ(row.attempts, 1);
+  EXPECT_THAT(row.last_error, HasSubstr("result"));
+  EXPECT_EQ(worker->stats().completed, 20);
+}
+
+TEST_F(WorkerTest, NulEscapeInAResultFailsOnlyItsJob) {
+  UnstorableResultFailsOnlyItsJob(absl::ZeroDuration(), R"({"s": "a\u0000b"})");
+}
+
+TEST_F(WorkerTest, NulEscapeInAHeldResultFailsOnlyItsJob) {
+  UnstorableResultFailsOnlyItsJob(absl::Seconds(1), R"({"s": "a\u0000b"})");
+}
+
+// A value no client-side check catches (a number with more decimals than numeric holds, a
+// double to simdjson): the batch is retried one by one so the bad completion fails alone.
+TEST_F(WorkerTest, ResultPostgresRefusesFailsOnlyItsJob) {
+  UnstorableResultFailsOnlyItsJob(absl::ZeroDuration(), "1." + std::string(20000, '9'));
+}
+
+TEST_F(WorkerTest, HeldResultPostgresRefusesFailsOnlyItsJob) {
+  UnstorableResultFailsOnlyItsJob(absl::Seconds(1), "1." + std::string(20000, '9'));
+}
+
+// Only LeaseLostError() means a lost lease; a handler passing on some other ABORTED error (a
+// deadlock, a serialization failure) fails its attempt like any error.
+TEST_F(WorkerTest, AbortedHandlerErrorIsAFailureNotALostLease) {
+  FailThreeTimes(absl::ZeroDuration(), absl::AbortedError("deadlock detected"));
+}
+
+TEST_F(WorkerTest, AbortedHandlerErrorInAHeldBatchIsAFailure) {
+  FailThreeTimes(absl::Seconds(1), absl::AbortedError("deadlock detected"));
+}
+
+// A held job cannot lose its lease (its row is locked by the batch): a handler reporting a lost
+// lease fails the attempt instead of leaving the job pending to be claimed again at once.
+TEST_F(WorkerTest, LeaseLostFromAHeldJobCountsAsAnAttempt) {
+  NewJob job = MakeJob("claims_lost");
+  job.options.max_attempts = 2;
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(job));
+  WorkerOptions options = Options(1);
+  options.transaction_budget = absl::Seconds(1);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<int> runs{0};
+  ASSERT_THAT(worker->Register("claims_lost",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 ++runs;
+                                 return LeaseLostError("handler says so");
+                               }),
+              IsOk());
+  RunUntil(*worker, [&] { return CountWhere("status = 'failed'") == 1; });
+  EXPECT_EQ(runs.load(), 2);
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(added.id));
+  EXPECT_EQ(row.attempts, 2);
+}
+
+// The held batch's connection dies while a handler still runs: the batch rolls back (the job
+// is pending again), the worker must not start it a second time while the first run goes on,
+// and a stop with that handler past the deadline must not crash (it did: the job was not in
+// held_).
+TEST_F(WorkerTest, HeldBatchLostMidRunNeitherRunsTheJobTwiceNorCrashesTheStop) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(MakeJob("slow")));
+  WorkerOptions options = Options(1);
+  options.transaction_budget = absl::Seconds(1);
+  options.shutdown_timeout = absl::Milliseconds(100);
+  options.reconnect_min = absl::Milliseconds(10);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<int> runs{0};
+  ASSERT_THAT(worker->Register("slow",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 ++runs;
+                                 absl::SleepFor(absl::Milliseconds(2500));
+                                 return std::string("1");
+                               }),
+              IsOk());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return runs.load() == 1; }));
+  // The batch's transaction is the one idle in a transaction on this schema.
+  const std::string killed = schema_.Query(absl::StrCat(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE state = 'idle in "
+      "transaction' AND pid <> pg_backend_pid() AND query LIKE '%",
+      schema_.name(), "%'"));
+  EXPECT_EQ(killed, "1");
+  EXPECT_TRUE(Eventually([&] { return worker->stats().reconnects >= 1; }));
+  // Pending again; later rounds claim it and must leave it alone while its run goes on.
+  EXPECT_TRUE(Eventually([&] { return worker->stats().claims >= 3; }));
+  worker->Stop();
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
+  EXPECT_EQ(runs.load(), 1);
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(added.id));
+  EXPECT_EQ(row.status, JobStatus::kPending);
+  EXPECT_EQ(row.attempts, 0);
+}
+
+// A due job locked by another worker's held batch: an idle worker must wait between looks, not
+// spin (it made thousands of claim round trips a second).
+TEST_F(WorkerTest, IdleWorkerDoesNotSpinOnADueJobLockedElsewhere) {
+  ASSERT_THAT(queue_->Enqueue(MakeJob("held")).status(), IsOk());
+  WorkerOptions holder_options = Options(1);
+  holder_options.transaction_budget = absl::Seconds(3);
+  JQ_ASSERT_OK_AND_ASSIGN(auto holder, Worker::Create(queue_.get(), holder_options));
+  std::atomic<bool> started{false};
+  ASSERT_THAT(holder->Register("held",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 started = true;
+                                 absl::SleepFor(absl::Milliseconds(1500));
+                                 return std::string("1");
+                               }),
+              IsOk());
+  absl::Status holder_status;
+  std::thread holder_runner([&] { holder_status = holder->Run(); });
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+
+  WorkerOptions idle_options = Options(1);
+  idle_options.poll_interval = absl::Seconds(10);
+  JQ_ASSERT_OK_AND_ASSIGN(auto idle, Worker::Create(queue_.get(), idle_options));
+  ASSERT_THAT(
+      idle->Register("held",
+                     [](JobContext&) -> absl::StatusOr<std::string> { return std::string("2"); }),
+      IsOk());
+  absl::Status idle_status;
+  std::thread idle_runner([&] { idle_status = idle->Run(); });
+  absl::SleepFor(absl::Milliseconds(500));
+  const int64_t claims = idle->stats().claims;
+  idle->Stop();
+  idle_runner.join();
+  EXPECT_THAT(idle_status, IsOk());
+  EXPECT_LT(claims, 100);
+  EXPECT_EQ(idle->stats().completed, 0);
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
+  holder->Stop();
+  holder_runner.join();
+  EXPECT_THAT(holder_status, IsOk());
+}
+
+// A heartbeat that finds a queued job's lease gone (recovered and taken by another worker)
+// drops it: it must not run here.
+TEST_F(WorkerTest, QueuedJobWhoseLeaseIsLostIsNotStarted) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult first, queue_->Enqueue(MakeJob("first")));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult second, queue_->Enqueue(MakeJob("second")));
+  WorkerOptions options = Options(1);
+  options.batch_size = 2;
+  options.heartbeat_interval = absl::Milliseconds(50);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<bool> release{false};
+  std::atomic<int> second_runs{0};
+  ASSERT_THAT(worker->Register("first",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 while (!release.load()) absl::SleepFor(absl::Milliseconds(5));
+                                 return std::string("1");
+                               }),
+              IsOk());
+  ASSERT_THAT(worker->Register("second",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 ++second_runs;
+                                 return std::string("2");
+                               }),
+              IsOk());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return CountWhere("status = 'processing'") == 2; }));
+  schema_.Query(absl::StrCat("UPDATE ", schema_.name(),
+                             ".job_queue SET locked_by = 'another-worker' WHERE id = ", second.id));
+  EXPECT_TRUE(Eventually([&] { return worker->stats().lost == 1; }));
+  release = true;
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
+  worker->Stop();
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
+  EXPECT_EQ(second_runs.load(), 0);
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(second.id));
+  EXPECT_EQ(row.status, JobStatus::kProcessing);
+  EXPECT_EQ(row.locked_by, "another-worker");
+  JQ_ASSERT_OK_AND_ASSIGN(Job done, queue_->Get(first.id));
+  EXPECT_EQ(done.status, JobStatus::kCompleted);
 }
 
 TEST_F(WorkerTest, HeldJobOutlivingTheBudgetBecomesAProcessingLease) {

@@ -15,6 +15,7 @@
 #include "jobqueue/json.h"
 #include "jobqueue/status.h"
 #include "pg/connection.h"
+#include "pg/jsonb_text.h"
 #include "pg/queue_sql.h"
 
 namespace jobqueue {
@@ -61,7 +62,7 @@ absl::Status ValidateNewJob(const NewJob& job) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": payload is ", job.payload_json.size(),
                                                    " bytes; the limit is ", kMaxPayloadBytes));
   }
-  if (absl::Status s = ValidateJson(job.payload_json); !s.ok()) {
+  if (absl::Status s = internal::ValidateJsonbText(job.payload_json); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": payload is ", s.message()));
   }
   if (job.options.delay < absl::ZeroDuration()) {
@@ -152,7 +153,7 @@ absl::Status ValidateResult(int64_t job_id, const std::string& result) {
     return absl::InvalidArgumentError(absl::StrCat("result of job ", job_id, " is ", result.size(),
                                                    " bytes; the limit is ", kMaxPayloadBytes));
   }
-  if (absl::Status s = ValidateJson(result); !s.ok()) {
+  if (absl::Status s = internal::ValidateJsonbText(result); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("result of job ", job_id, " is ", s.message()));
   }
   return absl::OkStatus();
@@ -708,30 +709,67 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
     add(id, "k", "", 0);
   }
   PgConnection& c = *conn->handle;
-  if (!ids.empty()) {
-    PgParams params = {leases_.front().worker_id, internal::PgInt64Array(ids),
-                       internal::PgTextArray(kinds), internal::PgTextArray(bodies),
-                       internal::PgInt64Array(delays)};
-    absl::StatusOr<PgResult> result = c.Run(SqlFor(queue_->options_.schema).settle_held, params);
-    if (!result.ok()) {
-      (void)c.ExecScript("ROLLBACK", "roll back held batch");
-      return result.status();
-    }
-    for (int r = 0; r < result->rows(); ++r) {
-      const Lease& lease = *by_id.at(result->GetInt64(r, 0));
-      const absl::string_view status = result->Get(r, 1);
+  const internal::PgStatement& settle = SqlFor(queue_->options_.schema).settle_held;
+  auto run = [&](const std::vector<int64_t>& run_ids, const std::vector<std::string>& run_kinds,
+                 const std::vector<std::string>& run_bodies,
+                 const std::vector<int64_t>& run_delays) {
+    return c.Run(settle, {leases_.front().worker_id, internal::PgInt64Array(run_ids),
+                          internal::PgTextArray(run_kinds), internal::PgTextArray(run_bodies),
+                          internal::PgInt64Array(run_delays)});
+  };
+  auto collect = [&](const PgResult& result) {
+    for (int r = 0; r < result.rows(); ++r) {
+      const Lease& lease = *by_id.at(result.GetInt64(r, 0));
+      const absl::string_view status = result.Get(r, 1);
       if (status == "completed") {
         ++out.completed;
       } else if (status == "processing") {
         Lease kept = lease;
-        kept.claimed_at_us = result->GetInt64(r, 2);
+        kept.claimed_at_us = result.GetInt64(r, 2);
         out.kept.push_back(std::move(kept));
       } else {
         FailOutcome failed;
         failed.will_retry = status == "pending";
-        failed.retry_at = result->GetMicrosTime(r, 3);
-        failed.attempts = result->GetInt(r, 4);
+        failed.retry_at = result.GetMicrosTime(r, 3);
+        failed.attempts = result.GetInt(r, 4);
         out.failed.emplace_back(lease, failed);
+      }
+    }
+  };
+  auto rollback = [&](const absl::Status& error) {
+    (void)c.ExecScript("ROLLBACK", "roll back held batch");
+    return error;
+  };
+  if (!ids.empty()) {
+    // A value Postgres refuses (one no client-side check caught) must fail its own job: rolled
+    // back, the batch would be claimed and run again with no attempt counted, again and again.
+    if (absl::Status s = c.ExecScript("SAVEPOINT settle", "held batch"); !s.ok()) {
+      return rollback(s);
+    }
+    absl::StatusOr<PgResult> result = run(ids, kinds, bodies, delays);
+    if (result.ok()) {
+      collect(*result);
+    } else if (!absl::IsInvalidArgument(result.status())) {
+      return rollback(result.status());
+    } else {
+      JQ_RETURN_IF_ERROR(c.ExecScript("ROLLBACK TO SAVEPOINT settle", "held batch"));
+      for (size_t i = 0; i < ids.size(); ++i) {
+        JQ_RETURN_IF_ERROR(c.ExecScript("SAVEPOINT settle_one", "held batch"));
+        absl::StatusOr<PgResult> one =
+            run(std::vector<int64_t>{ids[i]}, std::vector<std::string>{kinds[i]},
+                std::vector<std::string>{bodies[i]}, std::vector<int64_t>{delays[i]});
+        if (absl::IsInvalidArgument(one.status()) && kinds[i] == "c") {
+          JQ_RETURN_IF_ERROR(c.ExecScript("ROLLBACK TO SAVEPOINT settle_one", "held batch"));
+          const Lease& lease = *by_id.at(ids[i]);
+          const absl::Duration delay =
+              queue_->options_.retry.DelayAfter(std::max(lease.attempt, 1), RandomUnit());
+          one =
+              run({ids[i]}, {std::string("f")},
+                  {CapError(absl::StrCat("result refused by Postgres: ", one.status().message()))},
+                  {absl::ToInt64Microseconds(delay)});
+        }
+        if (!one.ok()) return rollback(one.status());
+        collect(*one);
       }
     }
   }
