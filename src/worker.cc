@@ -169,6 +169,7 @@ class Worker::Impl {
     pump_cv_.SignalAll();
   }
   void Heartbeat();
+  void ReleaseOrphans();
   absl::Status EnsureListening();
   void DropListener();
   void WaitForWake(absl::Duration timeout);
@@ -213,6 +214,10 @@ class Worker::Impl {
   std::unique_ptr<internal::PgConnection> listener_;
   bool waiting_registered_ = false;
   int listener_pid_ = 0;  // the server pid of listener_'s session
+  // A claim or settle failed after it may have committed: some rows may be processing under
+  // our id without our knowing. Checked by the main dispatcher once the database answers.
+  bool orphans_possible_ ABSL_GUARDED_BY(mu_) = false;
+  int settling_ ABSL_GUARDED_BY(mu_) = 0;  // held-batch settles in flight
 };
 
 void Worker::Impl::HandlerLoop() {
@@ -359,6 +364,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) 
   if (!result.ok()) {
     done_.insert(done_.begin(), std::make_move_iterator(done.begin()),
                  std::make_move_iterator(done.end()));
+    if (limit > 0) orphans_possible_ = true;  // it may have committed a claim we never saw
     return result.status();
   }
   ++stats_.claims;
@@ -445,13 +451,17 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
         outcomes.push_back({lease.job_id, false, std::string(slot.result.status().message())});
       }  // else: left pending, untouched (we are stopping)
     }
+    ++settling_;  // kept jobs turn processing at the commit, before they are in held_
   }
   absl::StatusOr<PgQueue::HeldBatch::Settled> settled = (*batch)->Settle(outcomes, keep);
 
   std::vector<std::pair<Lease, absl::Status>> to_fail;
   {
     absl::MutexLock lock(&mu_);
+    --settling_;
     if (!settled.ok()) {
+      // Rolled back, unless the commit went through and only its reply was lost.
+      if (!keep.empty()) orphans_possible_ = true;
       // Rolled back: every job is pending again. Running handlers' results are dropped,
       // queued ones must not start.
       absl::flat_hash_set<int64_t> batch_ids;
@@ -516,6 +526,29 @@ void Worker::Impl::PumpLoop() {
     // arrive.
     pump_cv_.WaitWithTimeout(&mu_,
                              result->limit == 0 ? absl::Milliseconds(20) : options_.poll_interval);
+  }
+}
+
+void Worker::Impl::ReleaseOrphans() {
+  absl::MutexLock lock(&mu_);
+  if (!orphans_possible_) return;
+  // Every claim that committed is then either in held_ or lost; none is still in flight.
+  mu_.Await(absl::Condition(
+      +[](Impl* impl) ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu_) {
+        return impl->reserved_ == 0 && impl->settling_ == 0;
+      },
+      this));
+  std::vector<int64_t> held_ids;
+  held_ids.reserve(held_.size());
+  for (const auto& [id, lease] : held_) held_ids.push_back(id);
+  absl::StatusOr<int64_t> released = queue_->ReleaseOrphans(options_.worker_id, held_ids);
+  if (!released.ok()) return;  // still flagged: the next turn tries again
+  orphans_possible_ = false;
+  if (*released > 0) {
+    internal::LogWarn(
+        "{} job(s) claimed before a connection failure were never received; "
+        "released them",
+        *released);
   }
 }
 
@@ -644,6 +677,7 @@ absl::Status Worker::Impl::Run() {
     }
     if (in_outage) internal::LogInfo("database reachable again");
     in_outage = false;
+    ReleaseOrphans();
     backoff = options_.reconnect_min;
     if (exchanged->claimed > 0) last_active = absl::Now();
     if (exchanged->limit > 0) {

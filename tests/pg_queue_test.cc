@@ -431,6 +431,27 @@ TEST_F(PgQueueTest, ReaperFailsJobsWhoseAttemptsAreSpentAndHonorsPerTypeTimeouts
   EXPECT_EQ(still.status, JobStatus::kProcessing);
 }
 
+// The seed's own tooling marks rows processing without our heartbeat or lock columns: such a
+// row is judged by updated_at (as the seed's stuck-job query does), not skipped forever.
+TEST_F(PgQueueTest, ReaperRecoversProcessingRowsWrittenByOtherTools) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("legacy")));
+  schema_.Query(absl::StrCat("UPDATE ", schema_.name(),
+                             ".job_queue SET status = 'processing', attempts = 1, "
+                             "updated_at = now() - interval '2 hours' WHERE id = ",
+                             added.id));
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<StaleJob> stale, queue_->ListStale(absl::Hours(1)));
+  ASSERT_EQ(stale.size(), 1u);
+  EXPECT_EQ(stale[0].id, added.id);
+  EXPECT_GE(stale[0].heartbeat_age, absl::Hours(2));
+  RecoverOptions options;
+  options.stale_after = absl::Minutes(30);
+  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult result, queue_->RecoverStale(options));
+  ASSERT_EQ(result.jobs.size(), 1u);
+  EXPECT_EQ(result.jobs[0].new_status, JobStatus::kPending);
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job row, queue_->Get(added.id));
+  EXPECT_EQ(row.status, JobStatus::kPending);
+}
+
 TEST_F(PgQueueTest, OnlyOneReaperActsPerSweep) {
   // Hold the sweep lock in another session: a concurrent sweep must step aside.
   PGconn* holder = schema_.Connect();

@@ -563,6 +563,50 @@ TEST_F(WorkerTest, QueuedJobWhoseLeaseIsLostIsNotStarted) {
   EXPECT_EQ(done.status, JobStatus::kCompleted);
 }
 
+// A claim the server committed but whose reply the worker never got (the connection broke)
+// leaves a job processing under the worker's id that the worker does not hold. Once the
+// database answers again the worker hands such jobs back instead of leaving them to the
+// reaper's 30 minutes. Here the orphan is made by claiming under the worker's id directly.
+TEST_F(WorkerTest, ClaimsLostInAnOutageAreReleasedWhenTheDatabaseAnswers) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult orphan, queue_->Enqueue(MakeJob("job")));
+  WorkerOptions options = Options(1);
+  options.worker_id = absl::StrCat("orphan-test-", schema_.name());
+  options.poll_interval = absl::Milliseconds(50);
+  options.reconnect_min = absl::Milliseconds(10);
+  ClaimRequest request;
+  request.worker_id = options.worker_id;
+  request.limit = 1;
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> claimed, queue_->Claim(request));
+  ASSERT_EQ(claimed.size(), 1u);
+
+  PgOptions worker_queue_options;
+  worker_queue_options.application_name = absl::StrCat("orphan-", schema_.name());
+  std::unique_ptr<PgQueue> worker_queue = schema_.OpenQueue(4, worker_queue_options);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(worker_queue.get(), options));
+  std::atomic<int> runs{0};
+  ASSERT_THAT(worker->Register("job",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 ++runs;
+                                 return std::string("1");
+                               }),
+              IsOk());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return worker->stats().claims >= 2; }));
+  EXPECT_EQ(runs.load(), 0);  // not ours as far as the worker knows
+  schema_.Query(absl::StrCat(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '",
+      worker_queue_options.application_name, "'"));
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
+  worker->Stop();
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
+  EXPECT_EQ(runs.load(), 1);
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(orphan.id));
+  EXPECT_EQ(row.attempts, 1);  // the lost claim's attempt was given back
+  EXPECT_GE(worker->stats().reconnects, 1);
+}
+
 TEST_F(WorkerTest, HeldJobOutlivingTheBudgetBecomesAProcessingLease) {
   JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(MakeJob("long")));
   WorkerOptions options = Options(1);

@@ -90,7 +90,7 @@ struct StaleJob {
   std::string locked_by;
   int attempts = 0;
   int max_attempts = 0;
-  absl::Duration heartbeat_age;
+  absl::Duration heartbeat_age;  // since the heartbeat, else the claim, else the last update
 };
 
 // One job returned by the reaper.
@@ -221,6 +221,11 @@ class PgQueue {
                                    std::optional<absl::Duration> retry_delay = std::nullopt);
   // Gives a claimed job back without using up an attempt (graceful shutdown).
   absl::Status Release(const Lease& lease);
+  // Back to pending, attempt given back: `processing` jobs locked by `worker_id` other than
+  // `held_job_ids`. A worker calls it after an outage, for claims whose reply was lost after
+  // the server committed them. Returns how many. Worker ids must be unique among live workers.
+  absl::StatusOr<int64_t> ReleaseOrphans(absl::string_view worker_id,
+                                         absl::Span<const int64_t> held_job_ids);
   // Pending -> cancelled. FailedPrecondition when the job is not pending.
   absl::Status Cancel(int64_t job_id);
 

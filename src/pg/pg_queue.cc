@@ -876,6 +876,17 @@ absl::Status PgQueue::Release(const Lease& lease) {
   return LeaseLost(*conn, sql, lease, "release");
 }
 
+absl::StatusOr<int64_t> PgQueue::ReleaseOrphans(absl::string_view worker_id,
+                                                absl::Span<const int64_t> held_job_ids) {
+  if (worker_id.empty()) return absl::InvalidArgumentError("release orphans: worker id is empty");
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(SqlFor(options_.schema).release_orphans,
+                                                 {std::string(worker_id),
+                                                  internal::PgInt64Array(std::vector<int64_t>(
+                                                      held_job_ids.begin(), held_job_ids.end()))}));
+  return result.rows();
+}
+
 absl::Status PgQueue::Cancel(int64_t job_id) {
   const QueueSql& sql = SqlFor(options_.schema);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());

@@ -358,6 +358,17 @@ WITH released AS (
   RETURNING id, queue)
 SELECT id, pg_notify('{ch}', queue) FROM released)sql");
 
+  // Claims of this worker whose reply never arrived (the connection broke after the commit):
+  // processing under its id but not held by it. They never ran, so the attempt is given back.
+  release_orphans = stmt("release_orphans", R"sql(
+WITH released AS (
+  UPDATE {s}.job_queue
+     SET status = 'pending', attempts = greatest(attempts - 1, 0), locked_by = NULL,
+         locked_at = NULL, heartbeat_at = NULL, updated_at = now()
+   WHERE status = 'processing' AND locked_by = $1 AND NOT (id = ANY ($2::bigint[]))
+  RETURNING id, queue)
+SELECT id, pg_notify('{ch}', queue) FROM released)sql");
+
   heartbeat_many = stmt("heartbeat_many", R"sql(
 UPDATE {s}.job_queue j
    SET heartbeat_at = now(), updated_at = now()
@@ -390,12 +401,16 @@ SELECT id, queue, job_type, payload::text, status, priority,
 SELECT queue, job_type, status, count(*) FROM {s}.job_queue
  GROUP BY queue, job_type, status ORDER BY queue, job_type, status)sql");
 
+  // A row set to processing by other tools has no heartbeat: its lock or update time stands
+  // in (the seed's own check is on updated_at). Processing rows are few; the partial
+  // heartbeat index holds exactly them.
   list_stale = stmt("list_stale", R"sql(
 SELECT id, queue, job_type, coalesce(locked_by, ''), attempts, max_attempts,
-       (extract(epoch FROM now() - heartbeat_at) * 1000000)::bigint
+       (extract(epoch FROM now() - coalesce(heartbeat_at, locked_at, updated_at)) * 1000000)::bigint
   FROM {s}.job_queue
- WHERE status = 'processing' AND heartbeat_at < now() - $1::bigint * interval '1 microsecond'
- ORDER BY heartbeat_at)sql");
+ WHERE status = 'processing'
+   AND coalesce(heartbeat_at, locked_at, updated_at) < now() - $1::bigint * interval '1 microsecond'
+ ORDER BY coalesce(heartbeat_at, locked_at, updated_at))sql");
 
   recover_batch = stmt("recover_batch", R"sql(
 WITH cfg AS (
@@ -404,8 +419,9 @@ stale AS (
   SELECT j.id, j.locked_by FROM {s}.job_queue j
     LEFT JOIN cfg ON cfg.job_type = j.job_type
    WHERE j.status = 'processing'
-     AND j.heartbeat_at < now() - coalesce(cfg.stale_us, $3::bigint) * interval '1 microsecond'
-   ORDER BY j.heartbeat_at
+     AND coalesce(j.heartbeat_at, j.locked_at, j.updated_at)
+         < now() - coalesce(cfg.stale_us, $3::bigint) * interval '1 microsecond'
+   ORDER BY coalesce(j.heartbeat_at, j.locked_at, j.updated_at)
    LIMIT $4
    FOR UPDATE OF j SKIP LOCKED)
 UPDATE {s}.job_queue j

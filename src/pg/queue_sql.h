@@ -43,6 +43,7 @@ struct QueueSql {
   PgStatement complete;
   PgStatement fail;
   PgStatement release;
+  PgStatement release_orphans;
   PgStatement heartbeat_many;
   PgStatement lease_state;
   PgStatement cancel;
