@@ -483,7 +483,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
       ++stats_.failed;
       const HeldSlot& slot = held_slots_.at(lease.job_id);
       LogFailure(lease,
-                 slot.result.ok() ? "result is not valid JSON" : slot.result.status().message(),
+                 slot.result.ok() ? "result could not be stored" : slot.result.status().message(),
                  outcome.will_retry);
     }
     for (const Lease& lease : settled->kept) {

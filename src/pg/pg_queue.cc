@@ -741,25 +741,36 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
     return error;
   };
   if (!ids.empty()) {
-    // A value Postgres refuses (one no client-side check caught) must fail its own job: rolled
-    // back, the batch would be claimed and run again with no attempt counted, again and again.
-    if (absl::Status s = c.ExecScript("SAVEPOINT settle", "held batch"); !s.ok()) {
-      return rollback(s);
-    }
     absl::StatusOr<PgResult> result = run(ids, kinds, bodies, delays);
     if (result.ok()) {
       collect(*result);
     } else if (!absl::IsInvalidArgument(result.status())) {
       return rollback(result.status());
     } else {
-      JQ_RETURN_IF_ERROR(c.ExecScript("ROLLBACK TO SAVEPOINT settle", "held batch"));
+      // A value Postgres refuses (one no client-side check caught) must fail its own job:
+      // rolled back for good, the batch would be claimed and run again with no attempt counted,
+      // forever. So the rows still pending are locked again and settled one by one under
+      // savepoints, the refused result recorded as a failure. Rare: the fast path above takes
+      // no savepoint (a row locked by the transaction and updated in a subtransaction costs a
+      // multixact).
+      JQ_RETURN_IF_ERROR(c.ExecScript("ROLLBACK", "roll back held batch"));
+      JQ_RETURN_IF_ERROR(c.ExecScript("BEGIN", "held batch, row by row"));
+      absl::StatusOr<PgResult> relocked =
+          c.Run(SqlFor(queue_->options_.schema).relock_held, {internal::PgInt64Array(ids)});
+      if (!relocked.ok()) return rollback(relocked.status());
+      absl::flat_hash_set<int64_t> still_ours;
+      for (int r = 0; r < relocked->rows(); ++r) still_ours.insert(relocked->GetInt64(r, 0));
       for (size_t i = 0; i < ids.size(); ++i) {
-        JQ_RETURN_IF_ERROR(c.ExecScript("SAVEPOINT settle_one", "held batch"));
-        absl::StatusOr<PgResult> one =
-            run(std::vector<int64_t>{ids[i]}, std::vector<std::string>{kinds[i]},
-                std::vector<std::string>{bodies[i]}, std::vector<int64_t>{delays[i]});
+        if (!still_ours.contains(ids[i])) continue;  // taken by another worker meanwhile
+        if (absl::Status s = c.ExecScript("SAVEPOINT settle_one", "held batch"); !s.ok()) {
+          return rollback(s);
+        }
+        absl::StatusOr<PgResult> one = run({ids[i]}, {kinds[i]}, {bodies[i]}, {delays[i]});
         if (absl::IsInvalidArgument(one.status()) && kinds[i] == "c") {
-          JQ_RETURN_IF_ERROR(c.ExecScript("ROLLBACK TO SAVEPOINT settle_one", "held batch"));
+          if (absl::Status s = c.ExecScript("ROLLBACK TO SAVEPOINT settle_one", "held batch");
+              !s.ok()) {
+            return rollback(s);
+          }
           const Lease& lease = *by_id.at(ids[i]);
           const absl::Duration delay =
               queue_->options_.retry.DelayAfter(std::max(lease.attempt, 1), RandomUnit());

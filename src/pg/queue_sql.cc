@@ -327,6 +327,13 @@ UPDATE {s}.job_queue j
 RETURNING j.id, j.status, (extract(epoch FROM j.locked_at) * 1000000)::bigint,
           (extract(epoch FROM j.run_at) * 1000000)::bigint, j.attempts)sql");
 
+  // A held batch whose settle was refused, locked again to settle row by row: the rows still
+  // pending (a row another worker took meanwhile is skipped).
+  relock_held = stmt("relock_held", R"sql(
+SELECT id FROM {s}.job_queue
+ WHERE id = ANY ($1::bigint[]) AND status = 'pending'
+ FOR UPDATE SKIP LOCKED)sql");
+
   complete = stmt("complete", R"sql(
 UPDATE {s}.job_queue
    SET status = 'completed', result = $4::jsonb, finished_at = now(), updated_at = now(),

@@ -40,6 +40,7 @@ struct QueueSql {
   PgStatement complete_and_claim;
   PgStatement claim_held;
   PgStatement settle_held;
+  PgStatement relock_held;
   PgStatement complete;
   PgStatement fail;
   PgStatement release;
