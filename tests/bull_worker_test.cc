@@ -340,6 +340,55 @@ TEST_F(BullWorkerTest, GracefulStopHandsBackUnfinishedJobsUnlocked) {
   EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 0);  // the late result was refused
 }
 
+// A handler that gives up because the worker is stopping (an error after stopping()) hands its
+// job back to wait: no attempt used, not failed.
+TEST_F(BullWorkerTest, AHandlerGivingUpAtStopHandsItsJobBack) {
+  const std::string id = Add("{}", R"({"attempts": 1})");
+  std::atomic<bool> started{false};
+  StartWorker([&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    started = true;
+    while (!ctx.stopping()) absl::SleepFor(absl::Milliseconds(5));
+    return absl::CancelledError("worker is stopping");
+  });
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  StopWorker();
+  EXPECT_EQ(stats_.released, 1);
+  EXPECT_EQ(stats_.failed, 0);
+  EXPECT_EQ(Redis({"ZCARD", Key("failed")}).integer, 0);
+  EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 1);
+  EXPECT_EQ(Field(id, "atm"), "");  // no attempt made
+  EXPECT_EQ(Field(id, "failedReason"), "");
+}
+
+// With one handler (run inline) a job finished ahead of a long one is written while the long
+// one runs, not when it ends. Both are claimed in one step: quick jobs first set the pace that
+// makes the worker claim ahead, and a gate job holds the worker while the two are added.
+TEST_F(BullWorkerTest, AFinishedJobIsNotHeldBackByALongOneAfterIt) {
+  AddNumberedJobs(20);
+  std::atomic<bool> open_gate{false}, release{false}, gate_started{false};
+  StartWorker([&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    if (ctx.job().data_json == "\"gate\"") {
+      gate_started = true;
+      while (!open_gate.load()) absl::SleepFor(absl::Milliseconds(1));
+    } else if (ctx.job().data_json == "\"slow\"") {
+      while (!release.load()) absl::SleepFor(absl::Milliseconds(5));
+    }
+    return std::string("null");
+  });
+  ASSERT_TRUE(Completed(20));
+  Add("\"gate\"");
+  ASSERT_TRUE(Eventually([&] { return gate_started.load(); }));
+  const std::string fast = Add("\"fast\"");
+  Add("\"slow\"");
+  open_gate = true;
+  EXPECT_TRUE(Eventually([&] { return Field(fast, "finishedOn") != ""; }, absl::Seconds(10)));
+  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 22);  // the 20, the gate, the fast one
+  release = true;
+  EXPECT_TRUE(Completed(23));
+  StopWorker();
+  EXPECT_GT(stats_.prefetched, 0);
+}
+
 // Short jobs are claimed ahead, several per step, yet each runs once.
 TEST_F(BullWorkerTest, ShortJobsAreClaimedAheadAndEachRunsOnce) {
   for (int concurrency : {1, 4}) {
@@ -401,6 +450,8 @@ TEST_F(BullWorkerTest, JobsHeldBehindASlowOneGoBackToWait) {
   StopWorker();
   tally.ExpectEachSeen(1, 1);
   EXPECT_GT(released_while_slow.load(), 0);
+  // Handed back unstarted, then run once: one started attempt each, as Node counts them.
+  for (int64_t i = 1; i <= 60; ++i) EXPECT_EQ(Field(absl::StrCat(i), "ats"), "1") << i;
   EXPECT_EQ(stats_.released, released_while_slow.load());
   EXPECT_EQ(stats_.completed, 60);
 }

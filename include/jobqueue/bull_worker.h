@@ -26,7 +26,8 @@ class BullJobContext {
   virtual const BullJob& job() const = 0;
   // The lock token of this claim.
   virtual const std::string& token() const = 0;
-  // True once the worker is shutting down.
+  // True once the worker is shutting down (Stop() or a signal). A handler that then returns
+  // an error hands its job back to wait without using up an attempt.
   virtual bool stopping() const = 0;
   // Job.updateProgress: stores the progress (a JSON number or object) and emits "progress".
   virtual absl::Status UpdateProgress(absl::string_view progress_json) = 0;
@@ -58,7 +59,7 @@ struct BullWorkerOptions {
   // through in `prefetch_window` at their recent pace, so slow jobs are never held back from
   // other workers, and a finished job is reported within about that window. Jobs still held
   // after ten windows (at least 50 ms; a slow job came after fast ones) go back to wait for
-  // other workers. 0 turns it off.
+  // other workers, and results finished before it go out then. 0 turns it off.
   // Defaults 64 and 2 ms.
   int prefetch = 64;
   absl::Duration prefetch_window = absl::Milliseconds(2);

@@ -128,11 +128,12 @@ std::string AppendStacktrace(simdjson::dom::parser& parser, const BullJob& job,
 
 }  // namespace
 
-BullFinish BullRelease(const std::string& id, const std::string& token) {
+BullFinish BullRelease(const std::string& id, const std::string& token, bool started) {
   BullFinish f;
   f.id = id;
   f.token = token;
   f.kind = "release";
+  if (!started) f.extra = "unstarted";
   return f;
 }
 

@@ -34,8 +34,9 @@ struct BullFinish {
   std::string extra;
 };
 
-// Hands a claimed job back to wait unprocessed.
-BullFinish BullRelease(const std::string& id, const std::string& token);
+// Hands a claimed job back to wait. Not `started` (held ahead, never run): the claim's count
+// of started attempts ("ats") is given back too, as Node's maxStartedAttempts reads it.
+BullFinish BullRelease(const std::string& id, const std::string& token, bool started = true);
 
 // The finish of `job` claimed with `token` for its handler's outcome: a JSON return value, or
 // an error (retried per opts.attempts/backoff unless unrecoverable). `queue` names the

@@ -105,8 +105,14 @@ class BullWorker::Impl {
   class Context;
   using Claimed = internal::BullClaim;
   using Finish = internal::BullFinish;
-  static Finish Release(const std::string& id, const std::string& token) {
-    return internal::BullRelease(id, token);
+  static Finish Release(const std::string& id, const std::string& token, bool started) {
+    return internal::BullRelease(id, token, started);
+  }
+  // Drops a held job only under the claim (token) it was held with: a newer claim of the same
+  // job (retried and claimed again meanwhile) stays held.
+  void EraseHeld(const std::string& id, const std::string& token)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (auto it = held_.find(id); it != held_.end() && it->second == token) held_.erase(it);
   }
 
   bool StopWanted() const {
@@ -168,6 +174,8 @@ class BullWorker::Impl {
   // Jobs held ahead longer than hold_limit_ (a slow job came after fast ones and holds the
   // handlers): back to wait, so other workers can run them. The maintenance thread's work.
   void HandBackOverdue(std::unique_ptr<RedisConnection>& conn, std::vector<Finish> releases);
+  // Sends inline results that waited past hold_limit_ behind a long inline job.
+  void FlushInline(std::unique_ptr<RedisConnection>& conn, std::vector<Finish> done);
   // Opens `conn` again when it is missing or broken; false (after a pause) when that fails.
   bool EnsureOpen(std::unique_ptr<RedisConnection>& conn);
   // Concurrency 1: runs the claimed jobs here and queues their finishes.
@@ -211,17 +219,20 @@ class BullWorker::Impl {
   absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::optional<std::pair<std::string, std::string>> running_ ABSL_GUARDED_BY(mu_);  // id, token
   bool running_released_ ABSL_GUARDED_BY(mu_) = false;
+  // Results of inline jobs not yet sent, and when the first of them was done.
+  std::vector<Finish> inline_done_ ABSL_GUARDED_BY(mu_);
+  absl::Time inline_first_done_ ABSL_GUARDED_BY(mu_);
   absl::Mutex admin_mu_;
   std::unique_ptr<BullQueue> admin_queue_ ABSL_GUARDED_BY(admin_mu_);
 };
 
 class BullWorker::Impl::Context : public BullJobContext {
  public:
-  Context(Impl& impl, const Claimed& claimed, const std::atomic<bool>& stopping)
-      : impl_(impl), claimed_(claimed), stopping_(stopping) {}
+  Context(Impl& impl, const Claimed& claimed) : impl_(impl), claimed_(claimed) {}
   const BullJob& job() const override { return claimed_.job; }
   const std::string& token() const override { return claimed_.token; }
-  bool stopping() const override { return stopping_.load(); }
+  // A stop by Stop() or by a signal (StopWorkersOnSignals).
+  bool stopping() const override { return impl_.StopWanted(); }
   absl::Status UpdateProgress(absl::string_view progress_json) override {
     JQ_ASSIGN_OR_RETURN(BullQueue * queue, impl_.AdminQueue());
     return queue->UpdateProgress(claimed_.job.id, progress_json);
@@ -242,7 +253,6 @@ class BullWorker::Impl::Context : public BullJobContext {
 
   Impl& impl_;
   const Claimed& claimed_;
-  const std::atomic<bool>& stopping_;
 };
 
 absl::StatusOr<BullQueue*> BullWorker::Impl::AdminQueue() {
@@ -297,7 +307,7 @@ BullWorker::Impl::StepResult BullWorker::Impl::Apply(internal::BullStepReply rep
   ++stats_.steps;
   for (size_t i = 0; i < finishes.size(); ++i) {
     const int64_t code = reply.codes[i];
-    held_.erase(finishes[i].id);
+    EraseHeld(finishes[i].id, finishes[i].token);
     if (code != 0) {
       ++stats_.lost;
       internal::LogWarn("BullMQ job {} in {}: {}; its {} result was not written", finishes[i].id,
@@ -331,8 +341,12 @@ BullWorker::Impl::Finish BullWorker::Impl::Process(Claimed& claimed, simdjson::d
     // Stalled too often (marked by a stalled check): fail without running it.
     result = *std::move(deferred);
   } else {
-    Context context(*this, claimed, stop_requested_);
+    Context context(*this, claimed);
     result = internal::RunHandler(handler_, context);
+    if (!result.ok() && StopWanted()) {
+      // A handler that gave up because we are stopping has not used up an attempt.
+      return Release(claimed.job.id, claimed.token, /*started=*/true);
+    }
   }
   Finish finish =
       internal::BuildBullFinish(claimed.job, claimed.token, result, queue_, parser, rng);
@@ -494,26 +508,29 @@ void BullWorker::Impl::MaintenanceLoop() {
     bool stopping;
     std::optional<Finish> hand_back;
     std::vector<Finish> overdue;
+    std::vector<Finish> unsent;
     {
       absl::MutexLock lock(&mu_);
       NoteStop();  // Run()'s thread may be busy in an inline handler
       stopping = stopping_;
       if (stopping_ && now >= stop_deadline_ && running_ && !running_released_) {
-        hand_back = Release(running_->first, running_->second);
+        hand_back = Release(running_->first, running_->second, /*started=*/true);
       }
       while (!stopping_ && !ready_.empty() && now - ready_.front().claimed_at >= hold_limit_) {
-        overdue.push_back(Release(ready_.front().job.id, ready_.front().token));
+        overdue.push_back(Release(ready_.front().job.id, ready_.front().token, /*started=*/false));
         ready_.pop_front();
       }
       // Handed back newest first, so they keep their order at the head of wait.
       std::reverse(overdue.begin(), overdue.end());
+      // Finished ahead of an inline job that is taking long: out now, not when it ends.
+      if (!stopping_ && !inline_done_.empty() && now - inline_first_done_ >= hold_limit_) {
+        unsent.swap(inline_done_);
+      }
     }
-    if (hand_back) {
-      HandBackRunning(conn, *hand_back);
-      continue;
-    }
-    if (!overdue.empty()) {
-      HandBackOverdue(conn, std::move(overdue));
+    if (hand_back || !overdue.empty() || !unsent.empty()) {
+      if (hand_back) HandBackRunning(conn, *hand_back);
+      if (!overdue.empty()) HandBackOverdue(conn, std::move(overdue));
+      if (!unsent.empty()) FlushInline(conn, std::move(unsent));
       continue;
     }
     if (now < next_renew && (!options_.check_stalled || now < next_check)) {
@@ -540,8 +557,10 @@ void BullWorker::Impl::MaintenanceLoop() {
       next_renew = now + options_.lock_renew_time;
       std::vector<std::string> args = {
           keys_.base(), absl::StrCat(absl::ToInt64Milliseconds(options_.lock_duration))};
+      absl::flat_hash_map<std::string, std::string> sent;  // id -> token renewed
       {
         absl::MutexLock lock(&mu_);
+        sent = held_;
         for (const auto& [id, token] : held_) {
           args.push_back(id);
           args.push_back(token);
@@ -553,12 +572,15 @@ void BullWorker::Impl::MaintenanceLoop() {
         if (lost.ok() && lost->type == RedisReply::Type::kArray) {
           absl::MutexLock lock(&mu_);
           for (const RedisReply& id : lost->elements) {
-            // A job finished by a step that ran meanwhile is no longer held: not lost.
-            if (!held_.contains(id.str)) continue;
+            // A job finished by a step that ran meanwhile is no longer held, and one claimed
+            // again meanwhile is held under a new token: neither is lost.
+            const auto now_held = held_.find(id.str);
+            if (now_held == held_.end() || now_held->second != sent[id.str]) continue;
             internal::LogWarn("BullMQ job {} in {}: lock lost before renewal", id.str, queue_);
             // One held ahead must not start now: another worker may have it already.
-            const auto waiting = std::find_if(ready_.begin(), ready_.end(),
-                                              [&](const Claimed& c) { return c.job.id == id.str; });
+            const auto waiting = std::find_if(ready_.begin(), ready_.end(), [&](const Claimed& c) {
+              return c.job.id == id.str && c.token == now_held->second;
+            });
             if (waiting != ready_.end()) {
               ready_.erase(waiting);
               held_.erase(id.str);
@@ -611,7 +633,7 @@ void BullWorker::Impl::HandBackOverdue(std::unique_ptr<RedisConnection>& conn,
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < releases.size(); ++i) {
     // Tried once: after a failure their locks expire and a stalled check hands them back.
-    held_.erase(releases[i].id);
+    EraseHeld(releases[i].id, releases[i].token);
     if (reply.ok() && reply->codes[i] == 0) ++stats_.released;
   }
 }
@@ -624,7 +646,7 @@ void BullWorker::Impl::HandBackRunning(std::unique_ptr<RedisConnection>& conn,
   absl::MutexLock lock(&mu_);
   running_released_ = true;  // tried once: a failure leaves the lock to expire
   if (reply.ok() && reply->codes.front() == 0) {
-    held_.erase(release.id);
+    EraseHeld(release.id, release.token);
     ++stats_.released;
   }
   internal::WakeFd(wake_fd_);
@@ -687,7 +709,7 @@ absl::Status BullWorker::Impl::Run() {
         for (const auto& [id, token] : held_) {
           const bool pending = std::any_of(finishes.begin(), finishes.end(),
                                            [&](const Finish& f) { return f.id == id; });
-          if (!pending) finishes.push_back(Release(id, token));
+          if (!pending) finishes.push_back(Release(id, token, /*started=*/true));
         }
       }
       if (finishes.empty() && in_flight == 0) break;
@@ -716,6 +738,13 @@ absl::Status BullWorker::Impl::Run() {
       continue;
     }
     absl::StatusOr<StepResult> step = Step(finishes, claim ? free_slots : 0, handler_slots);
+    if (!step.ok() && stopping && absl::Now() >= stop_deadline) {
+      // Past the deadline with Redis unreachable: stop anyway. The locks expire and a stalled
+      // check returns these jobs to wait.
+      internal::LogWarn("BullMQ worker on {}: stopping with {} result(s) unwritten: {}", queue_,
+                        finishes.size(), step.status().message());
+      break;
+    }
     if (!step.ok()) {
       internal::LogWarn("BullMQ worker on {}: {}; retrying in {}", queue_, step.status().message(),
                         absl::FormatDuration(backoff));
@@ -787,32 +816,55 @@ absl::Status BullWorker::Impl::Run() {
 void BullWorker::Impl::RunInline(std::vector<Finish>& finishes) {
   thread_local simdjson::dom::parser parser;
   thread_local std::mt19937_64 rng(std::random_device{}());
-  absl::Time first_done = absl::InfiniteFuture();
   while (true) {
     // Jobs held ahead run here back to back; their finishes go out together, but none waits
-    // longer than prefetch_window for the next step.
-    if (!finishes.empty() && absl::Now() - first_done >= options_.prefetch_window) return;
+    // longer than prefetch_window for the next step (nor, while a long job runs here, longer
+    // than hold_limit_: the maintenance thread sends them).
     Claimed claimed;
     {
       absl::MutexLock lock(&mu_);
-      if (ready_.empty() || stopping_ || StopWanted()) return;
+      if (!inline_done_.empty() && absl::Now() - inline_first_done_ >= options_.prefetch_window) {
+        break;
+      }
+      if (ready_.empty() || stopping_ || StopWanted()) break;
       claimed = std::move(ready_.front());
       ready_.pop_front();
       running_.emplace(claimed.job.id, claimed.token);
       running_released_ = false;
     }
     Finish finish = Process(claimed, parser, rng);
-    if (finishes.empty()) first_done = absl::Now();
     absl::MutexLock lock(&mu_);
-    if (!running_released_) finishes.push_back(std::move(finish));
+    if (!running_released_) {
+      if (inline_done_.empty()) inline_first_done_ = absl::Now();
+      inline_done_.push_back(std::move(finish));
+    }
     running_.reset();
   }
+  absl::MutexLock lock(&mu_);
+  std::move(inline_done_.begin(), inline_done_.end(), std::back_inserter(finishes));
+  inline_done_.clear();
+}
+
+void BullWorker::Impl::FlushInline(std::unique_ptr<RedisConnection>& conn,
+                                   std::vector<Finish> done) {
+  absl::StatusOr<internal::BullStepReply> reply = absl::UnavailableError("no connection");
+  if (EnsureOpen(conn)) {
+    reply = internal::RunBullStep(*conn, keys_, internal::BullStepRequest(), done);
+  }
+  if (reply.ok()) {
+    Apply(*std::move(reply), done, 0);
+    return;
+  }
+  // Run()'s thread sends them with its next step.
+  absl::MutexLock lock(&mu_);
+  inline_done_.insert(inline_done_.begin(), std::make_move_iterator(done.begin()),
+                      std::make_move_iterator(done.end()));
 }
 
 // At shutdown, jobs claimed but not yet started go straight back to wait.
 void BullWorker::Impl::ReleaseUnstarted(std::vector<Finish>& finishes) {
   absl::MutexLock lock(&mu_);
-  for (Claimed& c : ready_) finishes.push_back(Release(c.job.id, c.token));
+  for (Claimed& c : ready_) finishes.push_back(Release(c.job.id, c.token, /*started=*/false));
   ready_.clear();
 }
 

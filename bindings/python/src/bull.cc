@@ -417,7 +417,8 @@ unknown keys raise InvalidArgumentError. A duplicate jobId returns the existing 
   py::class_<PyBullJob, BullJobPtr>(m, "BullJob", R"doc(
 The BullMQ job a BullWorker handler runs: id, name, data (decoded JSON), data_json, opts,
 timestamp, delay, priority, attempts_made, processed_on, token (this claim's lock token).
-Long handlers may watch `stopping` and return early.)doc")
+Long handlers may watch `stopping` and raise: an error once the worker is stopping hands the
+job back to wait without using up an attempt.)doc")
       .def_property_readonly("id", [](const PyBullJob& j) { return j.job.id; })
       .def_property_readonly("name", [](const PyBullJob& j) { return j.job.name; })
       .def_property_readonly(

@@ -17,7 +17,8 @@
     or "", extra
   kind: "completed" (value = return value JSON), "failed" (value = reason, extra = attempts),
         "retry" (value = reason, extra = "1" for LIFO), "delay" (value = reason, extra = delay
-        ms), "release" (hand back unprocessed; value and extra unused)
+        ms), "release" (hand back; value unused, extra = "unstarted" gives back the claim's
+        "ats" count)
   Returns {finish codes, claimed {{id, token, fields}, ...}, rate limit ttl ms, next delayed ms}.
 ]]
 local q = bullQueue(KEYS, ARGV[1])
@@ -66,6 +67,9 @@ local function finish(base, holder)
   end
   if rcall("LREM", q.active, -1, jobId) < 1 then return -3 end
   if kind == "release" then
+    if extra == "unstarted" and (tonumber(rcall("HGET", jobKey, "ats")) or 0) > 0 then
+      rcall("HINCRBY", jobKey, "ats", -1)
+    end
     requeue(q, jobKey, jobId, "RPUSH")
     rcall("XADD", q.events, "MAXLEN", "~", maxEvents(q.meta), "*", "event", "waiting", "jobId",
           jobId, "prev", "active")
