@@ -128,7 +128,8 @@ TEST_F(BullQueueTest, BadInputIsRejectedAndNothingIsWritten) {
   for (const char* bad :
        {R"({"bogus":1})", R"({"delay":-1})", R"({"priority":3000000})", R"({"attempts":0})",
         R"({"jobId":"12"})", R"({"jobId":"a:b"})", R"({"backoff":{"type":"linear"}})",
-        R"({"removeOnComplete":"yes"})", R"([1])", "{"}) {
+        R"({"removeOnComplete":"yes"})", R"([1])", "{", R"({"jobId":"stalled"})",
+        R"({"jobId":"completed"})", R"({"jobId":"meta"})"}) {
     EXPECT_THAT(ParseBullJobOptions(bad).status(), StatusIs(absl::StatusCode::kInvalidArgument))
         << bad;
   }
@@ -136,6 +137,15 @@ TEST_F(BullQueueTest, BadInputIsRejectedAndNothingIsWritten) {
   smuggled.json = R"({"bogus":1})";
   EXPECT_THAT(queue_->Add("n", "{}", smuggled).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bogus")));
+  // Fields set by hand that the JSON does not say: the script and Node would disagree.
+  BullJobOptions hand_set;
+  hand_set.job_id = "42";
+  EXPECT_THAT(queue_->Add("n", "{}", hand_set).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("disagree")));
+  hand_set = BullJobOptions();
+  hand_set.priority = 5000000;
+  EXPECT_THAT(queue_->Add("n", "{}", hand_set).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("disagree")));
   std::vector<BullQueue::NewBullJob> batch = {{"ok", "{}", {}}, {"bad", "{", {}}};
   EXPECT_THAT(queue_->AddBulk(batch).status(), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(Redis({"EXISTS", queue_->Key("id")}).integer, 0);

@@ -90,6 +90,19 @@ absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
       if (out.job_id.empty() || out.job_id.find(':') != std::string::npos) {
         return BadOption(key, "non-empty without ':'");
       }
+      // The job hash lives at <prefix>:<queue>:<id>: an id naming one of the queue's own keys
+      // would turn that key into a hash and break every script that touches it.
+      static constexpr absl::string_view kQueueKeys[] = {
+          "wait",        "active",       "paused",  "meta",
+          "events",      "stalled",      "limiter", "delayed",
+          "prioritized", "pc",           "marker",  "completed",
+          "failed",      "id",           "repeat",  "waiting-children",
+          "metrics",     "stalled-check"};
+      for (absl::string_view reserved : kQueueKeys) {
+        if (out.job_id == reserved) {
+          return BadOption(key, absl::StrCat("not \"", reserved, "\", the name of a queue key"));
+        }
+      }
       int64_t numeric;
       if (absl::SimpleAtoi(out.job_id, &numeric)) {
         // BullMQ refuses integer custom ids: they would collide with generated ones.
@@ -220,8 +233,16 @@ absl::StatusOr<std::vector<std::string>> BullQueue::AddBulk(const std::vector<Ne
     if (absl::Status s = ValidateJson(job.data_json); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": data is ", s.message()));
     }
-    if (absl::Status s = ParseBullJobOptions(job.options.json).status(); !s.ok()) {
-      return Annotate(s, where);
+    absl::StatusOr<BullJobOptions> parsed = ParseBullJobOptions(job.options.json);
+    if (!parsed.ok()) return Annotate(parsed.status(), where);
+    // The fields are what the script acts on, the JSON what Node reads: they must agree.
+    const BullJobOptions& o = job.options;
+    if (parsed->job_id != o.job_id || parsed->delay_ms != o.delay_ms ||
+        parsed->priority != o.priority || parsed->lifo != o.lifo) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where,
+                       ": options fields disagree with options.json (jobId, delay, "
+                       "priority, lifo); build them with ParseBullJobOptions"));
     }
   }
   // Several jobs per script call share its fixed cost; chunks keep each call short so Redis
