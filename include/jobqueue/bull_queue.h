@@ -110,7 +110,8 @@ class BullQueue {
   // NotFound when missing; FailedPrecondition while it is locked (running).
   absl::Status Remove(absl::string_view id);
   // Moves every job of `state` ("failed" or "completed") finished at or before
-  // `finished_before` back to wait, as Queue.retryJobs does. Returns how many moved.
+  // `finished_before` (by default, when the call starts) back to wait, as Queue.retryJobs
+  // does. Returns how many moved.
   absl::StatusOr<int64_t> RetryJobs(absl::string_view state = "failed",
                                     absl::Time finished_before = absl::InfiniteFuture());
   // One failed (or completed) job back to wait, as Job.retry does; attemptsMade is kept unless

@@ -133,8 +133,16 @@ absl::StatusOr<std::vector<BullLease>> BullConsumer::Impl::Fetch(int max, absl::
   std::vector<BullLease> out;
   std::vector<internal::BullFinish> deferred;
   while (true) {
-    JQ_ASSIGN_OR_RETURN(internal::BullStepReply reply,
-                        Step(deferred, max - static_cast<int>(out.size())));
+    absl::StatusOr<internal::BullStepReply> stepped =
+        Step(deferred, max - static_cast<int>(out.size()));
+    if (!stepped.ok()) {
+      // Leases already claimed are locked in Redis: handed out, not dropped (a dropped lease
+      // sits active until its lock expires). Deferred failures are left to the
+      // stalled check once their locks expire.
+      if (!out.empty()) return out;
+      return stepped.status();
+    }
+    internal::BullStepReply& reply = *stepped;
     for (size_t i = 0; i < deferred.size(); ++i) {
       if (reply.codes[i] != 0) {
         internal::LogWarn("BullMQ job {} in {}: {}; its stalled failure was not written",

@@ -378,8 +378,10 @@ absl::Status BullQueue::Remove(absl::string_view id) {
 
 absl::StatusOr<int64_t> BullQueue::RetryJobs(absl::string_view state, absl::Time finished_before) {
   JQ_RETURN_IF_ERROR(ValidateFinishedState(state));
+  // The default is the call's start, as Node's: a job that fails again while the batches run
+  // is not retried a second time by the same call.
   const int64_t cutoff = finished_before == absl::InfiniteFuture()
-                             ? std::numeric_limits<int64_t>::max()
+                             ? absl::ToUnixMillis(absl::Now())
                              : absl::ToUnixMillis(finished_before);
   int64_t moved = 0;
   // Batches keep each script call short, so Redis keeps serving workers in between.
