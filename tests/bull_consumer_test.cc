@@ -294,6 +294,20 @@ TEST_F(BullConsumerTest, ReleaseHandsTheJobBackWithoutUsingAnAttempt) {
   EXPECT_EQ(again[0].job.fields.at("ats"), "2");
 }
 
+// A prioritized job handed back goes ahead of the jobs of its level added meanwhile, as
+// Node's pushBackJobWithPriority does: it was next, and still is.
+TEST_F(BullConsumerTest, ReleasedPrioritizedJobKeepsItsPlaceInItsLevel) {
+  const std::string first = Add(R"("first")", R"({"priority":2})");
+  auto consumer = Consumer();
+  std::vector<BullLease> leases = Fetch(*consumer, 1);
+  ASSERT_THAT(leases, SizeIs(1));
+  ASSERT_EQ(leases[0].job.id, first);
+  Add(R"("second")", R"({"priority":2})");
+  Add(R"("third")", R"({"priority":2})");
+  ASSERT_THAT(consumer->Release(leases[0]), IsOk());
+  EXPECT_THAT(Data(Fetch(*consumer, 3)), ElementsAre(R"("first")", R"("second")", R"("third")"));
+}
+
 TEST_F(BullConsumerTest, JobMarkedByTheStalledCheckIsFailedNotHandedOut) {
   const std::string marked = Add(R"("marked")", R"({"attempts":5})");
   const std::string fine = Add(R"("fine")");

@@ -62,11 +62,15 @@ local function promoteDelayed(q, now, held)
 end
 
 -- Puts a job back in line (wait or prioritized), waking workers unless the queue is held.
-local function requeue(q, jobKey, jobId, pushCmd)
+-- `front`: a job handed back unprocessed goes ahead of its priority level, as Node's
+-- pushBackJobWithPriority puts it (no counter); otherwise behind it.
+local function requeue(q, jobKey, jobId, pushCmd, front)
   local held = pausedOrMaxed(q.meta, q.active)
   local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
   if priority == 0 then
     rcall(pushCmd, q.wait, jobId)
+  elseif front then
+    rcall("ZADD", q.prioritized, priority * 0x100000000, jobId)
   else
     rcall("ZADD", q.prioritized, priorityScore(priority, q.pc), jobId)
   end

@@ -70,7 +70,7 @@ local function finish(base, holder)
     if extra == "unstarted" and (tonumber(rcall("HGET", jobKey, "ats")) or 0) > 0 then
       rcall("HINCRBY", jobKey, "ats", -1)
     end
-    requeue(q, jobKey, jobId, "RPUSH")
+    requeue(q, jobKey, jobId, "RPUSH", true)
     rcall("XADD", q.events, "MAXLEN", "~", maxEvents(q.meta), "*", "event", "waiting", "jobId",
           jobId, "prev", "active")
     return 0
