@@ -634,6 +634,13 @@ TEST_F(PgQueueTest, UnmigratedSchemaSaysRunMigrate) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("migrate")));
 }
 
+// A library newer than the schema (migrate not run after an upgrade) says what to do.
+TEST_F(PgQueueTest, SchemaBehindTheLibrarySaysRunMigrate) {
+  schema_.Query(absl::StrCat("ALTER TABLE ", schema_.name(), ".job_queue_waiters DROP COLUMN pid"));
+  EXPECT_THAT(queue_->SetWaiting("w", "default", true, 1234),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("jobqueue migrate")));
+}
+
 TEST_F(PgQueueTest, SchemaVersionOfAMigratedQueue) {
   JQ_ASSERT_OK_AND_ASSIGN(int version, queue_->SchemaVersion());
   EXPECT_EQ(version, static_cast<int>(internal::QueueMigrations(schema_.name()).size()));

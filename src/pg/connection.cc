@@ -42,6 +42,10 @@ absl::Status StatusFromPg(PGconn* conn, const PGresult* result, absl::string_vie
   if (sqlstate == "42P01" || sqlstate == "3F000") {
     return absl::FailedPreconditionError(absl::StrCat(text, "; run `jobqueue migrate` first"));
   }
+  if (sqlstate == "42703") {  // a column a later migration adds
+    return absl::FailedPreconditionError(
+        absl::StrCat(text, "; the schema is older than this library: run `jobqueue migrate`"));
+  }
   if (sqlstate == "55P03") return absl::UnavailableError(text);  // lock_timeout
   if (cls == "53") return absl::ResourceExhaustedError(text);
   if (cls == "57") return absl::CancelledError(text);
