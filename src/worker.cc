@@ -245,13 +245,8 @@ void Worker::Impl::RunOne(const Lease& claimed) {
       internal::RunHandler(handlers_.at(claimed.job_type), context);
   if (result.ok()) {
     // Refused here, the job fails alone; refused by Postgres, it would sink the whole batch.
-    absl::Status storable =
-        result->size() > kMaxPayloadBytes
-            ? absl::InvalidArgumentError(
-                  absl::StrCat("is ", result->size(), " bytes; the limit is ", kMaxPayloadBytes))
-            : internal::ValidateJsonbEscapes(*result);
-    if (!storable.ok()) {
-      result = absl::InvalidArgumentError(absl::StrCat("handler result ", storable.message()));
+    if (absl::Status storable = internal::ValidateStorableValidJson(*result); !storable.ok()) {
+      result = absl::InvalidArgumentError(absl::StrCat("handler result is ", storable.message()));
     }
   }
   bool given_back = false;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "jobqueue/job.h"
 #include "pg/jsonb_text.h"
 #include "testing/status_matchers.h"
 
@@ -31,17 +32,20 @@ TEST(JsonTest, Validate) {
 }
 
 // What jsonb refuses although it is valid JSON, checked before a statement is sent.
-TEST(JsonTest, JsonbText) {
-  using internal::ValidateJsonbText;
-  EXPECT_THAT(ValidateJsonbText(R"({"s": "a\u0041 \n \\u0000 \ud83d\ude00"})"), IsOk());
-  EXPECT_THAT(ValidateJsonbText(R"({"s": "a\u0000b"})"),
+TEST(JsonTest, StorableJson) {
+  using internal::ValidateStorableJson;
+  EXPECT_THAT(ValidateStorableJson(R"({"s": "a\u0041 \n \\u0000 \ud83d\ude00"})"), IsOk());
+  EXPECT_THAT(ValidateStorableJson(R"({"s": "a\u0000b"})"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\\u0000")));
-  EXPECT_THAT(ValidateJsonbText(R"({"k\u0000": 1})"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ValidateJsonbText(R"(["\ud800"])"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ValidateJsonbText(R"(["\ud800\u0041"])"),
+  EXPECT_THAT(ValidateStorableJson(R"({"k\u0000": 1})"),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ValidateJsonbText(R"(["\udc00x"])"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ValidateJsonbText("{not json"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateStorableJson(R"(["\ud800"])"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateStorableJson(R"(["\ud800\u0041"])"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateStorableJson(R"(["\udc00x"])"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateStorableJson("{not json"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateStorableJson(std::string(kMaxPayloadBytes + 1, ' ')),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the limit is")));
 }
 
 }  // namespace

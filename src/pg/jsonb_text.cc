@@ -3,16 +3,23 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "jobqueue/job.h"
 #include "jobqueue/json.h"
 
 namespace jobqueue::internal {
 
-absl::Status ValidateJsonbText(absl::string_view json) {
+absl::Status ValidateStorableJson(absl::string_view json) {
+  // Size first: no parse of an oversized value.
+  if (json.size() > kMaxPayloadBytes) return ValidateStorableValidJson(json);
   if (absl::Status valid = ValidateJson(json); !valid.ok()) return valid;
-  return ValidateJsonbEscapes(json);
+  return ValidateStorableValidJson(json);
 }
 
-absl::Status ValidateJsonbEscapes(absl::string_view json) {
+absl::Status ValidateStorableValidJson(absl::string_view json) {
+  if (json.size() > kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(json.size(), " bytes; the limit is ", kMaxPayloadBytes));
+  }
   // In valid JSON a backslash only starts an escape inside a string.
   size_t i = 0;
   while (i < json.size()) {

@@ -58,11 +58,7 @@ absl::Status ValidateNewJob(const NewJob& job) {
   JQ_RETURN_IF_ERROR(ValidateName("job type", job.job_type));
   JQ_RETURN_IF_ERROR(ValidateName("queue", job.options.queue));
   const std::string what = absl::StrCat("job of type ", job.job_type);
-  if (job.payload_json.size() > kMaxPayloadBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": payload is ", job.payload_json.size(),
-                                                   " bytes; the limit is ", kMaxPayloadBytes));
-  }
-  if (absl::Status s = internal::ValidateJsonbText(job.payload_json); !s.ok()) {
+  if (absl::Status s = internal::ValidateStorableJson(job.payload_json); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": payload is ", s.message()));
   }
   if (job.options.delay < absl::ZeroDuration()) {
@@ -149,11 +145,7 @@ PgParams ClaimParams(const ClaimRequest& request) {
 }
 
 absl::Status ValidateResult(int64_t job_id, const std::string& result) {
-  if (result.size() > kMaxPayloadBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("result of job ", job_id, " is ", result.size(),
-                                                   " bytes; the limit is ", kMaxPayloadBytes));
-  }
-  if (absl::Status s = internal::ValidateJsonbText(result); !s.ok()) {
+  if (absl::Status s = internal::ValidateStorableJson(result); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("result of job ", job_id, " is ", s.message()));
   }
   return absl::OkStatus();

@@ -561,10 +561,10 @@ void BullWorker::Impl::MaintenanceLoop() {
       {
         absl::MutexLock lock(&mu_);
         sent = held_;
-        for (const auto& [id, token] : held_) {
-          args.push_back(id);
-          args.push_back(token);
-        }
+      }
+      for (const auto& [id, token] : sent) {
+        args.push_back(id);
+        args.push_back(token);
       }
       if (args.size() > 2) {
         absl::StatusOr<RedisReply> lost = internal::RunScript(
