@@ -31,6 +31,20 @@ TEST(JsonTest, Validate) {
   EXPECT_THAT(ValidateJson("{} trailing"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// JSON numbers have no range limit; jsonb keeps them exactly and Node writes integers up to
+// 1e21 in digits, so numbers past a double or a 64-bit integer are valid too.
+TEST(JsonTest, ValidateNumbersOutsideDoubleRange) {
+  EXPECT_THAT(ValidateJson("123456789012345678901234567890"), IsOk());
+  EXPECT_THAT(ValidateJson(R"({"a": 100000000000000000000, "b": -1e400, "c": [1E+999, 0.5e-999]})"),
+              IsOk());
+  EXPECT_THAT(ValidateJson(R"(["x\"1e400 ", 1e400, "\\", -0])"), IsOk());
+  for (const char* bad : {"[1e400, 01]", "[1e400, 1.]", "[1e400, -]", "[1e400, 1e]",
+                          "[1e400, 1.5.5]", "[1e400, +1]", "[1e400 1]", "1e400 1", "[1e400,]",
+                          "{1e400: 1}", "[1e400x]", "[1e400, \"\xff\"]", "[1e400, \"abc]"}) {
+    EXPECT_THAT(ValidateJson(bad), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
+  }
+}
+
 // What jsonb refuses although it is valid JSON, checked before a statement is sent.
 TEST(JsonTest, StorableJson) {
   using internal::ValidateStorableJson;

@@ -664,6 +664,20 @@ TEST_F(PgQueueTest, JobAndCountsAsJson) {
   EXPECT_EQ(StatusCountsToJson({}), "[]");
 }
 
+// jsonb keeps any JSON number exactly, so payloads with numbers past a double go in and come
+// back digit for digit, one at a time and by COPY.
+TEST_F(PgQueueTest, PayloadNumbersPastADoubleAreKeptExactly) {
+  const std::string payload = R"({"big": 123456789012345678901234567890, "huge": 1e400})";
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult one, queue_->Enqueue(Job("t", payload)));
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<EnqueueResult> many,
+                          queue_->EnqueueMany(std::vector<NewJob>(40, Job("t", payload))));
+  for (int64_t id : {one.id, many.front().id, many.back().id}) {
+    JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job got, queue_->Get(id));
+    EXPECT_THAT(got.payload_json, HasSubstr("123456789012345678901234567890"));
+    EXPECT_THAT(got.payload_json, HasSubstr("\"huge\": 1000000000000000000000"));
+  }
+}
+
 // A key repeated within one batch is one job: the repeats get its id and are never written
 // (they used to go in as extra jobs without a key).
 TEST_F(PgQueueTest, EnqueueManyWritesARepeatedDedupeKeyOnce) {

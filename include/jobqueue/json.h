@@ -12,8 +12,8 @@ namespace jobqueue {
 // `in` as a JSON string literal, quotes included. Invalid UTF-8 becomes U+FFFD.
 std::string JsonQuote(absl::string_view in);
 
-// OK when `text` is one complete JSON value; otherwise InvalidArgument saying what is wrong
-// (never quoting the text, which may be a payload with secrets).
+// OK when `text` is one complete JSON value (numbers of any size, as JSON allows); otherwise
+// InvalidArgument saying what is wrong (never quoting the text, which may hold secrets).
 absl::Status ValidateJson(absl::string_view text);
 
 }  // namespace jobqueue
