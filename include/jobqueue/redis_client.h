@@ -22,7 +22,8 @@ namespace jobqueue {
 struct RedisOptions {
   // Per connection attempt, TLS handshake and AUTH included. Default 5 s.
   absl::Duration connect_timeout = absl::Seconds(5);
-  // Longest wait for a reply (blocking commands add their own server timeout). Default 5 s.
+  // Longest wait without progress: for the first reply (blocking commands add their own
+  // server timeout), then between the replies of a pipeline. Default 5 s.
   absl::Duration io_timeout = absl::Seconds(5);
   // rediss:// only: PEM file of trusted CAs; empty means the system's default store.
   std::string tls_ca_file;

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -246,6 +247,9 @@ class RedisConnection::Impl {
       if (raw != nullptr) {
         replies.push_back(Convert(static_cast<redisReply*>(raw)));
         freeReplyObject(raw);
+        // io_timeout bounds a wait without progress: a long pipeline that keeps answering
+        // (a bulk add of many scripts) must not fail after the server did the work.
+        deadline = std::max(deadline, absl::Now() + options_.io_timeout);
         continue;
       }
       absl::Status s = ReadMore(deadline);
@@ -416,6 +420,7 @@ class RedisConnection::Impl {
         const int rc = SSL_write(ssl_, data.data() + done, static_cast<int>(data.size() - done));
         if (rc > 0) {
           done += static_cast<size_t>(rc);
+          deadline = std::max(deadline, absl::Now() + options_.io_timeout);
           continue;
         }
         const int error = SSL_get_error(ssl_, rc);
@@ -429,6 +434,7 @@ class RedisConnection::Impl {
       n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
       if (n > 0) {
         done += static_cast<size_t>(n);
+        if (done < data.size()) deadline = std::max(deadline, absl::Now() + options_.io_timeout);
       } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         JQ_RETURN_IF_ERROR(WaitFor(POLLOUT, deadline, "write"));
       } else {
