@@ -19,6 +19,7 @@ using ::jobqueue::testing::IsOk;
 using ::jobqueue::testing::StatusIs;
 using ::jobqueue::testing::TestSchema;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class PgQueueTest : public ::testing::Test {
  protected:
@@ -37,6 +38,21 @@ class PgQueueTest : public ::testing::Test {
   TestSchema schema_;
   std::unique_ptr<PgQueue> queue_ = schema_.OpenQueue();
 };
+
+// libpq quotes what it cannot parse, which may be the password or the whole URL: the error
+// says what is wrong without it, and a malformed string is bad input, not a server outage.
+TEST(PgQueueOpenTest, MalformedConnectionStringsNeverEchoThePassword) {
+  for (const char* url : {"postgresql://jobqueue:s3cr%zz-PASSWORD@127.0.0.1:1/x",
+                          "postgresql://jobqueue:WRONGPASSWORD@[::1:1/x",
+                          "host=127.0.0.1 port=1 password=abc PASSWORDTAIL",
+                          "host=127.0.0.1 password='PASSWORD unterminated"}) {
+    const absl::Status status = PgQueue::Open(Secret(url)).status();
+    EXPECT_THAT(status,
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("connection string")))
+        << url;
+    EXPECT_THAT(status.message(), Not(HasSubstr("PASSWORD"))) << url;
+  }
+}
 
 TEST_F(PgQueueTest, EnqueueClaimComplete) {
   JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("ingest_csv")));

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "internal/log.h"
 
 namespace jobqueue::internal {
@@ -16,6 +17,22 @@ namespace {
 std::string Trimmed(const char* text) {
   if (text == nullptr) return "";
   return std::string(absl::StripTrailingAsciiWhitespace(text));
+}
+
+// libpq's parse errors quote the part of the connection string they stumble on, which can be
+// the password or the whole URL: keep what is wrong, drop what they quote.
+std::string WithoutQuotedText(absl::string_view message) {
+  std::string out;
+  bool quoted = false;
+  for (char c : message) {
+    if (c == '"') {
+      if (!quoted) out += "\"...\"";
+      quoted = !quoted;
+    } else if (!quoted) {
+      out += c;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -65,6 +82,22 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
       absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(connect_timeout)));
   const std::string dsn(url.Reveal());
   const std::string app(application_name);
+  char* parse_error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &parse_error);
+  if (parsed == nullptr) {
+    const std::string why =
+        parse_error != nullptr ? WithoutQuotedText(Trimmed(parse_error)) : "out of memory";
+    PQfreemem(parse_error);
+    return absl::InvalidArgumentError(
+        absl::StrCat("connection string ", url.Redacted(), " is not valid: ", why));
+  }
+  std::string password;
+  for (const PQconninfoOption* option = parsed; option->keyword != nullptr; ++option) {
+    if (std::strcmp(option->keyword, "password") == 0 && option->val != nullptr) {
+      password = option->val;
+    }
+  }
+  PQconninfoFree(parsed);
   // expand_dbname=1 lets `dsn` be a URL or key=value string; later keys override it.
   const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
   const char* values[] = {dsn.c_str(), timeout.c_str(), app.c_str(), nullptr};
@@ -73,7 +106,8 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string message = Trimmed(PQerrorMessage(conn));
     PQfinish(conn);
-    // libpq's messages name host, port and user, never the password.
+    // libpq's messages name host, port and user; should one ever quote the password, mask it.
+    if (!password.empty()) absl::StrReplaceAll({{password, "****"}}, &message);
     absl::StatusCode code = absl::StrContains(message, "password authentication failed") ||
                                     absl::StrContains(message, "no password supplied")
                                 ? absl::StatusCode::kPermissionDenied
