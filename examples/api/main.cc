@@ -7,8 +7,9 @@
 //                          {}), at most 1 MiB; URL query: queue, priority, delay (seconds or
 //                          a duration such as 90s), max_attempts, dedupe_key.
 //                          201 {"id":N,"inserted":true}; 200 with the live job's id when the
-//                          dedupe key is taken; 400 for bad input and 415 for another content
-//                          type, with nothing written
+//                          dedupe key is taken; 400 for bad input, 415 for another content
+//                          type or a Content-Encoding, 411 for a body without Content-Length
+//                          (chunked), with nothing written
 //   GET  /jobs/ID          the job's row as JSON; 404 when there is none
 //   GET  /stats            counts by queue, type and status
 //   POST /bull/QUEUE/NAME  adds a BullMQ job on Redis (body: its data, application/json; URL
@@ -19,7 +20,8 @@
 // Configuration: DATABASE_URL or SUPABASE_MODE + SUPABASE_DB_URL_<MODE> (docs/configuration.md),
 // REDIS_URL and BULL_QUEUES for the BullMQ route, JOBQUEUE_SCHEMA (default ops), API_HOST
 // (default 127.0.0.1), PORT (default 8080; 0 picks a free port, printed in the "Listening on"
-// line). SIGTERM/SIGINT: stop accepting, finish the requests in flight, exit 0. Server-side
+// line), all from the environment or .env. SIGTERM/SIGINT: stop accepting, finish the requests
+// in flight for up to SHUTDOWN_TIMEOUT (default 10s), exit 0. Server-side
 // failures answer a generic message (the details, which name hosts and statements, go to the log).
 #include <httplib.h>
 
@@ -54,6 +56,8 @@
 
 namespace jobqueue {
 namespace {
+
+constexpr int kHttpThreads = 32;
 
 std::atomic<bool> g_stop{false};
 extern "C" void OnStopSignal(int) { g_stop.store(true); }
@@ -101,15 +105,36 @@ void ReplyError(httplib::Response& res, const absl::Status& status) {
         absl::StrCat("{\"error\":", JsonQuote(PublicMessage(status)), "}"));
 }
 
-// Bodies are JSON; anything else (a form post, say) is refused before it is read.
-bool RefuseNonJsonBody(const httplib::Request& req, httplib::Response& res) {
-  const std::string type = req.get_header_value("Content-Type");
-  if (req.body.empty() || type == "application/json" ||
-      absl::StartsWith(type, "application/json;")) {
-    return false;
+bool IsJsonType(absl::string_view type) {
+  const std::string lower = absl::AsciiStrToLower(type);
+  return lower == "application/json" || absl::StartsWith(lower, "application/json;");
+}
+
+// Runs before httplib reads a body. Its 1 MiB limit holds only for bodies sent with
+// Content-Length: it would read a chunked body whole and inflate a gzip one without limit. So
+// a body must come uncompressed, with Content-Length, as JSON; otherwise it is refused unread
+// and the connection closed (the unread bytes would be taken for the next request).
+httplib::Server::HandlerResponse CheckBodyFraming(const httplib::Request& req,
+                                                  httplib::Response& res) {
+  auto refuse = [&](int code, absl::string_view error) {
+    Reply(res, code, absl::StrCat("{\"error\":", JsonQuote(error), "}"));
+    res.set_header("Connection", "close");
+    return httplib::Server::HandlerResponse::Handled;
+  };
+  const std::string encoding = req.get_header_value("Content-Encoding");
+  if (!encoding.empty() && !absl::EqualsIgnoreCase(encoding, "identity")) {
+    return refuse(415, "send the body uncompressed (no Content-Encoding)");
   }
-  Reply(res, 415, R"({"error":"the body must be sent as Content-Type: application/json"})");
-  return true;
+  // Without Content-Length httplib reads a POST body until the client closes.
+  const bool body_method = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+  if (req.has_header("Transfer-Encoding") || (body_method && !req.has_header("Content-Length"))) {
+    return refuse(411, "send the body with Content-Length (chunked bodies are not accepted)");
+  }
+  const std::string length = req.get_header_value("Content-Length");
+  if (!length.empty() && length != "0" && !IsJsonType(req.get_header_value("Content-Type"))) {
+    return refuse(415, "the body must be sent as Content-Type: application/json");
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
 }
 
 // Options come from the URL's query only: httplib also parses form-encoded bodies into params.
@@ -204,6 +229,7 @@ class BullQueues {
 };
 
 void AddRoutes(httplib::Server& server, PgQueue& queue, BullQueues& bull) {
+  server.set_pre_routing_handler(CheckBodyFraming);
   server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
     absl::StatusOr<int> version = queue.SchemaVersion();
     if (!version.ok()) {
@@ -215,7 +241,6 @@ void AddRoutes(httplib::Server& server, PgQueue& queue, BullQueues& bull) {
     Reply(res, 200, absl::StrCat("{\"status\":\"ok\",\"schema_version\":", *version, "}"));
   });
   server.Post(R"(/jobs/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
-    if (RefuseNonJsonBody(req, res)) return;
     absl::StatusOr<NewJob> job = JobFromRequest(req);
     if (!job.ok()) return ReplyError(res, job.status());
     absl::StatusOr<EnqueueResult> added = queue.Enqueue(*job);
@@ -234,7 +259,6 @@ void AddRoutes(httplib::Server& server, PgQueue& queue, BullQueues& bull) {
     Reply(res, 200, JobToJson(*job));
   });
   server.Post(R"(/bull/([^/]+)/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
-    if (RefuseNonJsonBody(req, res)) return;
     const std::string data = req.body.empty() ? "{}" : req.body;
     absl::Status valid = ValidateJson(data);
     if (!valid.ok()) return ReplyError(res, valid);
@@ -262,9 +286,10 @@ void AddRoutes(httplib::Server& server, PgQueue& queue, BullQueues& bull) {
   });
 }
 
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : fallback;
+// From the environment or a .env file, like every other setting.
+std::string SettingOr(const Config& config, const char* name, const char* fallback) {
+  std::optional<std::string> value = config.Get(name);
+  return value.has_value() && !value->empty() ? *value : fallback;
 }
 
 int Run() {
@@ -282,14 +307,14 @@ int Run() {
                  "SUPABASE_DB_URL_<MODE>\n");
     return kExitConfigError;
   }
-  const std::string host = EnvOr("API_HOST", "127.0.0.1");
+  const std::string host = SettingOr(*config, "API_HOST", "127.0.0.1");
   int port = 0;
-  if (!absl::SimpleAtoi(EnvOr("PORT", "8080"), &port) || port < 0 || port > 65535) {
+  if (!absl::SimpleAtoi(SettingOr(*config, "PORT", "8080"), &port) || port < 0 || port > 65535) {
     std::fprintf(stderr, "jobqueue-api: PORT must be 0-65535\n");
     return kExitConfigError;
   }
   PgOptions pg;
-  pg.schema = EnvOr("JOBQUEUE_SCHEMA", "ops");
+  pg.schema = SettingOr(*config, "JOBQUEUE_SCHEMA", "ops");
   pg.pool_size = 4;
   pg.application_name = "jobqueue-api";
   absl::StatusOr<std::unique_ptr<PgQueue>> queue = PgQueue::Open(config->database_url(), pg);
@@ -300,8 +325,20 @@ int Run() {
 
   BullQueues bull(config->redis_url(), config->Get("BULL_QUEUES").value_or(""));
 
+  absl::StatusOr<absl::Duration> shutdown_timeout =
+      ParseSecondsOrDuration(SettingOr(*config, "SHUTDOWN_TIMEOUT", "10s"));
+  if (!shutdown_timeout.ok()) {
+    std::fprintf(stderr, "jobqueue-api: SHUTDOWN_TIMEOUT %s\n",
+                 std::string(shutdown_timeout.status().message()).c_str());
+    return kExitConfigError;
+  }
+
   httplib::Server server;
   server.set_payload_max_length(1 << 20);
+  // A connection holds a thread while it trickles in its headers (httplib has no deadline for
+  // the whole request): more threads than httplib's 8, and short idle keep-alives.
+  server.new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
+  server.set_keep_alive_timeout(2);
   AddRoutes(server, **queue, bull);
   const int bound = port == 0                         ? server.bind_to_any_port(host)
                     : server.bind_to_port(host, port) ? port
@@ -315,12 +352,22 @@ int Run() {
   std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not end the service
   std::atomic<bool> listen_returned{false};
   // stop() does nothing before listen has started: wait for that, then call it once.
-  std::thread stopper([&server, &listen_returned] {
+  std::thread stopper([&server, &listen_returned, grace = *shutdown_timeout] {
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    while (!listen_returned.load() && !server.is_running()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (listen_returned.load()) return;
+    server.stop();
+    // Requests still open after the grace period (a client that never finishes sending) must
+    // not keep the service from exiting.
+    const absl::Time deadline = absl::Now() + grace;
     while (!listen_returned.load()) {
-      if (server.is_running()) {
-        server.stop();
-        return;
+      if (absl::Now() >= deadline) {
+        Log(LogLevel::kWarn, "requests still open after SHUTDOWN_TIMEOUT; exiting without them");
+        Log(LogLevel::kInfo, "API stopped");
+        std::fflush(nullptr);
+        std::_Exit(0);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

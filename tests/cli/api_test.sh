@@ -97,8 +97,19 @@ http bad-queue 400 -X POST "${json[@]}" --data '{}' "$base/jobs/t?queue=a%20b"
 # A form-encoded body (curl's default) is refused, not read as options.
 http form-body 415 -X POST --data 'priority=5&queue=x' "$base/jobs/t"
 http huge-body 413 -X POST "${json[@]}" --data-binary "@$dir/huge.json" "$base/jobs/t"
+# httplib bounds only Content-Length bodies: chunked and compressed ones are refused unread
+# (a 150 KB gzip body used to inflate to 150 MB in memory).
+head -c 3000000 /dev/zero | tr '\0' '1' | gzip >"$dir/bomb.gz"
+http gzip-body 415 -X POST "${json[@]}" -H 'Content-Encoding: gzip' --data-binary "@$dir/bomb.gz" \
+  "$base/jobs/t"
+http chunked-body 411 -X POST "${json[@]}" -H 'Transfer-Encoding: chunked' \
+  --data-binary "@$dir/huge.json" "$base/jobs/t"
+expect_in chunked-body 'Content-Length'
 [ "$(jobs_count)" = "$before" ] || { echo "FAIL bad input wrote rows"; fails=$((fails + 1)); }
 
+# Media types are case-insensitive.
+http mixed-case-type 201 -X POST -H 'Content-Type: Application/JSON; charset=utf-8' --data '{}' \
+  "$base/jobs/t"
 http unknown-job 404 "$base/jobs/999999999"
 expect_in unknown-job 'does not exist'
 http unknown-path 404 "$base/nope"
@@ -137,6 +148,41 @@ pid=''
 [ "$code" = 0 ] || { echo "FAIL sigterm: exit $code"; fails=$((fails + 1)); }
 out=$(cat "$dir/api.log")
 expect_in sigterm "API stopped"
+
+# A client that never finishes its request does not hold up shutdown past SHUTDOWN_TIMEOUT.
+start_api SHUTDOWN_TIMEOUT=1s || exit 1
+port=${base##*:}
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'POST /jobs/t HTTP/1.1\r\nHost: x\r\n' >&3
+(for _ in $(seq 60); do printf 'X-Slow: 1\r\n' >&3 2>/dev/null || exit 0; sleep 0.5; done) &
+trickle=$!
+sleep 1
+kill -TERM "$pid"
+stopped=0
+for _ in $(seq 80); do kill -0 "$pid" 2>/dev/null || { stopped=1; break; }; sleep 0.1; done
+if [ "$stopped" = 1 ]; then
+  wait "$pid"; code=$?
+  [ "$code" = 0 ] || { echo "FAIL slow-client shutdown: exit $code"; fails=$((fails + 1)); }
+else
+  echo "FAIL slow-client shutdown: still running 8 s after SIGTERM"; fails=$((fails + 1))
+fi
+pid=''
+kill "$trickle" 2>/dev/null; wait "$trickle" 2>/dev/null
+exec 3>&-
+out=$(cat "$dir/api.log")
+expect_in slow-client-shutdown "SHUTDOWN_TIMEOUT"
+expect_in slow-client-shutdown "API stopped"
+
+# Settings come from a .env file like the rest of the configuration.
+mkdir "$dir/envdir"
+printf 'JOBQUEUE_SCHEMA=%s\nPORT=0\n' "$schema" >"$dir/envdir/.env"
+(cd "$dir/envdir" && exec env -u JOBQUEUE_SCHEMA LOG_FORMAT=text "$api" >"$dir/api.log" 2>&1) &
+pid=$!
+for _ in $(seq 100); do grep -q "Listening on" "$dir/api.log" && break; sleep 0.1; done
+out=$(cat "$dir/api.log")
+expect_in dotenv-settings "Schema: $schema"
+expect_not_in dotenv-settings ":8080"
+kill -TERM "$pid" 2>/dev/null; wait "$pid"; pid=''
 
 # Not migrated: the health check says so and the service stays up.
 JOBQUEUE_SCHEMA=api_never_migrated_$$ start_api || exit 1
