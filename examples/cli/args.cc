@@ -4,12 +4,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "jobqueue/duration.h"
+#include "jobqueue/status.h"
 
 namespace jobqueue::cli {
 
 absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv,
                                  const std::set<std::string>& value_flags,
-                                 const std::set<std::string>& bool_flags) {
+                                 const std::set<std::string>& bool_flags, size_t max_positional) {
   Args args;
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& arg = argv[i];
@@ -39,6 +40,11 @@ absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv,
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown option --", name));
     }
+  }
+  if (args.positional_.size() > max_positional) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument \"", args.positional_[max_positional], "\"",
+                     max_positional == 0 ? " (this command takes only --options)" : ""));
   }
   return args;
 }
@@ -77,6 +83,15 @@ absl::StatusOr<int64_t> ParseIntFlag(absl::string_view flag, const std::string& 
         absl::StrCat("--", flag, " must be an integer, got \"", text, "\""));
   }
   return value;
+}
+
+absl::StatusOr<int> ParseInt32Flag(absl::string_view flag, const std::string& text) {
+  JQ_ASSIGN_OR_RETURN(int64_t value, ParseIntFlag(flag, text));
+  if (value < INT32_MIN || value > INT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " is out of range, got \"", text, "\""));
+  }
+  return static_cast<int>(value);
 }
 
 }  // namespace jobqueue::cli

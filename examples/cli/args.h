@@ -16,10 +16,12 @@ namespace jobqueue::cli {
 
 class Args {
  public:
-  // `value_flags` take a value (`--name V` or `--name=V`); `bool_flags` take none.
+  // `value_flags` take a value (`--name V` or `--name=V`); `bool_flags` take none; at most
+  // `max_positional` other arguments (a stray word must not widen what a command acts on).
   static absl::StatusOr<Args> Parse(const std::vector<std::string>& argv,
                                     const std::set<std::string>& value_flags,
-                                    const std::set<std::string>& bool_flags);
+                                    const std::set<std::string>& bool_flags,
+                                    size_t max_positional = 0);
 
   std::optional<std::string> Get(const std::string& name) const;
   std::string GetOr(const std::string& name, const std::string& fallback) const;
@@ -36,6 +38,8 @@ class Args {
 // "30m", "90s", "1h30m", "250ms", or plain seconds ("2.5"); never negative.
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag, const std::string& text);
 absl::StatusOr<int64_t> ParseIntFlag(absl::string_view flag, const std::string& text);
+// The same, for a value that must fit an int (the library checks the finer range).
+absl::StatusOr<int> ParseInt32Flag(absl::string_view flag, const std::string& text);
 
 }  // namespace jobqueue::cli
 

@@ -195,15 +195,13 @@ absl::Status ParseWorkOptions(const Args& args, BullWorkerOptions* options) {
   options->redis.tls_ca_file = args.GetOr("tls-ca", "");
   options->name = args.GetOr("worker-name", "");
   if (auto v = args.Get("concurrency")) {
-    JQ_ASSIGN_OR_RETURN(int64_t n, ParseIntFlag("concurrency", *v));
-    options->concurrency = static_cast<int>(std::clamp<int64_t>(n, -1, 1 << 20));
+    JQ_ASSIGN_OR_RETURN(options->concurrency, ParseInt32Flag("concurrency", *v));
   }
   if (auto v = args.Get("exit-when-idle")) {
     JQ_ASSIGN_OR_RETURN(options->exit_when_idle, ParseDurationFlag("exit-when-idle", *v));
   }
   if (auto v = args.Get("prefetch")) {
-    JQ_ASSIGN_OR_RETURN(int64_t n, ParseIntFlag("prefetch", *v));
-    options->prefetch = static_cast<int>(std::clamp<int64_t>(n, -1, 1 << 20));
+    JQ_ASSIGN_OR_RETURN(options->prefetch, ParseInt32Flag("prefetch", *v));
   }
   if (auto v = args.Get("lock-duration")) {
     JQ_ASSIGN_OR_RETURN(options->lock_duration, ParseDurationFlag("lock-duration", *v));
@@ -356,6 +354,8 @@ int RunAdmin(const std::string& command, const Args& args) {
         id->empty() ? count("promoted", queue.PromoteAll()) : done("promoted", queue.Promote(*id));
   } else if (command == "progress") {
     out = done("updated", queue.UpdateProgress(*id, args.GetOr("data", "")));
+  } else if (!args.Has("line")) {
+    return Fail(command, absl::InvalidArgumentError("--line is required"), kExitUsage);
   } else {
     out = count("lines", queue.AddLog(*id, args.GetOr("line", ""), keep));
   }
@@ -440,14 +440,18 @@ int RunBull(const std::vector<std::string>& argv) {
   }
   const std::string command = argv[0];
   const std::vector<std::string> rest(argv.begin() + 1, argv.end());
+  const bool takes_id = command == "get" || command == "logs" || command == "drain" ||
+                        command == "remove" || command == "retry" || command == "promote" ||
+                        command == "progress" || command == "log";
   absl::StatusOr<Args> args = Args::Parse(
       rest, {"queue",       "prefix",         "name",        "data",          "opts",
              "count",       "tls-ca",         "service",     "env-dir",       "handler",
              "concurrency", "exit-when-idle", "worker-name", "lock-duration", "stalled-interval",
              "state",       "grace",          "limit",       "start",         "end",
              "line",        "keep",           "from",        "timeout",       "prefetch"},
-      {"json", "asc", "delayed"});
+      {"json", "asc", "delayed", "help"}, takes_id ? 1 : 0);
   if (!args.ok()) return Fail(command, args.status(), kExitUsage);
+  if (args->Has("help")) return std::fputs(kBullHelp, stdout), 0;
   if (command == "add") return RunAdd(*args);
   if (command == "counts") return RunCounts(*args);
   if (command == "get") return RunGet(*args);

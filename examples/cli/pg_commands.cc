@@ -41,10 +41,11 @@ int Usage(absl::string_view command, absl::string_view message) {
 }
 
 absl::StatusOr<Args> ParseFor(const std::vector<std::string>& argv,
-                              std::set<std::string> value_flags, std::set<std::string> bool_flags) {
+                              std::set<std::string> value_flags, std::set<std::string> bool_flags,
+                              size_t max_positional = 0) {
   value_flags.insert(kCommonValueFlags.begin(), kCommonValueFlags.end());
   bool_flags.insert("help");
-  return Args::Parse(argv, value_flags, bool_flags);
+  return Args::Parse(argv, value_flags, bool_flags, max_positional);
 }
 
 struct Session {
@@ -90,8 +91,8 @@ SessionOr Open(const Args& args, int pool_size = 2, PgOptions pg = {}) {
                                               "no database configured: set DATABASE_URL, "
                                               "or SUPABASE_MODE with SUPABASE_DB_URL_<MODE>")};
   }
-  const char* schema_env = std::getenv("JOBQUEUE_SCHEMA");
-  pg.schema = args.GetOr("schema", schema_env != nullptr ? schema_env : "ops");
+  // JOBQUEUE_SCHEMA from the environment or .env, like the API and the workers.
+  pg.schema = args.GetOr("schema", config.Get("JOBQUEUE_SCHEMA").value_or("ops"));
   pg.pool_size = pool_size;
   pg.application_name = "jobqueue-cli";
   absl::StatusOr<std::unique_ptr<PgQueue>> queue = PgQueue::Open(config.database_url(), pg);
@@ -167,12 +168,10 @@ int RunEnqueue(const std::vector<std::string>& argv) {
       JQ_ASSIGN_OR_RETURN(job.options.delay, ParseDurationFlag("delay", *v));
     }
     if (auto v = args->Get("priority")) {
-      JQ_ASSIGN_OR_RETURN(int64_t p, ParseIntFlag("priority", *v));
-      job.options.priority = static_cast<int>(std::clamp<int64_t>(p, INT32_MIN, INT32_MAX));
+      JQ_ASSIGN_OR_RETURN(job.options.priority, ParseInt32Flag("priority", *v));
     }
     if (auto v = args->Get("max-attempts")) {
-      JQ_ASSIGN_OR_RETURN(int64_t m, ParseIntFlag("max-attempts", *v));
-      job.options.max_attempts = static_cast<int>(std::clamp<int64_t>(m, INT32_MIN, INT32_MAX));
+      JQ_ASSIGN_OR_RETURN(job.options.max_attempts, ParseInt32Flag("max-attempts", *v));
     }
     return absl::OkStatus();
   };
@@ -231,16 +230,13 @@ int RunWork(const std::vector<std::string>& argv) {
   options.queue = args->GetOr("queue", "default");
   auto parse = [&]() -> absl::Status {
     if (auto v = args->Get("concurrency")) {
-      JQ_ASSIGN_OR_RETURN(int64_t n, ParseIntFlag("concurrency", *v));
-      options.concurrency = static_cast<int>(std::clamp<int64_t>(n, -1, 1 << 20));
+      JQ_ASSIGN_OR_RETURN(options.concurrency, ParseInt32Flag("concurrency", *v));
     }
     if (auto v = args->Get("batch")) {
-      JQ_ASSIGN_OR_RETURN(int64_t n, ParseIntFlag("batch", *v));
-      options.batch_size = static_cast<int>(std::clamp<int64_t>(n, -1, 1 << 20));
+      JQ_ASSIGN_OR_RETURN(options.batch_size, ParseInt32Flag("batch", *v));
     }
     if (auto v = args->Get("dispatchers")) {
-      JQ_ASSIGN_OR_RETURN(int64_t n, ParseIntFlag("dispatchers", *v));
-      options.dispatchers = static_cast<int>(std::clamp<int64_t>(n, -1, 1 << 20));
+      JQ_ASSIGN_OR_RETURN(options.dispatchers, ParseInt32Flag("dispatchers", *v));
     }
     if (auto v = args->Get("exit-when-idle")) {
       JQ_ASSIGN_OR_RETURN(options.exit_when_idle, ParseDurationFlag("exit-when-idle", *v));
@@ -312,7 +308,7 @@ absl::StatusOr<int64_t> JobIdArgument(const Args& args) {
 }
 
 int RunGet(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseFor(argv, {}, {"json"});
+  absl::StatusOr<Args> args = ParseFor(argv, {}, {"json"}, 1);
   if (!args.ok()) return Usage("get", args.status().message());
   if (args->Has("help")) return std::fputs("usage: jobqueue get ID [--json]\n", stdout), 0;
   absl::StatusOr<int64_t> id = JobIdArgument(*args);
@@ -339,7 +335,7 @@ int RunGet(const std::vector<std::string>& argv) {
 }
 
 int RunCancel(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseFor(argv, {}, {});
+  absl::StatusOr<Args> args = ParseFor(argv, {}, {}, 1);
   if (!args.ok()) return Usage("cancel", args.status().message());
   if (args->Has("help")) return std::fputs("usage: jobqueue cancel ID\n", stdout), 0;
   absl::StatusOr<int64_t> id = JobIdArgument(*args);

@@ -83,6 +83,14 @@ check bad-concurrency 64 "$cli" bull work --queue "$q" --concurrency 0
 expect_in bad-concurrency "concurrency"
 check bad-queue 64 "$cli" bull pause --queue "a:b"
 expect_in bad-queue "may not contain ':'"
+check stray-word 64 "$cli" bull counts --queue "$q" extra
+expect_in stray-word 'unexpected argument "extra"'
+check log-without-line 64 "$cli" bull log 1 --queue "$q"
+expect_in log-without-line "--line"
+check bad-prefetch 64 "$cli" bull work --queue "$q" --prefetch -5
+expect_in bad-prefetch "got -5"
+check help 0 "$cli" bull add --help
+expect_in help "usage: jobqueue bull"
 check no-redis 78 env -i PATH="$PATH" HOME="$dir" "$cli" bull counts --queue "$q"
 
 echo "bull_cli_test: $fails failure(s)"

@@ -15,6 +15,10 @@ cd "$dir"  # no stray .env files
 
 check migrate 0 "$cli" migrate
 expect_in migrate "$schema.job_queue is at schema version 3"
+# JOBQUEUE_SCHEMA may come from .env like every other setting.
+mkdir "$dir/envdir" && printf 'JOBQUEUE_SCHEMA=%s\n' "$schema" >"$dir/envdir/.env"
+check dotenv-schema 0 env -u JOBQUEUE_SCHEMA "$cli" migrate --env-dir "$dir/envdir"
+expect_in dotenv-schema "$schema.job_queue is at schema version 3"
 check migrate-again 0 "$cli" migrate
 check migrate-bad-lock-timeout 64 "$cli" migrate --lock-timeout soon
 check migrate-zero-lock-timeout 1 "$cli" migrate --lock-timeout 0s
@@ -55,6 +59,14 @@ check bad-count 64 "$cli" enqueue --type t --count lots
 check unknown-flag 64 "$cli" enqueue --type t --bogus 1
 check missing-type 64 "$cli" enqueue --payload '{}'
 check bad-schema 1 "$cli" stats --schema 'x;drop'
+check huge-attempts 64 "$cli" enqueue --type t --max-attempts 99999999999
+expect_in huge-attempts '"99999999999"'
+check huge-priority 1 "$cli" enqueue --type t --priority 99999
+expect_in huge-priority "priority 99999"
+# A stray word is refused, not ignored: `retry TYPE` used to retry every type.
+check stray-word 64 "$cli" retry flaky
+expect_in stray-word 'unexpected argument "flaky"'
+check stray-id 64 "$cli" get 1 2
 after=$(sql "SELECT count(*) FROM $schema.job_queue")
 [ "$before" = "$after" ] || { echo "FAIL bad input wrote rows: $before -> $after"; fails=$((fails+1)); }
 
