@@ -211,6 +211,15 @@ TEST(RedisClientTest, BadUrlsAndUnreachableServers) {
               StatusIs(absl::StatusCode::kUnavailable));
 }
 
+// A pool that cannot connect says why, not only that it waited.
+TEST(RedisClientTest, PoolTimingOutNamesTheConnectError) {
+  RedisOptions quick;
+  quick.connect_timeout = absl::Seconds(1);
+  RedisPool pool(Secret::Url("redis://127.0.0.1:1"), quick, 2);
+  EXPECT_THAT(pool.Acquire(absl::Milliseconds(300)).status(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("refused")));
+}
+
 TEST(RedisClientTest, PoolReplacesAConnectionTheServerKilled) {
   RedisOptions options;
   options.client_name = absl::StrCat("jq-pool-", getpid());

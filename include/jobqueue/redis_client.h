@@ -137,6 +137,8 @@ class RedisPool {
   int open_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time next_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Duration backoff_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
+  // Why the last connection attempt failed, for a caller that times out waiting.
+  absl::Status last_connect_error_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace jobqueue

@@ -579,9 +579,11 @@ absl::StatusOr<RedisPool::Handle> RedisPool::Acquire(absl::Duration wait) {
       mu_.Lock();
       if (conn.ok()) {
         backoff_ = absl::ZeroDuration();
+        last_connect_error_ = absl::OkStatus();
         return Handle(this, *std::move(conn));
       }
       --open_;
+      last_connect_error_ = conn.status();
       // Back off before the next attempt so a server that is down is not hammered.
       backoff_ = std::clamp(backoff_ * 2, absl::Milliseconds(50), absl::Seconds(5));
       next_attempt_ = absl::Now() + backoff_;
@@ -596,6 +598,11 @@ absl::StatusOr<RedisPool::Handle> RedisPool::Acquire(absl::Duration wait) {
       return !idle_.empty() || (open_ < size_ && absl::Now() >= next_attempt_);
     };
     if (!mu_.AwaitWithDeadline(absl::Condition(&ready), wake) && absl::Now() >= deadline) {
+      if (!last_connect_error_.ok()) {
+        return absl::UnavailableError(
+            absl::StrCat("redis pool: no connection in time; the last attempt failed: ",
+                         last_connect_error_.message()));
+      }
       return absl::UnavailableError("redis pool: no connection became free in time");
     }
   }
