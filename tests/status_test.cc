@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "jobqueue/job.h"
 #include "testing/status_matchers.h"
 
 namespace jobqueue {
@@ -42,6 +43,8 @@ TEST(StatusMacrosTest, AnnotateKeepsCodeAndAddsContext) {
   const absl::Status s = Annotate(absl::NotFoundError("no such job"), "job 42");
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kNotFound, "job 42: no such job"));
   EXPECT_THAT(Annotate(absl::OkStatus(), "ctx"), IsOk());
+  // The payload that marks a lost lease survives, or callers would retry a job they lost.
+  EXPECT_TRUE(IsLeaseLost(Annotate(LeaseLostError("taken over"), "complete")));
 }
 
 TEST(StatusMatchersTest, MatchersCanFail) {

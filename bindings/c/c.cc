@@ -13,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -143,6 +144,9 @@ char* CopyString(absl::string_view text) {
 }
 
 jq_status_t Code(const absl::Status& status) {
+  // A lost lease shares kAborted with retryable conflicts (40001, 40P01); C callers must tell
+  // them apart.
+  if (jobqueue::IsLeaseLost(status)) return JQ_LEASE_LOST;
   return static_cast<jq_status_t>(static_cast<int>(status.code()));
 }
 
@@ -178,7 +182,7 @@ jq_status_t Guard(const char* function, char** errptr, Body&& body) {
     status = absl::UnknownError("unexpected non-standard exception");
   }
   if (!status.ok() && !absl::StartsWith(status.message(), function)) {
-    status = absl::Status(status.code(), absl::StrCat(function, ": ", status.message()));
+    status = jobqueue::Annotate(status, function);  // keeps the payload IsLeaseLost() reads
   }
   return Report(errptr, status);
 }
@@ -230,12 +234,13 @@ void FreeHandleArray(Handle** array, size_t count) {
   std::free(array);
 }
 
-// A C handler's failure as a status: its code (UNKNOWN when out of range) and message.
+// A C handler's failure as a status: its code (UNKNOWN when out of range) and message. Only
+// JQ_LEASE_LOST is a lost lease; JQ_ABORTED is an ordinary failure, retried with backoff.
 absl::Status HandlerFailure(jq_status_t code, std::string message) {
-  int raw = static_cast<int>(code);
-  if (raw < 1 || raw > static_cast<int>(JQ_UNAUTHENTICATED)) raw = JQ_UNKNOWN;
   if (message.empty()) message = absl::StrCat("handler returned ", jq_status_name(code));
   if (code == JQ_LEASE_LOST) return jobqueue::LeaseLostError(message);
+  int raw = static_cast<int>(code);
+  if (raw < 1 || raw > static_cast<int>(JQ_UNAUTHENTICATED)) raw = JQ_UNKNOWN;
   return absl::Status(static_cast<absl::StatusCode>(raw), message);
 }
 
@@ -305,6 +310,7 @@ const char* jq_status_name(jq_status_t code) {
                                        "UNAVAILABLE",
                                        "DATA_LOSS",
                                        "UNAUTHENTICATED"};
+  if (code == JQ_LEASE_LOST) return "LEASE_LOST";
   const int index = static_cast<int>(code);
   if (index < 0 || index >= static_cast<int>(sizeof(kNames) / sizeof(kNames[0]))) {
     return "UNKNOWN";
@@ -778,13 +784,14 @@ jq_status_t jq_pg_complete_many(jq_pg_queue_t* queue, jq_pg_lease_t* const* leas
     if (queue == nullptr) return NullArgument("queue");
     if (n == 0) return absl::OkStatus();
     if (leases == nullptr) return NullArgument("leases");
-    // CompleteAndClaim takes the leases of one worker at a time: group them by owner.
+    // CompleteAndClaim takes the leases of one worker at a time: group them by owner. Every
+    // result is checked first, so a bad one writes nothing at all.
     std::map<std::string, std::vector<jobqueue::PgQueue::Completion>> by_owner;
     for (size_t i = 0; i < n; ++i) {
       if (leases[i] == nullptr) return NullArgument(absl::StrCat("leases[", i, "]").c_str());
       const char* result = results == nullptr ? nullptr : results[i];
       if (result != nullptr) {
-        absl::Status valid = jobqueue::ValidateJson(result);
+        absl::Status valid = jobqueue::ValidateStorableJson(result);
         if (!valid.ok()) {
           return absl::InvalidArgumentError(
               absl::StrCat("result of job ", leases[i]->lease.job_id, ": ", valid.message()));
@@ -793,7 +800,11 @@ jq_status_t jq_pg_complete_many(jq_pg_queue_t* queue, jq_pg_lease_t* const* leas
       by_owner[leases[i]->lease.worker_id].push_back(
           {leases[i]->lease, result == nullptr ? "null" : result});
     }
+    // Groups already written stay written when a later one fails (a lost connection): their
+    // lost ids are still handed out with the error.
     std::vector<int64_t> lost;
+    size_t completed_jobs = 0;
+    absl::Status status;
     for (const auto& [owner, done] : by_owner) {
       jobqueue::ClaimRequest none;
       none.worker_id = owner;
@@ -801,7 +812,16 @@ jq_status_t jq_pg_complete_many(jq_pg_queue_t* queue, jq_pg_lease_t* const* leas
       none.limit = 0;
       absl::StatusOr<jobqueue::PgQueue::CompleteAndClaimResult> flushed =
           queue->queue->CompleteAndClaim(done, none);
-      if (!flushed.ok()) return flushed.status();
+      if (!flushed.ok()) {
+        status = flushed.status();
+        if (completed_jobs > 0) {
+          status = jobqueue::Annotate(
+              status, absl::StrCat("leases of owner \"", owner, "\" (", completed_jobs,
+                                   " leases of other owners were completed first)"));
+        }
+        break;
+      }
+      completed_jobs += done.size();
       lost.insert(lost.end(), flushed->lost_job_ids.begin(), flushed->lost_job_ids.end());
     }
     if (lost_count != nullptr) *lost_count = lost.size();
@@ -810,7 +830,7 @@ jq_status_t jq_pg_complete_many(jq_pg_queue_t* queue, jq_pg_lease_t* const* leas
       if (*lost_ids == nullptr) throw std::bad_alloc();
       std::memcpy(*lost_ids, lost.data(), lost.size() * sizeof(int64_t));
     }
-    return absl::OkStatus();
+    return status;
   });
 }
 

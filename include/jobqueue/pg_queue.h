@@ -82,6 +82,11 @@ struct StatusCount {
 // Counts as a JSON array of {"queue", "job_type", "status", "count"} objects.
 std::string StatusCountsToJson(absl::Span<const StatusCount> counts);
 
+// OK when the job table can store `json` as a payload or result: valid JSON of at most
+// kMaxPayloadBytes that jsonb accepts (it refuses the escape \u0000, which JSON allows). The
+// queue and the worker check this themselves; for callers that must know before a batch.
+absl::Status ValidateStorableJson(absl::string_view json);
+
 // A processing job whose heartbeat is old.
 struct StaleJob {
   int64_t id = 0;

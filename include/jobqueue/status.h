@@ -36,7 +36,12 @@ inline absl::Status Annotate(const absl::Status& status, absl::string_view conte
   std::string message(context);
   message.append(": ");
   message.append(status.message().data(), status.message().size());
-  return absl::Status(status.code(), message);
+  absl::Status annotated(status.code(), message);
+  // Payloads mark kinds of errors (IsLeaseLost reads one): keep them.
+  status.ForEachPayload([&](absl::string_view type_url, const absl::Cord& payload) {
+    annotated.SetPayload(type_url, payload);
+  });
+  return annotated;
 }
 
 }  // namespace jobqueue

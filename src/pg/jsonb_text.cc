@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "jobqueue/job.h"
 #include "jobqueue/json.h"
+#include "jobqueue/pg_queue.h"
 
 namespace jobqueue::internal {
 
@@ -36,3 +37,11 @@ absl::Status ValidateStorableValidJson(absl::string_view json) {
 }
 
 }  // namespace jobqueue::internal
+
+namespace jobqueue {
+
+absl::Status ValidateStorableJson(absl::string_view json) {
+  return internal::ValidateStorableJson(json);
+}
+
+}  // namespace jobqueue

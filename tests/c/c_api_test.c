@@ -96,7 +96,10 @@ static void RunSql(const char* sql) {
 static void TestBasics(void) {
   StartPhase("basics");
   CHECK(strcmp(jq_status_name(JQ_OK), "OK") == 0);
-  CHECK(strcmp(jq_status_name(JQ_LEASE_LOST), "ABORTED") == 0);
+  /* A lost lease has its own code, apart from a retryable ABORTED. */
+  CHECK(JQ_LEASE_LOST != JQ_ABORTED);
+  CHECK(strcmp(jq_status_name(JQ_LEASE_LOST), "LEASE_LOST") == 0);
+  CHECK(strcmp(jq_status_name(JQ_ABORTED), "ABORTED") == 0);
   CHECK(strcmp(jq_status_name((jq_status_t)99), "UNKNOWN") == 0);
   CHECK(strlen(jq_version()) >= 5);
   jq_free(NULL);
@@ -397,6 +400,100 @@ static void TestEnqueue(jq_pg_queue_t* queue) {
   jq_pg_batch_destroy(batch);
 }
 
+static jq_pg_lease_t* ClaimAs(jq_pg_queue_t* queue, const char* job_type, const char* owner) {
+  jq_claim_options_t* claim = jq_claim_options_create();
+  jq_claim_options_add_job_type(claim, job_type);
+  jq_claim_options_set_worker_id(claim, owner);
+  jq_pg_lease_t** leases = NULL;
+  size_t count = 0;
+  CHECK_OK(jq_pg_claim(queue, claim, &leases, &count, OK_ERR));
+  jq_claim_options_destroy(claim);
+  CHECK(count == 1);
+  if (count != 1) {
+    jq_pg_leases_free(leases, count);
+    return NULL;
+  }
+  jq_pg_lease_t* lease = leases[0];
+  jq_free(leases);
+  return lease;
+}
+
+/* Leases of two owners take two round trips; a result the table cannot store (the escape
+ * \u0000, or over 16 MiB) in the second must not leave the first written. */
+static void TestCompleteManyOwners(jq_pg_queue_t* queue) {
+  int64_t ids[2] = {0, 0};
+  CHECK_OK(jq_pg_enqueue(queue, "c_owners", "{}", NULL, &ids[0], NULL, OK_ERR));
+  CHECK_OK(jq_pg_enqueue(queue, "c_owners", "{}", NULL, &ids[1], NULL, OK_ERR));
+  jq_pg_lease_t* leases[2] = {ClaimAs(queue, "c_owners", "a"), ClaimAs(queue, "c_owners", "b")};
+  if (leases[0] == NULL || leases[1] == NULL) {
+    jq_pg_lease_destroy(leases[0]);
+    jq_pg_lease_destroy(leases[1]);
+    return;
+  }
+  CHECK(jq_pg_lease_job_id(leases[0]) == ids[0]);
+  int64_t* lost = NULL;
+  size_t lost_count = 99;
+  const char* nul[2] = {"{\"ok\":1}", "\"bad\\u0000\""};
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "u0000",
+            jq_pg_complete_many(queue, leases, nul, 2, &lost, &lost_count, OK_ERR));
+  CHECK(lost == NULL && lost_count == 0);
+  /* 16 MiB + 1 of valid JSON: a string of that many bytes with its quotes. */
+  const size_t big_size = 16 * 1024 * 1024 + 1;
+  char* big = malloc(big_size + 1);
+  CHECK(big != NULL);
+  if (big != NULL) {
+    memset(big, 'x', big_size);
+    big[0] = big[big_size - 1] = '"';
+    big[big_size] = '\0';
+    const char* oversize[2] = {"{\"ok\":1}", big};
+    CHECK_ERR(JQ_INVALID_ARGUMENT, "limit",
+              jq_pg_complete_many(queue, leases, oversize, 2, NULL, NULL, OK_ERR));
+    free(big);
+  }
+  CHECK(strcmp(JobStatus(queue, ids[0], NULL, 0), "processing") == 0);
+  CHECK(strcmp(JobStatus(queue, ids[1], NULL, 0), "processing") == 0);
+  /* Both owners' leases are still good. */
+  const char* good[2] = {"{\"ok\":1}", "\"fine\""};
+  CHECK_OK(jq_pg_complete_many(queue, leases, good, 2, &lost, &lost_count, OK_ERR));
+  CHECK(lost == NULL && lost_count == 0);
+  CHECK(strcmp(JobStatus(queue, ids[0], NULL, 0), "completed") == 0);
+  CHECK(strcmp(JobStatus(queue, ids[1], NULL, 0), "completed") == 0);
+  jq_pg_lease_destroy(leases[0]);
+  jq_pg_lease_destroy(leases[1]);
+}
+
+/* A trigger raising SQLSTATE 40001 when a c_conflict job completes: the retryable ABORTED a
+ * caller retries, which must not read as a lost lease (that job is still ours). */
+static void TestSerializationFailure(jq_pg_queue_t* queue) {
+  char sql[1024];
+  snprintf(sql, sizeof(sql),
+           "CREATE FUNCTION %s.c_conflict() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "RAISE EXCEPTION 'simulated conflict' USING ERRCODE = '40001'; END $$; "
+           "CREATE TRIGGER c_conflict BEFORE UPDATE ON %s.job_queue FOR EACH ROW "
+           "WHEN (NEW.job_type = 'c_conflict' AND NEW.status = 'completed') "
+           "EXECUTE FUNCTION %s.c_conflict()",
+           schema, schema, schema);
+  RunSql(sql);
+  int64_t id = 0;
+  CHECK_OK(jq_pg_enqueue(queue, "c_conflict", "{}", NULL, &id, NULL, OK_ERR));
+  size_t count = 0;
+  jq_pg_lease_t** leases = Claim(queue, "c_conflict", 1, &count);
+  CHECK(count == 1);
+  if (count == 1) {
+    char* err = NULL;
+    const jq_status_t st = jq_pg_complete(queue, leases[0], NULL, &err);
+    CHECK(st == JQ_ABORTED && st != JQ_LEASE_LOST);
+    CHECK(err != NULL && strstr(err, "simulated conflict") != NULL);
+    jq_free(err);
+    /* The lease still holds: failing the attempt works. */
+    CHECK_OK(jq_pg_fail(queue, leases[0], "conflict", 0, NULL, NULL, OK_ERR));
+  }
+  jq_pg_leases_free(leases, count);
+  CHECK(strcmp(JobStatus(queue, id, NULL, 0), "pending") == 0);
+  snprintf(sql, sizeof(sql), "DROP TRIGGER c_conflict ON %s.job_queue", schema);
+  RunSql(sql);
+}
+
 static void TestLeases(jq_pg_queue_t* queue) {
   StartPhase("pg: claim, heartbeat, complete");
   size_t count = 0;
@@ -463,6 +560,12 @@ static void TestLeases(jq_pg_queue_t* queue) {
   CHECK_OK(jq_pg_complete_many(queue, leases, NULL, count, NULL, NULL, OK_ERR));
   jq_pg_leases_free(leases, count);
   CHECK(Total(queue, "c_batch", "completed") == 10);
+
+  StartPhase("pg: complete many validates every result first");
+  TestCompleteManyOwners(queue);
+
+  StartPhase("pg: a serialization failure is ABORTED, not a lost lease");
+  TestSerializationFailure(queue);
 
   StartPhase("pg: attempts spent, cancel");
   jq_enqueue_options_t* options = jq_enqueue_options_create();
@@ -539,6 +642,19 @@ static jq_status_t HandleFail(void* user_data, jq_job_context_t* job) {
   atomic_fetch_add(&tally->failed, 1);
   jq_job_context_set_error(job, "handler said no");
   return JQ_INTERNAL;
+}
+
+/* A retryable conflict the handler hit: an ordinary failure, not a lost lease. */
+static jq_status_t HandleAborted(void* user_data, jq_job_context_t* job) {
+  (void)user_data;
+  jq_job_context_set_error(job, "deadlock detected");
+  return JQ_ABORTED;
+}
+
+static jq_status_t HandleLeaseLost(void* user_data, jq_job_context_t* job) {
+  (void)user_data;
+  (void)job;
+  return JQ_LEASE_LOST;
 }
 
 static jq_status_t HandleBadResult(void* user_data, jq_job_context_t* job) {
@@ -672,6 +788,28 @@ static void TestWorker(jq_pg_queue_t* queue) {
   CHECK(strcmp(last_error, "handler said no") == 0);
   CHECK(strcmp(JobStatus(queue, ids[21], last_error, sizeof(last_error)), "failed") == 0);
   CHECK(strstr(last_error, "handler result") != NULL);
+
+  StartPhase("worker: JQ_ABORTED fails the attempt, JQ_LEASE_LOST writes nothing");
+  jq_enqueue_options_t* retry = jq_enqueue_options_create();
+  jq_enqueue_options_set_max_attempts(retry, 2);
+  int64_t aborted_id = 0, lost_id = 0;
+  CHECK_OK(jq_pg_enqueue(queue, "c_aborted", "{}", retry, &aborted_id, NULL, OK_ERR));
+  CHECK_OK(jq_pg_enqueue(queue, "c_lease_lost", "{}", retry, &lost_id, NULL, OK_ERR));
+  jq_enqueue_options_destroy(retry);
+  worker = NewWorker(queue, 500);
+  if (worker != NULL) {
+    CHECK_OK(jq_pg_worker_register(worker, "c_aborted", HandleAborted, NULL, OK_ERR));
+    CHECK_OK(jq_pg_worker_register(worker, "c_lease_lost", HandleLeaseLost, NULL, OK_ERR));
+    CHECK_OK(jq_pg_worker_run(worker, OK_ERR));
+    CHECK(jq_pg_worker_stat(worker, JQ_WORKER_FAILED) >= 1);
+    CHECK(jq_pg_worker_stat(worker, JQ_WORKER_LOST) == 1);
+    jq_pg_worker_destroy(worker);
+  }
+  /* Failed with its error: pending for a retry after backoff (or failed, if retried). */
+  CHECK(strcmp(JobStatus(queue, aborted_id, last_error, sizeof(last_error)), "processing") != 0);
+  CHECK(strcmp(last_error, "deadlock detected") == 0);
+  CHECK(strcmp(JobStatus(queue, lost_id, last_error, sizeof(last_error)), "processing") == 0);
+  CHECK(strcmp(last_error, "") == 0);
 
   StartPhase("worker: short-job mode");
   batch = jq_pg_batch_create();

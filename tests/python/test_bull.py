@@ -196,6 +196,38 @@ def test_failures_retries_and_unrecoverable(redis_url, bull_name):
         assert q.counts()["failed"] == 4 and q.counts()["completed"] == 1
 
 
+class UnprintableError(Exception):
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+
+def test_handler_errors_that_are_hard_to_describe_still_name_their_type(redis_url, bull_name):
+    # int(job) raises TypeError from C (no traceback); str() of the other exception raises.
+    # Either way the job records the real error, and a job kept by the handler is safe to
+    # read once the handler returned.
+    with jobqueue.BullQueue(redis_url, bull_name) as q:
+        from_c = q.add("builtin", {}, {"attempts": 1})
+        stats = make_bull_worker(redis_url, bull_name, int).run()
+        assert stats.failed == 1
+        job = q.get_job(from_c)
+        assert job["failed_reason"].startswith("int() argument"), job["failed_reason"]
+        assert job["stacktrace"][0].startswith("TypeError: int() argument")
+
+        unprintable = q.add("unprintable", {}, {"attempts": 1})
+        saved = []
+
+        def raise_unprintable(job):
+            saved.append(job)
+            raise UnprintableError()
+
+        stats = make_bull_worker(redis_url, bull_name, raise_unprintable).run()
+        assert stats.failed == 1
+        job = q.get_job(unprintable)
+        assert job["failed_reason"] == "UnprintableError"
+        assert job["stacktrace"][0].endswith("UnprintableError: <exception str() failed>")
+        assert saved[0].stopping and saved[0].id == unprintable
+
+
 def test_fast_jobs_are_claimed_ahead_unless_prefetch_is_off(redis_url, bull_name):
     with jobqueue.BullQueue(redis_url, bull_name) as q:
         for prefetch in (64, 0):

@@ -16,6 +16,7 @@ c_char_pp = ctypes.POINTER(ctypes.c_char_p)
 HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 JQ_OK, JQ_INVALID_ARGUMENT, JQ_NOT_FOUND, JQ_ABORTED = 0, 3, 5, 10
+JQ_LEASE_LOST = 100
 JQ_INTERNAL = 13
 JQ_WORKER_COMPLETED, JQ_WORKER_FAILED = 0, 1
 JQ_BULL_WAITING, JQ_BULL_DELAYED, JQ_BULL_STATE_COUNT = 6, 2, 8
@@ -176,6 +177,7 @@ def job_field(jq, pg, job_id, accessor):
 
 def test_basics(jq, config):
     assert jq.jq_status_name(JQ_ABORTED) == b"ABORTED"
+    assert jq.jq_status_name(JQ_LEASE_LOST) == b"LEASE_LOST"
     assert jq.jq_version().decode().count(".") == 2
     assert jq.jq_config_environment(config) == b"dev"
     assert b"****" in jq.jq_config_database_url_redacted(config)
@@ -223,7 +225,7 @@ def test_enqueue_claim_complete_fail(jq, pg):
     assert will_retry.value == 0
     with pytest.raises(CError) as raised:
         jq.call("jq_pg_complete", pg, leases[0], None)
-    assert raised.value.code == JQ_ABORTED and "lease lost" in raised.value.message
+    assert raised.value.code == JQ_LEASE_LOST and "lease lost" in raised.value.message
     jq.call("jq_pg_complete", pg, leases[2], None)
     jq.jq_pg_leases_free(leases, count)
 

@@ -155,6 +155,24 @@ def test_complete_many(queue):
         queue.complete_many(leases[:2], [None])
 
 
+def test_complete_many_checks_every_result_before_writing(queue):
+    # Two owners take two round trips; a result jsonb refuses in the second must not leave
+    # the first written.
+    for _ in range(2):
+        queue.enqueue("owned")
+    (a,) = queue.claim("owned", worker_id="a")
+    (b,) = queue.claim("owned", worker_id="b")
+    with pytest.raises(jobqueue.InvalidArgumentError, match="u0000"):
+        queue.complete_many([a, b], [{"ok": 1}, "bad\u0000"])
+    with pytest.raises(jobqueue.InvalidArgumentError, match="limit"):
+        queue.complete_many([a, b], [{"ok": 1}, "x" * (16 * 1024 * 1024)])
+    assert queue.get(a.id).status == "processing" and not a.finished
+    assert queue.get(b.id).status == "processing" and not b.finished
+    assert queue.complete_many([a, b], [{"ok": 1}, "fine"]) == []
+    assert a.finished and b.finished
+    assert queue.get(a.id).result == {"ok": 1} and queue.get(b.id).result == "fine"
+
+
 def test_counts(queue):
     queue.enqueue_many([("a", {})] * 3 + [("b", {})] * 2)
     queue.claim("a")[0].complete()

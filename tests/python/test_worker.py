@@ -84,6 +84,36 @@ def test_unserialisable_result_fails_the_job(queue):
     assert job.last_error.startswith("TypeError: ") and "JSON serializable" in job.last_error
 
 
+class UnprintableError(Exception):
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+
+def test_handler_errors_that_are_hard_to_describe_still_name_their_type(queue):
+    # int(job) raises TypeError from C (no Python frame); str() of the other exception raises.
+    # Either way the job records the real error, and a context kept by the handler is safe to
+    # read once the handler returned.
+    from_c = queue.enqueue("builtin", max_attempts=1).id
+    unprintable = queue.enqueue("unprintable", max_attempts=1).id
+    worker = make_worker(queue)
+    worker.register("builtin", int)
+    saved = []
+
+    @worker.handler("unprintable")
+    def raise_unprintable(job):
+        saved.append(job)
+        raise UnprintableError()
+
+    stats = worker.run()
+    assert stats.failed == 2 and stats.lost == 0
+    job = queue.get(from_c)
+    assert job.status == "failed" and job.last_error.startswith("TypeError: int() argument")
+    job = queue.get(unprintable)
+    assert job.status == "failed"
+    assert job.last_error == "UnprintableError: <exception str() failed>"
+    assert saved[0].stopping and saved[0].id == unprintable
+
+
 def test_handler_raising_lease_lost_writes_nothing(queue):
     added = queue.enqueue("t")
     worker = make_worker(queue)

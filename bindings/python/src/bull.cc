@@ -115,16 +115,20 @@ PyObject* g_format_exception = nullptr;
 // failedReason is the exception's text, as Node stores err.message; UnrecoverableError fails
 // the job without retrying, as Node's does.
 // The job's stacktrace entry is the Python traceback, as a Node job stores err.stack.
+// Never throws: an exception raised from C has no traceback, and str() may raise.
 absl::Status BullStatusFromPython(py::error_already_set& error) {
-  std::string text = py::str(error.value()).cast<std::string>();
-  if (text.empty()) text = error.type().attr("__name__").cast<std::string>();
+  std::string text = SafeStr(error.value()).value_or("");
+  if (text.empty()) text = ExceptionTypeName(error.type());
   std::string traceback;
   try {
-    py::object lines = py::reinterpret_borrow<py::object>(g_format_exception)(
-        error.type(), error.value(), error.trace());
+    // A null handle cannot be passed as an argument; None can.
+    py::object trace = error.trace() ? py::object(error.trace()) : py::object(py::none());
+    py::object lines =
+        py::reinterpret_borrow<py::object>(g_format_exception)(error.type(), error.value(), trace);
     traceback = py::str("").attr("join")(lines).cast<std::string>();
     while (!traceback.empty() && traceback.back() == '\n') traceback.pop_back();
-  } catch (const py::error_already_set&) {
+  } catch (...) {
+    PyErr_Clear();
     traceback.clear();  // keep the generated entry
   }
   absl::Status status = error.matches(g_unrecoverable_error) ? BullUnrecoverableError(text)
@@ -145,9 +149,8 @@ BullHandler MakeBullHandler(std::shared_ptr<BullHandlers> handlers) {
     context->job = job.job();
     context->token = job.token();
     context->context = &job;
-    absl::StatusOr<std::string> out = CallHandler(fn, py::cast(context), BullStatusFromPython);
-    context->context = nullptr;
-    return out;
+    ResetOnExit<const BullJobContext> reset(context->context);
+    return CallHandler(fn, py::cast(context), BullStatusFromPython);
   };
 }
 

@@ -4,6 +4,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -49,9 +50,29 @@ auto Unlocked(Body&& body) {
 }
 
 // Calls a job handler (with the GIL held): its return value as JSON ("null" for None), or the
-// status `to_status` makes of the exception it raised.
+// status `to_status` makes of the exception it raised. `to_status` must not throw: the real
+// error would be lost (a fixed message stands in if it does).
 absl::StatusOr<std::string> CallHandler(py::handle fn, py::handle job,
                                         absl::Status (*to_status)(py::error_already_set&));
+
+// The name of an exception type, without raising (a type's __name__ can fail too).
+std::string ExceptionTypeName(py::handle type);
+// str(value), or nullopt when that raises or is not UTF-8 (the Python error is cleared).
+std::optional<std::string> SafeStr(py::handle value);
+
+// Clears a Python object's pointer to a handler's stack context however the call ends, so a
+// context kept by the handler never points at a dead frame.
+template <typename T>
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(std::atomic<T*>& pointer) : pointer_(pointer) {}
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+  ~ResetOnExit() { pointer_.store(nullptr); }
+
+ private:
+  std::atomic<T*>& pointer_;
+};
 
 // Calls `run` on a helper thread with the GIL released and waits for it, running Python's
 // signal handlers meanwhile. With handle_signals (on the main thread) SIGINT/SIGTERM call

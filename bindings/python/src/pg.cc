@@ -9,8 +9,10 @@
 #include "absl/strings/str_format.h"
 #include "common.h"
 #include "jobqueue/config.h"
+#include "jobqueue/json.h"
 #include "jobqueue/logging.h"
 #include "jobqueue/secret.h"
+#include "jobqueue/status.h"
 
 namespace jobqueue::python {
 
@@ -418,8 +420,13 @@ rejects the batch. Results are in input order.)doc")
               throw StatusError(absl::InvalidArgumentError(absl::StrCat(
                   "complete_many: ", leases.size(), " leases but ", py::len(results), " results")));
             }
-            // CompleteAndClaim takes one owner's leases per round trip.
-            std::map<std::string, std::vector<PgQueue::Completion>> by_owner;
+            // CompleteAndClaim takes one owner's leases per round trip. Every result is
+            // checked first, so a bad one writes nothing at all.
+            struct Group {
+              std::vector<PgQueue::Completion> done;
+              std::vector<PyLease*> leases;
+            };
+            std::map<std::string, Group> by_owner;
             for (size_t i = 0; i < leases.size(); ++i) {
               if (leases[i] == nullptr) {
                 throw StatusError(absl::InvalidArgumentError("complete_many: a lease is None"));
@@ -427,23 +434,46 @@ rejects the batch. Results are in input order.)doc")
               const Lease& l = leases[i]->lease;
               py::object result = py::none();
               if (!results.is_none()) result = results[py::int_(i)];
-              by_owner[l.worker_id].push_back({l, ResultJson(result)});
+              std::string json = ResultJson(result);
+              if (absl::Status valid = jobqueue::ValidateStorableJson(json); !valid.ok()) {
+                throw StatusError(absl::InvalidArgumentError(absl::StrCat(
+                    "complete_many: result of job ", l.job_id, " is ", valid.message())));
+              }
+              Group& group = by_owner[l.worker_id];
+              group.done.push_back({l, std::move(json)});
+              group.leases.push_back(leases[i].get());
             }
+            // A group is finished as soon as it is written, so a later group's failure (a
+            // lost connection) leaves the earlier leases marked truthfully.
             std::vector<int64_t> lost;
-            for (const auto& [owner, done] : by_owner) {
+            size_t completed = 0;
+            for (const auto& [owner, group] : by_owner) {
               ClaimRequest none;
               none.worker_id = owner;
-              none.queue = done.front().lease.queue;
+              none.queue = group.done.front().lease.queue;
               none.limit = 0;
-              auto flushed = Value(Unlocked([&] { return queue->CompleteAndClaim(done, none); }));
-              lost.insert(lost.end(), flushed.lost_job_ids.begin(), flushed.lost_job_ids.end());
+              absl::StatusOr<PgQueue::CompleteAndClaimResult> flushed =
+                  Unlocked([&] { return queue->CompleteAndClaim(group.done, none); });
+              if (!flushed.ok()) {
+                absl::Status status = flushed.status();
+                if (completed > 0) {
+                  status = Annotate(status, absl::StrCat("complete_many: leases of owner \"", owner,
+                                                         "\" (", completed,
+                                                         " leases of other owners were completed "
+                                                         "first and are finished)"));
+                }
+                throw StatusError(status);
+              }
+              for (PyLease* l : group.leases) l->finished = true;
+              completed += group.leases.size();
+              lost.insert(lost.end(), flushed->lost_job_ids.begin(), flushed->lost_job_ids.end());
             }
-            for (const LeasePtr& l : leases) l->finished = true;
             return lost;
           },
           py::arg("leases"), py::arg("results") = py::none(),
           "Completes many leases in one round trip per owner (results: None, or one per lease). "
-          "Returns the ids of jobs whose lease was lost.")
+          "Returns the ids of jobs whose lease was lost. Every result is checked first: a bad "
+          "one raises InvalidArgumentError and writes nothing.")
       .def(
           "fail",
           [](const QueueHandle&, PyLease& lease, const std::string& error,

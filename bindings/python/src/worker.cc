@@ -34,8 +34,9 @@ struct PyWorker {
 // A Python exception from a handler as the status the runtime records: LeaseLostError says the
 // lease is gone (nothing is written); everything else fails the attempt with "Type: message".
 absl::Status StatusFromPython(py::error_already_set& error) {
-  const std::string text = absl::StrCat(error.type().attr("__name__").cast<std::string>(), ": ",
-                                        py::str(error.value()).cast<std::string>());
+  const std::string text =
+      absl::StrCat(ExceptionTypeName(error.type()), ": ",
+                   SafeStr(error.value()).value_or("<exception str() failed>"));
   if (error.matches(LeaseLostErrorClass())) return LeaseLostError(text);
   if (error.matches(ErrorClass(absl::StatusCode::kCancelled))) return absl::CancelledError(text);
   return absl::InternalError(text);
@@ -52,9 +53,8 @@ JobHandler MakeHandler(const py::object& fn) {
     auto context = std::make_shared<PyJobContext>();
     context->lease = job.lease();
     context->context = &job;
-    absl::StatusOr<std::string> out = CallHandler(*callable, py::cast(context), StatusFromPython);
-    context->context = nullptr;
-    return out;
+    ResetOnExit<const JobContext> reset(context->context);
+    return CallHandler(*callable, py::cast(context), StatusFromPython);
   };
 }
 
@@ -75,9 +75,36 @@ absl::StatusOr<std::string> CallHandler(py::handle fn, py::handle job,
     py::object result = fn(job);
     return result.is_none() ? std::string("null") : Dumps(result);
   } catch (py::error_already_set& error) {
-    return to_status(error);
+    try {
+      return to_status(error);
+    } catch (...) {
+      PyErr_Clear();
+      return absl::InternalError(
+          absl::StrCat("handler raised ", ExceptionTypeName(error.type()), " (not describable)"));
+    }
   } catch (const std::exception& error) {
     return absl::InternalError(absl::StrCat("handler: ", error.what()));
+  }
+}
+
+std::string ExceptionTypeName(py::handle type) {
+  if (!type) return "exception";
+  try {
+    return py::str(type.attr("__name__")).cast<std::string>();
+  } catch (...) {
+    PyErr_Clear();
+  }
+  if (PyType_Check(type.ptr())) return reinterpret_cast<PyTypeObject*>(type.ptr())->tp_name;
+  return "exception";
+}
+
+std::optional<std::string> SafeStr(py::handle value) {
+  if (!value) return std::nullopt;
+  try {
+    return py::str(value).cast<std::string>();
+  } catch (...) {
+    PyErr_Clear();
+    return std::nullopt;
   }
 }
 

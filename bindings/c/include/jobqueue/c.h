@@ -36,7 +36,7 @@ extern "C" {
 
 /* ---- status codes ---------------------------------------------------------------------- */
 
-/* The canonical (absl / gRPC) status codes, same values. */
+/* The canonical (absl / gRPC) status codes, same values, plus JQ_LEASE_LOST. */
 typedef enum jq_status_t {
   JQ_OK = 0,
   JQ_CANCELLED = 1,
@@ -48,19 +48,21 @@ typedef enum jq_status_t {
   JQ_PERMISSION_DENIED = 7, /* e.g. a secret outside the service's scope, in prod */
   JQ_RESOURCE_EXHAUSTED = 8,
   JQ_FAILED_PRECONDITION = 9, /* e.g. the schema is not migrated, cancel of a running job */
-  JQ_ABORTED = 10,            /* a lost lease: the job is no longer ours (JQ_LEASE_LOST) */
+  JQ_ABORTED = 10,            /* e.g. a deadlock or serialization failure: retrying may help */
   JQ_OUT_OF_RANGE = 11,
   JQ_UNIMPLEMENTED = 12,
   JQ_INTERNAL = 13,
   JQ_UNAVAILABLE = 14, /* the server is unreachable; retrying may help */
   JQ_DATA_LOSS = 15,
-  JQ_UNAUTHENTICATED = 16
+  JQ_UNAUTHENTICATED = 16,
+  /* Not a canonical code (kept out of their range): the lease or lock was lost, so the job is
+   * no longer ours and nothing was written. Reported by complete, fail, heartbeat, release
+   * and extend; the C++ library's IsLeaseLost() statuses. */
+  JQ_LEASE_LOST = 100
 } jq_status_t;
 
-/* Complete, fail, heartbeat and release report a lease that was lost with this code. */
-#define JQ_LEASE_LOST JQ_ABORTED
-
-/* "OK", "INVALID_ARGUMENT", ...; "UNKNOWN" for values outside the enum. Static storage. */
+/* "OK", "INVALID_ARGUMENT", ..., "LEASE_LOST"; "UNKNOWN" for values outside the enum. Static
+ * storage. */
 JQ_EXPORT const char* jq_status_name(jq_status_t code);
 
 /* Frees anything this API returned through a char** or other pointer-to-pointer result
@@ -250,9 +252,12 @@ JQ_EXPORT jq_status_t jq_pg_heartbeat(jq_pg_queue_t* queue, const jq_pg_lease_t*
 /* result_json NULL means null. */
 JQ_EXPORT jq_status_t jq_pg_complete(jq_pg_queue_t* queue, const jq_pg_lease_t* lease,
                                      const char* result_json, char** errptr);
-/* Completes n leases in one round trip. results may be NULL (all null) or hold n entries
- * (NULL entries mean null). *lost_ids (malloc'd, may be NULL when *lost_count is 0) lists the
- * jobs whose lease was lost; lost_ids and lost_count may be NULL. */
+/* Completes n leases in one round trip per lease owner. results may be NULL (all null) or hold
+ * n entries (NULL entries mean null); every result is checked first, so a bad one
+ * (JQ_INVALID_ARGUMENT) writes nothing. *lost_ids (malloc'd, may be NULL when *lost_count is
+ * 0) lists the jobs whose lease was lost; lost_ids and lost_count may be NULL. When a later
+ * owner's round trip fails, the owners written before it stay completed: the error says so,
+ * and *lost_ids still lists their lost jobs (free it then too). */
 JQ_EXPORT jq_status_t jq_pg_complete_many(jq_pg_queue_t* queue, jq_pg_lease_t* const* leases,
                                           const char* const* results, size_t n, int64_t** lost_ids,
                                           size_t* lost_count, char** errptr);
@@ -310,8 +315,8 @@ typedef struct jq_job_context_t jq_job_context_t;
 /* A handler runs one job on a worker thread. Return JQ_OK to complete the job with the result
  * set by jq_job_context_set_result (null when none). Any other code fails the attempt with the
  * message set by jq_job_context_set_error; it is retried per the queue's retry policy, or,
- * while the worker is stopping, released without using up an attempt. JQ_LEASE_LOST means
- * the job is no longer ours and nothing is written. */
+ * while the worker is stopping, released without using up an attempt (JQ_ABORTED too).
+ * JQ_LEASE_LOST means the job is no longer ours and nothing is written. */
 typedef jq_status_t (*jq_handler_fn)(void* user_data, jq_job_context_t* job);
 
 /* The job being handled; valid only during the handler call. */
