@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -48,20 +50,73 @@ bool IsConfigVariable(absl::string_view name) {
   return absl::StartsWith(name, "JOBQUEUE_");
 }
 
+bool IsUrlVariable(absl::string_view name) { return absl::StrContains(name, "URL"); }
+
+// A value of a variable not known as a secret, for display: a connection string in it (a URL
+// with user info or a query, or libpq key=value with a password) is shown masked all the same.
+std::string MaskPlainValue(absl::string_view value) {
+  if (absl::StrContains(value, "://")) {
+    return absl::StrContains(value, "@") || absl::StrContains(value, "?") ? MaskUrl(value)
+                                                                          : std::string(value);
+  }
+  const std::string lower = absl::AsciiStrToLower(value);
+  if ((absl::StrContains(lower, "pass") || absl::StrContains(lower, "token") ||
+       absl::StrContains(lower, "secret") || absl::StrContains(lower, "key")) &&
+      absl::StrContains(value, "=")) {
+    return MaskUrl(value);  // masks the secret keys of a DSN, redacts anything else
+  }
+  return std::string(value);
+}
+
 // Non-secret values may appear in errors, but short and quoted, in case one was mistyped.
 std::string Quote(absl::string_view value) {
   constexpr size_t kMax = 40;
-  if (value.size() > kMax) return absl::StrCat("\"", value.substr(0, kMax), "...\"");
-  return absl::StrCat("\"", value, "\"");
+  const std::string shown = MaskPlainValue(value);
+  if (shown.size() > kMax) return absl::StrCat("\"", shown.substr(0, kMax), "...\"");
+  return absl::StrCat("\"", shown, "\"");
 }
 
-bool IsUrlVariable(absl::string_view name) { return absl::StrContains(name, "URL"); }
+// Safe by default: a secret by the manifest, or by its name, is never shown; URL-named ones
+// show with the password masked.
+std::string DisplayValue(absl::string_view name, absl::string_view value, bool scope_secret,
+                         bool looks_secret, bool in_scope) {
+  if (!in_scope) return std::string(kRedacted);
+  if (scope_secret) return IsUrlVariable(name) ? MaskUrl(value) : std::string(kRedacted);
+  if (looks_secret) {
+    return IsUrlVariable(name) && absl::StrContains(value, "://") ? MaskUrl(value)
+                                                                  : std::string(kRedacted);
+  }
+  return MaskPlainValue(value);
+}
+
+std::string ErrnoText(int error) { return std::generic_category().message(error); }
+
+// A missing env dir would silently load nothing: most likely a typo.
+absl::Status CheckEnvDir(const std::string& dir) {
+  if (dir.empty()) return absl::OkStatus();
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0) {
+    const int error = errno;
+    return absl::FailedPreconditionError(
+        absl::StrCat("env dir ", dir, " cannot be used: ", ErrnoText(error)));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("env dir ", dir, " is not a directory"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ReadEnvFile(const std::string& dir, const std::string& file_name,
                          VariableMap* variables, std::vector<std::string>* warnings) {
   const std::string path = dir.empty() ? file_name : absl::StrCat(dir, "/", file_name);
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return absl::OkStatus();  // absent files are fine
+  if (stat(path.c_str(), &st) != 0) {
+    const int error = errno;
+    if (error == ENOENT) return absl::OkStatus();  // absent files are fine
+    // Not PermissionDenied: that code means a scope violation (exit 77).
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read ", path, ": ", ErrnoText(error)));
+  }
   if (!S_ISREG(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
   }
@@ -71,9 +126,14 @@ absl::Status ReadEnvFile(const std::string& dir, const std::string& file_name,
                         st.st_mode & 07777, path));
   }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::PermissionDeniedError(absl::StrCat("cannot read ", path));
+  if (!in) {
+    const int error = errno;
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read ", path, ": ", ErrnoText(error)));
+  }
   std::stringstream buffer;
   buffer << in.rdbuf();
+  if (in.bad()) return absl::FailedPreconditionError(absl::StrCat("cannot read ", path));
   JQ_ASSIGN_OR_RETURN(std::vector<internal::DotenvEntry> entries,
                       internal::ParseDotenv(buffer.str(), path));
   for (internal::DotenvEntry& entry : entries) {
@@ -197,6 +257,7 @@ absl::StatusOr<Config> Config::Load(const ConfigOptions& options) {
 
   VariableMap variables;
   if (options.load_env_files) {
+    JQ_RETURN_IF_ERROR(CheckEnvDir(options.env_dir));
     for (const std::string& file :
          {std::string(".env"), std::string(".env.local"), absl::StrCat(".env.", options.service)}) {
       JQ_RETURN_IF_ERROR(ReadEnvFile(options.env_dir, file, &variables, &config.warnings_));
@@ -209,6 +270,14 @@ absl::StatusOr<Config> Config::Load(const ConfigOptions& options) {
     auto it = variables.find(name);
     if (it == variables.end() || it->second.value.empty()) return nullptr;
     return &it->second;
+  };
+  // An out-of-scope secret is never handed to the service, in any environment; it is not
+  // "missing" either: the scope check below names it.
+  auto allowed = [&](absl::string_view name) {
+    return !scopes->IsSecret(name) || SecretScopes::Allows(*scope, name);
+  };
+  auto held = [&](absl::string_view name) -> const Sourced* {
+    return allowed(name) ? get(name) : nullptr;
   };
 
   std::vector<std::string> problems;
@@ -237,8 +306,9 @@ absl::StatusOr<Config> Config::Load(const ConfigOptions& options) {
     }
   }
 
+  const Sourced* allow_prod = get("JOBQUEUE_ALLOW_PROD_DB_IN_DEV");  // .env files count too
   const bool allow_prod_in_dev =
-      options.allow_prod_database_in_dev || process_value("JOBQUEUE_ALLOW_PROD_DB_IN_DEV") == "1";
+      options.allow_prod_database_in_dev || (allow_prod != nullptr && allow_prod->value == "1");
   if (config.supabase_mode_ == SupabaseMode::kProd && config.environment_ == Environment::kDev) {
     if (allow_prod_in_dev) {
       config.warnings_.push_back(
@@ -261,26 +331,21 @@ absl::StatusOr<Config> Config::Load(const ConfigOptions& options) {
     const std::string url_name = "SUPABASE_URL_" + suffix;
     const std::string key_name = "SUPABASE_SERVICE_ROLE_KEY_" + suffix;
     const std::string db_name = "SUPABASE_DB_URL_" + suffix;
-    if (const Sourced* v = get(url_name))
-      config.supabase_url_ = v->value;
-    else
-      missing.insert(url_name);
-    if (const Sourced* v = get(key_name))
-      config.supabase_service_role_key_ = Secret(v->value);
-    else
-      missing.insert(key_name);
-    if (const Sourced* v = get(db_name)) {
+    for (const std::string& name : {url_name, key_name, db_name}) {
+      if (get(name) == nullptr) missing.insert(name);
+    }
+    if (const Sourced* v = held(url_name)) config.supabase_url_ = v->value;
+    if (const Sourced* v = held(key_name)) config.supabase_service_role_key_ = Secret(v->value);
+    if (const Sourced* v = held(db_name)) {
       config.database_url_ = Secret::Url(v->value);
       config.database_url_source_ = db_name;
-    } else {
-      missing.insert(db_name);
     }
     if (get("DATABASE_URL") != nullptr) {
       config.warnings_.push_back(absl::StrCat(
           "DATABASE_URL is ignored: SUPABASE_MODE=", SupabaseModeName(config.supabase_mode_),
           " selects ", db_name));
     }
-  } else if (const Sourced* v = get("DATABASE_URL")) {
+  } else if (const Sourced* v = held("DATABASE_URL")) {
     config.database_url_ = Secret::Url(v->value);
     config.database_url_source_ = "DATABASE_URL";
   }
@@ -291,18 +356,18 @@ absl::StatusOr<Config> Config::Load(const ConfigOptions& options) {
       problems.push_back(std::string(s.message()));
     }
   }
-  if (const Sourced* v = get("REDIS_URL")) {
+  if (const Sourced* v = held("REDIS_URL")) {
     config.redis_url_ = Secret::Url(v->value);
     if (absl::Status s = CheckRedisUrl("REDIS_URL", v->value); !s.ok()) {
       problems.push_back(std::string(s.message()));
     }
   }
   for (const std::string& need : scope->needs) {
-    if (need == "database" && config.database_url_.empty() &&
-        config.supabase_mode_ == SupabaseMode::kUnset) {
+    if (need == "database" && config.supabase_mode_ == SupabaseMode::kUnset &&
+        get("DATABASE_URL") == nullptr) {
       missing.insert("DATABASE_URL");
     }
-    if (need == "redis" && config.redis_url_.empty()) missing.insert("REDIS_URL");
+    if (need == "redis" && get("REDIS_URL") == nullptr) missing.insert("REDIS_URL");
   }
   for (const std::vector<std::string>* names : {&scope->required, &options.required}) {
     for (const std::string& name : *names) {
@@ -340,9 +405,10 @@ absl::StatusOr<Config> Config::Load(const ConfigOptions& options) {
   std::vector<std::string> violation_details;
   for (const auto& [name, sourced] : variables) {
     const bool secret = scopes->IsSecret(name);
+    const bool in_scope = allowed(name);
     if (!secret) {
       config.plain_[name] = Config::Value{sourced.value, sourced.source};
-    } else if (SecretScopes::Allows(*scope, name)) {
+    } else if (in_scope) {
       config.secrets_[name] =
           IsUrlVariable(name) ? Secret::Url(sourced.value) : Secret(sourced.value);
     } else if (!sourced.value.empty()) {
@@ -353,12 +419,11 @@ absl::StatusOr<Config> Config::Load(const ConfigOptions& options) {
       ConfigEntry entry;
       entry.name = name;
       entry.source = sourced.source;
-      entry.secret = secret;
-      entry.in_scope = !secret || SecretScopes::Allows(*scope, name);
-      entry.display_value = !secret
-                                ? sourced.value
-                                : (IsUrlVariable(name) && entry.in_scope ? MaskUrl(sourced.value)
-                                                                         : std::string(kRedacted));
+      const bool looks_secret =
+          secret || (!scopes->IsPublic(name) && internal::LooksLikeSecretName(name));
+      entry.secret = looks_secret;
+      entry.in_scope = in_scope;
+      entry.display_value = DisplayValue(name, sourced.value, secret, looks_secret, in_scope);
       config.entries_.push_back(std::move(entry));
     }
   }
@@ -371,24 +436,35 @@ absl::StatusOr<Config> Config::Load(const ConfigOptions& options) {
         absl::StrCat("service \"", options.service,
                      "\" holds secrets outside its scope: ", absl::StrJoin(violation_details, ", "),
                      " (scopes from ", scopes->origin(), ")");
-    if (config.environment_ == Environment::kProd && !options.report_only) {
-      std::string message =
-          absl::StrCat(what,
-                       "; refusing to start in prod: remove them from this service's "
-                       "environment");
-      if (!problems.empty()) absl::StrAppend(&message, "; also: ", absl::StrJoin(problems, "; "));
-      return absl::PermissionDeniedError(message);
+    const bool prod = config.environment_ == Environment::kProd;
+    const std::string also =
+        problems.empty() ? "" : absl::StrCat("; also: ", absl::StrJoin(problems, "; "));
+    if (prod && !options.report_only) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          what, "; refusing to start in prod: remove them from this service's environment", also));
     }
-    config.warnings_.push_back(absl::StrCat(what, config.environment_ == Environment::kProd
-                                                      ? "; refuses to start in prod"
-                                                      : "; this would refuse to start in prod"));
+    const std::string warning = absl::StrCat(
+        what, prod ? "; refuses to start in prod" : "; this would refuse to start in prod");
+    // A report (`jobqueue config`) fails on a violation in any environment: another error must
+    // not hide it behind the generic configuration error.
+    if (options.report_only && !problems.empty()) {
+      return absl::PermissionDeniedError(absl::StrCat(warning, also));
+    }
+    if (!problems.empty()) problems.push_back(warning);
+    config.warnings_.push_back(warning);
   }
   if (!problems.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("configuration for service \"", options.service,
                      "\" is invalid: ", absl::StrJoin(problems, "; ")));
   }
-  for (const std::string& warning : config.warnings_) internal::LogWarn("config: {}", warning);
+  if (options.configure_logging) {
+    // Warnings follow LOG_LEVEL and LOG_FORMAT; where lines go stays the caller's choice.
+    LoggingOptions logging = config.logging_options();
+    logging.to_stderr = CurrentLoggingOptions().to_stderr;
+    ConfigureLogging(logging);
+    for (const std::string& warning : config.warnings_) internal::LogWarn("config: {}", warning);
+  }
   return config;
 }
 
@@ -426,7 +502,9 @@ std::string Config::DebugString() const {
                   database_url_source_.empty() ? "" : absl::StrCat(" (", database_url_source_, ")"),
                   "\n");
   absl::StrAppend(&out, "redis_url: ", redis_url_.Redacted(), "\n");
-  if (!supabase_url_.empty()) absl::StrAppend(&out, "supabase_url: ", supabase_url_, "\n");
+  if (!supabase_url_.empty()) {
+    absl::StrAppend(&out, "supabase_url: ", MaskPlainValue(supabase_url_), "\n");
+  }
   if (!supabase_service_role_key_.empty()) {
     absl::StrAppend(&out, "supabase_service_role_key: ", supabase_service_role_key_.Redacted(),
                     "\n");

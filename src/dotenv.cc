@@ -17,6 +17,8 @@ class Parser {
 
   absl::StatusOr<std::vector<DotenvEntry>> Parse() {
     std::vector<DotenvEntry> entries;
+    // Editors on Windows may start the file with a UTF-8 byte order mark.
+    if (absl::StartsWith(text_, "\xEF\xBB\xBF")) pos_ = 3;
     while (pos_ < text_.size()) {
       SkipBlanks();
       if (AtLineEnd()) {
@@ -53,6 +55,8 @@ class Parser {
         while (pos_ < text_.size()) {
           const char c = text_[pos_++];
           if (c == '\n') ++line_;
+          // The CR of a CRLF line end is not part of the value.
+          if (c == '\r' && pos_ < text_.size() && text_[pos_] == '\n') continue;
           if (c == quote) {
             closed = true;
             break;
@@ -96,7 +100,8 @@ class Parser {
         const size_t value_start = pos_;
         size_t value_end = pos_;
         while (!AtLineEnd()) {
-          if (text_[pos_] == '#' && pos_ > value_start && IsBlank(text_[pos_ - 1])) break;
+          // The blank before '#' may be the one after '=': `KEY= # note` is empty.
+          if (text_[pos_] == '#' && pos_ > 0 && IsBlank(text_[pos_ - 1])) break;
           ++pos_;
           value_end = pos_;
         }

@@ -17,9 +17,10 @@ struct DotenvEntry {
 };
 
 // Parses `KEY=value` lines: `export ` prefix, `#` comments, unquoted values (an inline comment
-// needs a space before `#`), 'single-quoted' literal values, "double-quoted" values with \n \t
-// \r \" \\ escapes; quoted values may span lines. No variable expansion. Errors name `origin`
-// and the line, never a value.
+// needs a blank before `#`, so `KEY= # note` is empty), 'single-quoted' literal values,
+// "double-quoted" values with \n \t \r \" \\ escapes; quoted values may span lines (a CRLF
+// line end inside them counts as \n). A leading UTF-8 BOM is skipped. No variable expansion.
+// Errors name `origin` and the line, never a value.
 absl::StatusOr<std::vector<DotenvEntry>> ParseDotenv(absl::string_view text,
                                                      absl::string_view origin);
 

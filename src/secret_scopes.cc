@@ -3,8 +3,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "dotenv.h"
 #include "jobqueue/status.h"
 #include "secret_scopes_internal.h"
@@ -76,6 +79,33 @@ bool GlobMatch(absl::string_view pattern, absl::string_view text) {
   }
   while (p < pattern.size() && pattern[p] == '*') ++p;
   return p == pattern.size();
+}
+
+bool LooksLikeSecretName(absl::string_view name) {
+  static constexpr absl::string_view kWords[] = {"KEY",   "SECRET",     "PASSWORD", "PASSWD",
+                                                 "TOKEN", "CREDENTIAL", "PRIVATE",  "AUTH"};
+  // These end ordinary words too (BYPASS, COMPASS): whole words only.
+  static constexpr absl::string_view kWholeWordsOnly[] = {"PASS", "PWD"};
+  const std::string upper = absl::AsciiStrToUpper(name);
+  auto word_is = [](absl::string_view word, absl::string_view secret) {
+    return word == secret || (word.size() == secret.size() + 1 && absl::StartsWith(word, secret) &&
+                              word.back() == 'S');
+  };
+  for (absl::string_view word : absl::StrSplit(upper, '_', absl::SkipEmpty())) {
+    for (absl::string_view secret : kWords) {
+      if (word_is(word, secret)) return true;
+    }
+    for (absl::string_view secret : kWholeWordsOnly) {
+      if (word_is(word, secret)) return true;
+    }
+  }
+  for (absl::string_view secret : kWords) {
+    if (absl::StartsWith(upper, secret) || absl::EndsWith(upper, secret) ||
+        absl::EndsWith(upper, absl::StrCat(secret, "S"))) {
+      return true;
+    }
+  }
+  return false;
 }
 
 absl::StatusOr<SecretScopes> SecretScopes::Parse(absl::string_view json, absl::string_view origin) {
@@ -163,10 +193,15 @@ absl::StatusOr<SecretScopes> SecretScopes::BuiltIn() {
   return Parse(DefaultSecretScopesJson(), "built-in secret-scope manifest");
 }
 
-bool SecretScopes::IsSecret(absl::string_view variable) const {
+bool SecretScopes::IsPublic(absl::string_view variable) const {
   for (const std::string& pattern : public_patterns_) {
-    if (GlobMatch(pattern, variable)) return false;
+    if (GlobMatch(pattern, variable)) return true;
   }
+  return false;
+}
+
+bool SecretScopes::IsSecret(absl::string_view variable) const {
+  if (IsPublic(variable)) return false;
   for (const std::string& pattern : secret_patterns_) {
     if (GlobMatch(pattern, variable)) return true;
   }

@@ -17,6 +17,11 @@ const char* DefaultSecretScopesJson();
 // `*` matches any run of characters; everything else matches itself.
 bool GlobMatch(absl::string_view pattern, absl::string_view text);
 
+// A name that reads like a secret: a `_`-separated word (any case, optional plural S) KEY,
+// SECRET, PASSWORD, PASSWD, PASS, PWD, TOKEN, CREDENTIAL, PRIVATE or AUTH, or a name starting or
+// ending with one of these but PASS and PWD (APIKEY, PGPASSWORD). For masking, not for scopes.
+bool LooksLikeSecretName(absl::string_view name);
+
 struct ServiceScope {
   std::string name;
   std::string description;
@@ -33,6 +38,8 @@ class SecretScopes {
   static absl::StatusOr<SecretScopes> BuiltIn();
 
   bool IsSecret(absl::string_view variable) const;
+  // Matches a `public` pattern (NEXT_PUBLIC_*): never a secret, whatever its name says.
+  bool IsPublic(absl::string_view variable) const;
   // NotFound naming the known services.
   absl::StatusOr<const ServiceScope*> Find(absl::string_view service) const;
   static bool Allows(const ServiceScope& scope, absl::string_view variable);

@@ -69,7 +69,9 @@ bool MaskKeywordDsn(absl::string_view dsn, std::string* out) {
       if (value_end >= dsn.size()) return false;  // unterminated quote
       ++value_end;
     } else {
+      // libpq honours backslash escapes here too: `a\ b` is one value.
       while (value_end < dsn.size() && !std::isspace(static_cast<unsigned char>(dsn[value_end]))) {
+        if (dsn[value_end] == '\\' && value_end + 1 < dsn.size()) ++value_end;
         ++value_end;
       }
     }
@@ -101,37 +103,33 @@ std::string MaskUrl(absl::string_view url) {
       return std::string(kRedacted);
     }
   }
-  absl::string_view rest = url.substr(scheme_end + 3);
-  const size_t query_start = rest.find_first_of("?#");
-  absl::string_view before_query = rest.substr(0, query_start);
-  absl::string_view query_and_after =
-      query_start == absl::string_view::npos ? absl::string_view() : rest.substr(query_start);
-
+  const absl::string_view rest = url.substr(scheme_end + 3);
   std::string out(url.substr(0, scheme_end + 3));
-  // The last '@' before the query ends the user info; a password may itself contain '@' or '/'.
-  const size_t at = before_query.rfind('@');
-  if (at != absl::string_view::npos) {
-    const absl::string_view userinfo = before_query.substr(0, at);
-    const size_t colon = userinfo.find(':');
-    if (colon == absl::string_view::npos) {
-      absl::StrAppend(&out, userinfo);
+  // A password may hold any of '@' '/' '?' '#' unescaped, so the user info ends at the last '@'
+  // of the whole string. An '@' that was really in the path or query only over-masks.
+  absl::string_view tail = rest;
+  if (const size_t at = rest.rfind('@'); at != absl::string_view::npos) {
+    const absl::string_view userinfo = rest.substr(0, at);
+    const absl::string_view user = userinfo.substr(0, userinfo.find(':'));
+    if (user.find_first_of("/?#@&=") != absl::string_view::npos) {
+      absl::StrAppend(&out, kMask);  // not a plain user name: show none of it
+    } else if (user.size() == userinfo.size()) {
+      absl::StrAppend(&out, user);
     } else {
-      absl::StrAppend(&out, userinfo.substr(0, colon + 1));
-      absl::StrAppend(&out, kMask);
+      absl::StrAppend(&out, user, ":", kMask);
     }
-    absl::StrAppend(&out, before_query.substr(at));
-  } else {
-    absl::StrAppend(&out, before_query);
+    out.push_back('@');
+    tail = rest.substr(at + 1);
   }
-  if (!query_and_after.empty()) {
-    const size_t hash = query_and_after.find('#');
-    absl::string_view query = query_and_after.substr(0, hash);
-    if (!query.empty() && query[0] == '?') {
-      out.push_back('?');
-      out.append(MaskQuery(query.substr(1)));
-    }
-    // A fragment has no meaning in a connection URL; drop it rather than risk showing it.
+  const size_t query_start = tail.find_first_of("?#");
+  absl::StrAppend(&out, tail.substr(0, query_start));
+  if (query_start != absl::string_view::npos && tail[query_start] == '?') {
+    absl::string_view query = tail.substr(query_start + 1);
+    query = query.substr(0, query.find('#'));
+    out.push_back('?');
+    out.append(MaskQuery(query));
   }
+  // A fragment has no meaning in a connection URL; drop it rather than risk showing it.
   return out;
 }
 

@@ -2,7 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <sstream>
 #include <string>
@@ -24,6 +26,7 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 
 constexpr char kDbPassword[] = "pg-Pa55word-XYZZY";
 constexpr char kRedisPassword[] = "redis-Pa55-QUUX";
@@ -31,6 +34,7 @@ constexpr char kJuditKey[] = "judit-key-SHOULD-NEVER-PRINT";
 constexpr char kRoleKeyDev[] = "role-key-dev-SECRET-111";
 constexpr char kRoleKeyProd[] = "role-key-prod-SECRET-222";
 constexpr char kProdDbPassword[] = "prod-db-pw-SECRET-333";
+constexpr char kUnlisted[] = "unlisted-SECRET-444";
 
 // Every test captures all log output at TRACE and, at the end, checks that no secret value
 // used anywhere in this file reached a log line.
@@ -48,8 +52,8 @@ class ConfigTest : public ::testing::Test {
     RemoveLogSink(sink_);
     ConfigureLogging(LoggingOptions());
     for (const std::string& line : lines_) {
-      for (const char* secret :
-           {kDbPassword, kRedisPassword, kJuditKey, kRoleKeyDev, kRoleKeyProd, kProdDbPassword}) {
+      for (const char* secret : {kDbPassword, kRedisPassword, kJuditKey, kRoleKeyDev, kRoleKeyProd,
+                                 kProdDbPassword, kUnlisted}) {
         EXPECT_THAT(line, Not(HasSubstr(secret))) << "a log line leaked a secret";
       }
     }
@@ -70,8 +74,8 @@ class ConfigTest : public ::testing::Test {
   }
 
   static void ExpectNoSecretIn(const std::string& text) {
-    for (const char* secret :
-         {kDbPassword, kRedisPassword, kJuditKey, kRoleKeyDev, kRoleKeyProd, kProdDbPassword}) {
+    for (const char* secret : {kDbPassword, kRedisPassword, kJuditKey, kRoleKeyDev, kRoleKeyProd,
+                               kProdDbPassword, kUnlisted}) {
       EXPECT_THAT(text, Not(HasSubstr(secret)));
     }
   }
@@ -433,6 +437,175 @@ TEST_F(ConfigTest, EntriesNeverShowSecretValues) {
   EXPECT_THAT(all.str(), HasSubstr("GOOGLE_API_KEY=[redacted]"));
   EXPECT_EQ(config.Get("PATH"), "/usr/bin");
   EXPECT_EQ(config.Get("GOOGLE_API_KEY"), std::nullopt) << "secrets only through GetSecret";
+}
+
+TEST_F(ConfigTest, EntriesMaskSecretsTheManifestDoesNotList) {
+  dir_.Write(".env", absl::StrFormat("DATABASE_URL=%s\n"
+                                     "SUPABASE_SERVICE_ROLE_KEY=%s-1\n"
+                                     "SUPABASE_DB_URL=postgresql://postgres:%s-2@db/postgres\n"
+                                     "AWS_SECRET_ACCESS_KEY=%s-3\n"
+                                     "SECRET_KEY=%s-4\n"
+                                     "API_KEY=%s-5\n"
+                                     "DIRECT_URL=postgresql://u:%s-6@host/db\n"
+                                     "PG_DSN=\"host=h password='a %s-7' dbname=d\"\n"
+                                     "HASH_URL=postgresql://u:p#%s-8@host/db\n"
+                                     "NEXT_PUBLIC_SUPABASE_ANON_KEY=anon-public\n"
+                                     "SUPABASE_URL_DEV=https://dev.supabase.co\n",
+                                     DbUrl(), kUnlisted, kUnlisted, kUnlisted, kUnlisted, kUnlisted,
+                                     kUnlisted, kUnlisted, kUnlisted));
+  JQ_ASSERT_OK_AND_ASSIGN(Config config, Load("api"));
+  std::map<std::string, ConfigEntry> by_name;
+  std::ostringstream all;
+  for (const ConfigEntry& entry : config.entries()) {
+    by_name[entry.name] = entry;
+    all << entry.name << "=" << entry.display_value << "\n";
+  }
+  ExpectNoSecretIn(all.str());
+  for (const char* name :
+       {"SUPABASE_SERVICE_ROLE_KEY", "AWS_SECRET_ACCESS_KEY", "SECRET_KEY", "API_KEY"}) {
+    EXPECT_EQ(by_name[name].display_value, "[redacted]") << name;
+    EXPECT_TRUE(by_name[name].secret) << name;
+  }
+  EXPECT_EQ(by_name["SUPABASE_DB_URL"].display_value, "postgresql://postgres:****@db/postgres");
+  EXPECT_EQ(by_name["DIRECT_URL"].display_value, "postgresql://u:****@host/db");
+  EXPECT_EQ(by_name["PG_DSN"].display_value, "host=h password=**** dbname=d");
+  EXPECT_EQ(by_name["HASH_URL"].display_value, "postgresql://u:****@host/db");
+  EXPECT_EQ(by_name["NEXT_PUBLIC_SUPABASE_ANON_KEY"].display_value, "anon-public");
+  EXPECT_EQ(by_name["SUPABASE_URL_DEV"].display_value, "https://dev.supabase.co");
+  EXPECT_TRUE(config.scope_violations().empty());
+}
+
+TEST_F(ConfigTest, UnsuffixedSupabaseKeyIsScoped) {
+  env_ = {{"REDIS_URL", RedisUrl()}, {"SUPABASE_SERVICE_ROLE_KEY", kRoleKeyDev}};
+  JQ_ASSERT_OK_AND_ASSIGN(Config config, Load("judit-worker"));
+  EXPECT_THAT(config.scope_violations(), ElementsAre("SUPABASE_SERVICE_ROLE_KEY"));
+}
+
+TEST_F(ConfigTest, ErrorsQuotingAValueMaskItsPassword) {
+  env_ = {{"DATABASE_URL", DbUrl()},
+          {"ENVIRONMENT", absl::StrFormat("postgresql://u:%s@h/d", kProdDbPassword)}};
+  EXPECT_THAT(Load("api"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ENVIRONMENT")));
+}
+
+TEST_F(ConfigTest, OutOfScopeSecretsAreWithheldInDev) {
+  // ingest may not hold REDIS_URL; judit-worker may not hold the Supabase key.
+  env_ = {{"DATABASE_URL", DbUrl()}, {"REDIS_URL", RedisUrl()}};
+  JQ_ASSERT_OK_AND_ASSIGN(Config ingest, Load("ingest"));
+  EXPECT_THAT(ingest.scope_violations(), ElementsAre("REDIS_URL"));
+  EXPECT_TRUE(ingest.redis_url().empty());
+  EXPECT_EQ(ingest.database_url().Reveal(), DbUrl());
+
+  env_ = {{"SUPABASE_MODE", "dev"},
+          {"SUPABASE_URL_DEV", "https://dev.supabase.co"},
+          {"SUPABASE_SERVICE_ROLE_KEY_DEV", kRoleKeyDev},
+          {"SUPABASE_DB_URL_DEV", DbUrl()},
+          {"REDIS_URL", RedisUrl()}};
+  JQ_ASSERT_OK_AND_ASSIGN(Config judit, Load("judit-worker"));
+  EXPECT_THAT(judit.scope_violations(),
+              ElementsAre("SUPABASE_DB_URL_DEV", "SUPABASE_SERVICE_ROLE_KEY_DEV"));
+  EXPECT_TRUE(judit.supabase_service_role_key().empty());
+  EXPECT_TRUE(judit.database_url().empty());
+  EXPECT_EQ(judit.redis_url().Reveal(), RedisUrl());
+
+  // A database URL outside the scope is withheld, not reported missing.
+  const std::string manifest = dir_.Write("scopes.json", R"({"version": 1,
+      "secrets": ["DATABASE_URL"], "services": {"lean": {"secrets": [], "needs": ["database"]}}})");
+  env_ = {{"DATABASE_URL", DbUrl()}};
+  ConfigOptions options;
+  options.service = "lean";
+  options.env_dir = dir_.path();
+  options.environment = &env_;
+  options.scopes_path = manifest;
+  JQ_ASSERT_OK_AND_ASSIGN(Config lean, Load(options));
+  EXPECT_TRUE(lean.database_url().empty());
+  EXPECT_THAT(lean.scope_violations(), ElementsAre("DATABASE_URL"));
+}
+
+TEST_F(ConfigTest, ReportNamesAViolationBesideOtherErrors) {
+  env_ = {{"ENVIRONMENT", "prod"}, {"JUDIT_API_KEY", kJuditKey}};  // and no DATABASE_URL
+  ConfigOptions options;
+  options.service = "api";
+  options.env_dir = dir_.path();
+  options.environment = &env_;
+  options.report_only = true;
+  absl::StatusOr<Config> prod = Load(options);
+  EXPECT_THAT(prod, StatusIs(absl::StatusCode::kPermissionDenied,
+                             AllOf(HasSubstr("JUDIT_API_KEY (from environment)"),
+                                   HasSubstr("missing required variables: DATABASE_URL"))));
+  EXPECT_EQ(ExitCodeForConfigError(prod.status()), kExitScopeViolation);
+
+  env_.erase("ENVIRONMENT");
+  EXPECT_THAT(Load(options),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr("JUDIT_API_KEY"), HasSubstr("missing required variables"))));
+  // A service in dev fails on the other error, and names the violation too.
+  options.report_only = false;
+  EXPECT_THAT(Load(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("JUDIT_API_KEY"), HasSubstr("missing required variables"))));
+}
+
+TEST_F(ConfigTest, WarningsFollowLogLevelAndFormatFromTheConfig) {
+  dir_.Write(".env", "LOG_FORMAT=json\nLOG_LEVEL=error\nDATABASE_URL=" + DbUrl() + "\n", 0644);
+  JQ_ASSERT_OK_AND_ASSIGN(Config quiet, Load("api"));
+  EXPECT_THAT(quiet.warnings(), Contains(HasSubstr("readable by group or other")));
+  for (const std::string& line : lines_) {
+    EXPECT_THAT(line, Not(HasSubstr("readable by group"))) << "logged below LOG_LEVEL";
+  }
+  EXPECT_EQ(CurrentLoggingOptions().to_stderr, false) << "the caller's choice is kept";
+
+  dir_.Write(".env", "LOG_FORMAT=json\nLOG_LEVEL=warn\nDATABASE_URL=" + DbUrl() + "\n", 0644);
+  lines_.clear();
+  JQ_ASSERT_OK_AND_ASSIGN(Config json, Load("api"));
+  ASSERT_EQ(lines_.size(), 1u);
+  EXPECT_THAT(lines_[0], AllOf(StartsWith("{"), HasSubstr("readable by group")));
+
+  ConfigureLogging(LoggingOptions{LogLevel::kTrace, LogFormat::kText, "", false});
+  lines_.clear();
+  ConfigOptions options;
+  options.service = "api";
+  options.env_dir = dir_.path();
+  options.environment = &env_;
+  options.configure_logging = false;
+  JQ_ASSERT_OK_AND_ASSIGN(Config untouched, Load(options));
+  EXPECT_TRUE(lines_.empty());
+  EXPECT_EQ(CurrentLoggingOptions().level, LogLevel::kTrace);
+  EXPECT_FALSE(untouched.warnings().empty());
+}
+
+TEST_F(ConfigTest, MissingEnvDirIsAConfigError) {
+  ConfigOptions options;
+  options.service = "api";
+  options.env_dir = dir_.path() + "/absent";
+  options.environment = &env_;
+  env_ = {{"DATABASE_URL", DbUrl()}};
+  absl::StatusOr<Config> config = Load(options);
+  EXPECT_THAT(config, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("absent")));
+  EXPECT_EQ(ExitCodeForConfigError(config.status()), kExitConfigError);
+  options.env_dir = dir_.Write("file", "");
+  EXPECT_THAT(Load(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not a directory")));
+  options.load_env_files = false;
+  EXPECT_THAT(Load(options), IsOk());
+}
+
+TEST_F(ConfigTest, UnreadableEnvFileIsAConfigErrorNotAScopeViolation) {
+  env_ = {{"DATABASE_URL", DbUrl()}};
+  // A symlink loop exists but cannot be read, even by root.
+  std::filesystem::create_symlink(dir_.path() + "/.env", dir_.path() + "/.env");
+  absl::StatusOr<Config> loop = Load("api");
+  EXPECT_THAT(loop, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(".env")));
+  EXPECT_EQ(ExitCodeForConfigError(loop.status()), kExitConfigError);
+}
+
+TEST_F(ConfigTest, AllowProdDatabaseInDevFromAnEnvFile) {
+  env_ = {{"SUPABASE_MODE", "prod"},
+          {"SUPABASE_URL_PROD", "https://prod.supabase.co"},
+          {"SUPABASE_SERVICE_ROLE_KEY_PROD", kRoleKeyProd},
+          {"SUPABASE_DB_URL_PROD", DbUrl()}};
+  dir_.Write(".env.local", "JOBQUEUE_ALLOW_PROD_DB_IN_DEV=1\n");
+  JQ_ASSERT_OK_AND_ASSIGN(Config config, Load("api"));
+  EXPECT_THAT(config.warnings(), Contains(HasSubstr("uses the production database")));
 }
 
 }  // namespace

@@ -51,6 +51,22 @@ TEST(DotenvTest, CrlfLineEndings) {
   EXPECT_THAT(Pairs("A=1\r\nB=2\r\n"), ::testing::ElementsAre(P{"A", "1"}, P{"B", "2"}));
 }
 
+TEST(DotenvTest, CommentRightAfterTheEqualsSignLeavesTheValueEmpty) {
+  EXPECT_THAT(Pairs("A= # comment\nB=\t# tab\nC=#not-comment\n"),
+              ::testing::ElementsAre(P{"A", ""}, P{"B", ""}, P{"C", "#not-comment"}));
+}
+
+TEST(DotenvTest, ByteOrderMarkIsSkipped) {
+  EXPECT_THAT(Pairs("\xEF\xBB\xBF"
+                    "A=1\nB=2\n"),
+              ::testing::ElementsAre(P{"A", "1"}, P{"B", "2"}));
+}
+
+TEST(DotenvTest, CrlfInsideQuotesIsANewline) {
+  EXPECT_THAT(Pairs("A=\"x\r\ny\"\r\nB='p\r\nq'\r\nC=\"r\\r\"\r\n"),
+              ::testing::ElementsAre(P{"A", "x\ny"}, P{"B", "p\nq"}, P{"C", "r\r"}));
+}
+
 TEST(DotenvTest, EmptyValueAndLastWins) {
   EXPECT_THAT(Pairs("A=\nA=2\n"), ::testing::ElementsAre(P{"A", ""}, P{"A", "2"}));
 }

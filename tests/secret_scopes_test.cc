@@ -37,6 +37,33 @@ TEST(SecretScopesTest, BuiltInManifestEncodesSeedRules) {
   EXPECT_FALSE(scopes.IsSecret("LOG_LEVEL"));
 }
 
+TEST(SecretScopesTest, UnsuffixedSupabaseVariablesAreScopedToo) {
+  JQ_ASSERT_OK_AND_ASSIGN(SecretScopes scopes, SecretScopes::BuiltIn());
+  JQ_ASSERT_OK_AND_ASSIGN(const ServiceScope* api, scopes.Find("api"));
+  JQ_ASSERT_OK_AND_ASSIGN(const ServiceScope* judit, scopes.Find("judit-worker"));
+  for (const char* name : {"SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL"}) {
+    EXPECT_TRUE(scopes.IsSecret(name)) << name;
+    EXPECT_TRUE(SecretScopes::Allows(*api, name)) << name;
+    EXPECT_FALSE(SecretScopes::Allows(*judit, name)) << name;
+  }
+  EXPECT_TRUE(scopes.IsPublic("NEXT_PUBLIC_SUPABASE_ANON_KEY"));
+  EXPECT_FALSE(scopes.IsPublic("SUPABASE_SERVICE_ROLE_KEY"));
+}
+
+TEST(LooksLikeSecretNameTest, WordsAndEnds) {
+  for (const char* name :
+       {"API_KEY", "SECRET_KEY", "AWS_SECRET_ACCESS_KEY", "SUPABASE_SERVICE_ROLE_KEY",
+        "db_password", "DB_PASSWD", "DB_PASS", "MYSQL_PWD", "GITHUB_TOKEN",
+        "GOOGLE_APPLICATION_CREDENTIALS", "SSH_PRIVATE_KEY", "AUTH_HEADER", "BASIC_AUTH", "APIKEY",
+        "PGPASSWORD", "AUTHTOKEN", "SIGNING_KEYS", "SECRETS"}) {
+    EXPECT_TRUE(LooksLikeSecretName(name)) << name;
+  }
+  for (const char* name : {"DATABASE_URL", "LOG_LEVEL", "PORT", "SUPABASE_URL_DEV", "BYPASS_CACHE",
+                           "NODE_ENV", "PASSAGE"}) {
+    EXPECT_FALSE(LooksLikeSecretName(name)) << name;
+  }
+}
+
 TEST(SecretScopesTest, RejectsMalformedManifests) {
   EXPECT_THAT(SecretScopes::Parse("[]", "m.json"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("m.json")));

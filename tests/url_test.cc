@@ -23,6 +23,17 @@ TEST(MaskUrlTest, PasswordsWithAtSignsAndSlashes) {
   EXPECT_EQ(MaskUrl("postgresql://u:p@ss/w@rd@host/db"), "postgresql://u:****@host/db");
 }
 
+TEST(MaskUrlTest, PasswordsWithQueryAndFragmentCharacters) {
+  // The user info ends at the last '@', not at the first '?' or '#'.
+  EXPECT_EQ(MaskUrl("postgresql://u:dev?SECRETPW@host/db"), "postgresql://u:****@host/db");
+  EXPECT_EQ(MaskUrl("postgresql://u:p#HASHSECRET@host/db"), "postgresql://u:****@host/db");
+  EXPECT_EQ(MaskUrl("redis://:a/b?c#d@host:6379/0?db=1"), "redis://:****@host:6379/0?db=1");
+  // An '@' in the query over-masks rather than showing what comes before it.
+  EXPECT_EQ(MaskUrl("postgresql://u:pw@host/db?x=a@b"), "postgresql://u:****@b");
+  EXPECT_EQ(MaskUrl("postgresql://host/db?password=PW:x@y"), "postgresql://****@y");
+  EXPECT_EQ(MaskUrl("postgresql://host/db?password=PW&x=a@y"), "postgresql://****@y");
+}
+
 TEST(MaskUrlTest, MasksSecretQueryParameters) {
   EXPECT_EQ(MaskUrl("postgresql://host/db?sslmode=require&password=pw&sslpassword=x"),
             "postgresql://host/db?sslmode=require&password=****&sslpassword=****");
@@ -32,6 +43,12 @@ TEST(MaskUrlTest, MasksSecretQueryParameters) {
 TEST(MaskUrlTest, KeywordDsns) {
   EXPECT_EQ(MaskUrl("host=h user=u password=pw dbname=d"), "host=h user=u password=**** dbname=d");
   EXPECT_EQ(MaskUrl("host=h password='p w\\' x' port=5432"), "host=h password=**** port=5432");
+  EXPECT_EQ(MaskUrl("host=h password = 'a b c' dbname=d"), "host=h password = **** dbname=d");
+  EXPECT_EQ(MaskUrl("PASSWORD=pw host=h"), "PASSWORD=**** host=h");
+  // libpq reads `a\ b=c` as one escaped value: none of it may show.
+  EXPECT_EQ(MaskUrl("password=a\\ b=SECRET host=h"), "password=**** host=h");
+  // Not libpq syntax: redacted whole, never split into a shown part.
+  EXPECT_EQ(MaskUrl("host=h password=\"a SECRET\""), "[redacted]");
 }
 
 TEST(MaskUrlTest, UnparseableIsFullyRedacted) {

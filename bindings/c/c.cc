@@ -396,6 +396,8 @@ jq_status_t jq_config_load(const jq_config_options_t* options, jq_config_t** con
     *config = nullptr;
     jobqueue::ConfigOptions effective = options->options;
     if (options->environment) effective.environment = &*options->environment;
+    // Explicit in C: jq_configure_logging and the warnings accessors.
+    effective.configure_logging = false;
     absl::StatusOr<jobqueue::Config> loaded = jobqueue::Config::Load(effective);
     if (!loaded.ok()) return loaded.status();
     auto out =

@@ -79,6 +79,7 @@ int RunConfig(const std::vector<std::string>& argv) {
   options.env_dir = args->GetOr("env-dir", ".");
   options.scopes_path = args->GetOr("scopes", "");
   options.report_only = true;
+  options.configure_logging = false;  // the report prints the warnings itself
   absl::StatusOr<Config> config = Config::Load(options);
   if (!config.ok()) {
     std::fprintf(stderr, "jobqueue config: %s\n", config.status().ToString().c_str());

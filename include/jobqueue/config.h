@@ -1,7 +1,8 @@
 // Service configuration from the process environment and `.env` files, with secret scopes.
 //
 // Sources, highest precedence first: the process environment, `.env.<service>`, `.env.local`,
-// `.env` (in ConfigOptions::env_dir). A `.env*` file readable by group or other gets a warning.
+// `.env` (in ConfigOptions::env_dir, which must exist). A `.env*` file readable by group or other
+// gets a warning; one that exists but cannot be read is an error.
 //
 // Database URL precedence: when SUPABASE_MODE is set (dev|prod) the database is
 // SUPABASE_DB_URL_<MODE>, and SUPABASE_URL_<MODE>, SUPABASE_SERVICE_ROLE_KEY_<MODE> and
@@ -13,7 +14,9 @@
 // Secret scopes: a manifest (deploy/secret-scopes.json, compiled in as the default) lists which
 // variables are secrets and which service may hold which. A secret outside the service's scope
 // makes Load() fail with PermissionDenied in prod (exit code kExitScopeViolation) and is a
-// warning in dev and staging. Error messages name variables, never their values.
+// warning in dev and staging; in every environment its value is withheld (database_url(),
+// redis_url(), supabase_service_role_key() stay empty, GetSecret() refuses it). Error messages
+// name variables, never their values.
 #ifndef JOBQUEUE_CONFIG_H_
 #define JOBQUEUE_CONFIG_H_
 
@@ -55,11 +58,16 @@ struct ConfigOptions {
   // Variables this service needs beyond the manifest's. Default none.
   std::vector<std::string> required;
   // Permit SUPABASE_MODE=prod while ENVIRONMENT=dev (a dev box on the prod database). Default
-  // off; JOBQUEUE_ALLOW_PROD_DB_IN_DEV=1 in the environment does the same.
+  // off; JOBQUEUE_ALLOW_PROD_DB_IN_DEV=1 in the environment or a .env file does the same.
   bool allow_prod_database_in_dev = false;
-  // Record scope violations without failing, even in prod (for `jobqueue config` reports).
-  // Default off.
+  // Record scope violations without failing, even in prod (for `jobqueue config` reports). When
+  // Load() fails for another reason, a violation makes it PermissionDenied (naming both), so a
+  // report never hides it. Default off.
   bool report_only = false;
+  // On success, apply LOG_LEVEL and LOG_FORMAT (ConfigureLogging(logging_options()), keeping the
+  // current to_stderr) and then log warnings() at WARN, so they follow those settings. Off: the
+  // logging setup is untouched and nothing is logged; the caller handles warnings(). Default on.
+  bool configure_logging = true;
   // The process environment to read instead of `environ` (tests, embedders). Default: environ.
   const std::map<std::string, std::string>* environment = nullptr;
 };
@@ -67,10 +75,10 @@ struct ConfigOptions {
 // One variable as the configuration saw it.
 struct ConfigEntry {
   std::string name;
-  std::string display_value;  // masked when secret
+  std::string display_value;  // masked when secret; a password in a URL or DSN masked always
   std::string source;         // "environment", ".env", ".env.local", ".env.<service>"
-  bool secret = false;
-  bool in_scope = true;  // false: a secret this service may not hold
+  bool secret = false;        // a secret by the manifest or by its name
+  bool in_scope = true;       // false: a secret this service may not hold
 };
 
 class Config {
@@ -81,7 +89,8 @@ class Config {
   Environment environment() const { return environment_; }
   SupabaseMode supabase_mode() const { return supabase_mode_; }
 
-  // Empty when not configured. database_url_source() names the variable it came from.
+  // Empty when not configured or outside the service's scope. database_url_source() names the
+  // variable it came from.
   const Secret& database_url() const { return database_url_; }
   const std::string& database_url_source() const { return database_url_source_; }
   const Secret& redis_url() const { return redis_url_; }
@@ -105,9 +114,10 @@ class Config {
   // Secrets present that this service may not hold (only ever non-empty outside prod).
   const std::vector<std::string>& scope_violations() const { return scope_violations_; }
   // Things worth a log line: out-of-scope secrets in dev, loose .env permissions, ignored
-  // variables. Load() also logs each one at WARN.
+  // variables. Load() also logs each one at WARN (see ConfigOptions::configure_logging).
   const std::vector<std::string>& warnings() const { return warnings_; }
-  // Every relevant variable with its masked value and source, sorted by name.
+  // Every relevant variable with its masked value and source, sorted by name. Masked: secrets by
+  // the manifest or by name (see docs/configuration.md), and passwords in connection strings.
   const std::vector<ConfigEntry>& entries() const { return entries_; }
   // Where the scope manifest came from.
   const std::string& scopes_origin() const { return scopes_origin_; }

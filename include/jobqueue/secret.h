@@ -70,8 +70,9 @@ inline constexpr absl::string_view kRedacted = "[redacted]";
 
 // Masks the password of a connection string: URL forms (`postgresql://u:pw@h/db`,
 // `redis://:pw@h:6379/0`, `rediss://...`), their secret query parameters (password, sslpassword,
-// token, key, secret), and libpq key=value DSNs (`password=...`). Anything it cannot parse is
-// fully redacted rather than shown.
+// token, key, secret), and libpq key=value DSNs (`password=...`, quoted or not). In a URL the
+// user info ends at the last '@', so a password holding '@' '/' '?' '#' never shows (an '@' in
+// the query masks more than needed). Anything it cannot parse is fully redacted.
 std::string MaskUrl(absl::string_view url);
 
 }  // namespace jobqueue

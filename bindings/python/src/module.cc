@@ -179,6 +179,8 @@ Config LoadConfig(const std::string& service, const std::string& env_dir, bool l
   options.required = required;
   options.allow_prod_database_in_dev = allow_prod_database_in_dev;
   options.report_only = report_only;
+  // Explicit in Python: config.configure_logging() and config.warnings.
+  options.configure_logging = false;
   std::map<std::string, std::string> environment;
   if (!environ.is_none()) {
     environment = environ.cast<std::map<std::string, std::string>>();
@@ -215,7 +217,9 @@ precedence and the guard rails. Secrets are only ever shown masked.)doc")
                   R"doc(
 Loads the configuration of `service` ("api", "worker", "ingest", ...).
 
-environ replaces os.environ (a dict of str to str) when given. Raises InvalidArgumentError
+environ replaces os.environ (a dict of str to str) when given. Loading neither logs nor changes
+the logging setup: call config.configure_logging() and read config.warnings. Raises
+InvalidArgumentError
 listing every problem found, or PermissionDeniedError for a secret outside the service's scope
 in prod; exit_code_for(error) gives the process exit code (78 or 77).)doc")
       .def_property_readonly("service", &Config::service)

@@ -105,7 +105,8 @@ JQ_EXPORT void jq_config_options_set_env(jq_config_options_t* options, const cha
                                          const char* value);
 
 /* Loads the service's configuration. JQ_INVALID_ARGUMENT lists every problem found;
- * JQ_PERMISSION_DENIED is a secret outside the scope in prod. */
+ * JQ_PERMISSION_DENIED is a secret outside the scope in prod. Loading neither logs nor changes
+ * the logging setup: see jq_configure_logging and the warnings accessors. */
 JQ_EXPORT jq_status_t jq_config_load(const jq_config_options_t* options, jq_config_t** config,
                                      char** errptr);
 JQ_EXPORT void jq_config_destroy(jq_config_t* config);
