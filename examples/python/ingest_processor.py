@@ -12,7 +12,6 @@ names the columns, sums the numeric ones and lists malformed rows.
 import argparse
 import csv
 import io
-import os
 import sys
 
 import jobqueue
@@ -59,7 +58,7 @@ def ingest_csv(job):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ingest_processor")
-    parser.add_argument("--schema", default=os.environ.get("JOBQUEUE_SCHEMA", "ops"))
+    parser.add_argument("--schema", default=None, help="default: JOBQUEUE_SCHEMA, else ops")
     parser.add_argument("--exit-when-idle", type=float, default=None, metavar="SECONDS")
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args(argv)
@@ -73,7 +72,9 @@ def main(argv=None):
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
-    with jobqueue.PgQueue(config, schema=args.schema) as queue:
+    # JOBQUEUE_SCHEMA may come from a .env file, like the rest of the configuration.
+    schema = args.schema or config.get("JOBQUEUE_SCHEMA") or "ops"
+    with jobqueue.PgQueue(config, schema=schema) as queue:
         queue.migrate()
         worker = jobqueue.Worker(queue, name="Ingest Processor", config=config,
                                  concurrency=args.concurrency, exit_when_idle=args.exit_when_idle,

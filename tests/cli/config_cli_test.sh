@@ -40,6 +40,19 @@ expect_in config-error "WORKER_POLL_INTERVAL"
 check missing-vars 78 "${base[@]}" SUPABASE_MODE=dev "$cli" config --service api
 expect_in missing-vars "missing required variables: SUPABASE_DB_URL_DEV, SUPABASE_SERVICE_ROLE_KEY_DEV, SUPABASE_URL_DEV"
 
+# A typo in --env-dir is an error, not an empty configuration.
+check missing-env-dir 78 "${base[@]}" DATABASE_URL="$db" "$cli" config --service api --env-dir "$dir/nope"
+expect_in missing-env-dir "nope"
+# A violation is reported (77) even when something else is wrong too.
+check violation-and-missing 77 "${base[@]}" ENVIRONMENT=prod JUDIT_API_KEY=judit-KEY-LEAK "$cli" config --service api
+expect_in violation-and-missing "JUDIT_API_KEY"
+expect_in violation-and-missing "DATABASE_URL"
+expect_not_in violation-and-missing "judit-KEY-LEAK"
+# Secrets the manifest does not list are still masked in the report.
+check unlisted-secrets 0 "${base[@]}" DATABASE_URL="$db" AWS_SECRET_ACCESS_KEY=aws-LEAK API_KEY=api-LEAK \
+  DIRECT_URL=postgresql://u:direct-LEAK@h/db "$cli" config --service api
+expect_not_in unlisted-secrets "LEAK"
+
 printf 'DATABASE_URL=%s\nJUDIT_API_KEY=from-FILE-LEAK\n' "$db" > "$dir/.env.local"; chmod 600 "$dir/.env.local"
 check env-file 77 "${base[@]}" "$cli" config --service api --env-dir "$dir"
 expect_in env-file "JUDIT_API_KEY"

@@ -37,8 +37,10 @@ def test_ingest_processor(queue, schema, database_url, python, tmp_path):
                       SUPABASE_URL_DEV="https://dev.example.supabase.co",
                       SUPABASE_SERVICE_ROLE_KEY_DEV="not-a-real-key",
                       SUPABASE_DB_URL_DEV=database_url, LOG_LEVEL="warn")
-    result = run_example(python, ["-m", "ingest_processor", "--schema", schema,
-                                  "--exit-when-idle", "1"], env, tmp_path)
+    # The schema comes from .env, as every setting may.
+    (tmp_path / ".env").write_text(f"JOBQUEUE_SCHEMA={schema}\n")
+    result = run_example(python, ["-m", "ingest_processor", "--exit-when-idle", "1"], env,
+                         tmp_path)
     assert result.returncode == 0, result.stderr
     # The seed's start-up lines, first.
     assert result.stdout.splitlines()[:3] == [
