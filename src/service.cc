@@ -12,6 +12,10 @@ Service::Service(std::string name, absl::Duration interval)
 Service::~Service() { Stop(); }
 
 absl::Status Service::Start() {
+  if (interval_ <= absl::ZeroDuration()) {
+    // Zero would sweep the database in a tight loop.
+    return absl::InvalidArgumentError("service '" + name_ + "': interval must be positive");
+  }
   absl::MutexLock lock(&mu_);
   if (running_) {
     return absl::FailedPreconditionError("service '" + name_ + "' is already running");
@@ -23,14 +27,22 @@ absl::Status Service::Start() {
 }
 
 void Service::Stop() {
+  std::thread thread;
   {
     absl::MutexLock lock(&mu_);
     if (!running_) return;
     stop_requested_ = true;
+    thread = std::move(thread_);  // one caller joins; others wait for it below
   }
-  if (thread_.joinable()) thread_.join();
+  if (thread.joinable()) {
+    thread.join();
+    absl::MutexLock lock(&mu_);
+    running_ = false;
+    return;
+  }
   absl::MutexLock lock(&mu_);
-  running_ = false;
+  mu_.Await(absl::Condition(
+      +[](bool* running) { return !*running; }, &running_));
 }
 
 void Service::Trigger() {

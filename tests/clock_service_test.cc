@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 
 #include "absl/synchronization/notification.h"
 #include "jobqueue/clock.h"
@@ -67,6 +68,25 @@ TEST(ServiceTest, StopIsPromptWithLongInterval) {
   EXPECT_GE(service.passes(), 1);
   ASSERT_THAT(service.Start(), IsOk()) << "a stopped service can start again";
   service.Stop();
+}
+
+// A zero interval would sweep the database in a tight loop.
+TEST(ServiceTest, NonPositiveIntervalIsRefused) {
+  for (absl::Duration interval : {absl::ZeroDuration(), absl::Seconds(-1)}) {
+    CountingService service(interval);
+    EXPECT_THAT(service.Start(), StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_FALSE(service.running());
+  }
+}
+
+// Two threads stopping at once: both return once the loop is gone, neither joins twice.
+TEST(ServiceTest, ConcurrentStopsAreSafe) {
+  CountingService service(absl::Hours(1));
+  ASSERT_THAT(service.Start(), IsOk());
+  std::thread other([&] { service.Stop(); });
+  service.Stop();
+  other.join();
+  EXPECT_FALSE(service.running());
 }
 
 }  // namespace

@@ -468,6 +468,58 @@ TEST_F(PgQueueTest, ReaperRecoversProcessingRowsWrittenByOtherTools) {
   EXPECT_EQ(row.status, JobStatus::kPending);
 }
 
+// A lock time left from an earlier run must not make a row another tool just picked up
+// (updated_at now, no heartbeat) look hours old.
+TEST_F(PgQueueTest, ReaperJudgesAHeartbeatlessRowByItsLatestSignOfLife) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("legacy")));
+  schema_.Query(absl::StrCat("UPDATE ", schema_.name(),
+                             ".job_queue SET status = 'processing', attempts = 1, "
+                             "locked_by = 'old-run', locked_at = now() - interval '2 hours', "
+                             "updated_at = now() WHERE id = ",
+                             added.id));
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<StaleJob> stale, queue_->ListStale(absl::Minutes(30)));
+  EXPECT_TRUE(stale.empty());
+  RecoverOptions options;
+  options.stale_after = absl::Minutes(30);
+  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult result, queue_->RecoverStale(options));
+  EXPECT_TRUE(result.jobs.empty());
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job row, queue_->Get(added.id));
+  EXPECT_EQ(row.status, JobStatus::kProcessing);
+}
+
+// A sweep does at most max_batches batches (each committed on its own); the next sweep takes
+// the rest.
+TEST_F(PgQueueTest, ReaperSweepIsBoundedByMaxBatches) {
+  for (int i = 0; i < 5; ++i) ASSERT_THAT(queue_->Enqueue(Job("t")).status(), IsOk());
+  ASSERT_THAT(queue_->Claim(Request(10, "gone")).status(), IsOk());
+  RecoverOptions options;
+  options.stale_after = absl::ZeroDuration();
+  options.batch_size = 2;
+  options.max_batches = 2;
+  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult first, queue_->RecoverStale(options));
+  EXPECT_EQ(first.jobs.size(), 4u);
+  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult second, queue_->RecoverStale(options));
+  EXPECT_EQ(second.jobs.size(), 1u);
+  options.max_batches = 0;
+  EXPECT_THAT(queue_->RecoverStale(options).status(), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// Completed and failed jobs take turns: a backlog of one cannot starve the other.
+TEST_F(PgQueueTest, PurgeGivesFailedJobsTheirTurn) {
+  for (int i = 0; i < 12; ++i) ASSERT_THAT(queue_->Enqueue(Job("t")).status(), IsOk());
+  schema_.Query(absl::StrCat("UPDATE ", schema_.name(),
+                             ".job_queue SET status = CASE WHEN id % 6 = 0 THEN 'failed' ELSE "
+                             "'completed' END, finished_at = now() - interval '90 days'"));
+  PurgeOptions options;
+  options.batch_size = 1;
+  options.max_batches = 3;
+  JQ_ASSERT_OK_AND_ASSIGN(int64_t deleted, queue_->Purge(options));
+  EXPECT_EQ(deleted, 3);
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT count(*) FROM ", schema_.name(),
+                                       ".job_queue WHERE status = 'failed'")),
+            "1");
+}
+
 TEST_F(PgQueueTest, OnlyOneReaperActsPerSweep) {
   // Hold the sweep lock in another session: a concurrent sweep must step aside.
   PGconn* holder = schema_.Connect();

@@ -73,6 +73,11 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag, const s
     return absl::InvalidArgumentError(
         absl::StrCat("--", flag, " ", duration.status().message(), ", got \"", text, "\""));
   }
+  // Postgres timestamps and intervals overflow long before absl durations do.
+  if (*duration > absl::Hours(24 * 365 * 100)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " must be at most 100 years, got \"", text, "\""));
+  }
   return duration;
 }
 

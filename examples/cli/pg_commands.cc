@@ -403,6 +403,7 @@ int RunRecover(const std::vector<std::string>& argv) {
       ParseDurationFlag("older-than", args->GetOr("older-than", "30m"));
   if (!older.ok()) return Usage("recover", older.status().message());
   options.stale_after = *older;
+  options.max_batches = 1'000'000;  // an operator's sweep runs to the end
   SessionOr session = Open(*args);
   if (!session.ok()) return session.Fail("recover");
   absl::StatusOr<RecoverResult> result = session->queue->RecoverStale(options);

@@ -111,8 +111,10 @@ struct RecoverOptions {
   absl::Duration stale_after = absl::Minutes(30);
   // Per job type overrides of stale_after.
   std::vector<std::pair<std::string, absl::Duration>> stale_after_by_type;
-  // Rows per statement. Default 500.
+  // Rows per batch; each batch is its own transaction. Default 500.
   int batch_size = 500;
+  // Upper bound of batches per sweep; the rest waits for the next sweep. Default 20.
+  int max_batches = 20;
 };
 
 struct RecoverResult {

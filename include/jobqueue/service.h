@@ -24,7 +24,8 @@ class Service {
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
-  // Starts the loop; the first pass runs at once. FailedPrecondition when already running.
+  // Starts the loop; the first pass runs at once. FailedPrecondition when already running;
+  // InvalidArgument when the interval is not positive.
   absl::Status Start();
   // Stops the loop, waiting for a pass in progress to end. Idempotent. Subclasses must call it
   // in their destructor, before their members go away.

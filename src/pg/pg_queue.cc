@@ -985,8 +985,10 @@ absl::StatusOr<std::vector<StaleJob>> PgQueue::ListStale(absl::Duration older_th
 }
 
 absl::StatusOr<RecoverResult> PgQueue::RecoverStale(const RecoverOptions& options) {
-  if (options.stale_after < absl::ZeroDuration() || options.batch_size < 1) {
-    return absl::InvalidArgumentError("recover: stale_after must be >= 0 and batch_size >= 1");
+  if (options.stale_after < absl::ZeroDuration() || options.batch_size < 1 ||
+      options.max_batches < 1) {
+    return absl::InvalidArgumentError(
+        "recover: stale_after must be >= 0, batch_size and max_batches >= 1");
   }
   std::vector<std::string> types;
   std::vector<int64_t> stale_us;
@@ -1001,19 +1003,24 @@ absl::StatusOr<RecoverResult> PgQueue::RecoverStale(const RecoverOptions& option
   }
   const QueueSql& sql = SqlFor(options_.schema);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_RETURN_IF_ERROR(conn->ExecScript("BEGIN", "recover"));
   RecoverResult out;
-  absl::Status status = [&]() -> absl::Status {
-    JQ_ASSIGN_OR_RETURN(PgResult lock, conn->Run(sql.try_sweep_lock, {"jobqueue_reaper"}));
-    if (lock.Get(0, 0) != "t") return absl::OkStatus();
-    out.acted = true;
-    absl::flat_hash_set<std::string> queues_to_wake;
-    while (true) {
+  // One transaction per batch: recovered jobs are claimable at once, not after the whole
+  // sweep, and a sweep is bounded by max_batches. Each batch takes the sweep lock again, so
+  // another reaper may act between two batches; SKIP LOCKED keeps them off each other's rows.
+  for (int batches = 0; batches < options.max_batches; ++batches) {
+    JQ_RETURN_IF_ERROR(conn->ExecScript("BEGIN", "recover"));
+    const size_t before = out.jobs.size();
+    int rows = 0;
+    absl::Status status = [&]() -> absl::Status {
+      JQ_ASSIGN_OR_RETURN(PgResult lock, conn->Run(sql.try_sweep_lock, {"jobqueue_reaper"}));
+      if (lock.Get(0, 0) != "t") return absl::OkStatus();
+      out.acted = true;
       JQ_ASSIGN_OR_RETURN(
           PgResult batch,
           conn->Run(sql.recover_batch,
                     {internal::PgTextArray(types), internal::PgInt64Array(stale_us),
                      Micros(options.stale_after), absl::StrCat(options.batch_size)}));
+      absl::flat_hash_set<std::string> queues_to_wake;
       for (int r = 0; r < batch.rows(); ++r) {
         RecoveredJob job;
         job.id = batch.GetInt64(r, 0);
@@ -1024,22 +1031,28 @@ absl::StatusOr<RecoverResult> PgQueue::RecoverStale(const RecoverOptions& option
           queues_to_wake.insert(std::string(batch.Get(r, 4)));
         out.jobs.push_back(std::move(job));
       }
-      if (batch.rows() < options.batch_size) break;
+      rows = batch.rows();
+      for (const std::string& queue : queues_to_wake) {
+        JQ_RETURN_IF_ERROR(conn->Run(sql.notify_if_waiting, {queue}).status());
+      }
+      return absl::OkStatus();
+    }();
+    if (!status.ok()) {
+      (void)conn->ExecScript("ROLLBACK", "recover");
+      out.jobs.resize(before);
+      return status;
     }
-    for (const std::string& queue : queues_to_wake) {
-      JQ_RETURN_IF_ERROR(conn->Run(sql.notify_if_waiting, {queue}).status());
+    if (absl::Status committed = conn->ExecScript("COMMIT", "recover"); !committed.ok()) {
+      out.jobs.resize(before);
+      return committed;
     }
-    return absl::OkStatus();
-  }();
-  if (!status.ok()) {
-    (void)conn->ExecScript("ROLLBACK", "recover");
-    return status;
-  }
-  JQ_RETURN_IF_ERROR(conn->ExecScript("COMMIT", "recover"));
-  for (const RecoveredJob& job : out.jobs) {
-    internal::LogWarn("recovered stale job {} ({}) from {}: now {}", job.id, job.job_type,
-                      job.previous_owner.empty() ? "?" : job.previous_owner,
-                      JobStatusName(job.new_status));
+    for (size_t i = before; i < out.jobs.size(); ++i) {
+      const RecoveredJob& job = out.jobs[i];
+      internal::LogWarn("recovered stale job {} ({}) from {}: now {}", job.id, job.job_type,
+                        job.previous_owner.empty() ? "?" : job.previous_owner,
+                        JobStatusName(job.new_status));
+    }
+    if (rows < options.batch_size) break;
   }
   return out;
 }
@@ -1059,16 +1072,20 @@ absl::StatusOr<int64_t> PgQueue::Purge(const PurgeOptions& options) {
   const std::pair<const char*, absl::Duration> groups[] = {
       {"{completed,cancelled}", options.completed_older_than},
       {"{failed}", options.failed_older_than}};
-  for (const auto& [statuses, age] : groups) {
-    while (batches < options.max_batches) {
-      JQ_ASSIGN_OR_RETURN(
-          PgResult r,
-          conn->Run(sql.purge_batch, {statuses, Micros(age), absl::StrCat(options.batch_size)}));
+  // The groups take turns, so a backlog of completed jobs cannot use up every batch and keep
+  // failed ones forever.
+  bool done[2] = {false, false};
+  while (batches < options.max_batches && !(done[0] && done[1])) {
+    for (int g = 0; g < 2 && batches < options.max_batches; ++g) {
+      if (done[g]) continue;
+      JQ_ASSIGN_OR_RETURN(PgResult r,
+                          conn->Run(sql.purge_batch, {groups[g].first, Micros(groups[g].second),
+                                                      absl::StrCat(options.batch_size)}));
       ++batches;
       int64_t n = 0;
       (void)absl::SimpleAtoi(PQcmdTuples(r.raw()), &n);
       deleted += n;
-      if (n < options.batch_size) break;
+      if (n < options.batch_size) done[g] = true;
     }
   }
   return deleted;

@@ -408,16 +408,17 @@ SELECT id, queue, job_type, payload::text, status, priority,
 SELECT queue, job_type, status, count(*) FROM {s}.job_queue
  GROUP BY queue, job_type, status ORDER BY queue, job_type, status)sql");
 
-  // A row set to processing by other tools has no heartbeat: its lock or update time stands
-  // in (the seed's own check is on updated_at). Processing rows are few; the partial
+  // A row set to processing by other tools has no heartbeat: the later of its lock and update
+  // times stands in (the seed's own check is on updated_at; a locked_at left from an earlier
+  // run must not make a fresh pickup look old). Processing rows are few; the partial
   // heartbeat index holds exactly them.
   list_stale = stmt("list_stale", R"sql(
 SELECT id, queue, job_type, coalesce(locked_by, ''), attempts, max_attempts,
-       (extract(epoch FROM now() - coalesce(heartbeat_at, locked_at, updated_at)) * 1000000)::bigint
+       (extract(epoch FROM now() - coalesce(heartbeat_at, greatest(locked_at, updated_at))) * 1000000)::bigint
   FROM {s}.job_queue
  WHERE status = 'processing'
-   AND coalesce(heartbeat_at, locked_at, updated_at) < now() - $1::bigint * interval '1 microsecond'
- ORDER BY coalesce(heartbeat_at, locked_at, updated_at))sql");
+   AND coalesce(heartbeat_at, greatest(locked_at, updated_at)) < now() - $1::bigint * interval '1 microsecond'
+ ORDER BY coalesce(heartbeat_at, greatest(locked_at, updated_at)))sql");
 
   recover_batch = stmt("recover_batch", R"sql(
 WITH cfg AS (
@@ -426,9 +427,8 @@ stale AS (
   SELECT j.id, j.locked_by FROM {s}.job_queue j
     LEFT JOIN cfg ON cfg.job_type = j.job_type
    WHERE j.status = 'processing'
-     AND coalesce(j.heartbeat_at, j.locked_at, j.updated_at)
+     AND coalesce(j.heartbeat_at, greatest(j.locked_at, j.updated_at))
          < now() - coalesce(cfg.stale_us, $3::bigint) * interval '1 microsecond'
-   ORDER BY coalesce(j.heartbeat_at, j.locked_at, j.updated_at)
    LIMIT $4
    FOR UPDATE OF j SKIP LOCKED)
 UPDATE {s}.job_queue j

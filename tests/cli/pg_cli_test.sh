@@ -110,6 +110,8 @@ expect_in stale-recent "0 stale job(s)"
 check recover 0 "$cli" recover --older-than 30m
 expect_in recover "ghost -> pending"
 check bad-duration 64 "$cli" recover --older-than soon
+check huge-duration 64 "$cli" stale --older-than 1e13
+expect_in huge-duration "at most 100 years"
 
 check cancel 0 "$cli" cancel "$fid"
 check cancel-again 1 "$cli" cancel "$fid"
