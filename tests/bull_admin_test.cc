@@ -59,6 +59,21 @@ class BullAdminTest : public ::jobqueue::testing::BullFixture {
   std::string Field(absl::string_view id, absl::string_view field) {
     return Redis({"HGET", Key(id), std::string(field)}).str;
   }
+  // What Node's upsertJobScheduler leaves: the scheduler in the repeat zset scored with its
+  // next run, and that run's job "repeat:<scheduler>:<millis>" naming it in "rjk".
+  std::string AddSchedulerJob(absl::string_view state_key) {
+    const std::string millis = "1900000000000";
+    const std::string id = absl::StrCat("repeat:every-minute:", millis);
+    Redis({"ZADD", Key("repeat"), millis, "every-minute"});
+    Redis({"HSET", Key(id), "name", "tick", "data", "{}", "opts", "{}", "timestamp", "1", "delay",
+           "0", "priority", "0", "rjk", "every-minute"});
+    if (state_key == "wait") {
+      Redis({"LPUSH", Key("wait"), id});
+    } else {
+      Redis({"ZADD", Key(state_key), "1", id});
+    }
+    return id;
+  }
   std::string LastEvent(absl::string_view field) {
     RedisReply last = Redis({"XREVRANGE", Key("events"), "+", "-", "COUNT", "1"});
     const std::vector<RedisReply>& kv = last.elements.at(0).elements.at(1).elements;
@@ -261,6 +276,185 @@ TEST_F(BullAdminTest, EventsReaderRejectsBadInput) {
   options.batch = 0;
   EXPECT_THAT(BullQueueEvents::Open(url_, name_, options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(BullAdminTest, CleanWaitRemovesTheOldestFirstUpToTheLimit) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(Add(absl::StrCat(i)));
+  // As Node: a limit takes the oldest jobs, from the list's tail.
+  EXPECT_THAT(*queue_->Clean("wait", absl::ZeroDuration(), 2), ElementsAre(ids[0], ids[1]));
+  EXPECT_THAT(Ids(*queue_->GetJobs("wait", 0, -1, /*asc=*/true)),
+              ElementsAre(ids[2], ids[3], ids[4]));
+  // A locked job is passed over, not counted.
+  Redis({"SET", Key(ids[2] + ":lock"), "someone", "PX", "60000"});
+  EXPECT_THAT(*queue_->Clean("wait", absl::ZeroDuration(), 1), ElementsAre(ids[3]));
+  EXPECT_THAT(Ids(*queue_->GetJobs("wait", 0, -1, /*asc=*/true)), ElementsAre(ids[2], ids[4]));
+  EXPECT_EQ(Redis({"EXISTS", Key(ids[3])}).integer, 0);
+}
+
+TEST_F(BullAdminTest, CleanRunsInBoundedStepsAndFindsOldJobsPastNewOnes) {
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  // 10,000 jobs inside the grace period at the oldest end, then 15,000 old ones before them.
+  Redis({"EVAL",
+         "for i = 1, tonumber(ARGV[2]) do "
+         "  local id = ARGV[3] .. i "
+         "  redis.call('LPUSH', KEYS[1], id) "
+         "  redis.call('HSET', ARGV[1] .. id, 'timestamp', ARGV[4]) "
+         "end",
+         "1", Key("wait"), Key(""), "10000", "new", absl::StrCat(now + 3600000)});
+  Redis({"EVAL",
+         "for i = 1, tonumber(ARGV[2]) do "
+         "  local id = ARGV[3] .. i "
+         "  redis.call('LPUSH', KEYS[1], id) "
+         "  redis.call('HSET', ARGV[1] .. id, 'timestamp', ARGV[4]) "
+         "end",
+         "1", Key("wait"), Key(""), "15000", "old", "1"});
+  std::vector<std::string> removed = *queue_->Clean("wait", absl::Minutes(1));
+  EXPECT_EQ(removed.size(), 15000u);
+  EXPECT_EQ(removed.front(), "old1");  // oldest first
+  EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 10000);
+  EXPECT_EQ(Redis({"LINDEX", Key("wait"), "-1"}).str, "new1");
+  EXPECT_EQ(Redis({"EXISTS", Key("old15000")}).integer, 0);
+  // One "cleaned" event per script call: no call read or removed more than 10,000 jobs.
+  EXPECT_GE(Redis({"XLEN", Key("events")}).integer, 3);
+
+  // Finished jobs: no limit still means steps of at most 10,000, as Node's Queue.clean.
+  Redis({"EVAL", "for i = 1, tonumber(ARGV[1]) do redis.call('ZADD', KEYS[1], i, 'done' .. i) end",
+         "1", Key("completed"), "12000"});
+  Redis({"DEL", Key("events")});
+  EXPECT_EQ(queue_->Clean("completed", absl::ZeroDuration())->size(), 12000u);
+  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 0);
+  EXPECT_EQ(Redis({"XLEN", Key("events")}).integer, 2);
+}
+
+TEST_F(BullAdminTest, CleanWithALimitOnDelayedTakesTheLowestScores) {
+  const std::string a = Add("1", R"({"delay": 60000})");
+  const std::string b = Add("2", R"({"delay": 120000})");
+  const std::string c = Add("3", R"({"delay": 30000})");
+  EXPECT_THAT(*queue_->Clean("delayed", absl::ZeroDuration(), 2), ElementsAre(c, a));
+  EXPECT_EQ(Redis({"ZCARD", Key("delayed")}).integer, 1);
+  EXPECT_EQ(Redis({"EXISTS", Key(b)}).integer, 1);
+}
+
+TEST_F(BullAdminTest, DrainCleanAndRemoveLeaveAJobSchedulersCurrentJob) {
+  const std::string delayed = AddSchedulerJob("delayed");
+  // An earlier iteration of the same scheduler is an ordinary job.
+  Redis({"HSET", Key("repeat:every-minute:1"), "timestamp", "1", "rjk", "every-minute"});
+  Redis({"ZADD", Key("delayed"), "2", "repeat:every-minute:1"});
+  Add("1", R"({"delay": 60000})");
+  Add("2");
+  EXPECT_EQ(*queue_->Drain(/*include_delayed=*/true), 3);
+  EXPECT_THAT(Redis({"ZRANGE", Key("delayed"), "0", "-1"}).elements.size(), 1u);
+  EXPECT_EQ(Redis({"ZSCORE", Key("delayed"), delayed}).str, "1");
+  EXPECT_EQ(Redis({"EXISTS", Key(delayed)}).integer, 1);
+
+  Add("3", R"({"delay": 60000})");
+  EXPECT_EQ(queue_->Clean("delayed", absl::ZeroDuration())->size(), 1u);
+  EXPECT_EQ(Redis({"EXISTS", Key(delayed)}).integer, 1);
+  EXPECT_EQ(Redis({"ZCARD", Key("delayed")}).integer, 1);
+
+  EXPECT_THAT(queue_->Remove(delayed), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                HasSubstr("belongs to a job scheduler")));
+  EXPECT_EQ(Redis({"EXISTS", Key(delayed)}).integer, 1);
+  EXPECT_EQ(Redis({"ZCARD", Key("delayed")}).integer, 1);
+}
+
+TEST_F(BullAdminTest, DrainAndCleanKeepAJobSchedulersWaitingJobInLine) {
+  const std::string first = Add("1");
+  const std::string waiting = AddSchedulerJob("wait");
+  Add("2");
+  EXPECT_EQ(*queue_->Drain(), 2);
+  EXPECT_THAT(Redis({"LRANGE", Key("wait"), "0", "-1"}).elements.size(), 1u);
+  EXPECT_EQ(Redis({"LINDEX", Key("wait"), "0"}).str, waiting);
+  EXPECT_EQ(Redis({"ZCARD", Key("marker")}).integer, 1);  // still claimable
+  Add("3");
+  EXPECT_EQ(queue_->Clean("wait", absl::ZeroDuration())->size(), 1u);
+  EXPECT_EQ(Redis({"LINDEX", Key("wait"), "0"}).str, waiting);
+  EXPECT_EQ(Redis({"EXISTS", Key(first)}).integer, 0);
+}
+
+TEST_F(BullAdminTest, RemovalFreesTheDeduplicationIdEvenWithATtl) {
+  // As a Node add with deduplication {id, ttl} leaves it: "de:<id>" names the job for a while.
+  auto dedup = [&](const std::string& job, const std::string& dedup_id) {
+    Redis({"HSET", Key(job), "deid", dedup_id});
+    Redis({"SET", Key("de:" + dedup_id), job, "PX", "600000"});
+    Redis({"SET", Key("dn:" + dedup_id), "next"});
+  };
+  const std::string removed = Add("1");
+  const std::string drained = Add("2");
+  const std::string cleaned = Add("3", R"({"delay": 60000})");
+  const std::string other = Add("4", R"({"delay": 60000})");
+  dedup(removed, "r");
+  dedup(drained, "d");
+  dedup(cleaned, "c");
+  Redis({"HSET", Key(other), "deid", "o"});
+  Redis({"SET", Key("de:o"), "someone-else", "PX", "600000"});
+
+  ASSERT_THAT(queue_->Remove(removed), IsOk());
+  EXPECT_EQ(Redis({"EXISTS", Key("de:r"), Key("dn:r")}).integer, 0);
+  ASSERT_EQ(*queue_->Drain(), 1);
+  EXPECT_EQ(Redis({"EXISTS", Key("de:d"), Key("dn:d")}).integer, 0);
+  ASSERT_EQ(queue_->Clean("delayed", absl::ZeroDuration())->size(), 2u);
+  EXPECT_EQ(Redis({"EXISTS", Key("de:c"), Key("dn:c")}).integer, 0);
+  // A deduplication id now naming another job stays.
+  EXPECT_EQ(Redis({"GET", Key("de:o")}).str, "someone-else");
+}
+
+TEST_F(BullAdminTest, ResumeMovesAWholeLegacyPausedListBack) {
+  ASSERT_THAT(queue_->Pause(), IsOk());
+  Add("1");  // wait is not empty, so the paused list moves in batches
+  Redis({"EVAL", "for i = 1, 7500 do redis.call('RPUSH', KEYS[1], 'p' .. i) end", "1",
+         Key("paused")});
+  Redis({"DEL", Key("events")});
+  ASSERT_THAT(queue_->Resume(), IsOk());
+  EXPECT_EQ(Redis({"EXISTS", Key("paused")}).integer, 0);
+  EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 7501);
+  EXPECT_EQ(Redis({"LINDEX", Key("wait"), "-1"}).str, "p7500");
+  EXPECT_EQ(Redis({"XLEN", Key("events")}).integer, 1);  // one "resumed" event
+  EXPECT_EQ(LastEvent("event"), "resumed");
+}
+
+TEST_F(BullAdminTest, RetryJobPutsALifoJobAtTheFront) {
+  const std::string lifo = Add("\"fail\"", R"({"lifo": true})");
+  const std::string plain = Add("\"fail\"");
+  Process(2);
+  const std::string waiting = Add("1");
+  ASSERT_THAT(queue_->RetryJob(lifo), IsOk());
+  ASSERT_THAT(queue_->RetryJob(plain), IsOk());
+  // Workers take from the right: the lifo job runs next, the other after the waiting one.
+  std::vector<std::string> wait;
+  for (const RedisReply& r : Redis({"LRANGE", Key("wait"), "0", "-1"}).elements) {
+    wait.push_back(r.str);
+  }
+  EXPECT_THAT(wait, ElementsAre(plain, waiting, lifo));
+}
+
+TEST_F(BullAdminTest, RemovingAFlowsLastPendingChildMovesItsParentToWait) {
+  // What Node's FlowProducer leaves: the parent in waiting-children with its pending
+  // children's keys in "<parent>:dependencies", each child naming it in "parentKey".
+  const std::string parent = "flow-parent";
+  Redis({"HSET", Key(parent), "name", "p", "data", "{}", "opts", "{}", "timestamp", "1"});
+  Redis({"ZADD", Key("waiting-children"), "1", parent});
+  const std::string a = Add("1");
+  const std::string b = Add("2");
+  for (const std::string& child : {a, b}) {
+    Redis({"HSET", Key(child), "parentKey", Key(parent)});
+    Redis({"SADD", Key(parent + ":dependencies"), Key(child)});
+  }
+  ASSERT_THAT(queue_->Remove(a), IsOk());
+  EXPECT_EQ(Redis({"ZCARD", Key("waiting-children")}).integer, 1);
+  ASSERT_THAT(queue_->Remove(b), IsOk());
+  EXPECT_EQ(Redis({"ZCARD", Key("waiting-children")}).integer, 0);
+  EXPECT_EQ(Redis({"LINDEX", Key("wait"), "0"}).str, parent);
+  EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 1);
+  EXPECT_EQ(Redis({"ZCARD", Key("marker")}).integer, 1);
+  bool waiting_event = false;
+  for (const RedisReply& e : Redis({"XRANGE", Key("events"), "-", "+"}).elements) {
+    const std::vector<RedisReply>& kv = e.elements.at(1).elements;
+    waiting_event |= kv.size() == 6 && kv[1].str == "waiting" && kv[3].str == parent &&
+                     kv[5].str == "waiting-children";
+  }
+  EXPECT_TRUE(waiting_event);
 }
 
 }  // namespace

@@ -94,28 +94,35 @@ class BullQueue {
   absl::StatusOr<BullJob> GetJob(absl::string_view id);
   absl::StatusOr<BullJobCounts> Counts();
   // Pauses (workers stop claiming; jobs keep arriving) or resumes the queue for every worker,
-  // Node ones included, with the "paused"/"resumed" event.
+  // Node ones included, with the "paused"/"resumed" event. Resuming moves a legacy "paused"
+  // list back to wait entirely (in batches).
   absl::Status Pause() { return SetPaused(true); }
   absl::Status Resume() { return SetPaused(false); }
   absl::StatusOr<bool> IsPaused();
   // Removes up to `limit` (0: all) jobs of `state` (completed, failed, delayed, prioritized,
-  // wait or paused) older than `grace`, as Queue.clean does; locked jobs stay. Returns their ids.
+  // wait or paused) older than `grace`, oldest first, as Queue.clean does; locked jobs and a
+  // job scheduler's current job stay. Runs in steps of at most 10,000 jobs, so Redis is never
+  // blocked for long. Returns their ids.
   absl::StatusOr<std::vector<std::string>> Clean(absl::string_view state, absl::Duration grace,
                                                  int64_t limit = 0);
 
   // Removes every job waiting to run (wait, prioritized and, with include_delayed, delayed)
-  // with its data, as Queue.drain does; active and finished jobs stay. Returns how many.
+  // with its data, as Queue.drain does; active and finished jobs stay, and so does a job
+  // scheduler's current job. Returns how many.
   absl::StatusOr<int64_t> Drain(bool include_delayed = false);
-  // Removes a job and its data from whatever state holds it, with the "removed" event.
-  // NotFound when missing; FailedPrecondition while it is locked (running).
+  // Removes a job and its data from whatever state holds it, with the "removed" event; a
+  // flow parent left without pending children moves to wait. NotFound when missing;
+  // FailedPrecondition while it is locked (running) or when it is a job scheduler's current
+  // job (remove the scheduler instead), as Node's removeJob refuses it.
   absl::Status Remove(absl::string_view id);
   // Moves every job of `state` ("failed" or "completed") finished at or before
   // `finished_before` (by default, when the call starts) back to wait, as Queue.retryJobs
   // does. Returns how many moved.
   absl::StatusOr<int64_t> RetryJobs(absl::string_view state = "failed",
                                     absl::Time finished_before = absl::InfiniteFuture());
-  // One failed (or completed) job back to wait, as Job.retry does; attemptsMade is kept unless
-  // reset_attempts. NotFound when missing; FailedPrecondition when not in `state`.
+  // One failed (or completed) job back to wait, as Job.retry does (a lifo job at the front);
+  // attemptsMade is kept unless reset_attempts. NotFound when missing; FailedPrecondition
+  // when not in `state`.
   absl::Status RetryJob(absl::string_view id, absl::string_view state = "failed",
                         bool reset_attempts = false);
   // Moves a delayed job to wait now (Job.promote). FailedPrecondition when it is not delayed.

@@ -22,6 +22,8 @@ constexpr int64_t kMaxPriority = 2097152;
 constexpr size_t kMaxDataBytes = 64 * 1024 * 1024;
 constexpr size_t kJobsPerAddCall = 256;
 constexpr size_t kBytesPerAddCall = 4 * 1024 * 1024;
+// Most jobs one clean script call reads or removes (Node's Queue.clean removes 10,000 a call).
+constexpr int64_t kCleanStep = 10000;
 
 absl::Status ValidateJobId(absl::string_view id) {
   if (id.empty() || id.size() > 1024) {
@@ -298,9 +300,17 @@ absl::StatusOr<RedisReply> BullQueue::RunAdminScript(const internal::LuaScript& 
 }
 
 absl::Status BullQueue::SetPaused(bool paused) {
-  return RunAdminScript(internal::k_pause, {Key("paused")}, {paused ? "paused" : "resumed"},
-                        paused ? "pausing the queue" : "resuming the queue")
-      .status();
+  // Resuming moves a legacy "paused" list back to wait 7000 jobs a call: call again until none
+  // remain, as Node's pause(false) does, with one "resumed" event.
+  bool first = true;
+  while (true) {
+    JQ_ASSIGN_OR_RETURN(RedisReply reply,
+                        RunAdminScript(internal::k_pause, {Key("paused")},
+                                       {paused ? "paused" : "resumed", first ? "1" : "0"},
+                                       paused ? "pausing the queue" : "resuming the queue"));
+    first = false;
+    if (paused || reply.integer <= 0) return absl::OkStatus();
+  }
 }
 
 absl::StatusOr<std::vector<std::string>> BullQueue::Clean(absl::string_view state,
@@ -315,12 +325,27 @@ absl::StatusOr<std::vector<std::string>> BullQueue::Clean(absl::string_view stat
     return absl::InvalidArgumentError("clean needs a non-negative grace period and limit");
   }
   const int64_t cutoff = absl::ToUnixMillis(absl::Now() - grace);
-  JQ_ASSIGN_OR_RETURN(RedisReply reply, RunAdminScript(internal::k_clean, {Key(state)},
-                                                       {Key(""), absl::StrCat(cutoff),
-                                                        absl::StrCat(limit), std::string(state)},
-                                                       "cleaning the queue"));
+  // Bounded steps, as Node's Queue.clean (at most 10,000 per call): each script call reads
+  // and removes at most kCleanStep entries, so Redis keeps serving workers in between.
   std::vector<std::string> ids;
-  for (const RedisReply& id : reply.elements) ids.push_back(id.str);
+  int64_t skip = 0;  // kept jobs at the oldest end, passed over by earlier steps
+  while (limit == 0 || static_cast<int64_t>(ids.size()) < limit) {
+    const int64_t step =
+        limit == 0 ? kCleanStep
+                   : std::min<int64_t>(kCleanStep, limit - static_cast<int64_t>(ids.size()));
+    JQ_ASSIGN_OR_RETURN(
+        RedisReply reply,
+        RunAdminScript(internal::k_clean, {Key(state), Key("repeat")},
+                       {Key(""), absl::StrCat(cutoff), absl::StrCat(step), std::string(state),
+                        absl::StrCat(skip), absl::StrCat(kCleanStep)},
+                       "cleaning the queue"));
+    if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 3) {
+      return absl::InternalError("clean script returned an unexpected reply");
+    }
+    for (const RedisReply& id : reply.elements[0].elements) ids.push_back(id.str);
+    skip += reply.elements[1].integer;
+    if (reply.elements[2].integer == 1) break;
+  }
   return ids;
 }
 
@@ -357,7 +382,7 @@ absl::StatusOr<BullJobCounts> BullQueue::Counts() {
 
 absl::StatusOr<int64_t> BullQueue::Drain(bool include_delayed) {
   JQ_ASSIGN_OR_RETURN(RedisReply reply,
-                      RunAdminScript(internal::k_drain, {Key("paused")},
+                      RunAdminScript(internal::k_drain, {Key("paused"), Key("repeat")},
                                      {Key(""), include_delayed ? "1" : "0"}, "draining the queue"));
   return reply.integer;
 }
@@ -366,12 +391,19 @@ absl::Status BullQueue::Remove(absl::string_view id) {
   JQ_RETURN_IF_ERROR(ValidateJobId(id));
   JQ_ASSIGN_OR_RETURN(
       RedisReply reply,
-      RunAdminScript(internal::k_remove_job, {Key("paused"), Key("waiting-children")},
+      RunAdminScript(internal::k_remove_job,
+                     {Key("paused"), Key("waiting-children"), Key("repeat")},
                      {Key(""), std::string(id)}, absl::StrCat("removing job ", id)));
   if (reply.integer == -1) return NoSuchJob(id);
   if (reply.integer == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("job ", id, " in queue ", name_, " is locked by a worker; not removed"));
+  }
+  if (reply.integer == -8) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " in queue ", name_,
+                     " belongs to a job scheduler and cannot be removed directly; remove the "
+                     "scheduler instead"));
   }
   return absl::OkStatus();
 }

@@ -104,6 +104,60 @@ local function releaseDedupId(q, dedupId, jobId)
   if pttl == 0 or (pttl == -1 and rcall("GET", key) == jobId) then rcall("DEL", key) end
 end
 
+-- A job being removed (not finished) frees its deduplication id whenever the id still points
+-- at it, TTL or not, with any pending "dn:" (next) entry: BullMQ's rule on removal.
+local function releaseDedupIdOnRemoval(q, jobKey, jobId)
+  local dedupId = rcall("HGET", jobKey, "deid")
+  if not dedupId then return end
+  local key = q.prefix .. "de:" .. dedupId
+  if rcall("GET", key) == jobId then
+    rcall("DEL", key, q.prefix .. "dn:" .. dedupId)
+  end
+end
+
+-- A removed job that its flow parent still waits for is crossed off the parent's
+-- dependencies, as BullMQ's removeParentDependencyKey does. When it was the last one the
+-- parent leaves waiting-children: `hard` (drain, clean) removes a parent of the same queue
+-- (`baseKey`) with its keys, and the same for its own parent, and moves one of another queue
+-- to that queue's wait silently; otherwise (remove) the parent goes to wait with the
+-- "waiting" event. The parent is pushed on the right, as BullMQ does.
+local function removeParentDependency(jobKey, hard, baseKey)
+  local parentKey = rcall("HGET", jobKey, "parentKey")
+  if not parentKey or parentKey == "" or rcall("EXISTS", parentKey) == 0 then return end
+  if rcall("SREM", parentKey .. ":dependencies", jobKey) == 0 then return end
+  if rcall("SCARD", parentKey .. ":dependencies") > 0 then return end
+  local parentId = string.match(parentKey, ".*:(.*)")
+  local parentPrefix = string.sub(parentKey, 1, #parentKey - #parentId)
+  if rcall("ZREM", parentPrefix .. "waiting-children", parentId) == 0 then return end
+  if hard and parentPrefix == baseKey then
+    removeParentDependency(parentKey, hard, baseKey)
+    local dedupId = rcall("HGET", parentKey, "deid")
+    if dedupId and rcall("GET", parentPrefix .. "de:" .. dedupId) == parentId then
+      rcall("DEL", parentPrefix .. "de:" .. dedupId, parentPrefix .. "dn:" .. dedupId)
+    end
+    removeJobKeys(parentKey)
+    return
+  end
+  rcall("RPUSH", parentPrefix .. "wait", parentId)
+  if not pausedOrMaxed(parentPrefix .. "meta", parentPrefix .. "active") then
+    rcall("ZADD", parentPrefix .. "marker", 0, "0")
+  end
+  if not hard then
+    rcall("XADD", parentPrefix .. "events", "*", "event", "waiting", "jobId", parentId, "prev",
+          "waiting-children")
+  end
+end
+
+-- True for a job scheduler's current iteration ("repeat:<key>:<millis>" whose hash names the
+-- scheduler in "rjk" and whose millis is the scheduler's score in `repeatKey`), which BullMQ's
+-- drain and clean leave alone and its removeJob refuses: deleting it stops the scheduler.
+local function isSchedulerJob(jobId, jobKey, repeatKey)
+  local schedulerId = rcall("HGET", jobKey, "rjk")
+  if not schedulerId then return false end
+  local millis = rcall("ZSCORE", repeatKey, schedulerId)
+  return millis ~= false and jobId == "repeat:" .. schedulerId .. ":" .. millis
+end
+
 local function bullQueue(keys, prefix)
   return {wait = keys[1], active = keys[2], prioritized = keys[3], events = keys[4],
           stalled = keys[5], limiter = keys[6], delayed = keys[7], meta = keys[8], pc = keys[9],

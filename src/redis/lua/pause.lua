@@ -3,7 +3,7 @@
   the marker is dropped; resuming moves any legacy "paused" list back to wait (7000 at a time)
   and restores the marker when jobs are waiting (or the delayed marker).
   KEYS[1..12] as worker_step.lua   KEYS[13] paused (legacy list)
-  ARGV[1] "paused" or "resumed"
+  ARGV[1] "paused" or "resumed"   ARGV[2] "0" to skip the event (a resume's later calls)
   Returns how many jobs remain in the legacy paused list.
 ]]
 local q = bullQueue(KEYS, "")
@@ -30,5 +30,5 @@ else
     if nextAt then rcall("ZADD", q.marker, nextAt, "1") end
   end
 end
-rcall("XADD", q.events, "*", "event", ARGV[1])
+if ARGV[2] ~= "0" then rcall("XADD", q.events, "*", "event", ARGV[1]) end
 return remaining

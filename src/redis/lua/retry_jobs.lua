@@ -30,7 +30,14 @@ for _, jobId in ipairs(ids) do
   else
     rcall("HDEL", jobKey, "finishedOn", "processedOn", valueField)
   end
-  requeue(q, jobKey, jobId, "LPUSH")
+  -- One job goes back as BullMQ's reprocessJob puts it: a lifo job at the front (the right
+  -- end, where workers take from). The bulk retry LPUSHes every job, as moveJobsToWait does.
+  local lifo = false
+  if ARGV[5] ~= "" then
+    local ok, opts = pcall(cjson.decode, rcall("HGET", jobKey, "opts") or "{}")
+    lifo = ok and type(opts) == "table" and opts.lifo == true
+  end
+  requeue(q, jobKey, jobId, lifo and "RPUSH" or "LPUSH")
   rcall("XADD", q.events, "MAXLEN", "~", events, "*", "event", "waiting", "jobId", jobId,
         "prev", state)
 end

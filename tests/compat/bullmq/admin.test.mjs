@@ -5,8 +5,8 @@
 //   eval "$(scripts/services env)"; JOBQUEUE_CLI=build/examples/jobqueue node --test tests/compat/bullmq/
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { Worker, QueueEvents } from 'bullmq'
+import { execFileSync, spawn } from 'node:child_process'
+import { FlowProducer, Worker, QueueEvents } from 'bullmq'
 import { cli, cpp, newConnection, open } from './helpers.mjs'
 
 function queueName (what) { return `interop-admin-${what}-${process.pid}` }
@@ -95,4 +95,91 @@ test('our events reader sees a Node Worker\'s events', async () => {
   assert.deepEqual(events.map((e) => e.event), ['added', 'waiting', 'active', 'completed'])
   assert.ok(events.every((e) => e.jobId === job.id))
   assert.equal(events[3].returnvalue, '49')
+})
+
+test('our clean takes the oldest waiting jobs first, as Node\'s does', async () => {
+  const name = queueName('clean-order')
+  const queue = open(name)
+  const jobs = await queue.addBulk([1, 2, 3, 4, 5].map((n) => ({ name: 'n', data: { n } })))
+  assert.equal(cpp('clean', '--queue', name, '--state', 'wait', '--grace', '0', '--limit', '2'),
+    'removed 2')
+  const left = (await queue.getJobs(['wait'], 0, -1, true)).map((j) => j.id)
+  assert.deepEqual(left, jobs.slice(2).map((j) => j.id))
+})
+
+test('our drain, clean and remove leave a Node job scheduler\'s current job', async () => {
+  const name = queueName('scheduler')
+  const queue = open(name)
+  await queue.upsertJobScheduler('tick', { every: 600000, startDate: Date.now() + 600000 })
+  const [current] = await queue.getDelayed()
+  assert.ok(current && current.id.startsWith('repeat:tick:'), `scheduler job: ${current?.id}`)
+  await queue.add('plain', {}, { delay: 600000 })
+
+  assert.equal(cpp('drain', '--queue', name, '--delayed'), 'removed 1')
+  await queue.add('plain', {}, { delay: 600000 })
+  assert.equal(cpp('clean', '--queue', name, '--state', 'delayed', '--grace', '0'), 'removed 1')
+  assert.throws(() => execFileSync(cli, ['bull', 'remove', current.id, '--queue', name],
+    { encoding: 'utf8', env: process.env, stdio: 'pipe' }), /job scheduler/)
+
+  assert.deepEqual((await queue.getDelayed()).map((j) => j.id), [current.id])
+  assert.equal((await queue.getJobSchedulers()).length, 1)
+})
+
+test('after our remove, Node adds a job with the same deduplication id again', async () => {
+  const name = queueName('dedup')
+  const queue = open(name)
+  const dedup = { deduplication: { id: 'same', ttl: 600000 } }
+  const first = await queue.add('d', { n: 1 }, dedup)
+  cpp('remove', first.id, '--queue', name)
+  const second = await queue.add('d', { n: 2 }, dedup)
+  assert.notEqual(second.id, first.id)
+  assert.deepEqual((await queue.getJob(second.id)).data, { n: 2 })
+
+  assert.equal(cpp('drain', '--queue', name), 'removed 1')
+  const third = await queue.add('d', { n: 3 }, dedup)
+  assert.notEqual(third.id, second.id)
+  assert.equal((await queue.getJobCounts()).waiting, 1)
+})
+
+test('removing and draining flow children settles their parents as Node does', async () => {
+  // The same flows in two queues: Node removes and drains one, we the other; the parents must
+  // end up alike (a lone child removed: parent waiting, then drained with the rest; drained
+  // children: a parent in the same queue removed with them, one in another queue waiting).
+  const flows = new FlowProducer({ connection: newConnection() })
+  try {
+    const outcome = async (name, remove, drain) => {
+      const queue = open(name)
+      const other = open(`${name}-parents`)
+      const two = await flows.add({ name: 'two', queueName: name,
+        children: [{ name: 'c', queueName: name }, { name: 'c', queueName: name }] })
+      const one = await flows.add({ name: 'one', queueName: name,
+        children: [{ name: 'c', queueName: name }] })
+      const far = await flows.add({ name: 'far', queueName: other.name,
+        children: [{ name: 'c', queueName: name }] })
+      await remove(queue, two.children[0].job.id)
+      const afterOne = await (await queue.getJob(two.job.id)).getState()
+      await remove(queue, one.children[0].job.id)
+      const oneAfterRemove = await (await queue.getJob(one.job.id)).getState()
+      await drain(queue)
+      const state = async (q, id) => { const j = await q.getJob(id); return j ? j.getState() : 'gone' }
+      return {
+        afterOne,
+        oneAfterRemove,
+        two: await state(queue, two.job.id),
+        one: await state(queue, one.job.id),
+        far: await state(other, far.job.id),
+        counts: await queue.getJobCounts(),
+        otherCounts: await other.getJobCounts()
+      }
+    }
+    const node = await outcome(queueName('flow-node'), (q, id) => q.remove(id), (q) => q.drain())
+    const ours = await outcome(queueName('flow-ours'),
+      (q, id) => cpp('remove', id, '--queue', q.name), (q) => cpp('drain', '--queue', q.name))
+    assert.deepEqual(ours, node)
+    assert.equal(ours.afterOne, 'waiting-children')
+    assert.equal(ours.oneAfterRemove, 'waiting')
+    assert.equal(ours.far, 'waiting')
+  } finally {
+    await flows.close()
+  }
 })
