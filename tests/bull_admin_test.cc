@@ -294,21 +294,18 @@ TEST_F(BullAdminTest, CleanWaitRemovesTheOldestFirstUpToTheLimit) {
 
 TEST_F(BullAdminTest, CleanRunsInBoundedStepsAndFindsOldJobsPastNewOnes) {
   const int64_t now = absl::ToUnixMillis(absl::Now());
+  auto push_jobs = [&](const char* count, const char* prefix, const std::string& timestamp) {
+    Redis({"EVAL",
+           "for i = 1, tonumber(ARGV[2]) do "
+           "  local id = ARGV[3] .. i "
+           "  redis.call('LPUSH', KEYS[1], id) "
+           "  redis.call('HSET', ARGV[1] .. id, 'timestamp', ARGV[4]) "
+           "end",
+           "1", Key("wait"), Key(""), count, prefix, timestamp});
+  };
   // 10,000 jobs inside the grace period at the oldest end, then 15,000 old ones before them.
-  Redis({"EVAL",
-         "for i = 1, tonumber(ARGV[2]) do "
-         "  local id = ARGV[3] .. i "
-         "  redis.call('LPUSH', KEYS[1], id) "
-         "  redis.call('HSET', ARGV[1] .. id, 'timestamp', ARGV[4]) "
-         "end",
-         "1", Key("wait"), Key(""), "10000", "new", absl::StrCat(now + 3600000)});
-  Redis({"EVAL",
-         "for i = 1, tonumber(ARGV[2]) do "
-         "  local id = ARGV[3] .. i "
-         "  redis.call('LPUSH', KEYS[1], id) "
-         "  redis.call('HSET', ARGV[1] .. id, 'timestamp', ARGV[4]) "
-         "end",
-         "1", Key("wait"), Key(""), "15000", "old", "1"});
+  push_jobs("10000", "new", absl::StrCat(now + 3600000));
+  push_jobs("15000", "old", "1");
   std::vector<std::string> removed = *queue_->Clean("wait", absl::Minutes(1));
   EXPECT_EQ(removed.size(), 15000u);
   EXPECT_EQ(removed.front(), "old1");  // oldest first
