@@ -124,6 +124,17 @@ TEST_F(BullAdminTest, RemoveRefusesALockedJob) {
   EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 1);
 }
 
+// A queue key is not a job: removing "meta" used to delete the meta hash and so un-pause the
+// queue.
+TEST_F(BullAdminTest, QueueKeyNamesAreNotJobIds) {
+  ASSERT_THAT(queue_->Pause(), IsOk());
+  EXPECT_THAT(queue_->Remove("meta"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name of a queue key")));
+  EXPECT_THAT(queue_->GetJob("wait").status(), StatusIs(absl::StatusCode::kInvalidArgument));
+  JQ_ASSERT_OK_AND_ASSIGN(bool paused, queue_->IsPaused());
+  EXPECT_TRUE(paused);
+}
+
 TEST_F(BullAdminTest, RetryJobsMovesFailedJobsBackToWait) {
   const std::string a = Add("\"fail\"");
   const std::string b = Add("\"fail\"", R"({"priority": 5})");

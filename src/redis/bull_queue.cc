@@ -25,9 +25,23 @@ constexpr size_t kBytesPerAddCall = 4 * 1024 * 1024;
 // Most jobs one clean script call reads or removes (Node's Queue.clean removes 10,000 a call).
 constexpr int64_t kCleanStep = 10000;
 
+// The queue's own keys under <prefix>:<queue>:, which no job id may name.
+constexpr absl::string_view kQueueKeys[] = {
+    "wait",    "active",           "paused",  "meta",         "events",    "stalled", "limiter",
+    "delayed", "prioritized",      "pc",      "marker",       "completed", "failed",  "id",
+    "repeat",  "waiting-children", "metrics", "stalled-check"};
+
 absl::Status ValidateJobId(absl::string_view id) {
   if (id.empty() || id.size() > 1024) {
     return absl::InvalidArgumentError("job id must be 1..1024 bytes");
+  }
+  // Remove("meta") would delete the queue's meta hash (un-pausing it), GetJob("wait") read a
+  // list as a job.
+  for (absl::string_view reserved : kQueueKeys) {
+    if (id == reserved) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", id, "\" is the name of a queue key, not a job id"));
+    }
   }
   return absl::OkStatus();
 }
@@ -94,12 +108,6 @@ absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
       }
       // The job hash lives at <prefix>:<queue>:<id>: an id naming one of the queue's own keys
       // would turn that key into a hash and break every script that touches it.
-      static constexpr absl::string_view kQueueKeys[] = {
-          "wait",        "active",       "paused",  "meta",
-          "events",      "stalled",      "limiter", "delayed",
-          "prioritized", "pc",           "marker",  "completed",
-          "failed",      "id",           "repeat",  "waiting-children",
-          "metrics",     "stalled-check"};
       for (absl::string_view reserved : kQueueKeys) {
         if (out.job_id == reserved) {
           return BadOption(key, absl::StrCat("not \"", reserved, "\", the name of a queue key"));
@@ -276,7 +284,7 @@ absl::StatusOr<std::vector<std::string>> BullQueue::AddBulk(const std::vector<Ne
 }
 
 absl::StatusOr<BullJob> BullQueue::GetJob(absl::string_view id) {
-  if (id.empty()) return absl::InvalidArgumentError("job id is empty");
+  JQ_RETURN_IF_ERROR(ValidateJobId(id));
   JQ_ASSIGN_OR_RETURN(RedisPool::Handle conn, pool_->Acquire());
   JQ_ASSIGN_OR_RETURN(RedisReply reply, conn->Command({"HGETALL", Key(id)}));
   JQ_RETURN_IF_ERROR(reply.AsStatus("reading a BullMQ job"));
