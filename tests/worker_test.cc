@@ -594,9 +594,23 @@ TEST_F(WorkerTest, ClaimsLostInAnOutageAreReleasedWhenTheDatabaseAnswers) {
   std::thread runner([&] { run_status = worker->Run(); });
   ASSERT_TRUE(Eventually([&] { return worker->stats().claims >= 2; }));
   EXPECT_EQ(runs.load(), 0);  // not ours as far as the worker knows
-  schema_.Query(absl::StrCat(
-      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '",
-      worker_queue_options.application_name, "'"));
+  // The outage must hit a claim in flight (one on an idle connection is simply redone): a
+  // table lock holds the next claim until its backend is killed.
+  PGconn* holder = schema_.Connect();
+  PQclear(PQexec(holder, "BEGIN"));
+  PQclear(PQexec(
+      holder,
+      absl::StrCat("LOCK TABLE ", schema_.name(), ".job_queue IN ACCESS EXCLUSIVE MODE").c_str()));
+  const std::string worker_backends =
+      absl::StrCat("FROM pg_stat_activity WHERE application_name = '",
+                   worker_queue_options.application_name, "'");
+  ASSERT_TRUE(Eventually([&] {
+    return schema_.Query(absl::StrCat("SELECT count(*) ", worker_backends,
+                                      " AND wait_event_type = 'Lock'")) != "0";
+  }));
+  schema_.Query(absl::StrCat("SELECT count(pg_terminate_backend(pid)) ", worker_backends));
+  PQclear(PQexec(holder, "COMMIT"));
+  PQfinish(holder);
   EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
   worker->Stop();
   runner.join();
