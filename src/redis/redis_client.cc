@@ -411,7 +411,9 @@ class RedisConnection::Impl {
     }
   }
 
-  absl::Status WriteAll(absl::string_view data, absl::Time deadline) {
+  // A write that makes progress moves `deadline` on, so the replies get io_timeout from the
+  // last byte sent, not from the call (formatting and sending a big pipeline take time).
+  absl::Status WriteAll(absl::string_view data, absl::Time& deadline) {
     size_t done = 0;
     while (done < data.size()) {
       ssize_t n;
@@ -434,7 +436,7 @@ class RedisConnection::Impl {
       n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
       if (n > 0) {
         done += static_cast<size_t>(n);
-        if (done < data.size()) deadline = std::max(deadline, absl::Now() + options_.io_timeout);
+        deadline = std::max(deadline, absl::Now() + options_.io_timeout);
       } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         JQ_RETURN_IF_ERROR(WaitFor(POLLOUT, deadline, "write"));
       } else {
