@@ -2,6 +2,7 @@
 // stale, recover, retry, purge.
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "jobqueue/config.h"
 #include "jobqueue/json.h"
 #include "jobqueue/logging.h"
+#include "jobqueue/maintenance.h"
 #include "jobqueue/pg_queue.h"
 #include "jobqueue/status.h"
 #include "jobqueue/worker.h"
@@ -208,17 +210,31 @@ constexpr char kWorkHelp[] =
     "usage: jobqueue work --types T1,T2 --handler H [--queue Q] [--concurrency N] [--batch N]\n"
     "                     [--dispatchers N] [--exit-when-idle SECONDS] [--name NAME]\n"
     "                     [--poll-interval S] [--transaction-budget DURATION] [--schema S]\n"
+    "                     [--heartbeat-interval D (30s)] [--stale-after D (30m)]\n"
+    "                     [--completed-older-than D (168h)] [--failed-older-than D (720h)]\n"
+    "                     [--no-maintenance]\n"
     "  Runs a worker with a built-in handler: noop, echo (result = payload), fail[:message],\n"
     "  sleep:MS. SIGTERM/SIGINT stop it gracefully. Prints its counts when it stops.\n"
     "  --transaction-budget (e.g. 200ms): short-job mode, one row write per job that finishes\n"
-    "  within the budget (see docs/postgres.md).\n";
+    "  within the budget (see docs/postgres.md).\n"
+    "  Beside the worker run the stale-lock reaper (every minute: jobs without a heartbeat for\n"
+    "  --stale-after go back to pending) and retention (hourly: finished jobs past their age are\n"
+    "  deleted). With many workers one acts per sweep. --no-maintenance leaves both to others.\n";
+
+// The reaper and the retention cleaner a worker service runs beside its worker.
+struct WorkMaintenance {
+  bool enabled = true;
+  RecoverOptions recover;
+  PurgeOptions purge;
+};
 
 int RunWork(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args =
       ParseFor(argv,
                {"types", "handler", "queue", "concurrency", "batch", "dispatchers",
-                "exit-when-idle", "name", "poll-interval", "transaction-budget"},
-               {});
+                "exit-when-idle", "name", "poll-interval", "transaction-budget",
+                "heartbeat-interval", "stale-after", "completed-older-than", "failed-older-than"},
+               {"no-maintenance"});
   if (!args.ok()) return Usage("work", args.status().message());
   if (args->Has("help")) return std::fputs(kWorkHelp, stdout), 0;
   absl::StatusOr<std::string> types = args->Require("types");
@@ -228,6 +244,7 @@ int RunWork(const std::vector<std::string>& argv) {
   WorkerOptions options;
   options.name = args->GetOr("name", "CLI");
   options.queue = args->GetOr("queue", "default");
+  WorkMaintenance maintenance;
   auto parse = [&]() -> absl::Status {
     if (auto v = args->Get("concurrency")) {
       JQ_ASSIGN_OR_RETURN(options.concurrency, ParseInt32Flag("concurrency", *v));
@@ -244,10 +261,35 @@ int RunWork(const std::vector<std::string>& argv) {
     if (auto v = args->Get("transaction-budget")) {
       JQ_ASSIGN_OR_RETURN(options.transaction_budget, ParseDurationFlag("transaction-budget", *v));
     }
-    return options.Validate();
+    if (auto v = args->Get("heartbeat-interval")) {
+      JQ_ASSIGN_OR_RETURN(options.heartbeat_interval, ParseDurationFlag("heartbeat-interval", *v));
+    }
+    maintenance.enabled = !args->Has("no-maintenance");
+    if (auto v = args->Get("stale-after")) {
+      JQ_ASSIGN_OR_RETURN(maintenance.recover.stale_after, ParseDurationFlag("stale-after", *v));
+    }
+    if (auto v = args->Get("completed-older-than")) {
+      JQ_ASSIGN_OR_RETURN(maintenance.purge.completed_older_than,
+                          ParseDurationFlag("completed-older-than", *v));
+    }
+    if (auto v = args->Get("failed-older-than")) {
+      JQ_ASSIGN_OR_RETURN(maintenance.purge.failed_older_than,
+                          ParseDurationFlag("failed-older-than", *v));
+    }
+    JQ_RETURN_IF_ERROR(options.Validate());
+    // A job heartbeats every heartbeat_interval: a shorter stale timeout would take live jobs.
+    if (maintenance.enabled && maintenance.recover.stale_after <= 2 * options.heartbeat_interval) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--stale-after (", absl::FormatDuration(maintenance.recover.stale_after),
+                       ") must be more than twice --heartbeat-interval (",
+                       absl::FormatDuration(options.heartbeat_interval),
+                       "), or a running job would be taken from its worker"));
+    }
+    return absl::OkStatus();
   };
   if (absl::Status s = parse(); !s.ok()) return Usage("work", s.message());
-  SessionOr session = Open(*args, options.dispatchers + 2);
+  // The reaper and the cleaner take a connection each while they run.
+  SessionOr session = Open(*args, options.dispatchers + (maintenance.enabled ? 4 : 2));
   if (!session.ok()) return session.Fail("work");
   options.environment = std::string(EnvironmentName(session->config.environment()));
   options.poll_interval = session->config.poll_interval();
@@ -264,9 +306,29 @@ int RunWork(const std::vector<std::string>& argv) {
     if (absl::Status s = (*worker)->Register(type, *handler); !s.ok())
       return Usage("work", s.message());
   }
+  std::unique_ptr<StaleLockReaper> reaper;
+  std::unique_ptr<RetentionCleaner> cleaner;
+  if (maintenance.enabled) {
+    reaper = std::make_unique<StaleLockReaper>(session->queue.get(), maintenance.recover);
+    cleaner = std::make_unique<RetentionCleaner>(session->queue.get(), maintenance.purge);
+    Log(LogLevel::kInfo,
+        absl::StrCat(
+            "Maintenance: stale-lock reaper every ", absl::FormatDuration(reaper->interval()),
+            " (stale after ", absl::FormatDuration(maintenance.recover.stale_after),
+            "), retention every ", absl::FormatDuration(cleaner->interval()), " (completed after ",
+            absl::FormatDuration(maintenance.purge.completed_older_than), ", failed after ",
+            absl::FormatDuration(maintenance.purge.failed_older_than), ")"));
+    for (Service* service :
+         {static_cast<Service*>(reaper.get()), static_cast<Service*>(cleaner.get())}) {
+      if (absl::Status s = service->Start(); !s.ok()) return Fail("work", s);
+    }
+  }
   StopWorkersOnSignals();
   const absl::Time start = absl::Now();
-  if (absl::Status s = (*worker)->Run(); !s.ok()) return Fail("work", s);
+  absl::Status ran = (*worker)->Run();
+  if (reaper != nullptr) reaper->Stop();
+  if (cleaner != nullptr) cleaner->Stop();
+  if (!ran.ok()) return Fail("work", ran);
   const WorkerStats stats = (*worker)->stats();
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   std::printf("completed %lld, failed %lld, released %lld, lost %lld in %.2fs\n",

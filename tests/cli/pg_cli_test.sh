@@ -123,6 +123,29 @@ sql "UPDATE $schema.job_queue SET finished_at = now() - interval '10 days' WHERE
 check purge 0 "$cli" purge
 expect_in purge "deleted 2500 finished job(s)"
 
+# A worker service runs the reaper and retention beside itself: a job its vanished worker left
+# in processing is recovered and done, and a finished job past retention is deleted.
+sql "INSERT INTO $schema.job_queue (job_type, status, attempts, locked_by, locked_at, heartbeat_at)
+     VALUES ('orphan', 'processing', 1, 'gone', now() - interval '2 hours', now() - interval '2 hours')" >/dev/null
+check work-no-maintenance 0 "$cli" work --types orphan --handler echo --no-maintenance \
+  --poll-interval 0.2 --exit-when-idle 0.5
+expect_in work-no-maintenance "completed 0,"
+expect_not_in work-no-maintenance "Maintenance:"
+check work-maintenance 0 "$cli" work --types orphan --handler echo --poll-interval 0.2 \
+  --exit-when-idle 1.5
+expect_in work-maintenance "Maintenance: stale-lock reaper every 1m (stale after 30m)"
+expect_in work-maintenance "gone"
+expect_in work-maintenance "completed 1,"
+sql "UPDATE $schema.job_queue SET finished_at = now() - interval '10 days' WHERE job_type = 'orphan'" >/dev/null
+check work-retention 0 "$cli" work --types orphan --handler echo --poll-interval 0.2 \
+  --exit-when-idle 1 --completed-older-than 216h
+[ "$(sql "SELECT count(*) FROM $schema.job_queue WHERE job_type = 'orphan'")" = 0 ] ||
+  { echo "FAIL work-retention: the finished orphan job is still there"; fails=$((fails+1)); }
+check work-stale-too-short 64 "$cli" work --types orphan --handler noop --stale-after 50s
+expect_in work-stale-too-short "more than twice --heartbeat-interval"
+check work-stale-ok 0 "$cli" work --types orphan --handler noop --stale-after 50s \
+  --heartbeat-interval 20s --exit-when-idle 0.2
+
 # No database configured: a configuration error (78), not a crash.
 check no-db 78 env -i PATH="$PATH" HOME="$dir" "$cli" stats
 
