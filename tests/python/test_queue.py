@@ -217,3 +217,33 @@ def test_lease_outlives_closed_queue(database_url, schema):
     lease.complete({"late": True})
     with jobqueue.PgQueue(database_url, schema=schema) as again:
         assert again.get(added.id).result == {"late": True}
+
+
+def test_stale_recover_and_purge(queue, schema):
+    from conftest import psql
+
+    stuck = queue.enqueue("ingest_csv", max_attempts=3)
+    spent = queue.enqueue("ingest_csv", max_attempts=1)
+    queue.claim("ingest_csv", limit=2, worker_id="vanished")
+    # The worker vanished two hours ago: its heartbeats stopped then.
+    psql(f"UPDATE \"{schema}\".job_queue SET heartbeat_at = now() - interval '2 hours'")
+    assert queue.stale(older_than=datetime.timedelta(hours=3)) == []
+    listed = sorted(queue.stale(), key=lambda j: j.id)
+    assert [j.id for j in listed] == [stuck.id, spent.id]
+    assert listed[0].locked_by == "vanished" and listed[0].heartbeat_age > 7000
+    moved = {j.id: j for j in queue.recover_stale(3600)}
+    assert moved[stuck.id].new_status == "pending"
+    assert moved[spent.id].new_status == "failed"
+    assert moved[stuck.id].previous_owner == "vanished"
+    assert queue.get(stuck.id).status == "pending"
+    assert queue.recover_stale(3600) == []
+    with pytest.raises(jobqueue.InvalidArgumentError):
+        queue.recover_stale(3600, batch_size=0)
+
+    psql(f"UPDATE \"{schema}\".job_queue SET finished_at = now() - interval '40 days'"
+         f" WHERE id = {spent.id}")
+    assert queue.purge(failed_older_than=datetime.timedelta(days=41)) == 0
+    assert queue.purge() == 1
+    with pytest.raises(jobqueue.NotFoundError):
+        queue.get(spent.id)
+    assert queue.get(stuck.id).status == "pending"

@@ -201,6 +201,34 @@ void RegisterPg(py::module_& m) {
                             "', status='", JobStatusName(c.status), "', count=", c.count, ")");
       });
 
+  py::class_<StaleJob>(m, "StaleJob", "A processing job whose heartbeat is old (PgQueue.stale).")
+      .def_readonly("id", &StaleJob::id)
+      .def_readonly("queue", &StaleJob::queue)
+      .def_readonly("job_type", &StaleJob::job_type)
+      .def_readonly("locked_by", &StaleJob::locked_by)
+      .def_readonly("attempts", &StaleJob::attempts)
+      .def_readonly("max_attempts", &StaleJob::max_attempts)
+      .def_property_readonly(
+          "heartbeat_age", [](const StaleJob& j) { return absl::ToDoubleSeconds(j.heartbeat_age); },
+          "Seconds since the heartbeat (else the claim, else the last update).")
+      .def("__repr__", [](const StaleJob& j) {
+        return absl::StrCat("StaleJob(id=", j.id, ", job_type='", j.job_type, "', locked_by='",
+                            j.locked_by, "')");
+      });
+
+  py::class_<RecoveredJob>(m, "RecoveredJob", "One job the stale-lock reaper moved.")
+      .def_readonly("id", &RecoveredJob::id)
+      .def_readonly("job_type", &RecoveredJob::job_type)
+      .def_readonly("previous_owner", &RecoveredJob::previous_owner)
+      .def_property_readonly(
+          "new_status",
+          [](const RecoveredJob& j) { return std::string(JobStatusName(j.new_status)); },
+          "\"pending\", or \"failed\" when its attempts were spent.")
+      .def("__repr__", [](const RecoveredJob& j) {
+        return absl::StrCat("RecoveredJob(id=", j.id, ", job_type='", j.job_type, "', new_status='",
+                            JobStatusName(j.new_status), "')");
+      });
+
   py::class_<Job>(m, "Job", "One row of job_queue, as PgQueue.get reads it.")
       .def_readonly("id", &Job::id)
       .def_readonly("queue", &Job::queue)
@@ -530,7 +558,48 @@ rejects the batch. Results are in input order.)doc")
             auto queue = h.Get();
             return Value(Unlocked([&] { return queue->RetryFailed(job_type); }));
           },
-          py::arg("job_type") = "", "Failed jobs back to pending; returns how many moved.");
+          py::arg("job_type") = "", "Failed jobs back to pending; returns how many moved.")
+      .def(
+          "stale",
+          [](const QueueHandle& h, const py::object& older_than) {
+            const absl::Duration age = ToDuration(older_than, "older_than");
+            auto queue = h.Get();
+            return Value(Unlocked([&] { return queue->ListStale(age); }));
+          },
+          py::arg("older_than") = 1800.0,
+          "Processing jobs whose heartbeat is older than older_than (seconds or timedelta).")
+      .def(
+          "recover_stale",
+          [](const QueueHandle& h, const py::object& stale_after, int batch_size, int max_batches) {
+            RecoverOptions options;
+            options.stale_after = ToDuration(stale_after, "stale_after");
+            options.batch_size = batch_size;
+            options.max_batches = max_batches;
+            auto queue = h.Get();
+            return Value(Unlocked([&] { return queue->RecoverStale(options); })).jobs;
+          },
+          py::arg("stale_after") = 1800.0, py::kw_only(), py::arg("batch_size") = 500,
+          py::arg("max_batches") = 20,
+          "One stale-lock reaper sweep: processing jobs without a heartbeat for stale_after go "
+          "back to pending, or to failed when their attempts are spent. Returns the jobs moved "
+          "(none when another process held the sweep).")
+      .def(
+          "purge",
+          [](const QueueHandle& h, const py::object& completed_older_than,
+             const py::object& failed_older_than, int batch_size, int max_batches) {
+            PurgeOptions options;
+            options.completed_older_than = ToDuration(completed_older_than, "completed_older_than");
+            options.failed_older_than = ToDuration(failed_older_than, "failed_older_than");
+            options.batch_size = batch_size;
+            options.max_batches = max_batches;
+            auto queue = h.Get();
+            return Value(Unlocked([&] { return queue->Purge(options); }));
+          },
+          py::kw_only(), py::arg("completed_older_than") = 7 * 86400.0,
+          py::arg("failed_older_than") = 30 * 86400.0, py::arg("batch_size") = 1000,
+          py::arg("max_batches") = 100,
+          "Retention: deletes completed/cancelled and failed jobs finished longer ago than their "
+          "age, in bounded batches. Returns rows deleted.");
 }
 
 #undef JQ_ENQUEUE_KWARGS
