@@ -870,6 +870,40 @@ jq_status_t jq_pg_cancel(jq_pg_queue_t* queue, int64_t job_id, char** errptr) {
   });
 }
 
+jq_status_t jq_pg_recover_stale(jq_pg_queue_t* queue, int64_t stale_after_ms, int64_t* to_pending,
+                                int64_t* to_failed, char** errptr) {
+  return Guard("jq_pg_recover_stale", errptr, [&]() -> absl::Status {
+    if (queue == nullptr) return NullArgument("queue");
+    jobqueue::RecoverOptions options;
+    options.stale_after = absl::Milliseconds(stale_after_ms);
+    JQ_ASSIGN_OR_RETURN(jobqueue::RecoverResult result, queue->queue->RecoverStale(options));
+    int64_t pending = 0;
+    for (const jobqueue::RecoveredJob& job : result.jobs) {
+      if (job.new_status == jobqueue::JobStatus::kPending) ++pending;
+    }
+    if (to_pending != nullptr) *to_pending = pending;
+    if (to_failed != nullptr) *to_failed = static_cast<int64_t>(result.jobs.size()) - pending;
+    return absl::OkStatus();
+  });
+}
+
+jq_status_t jq_pg_purge(jq_pg_queue_t* queue, int64_t completed_older_than_ms,
+                        int64_t failed_older_than_ms, int64_t* deleted, char** errptr) {
+  return Guard("jq_pg_purge", errptr, [&]() -> absl::Status {
+    if (queue == nullptr) return NullArgument("queue");
+    jobqueue::PurgeOptions options;
+    if (completed_older_than_ms >= 0) {
+      options.completed_older_than = absl::Milliseconds(completed_older_than_ms);
+    }
+    if (failed_older_than_ms >= 0) {
+      options.failed_older_than = absl::Milliseconds(failed_older_than_ms);
+    }
+    JQ_ASSIGN_OR_RETURN(int64_t removed, queue->queue->Purge(options));
+    if (deleted != nullptr) *deleted = removed;
+    return absl::OkStatus();
+  });
+}
+
 jq_status_t jq_pg_get(jq_pg_queue_t* queue, int64_t job_id, jq_pg_job_t** job, char** errptr) {
   return Guard("jq_pg_get", errptr, [&]() -> absl::Status {
     if (queue == nullptr) return NullArgument("queue");

@@ -589,6 +589,42 @@ static void TestLeases(jq_pg_queue_t* queue) {
   CHECK_ERR(JQ_NOT_FOUND, "999999999", jq_pg_get(queue, 999999999, &job2, OK_ERR));
   CHECK(job2 == NULL);
 
+  StartPhase("pg: stale-lock recovery and retention");
+  {
+    int64_t stuck = 0, spent = 0, to_pending = -1, to_failed = -1, deleted = -1;
+    jq_enqueue_options_t* once = jq_enqueue_options_create();
+    CHECK_OK(jq_pg_enqueue(queue, "c_stale", "{}", NULL, &stuck, NULL, OK_ERR));
+    jq_enqueue_options_set_max_attempts(once, 1);
+    CHECK_OK(jq_pg_enqueue(queue, "c_stale", "{}", once, &spent, NULL, OK_ERR));
+    jq_enqueue_options_destroy(once);
+    leases = Claim(queue, "c_stale", 2, &count);
+    CHECK(count == 2);
+    jq_pg_leases_free(leases, count);
+    CHECK_OK(jq_pg_recover_stale(queue, 60000, &to_pending, &to_failed, OK_ERR));
+    CHECK(to_pending == 0 && to_failed == 0); /* the heartbeats are fresh */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE \"%s\".job_queue SET heartbeat_at = now() - interval '2 hours'"
+             " WHERE job_type = 'c_stale'",
+             schema);
+    RunSql(sql);
+    CHECK_OK(jq_pg_recover_stale(queue, 60000, &to_pending, &to_failed, OK_ERR));
+    CHECK(to_pending == 1 && to_failed == 1);
+    CHECK(strcmp(JobStatus(queue, stuck, NULL, 0), "pending") == 0);
+    CHECK(strcmp(JobStatus(queue, spent, NULL, 0), "failed") == 0);
+    CHECK_ERR(JQ_INVALID_ARGUMENT, "stale", jq_pg_recover_stale(queue, -1, NULL, NULL, OK_ERR));
+    snprintf(sql, sizeof sql,
+             "UPDATE \"%s\".job_queue SET finished_at = now() - interval '40 days'"
+             " WHERE id = %lld",
+             schema, (long long)spent);
+    RunSql(sql);
+    CHECK_OK(jq_pg_purge(queue, -1, 41LL * 86400 * 1000, &deleted, OK_ERR));
+    CHECK(deleted == 0);
+    CHECK_OK(jq_pg_purge(queue, -1, -1, &deleted, OK_ERR));
+    CHECK(deleted == 1);
+    CHECK(jq_pg_purge(NULL, -1, -1, NULL, NULL) == JQ_INVALID_ARGUMENT);
+  }
+
   StartPhase("pg: claim bad input");
   jq_claim_options_t* claim = jq_claim_options_create();
   jq_claim_options_set_limit(claim, 0);

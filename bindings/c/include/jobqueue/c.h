@@ -274,6 +274,17 @@ JQ_EXPORT jq_status_t jq_pg_release(jq_pg_queue_t* queue, const jq_pg_lease_t* l
 /* Pending -> cancelled; JQ_FAILED_PRECONDITION when the job is not pending. */
 JQ_EXPORT jq_status_t jq_pg_cancel(jq_pg_queue_t* queue, int64_t job_id, char** errptr);
 
+/* One stale-lock reaper sweep: processing jobs without a heartbeat for stale_after_ms go back
+ * to pending, or to failed when their attempts are spent. *to_pending and *to_failed (either
+ * may be NULL) get how many; both 0 when another process held the sweep. */
+JQ_EXPORT jq_status_t jq_pg_recover_stale(jq_pg_queue_t* queue, int64_t stale_after_ms,
+                                          int64_t* to_pending, int64_t* to_failed, char** errptr);
+/* Retention: deletes completed/cancelled jobs finished longer ago than completed_older_than_ms
+ * and failed ones older than failed_older_than_ms (a negative age: the default, 7 and 30
+ * days), in bounded batches. *deleted (may be NULL) gets how many. */
+JQ_EXPORT jq_status_t jq_pg_purge(jq_pg_queue_t* queue, int64_t completed_older_than_ms,
+                                  int64_t failed_older_than_ms, int64_t* deleted, char** errptr);
+
 /* One job as stored. JQ_NOT_FOUND when there is no such job. */
 JQ_EXPORT jq_status_t jq_pg_get(jq_pg_queue_t* queue, int64_t job_id, jq_pg_job_t** job,
                                 char** errptr);
