@@ -309,6 +309,61 @@ TEST_F(PgQueueTest, ClaimFiltersByQueueAndType) {
   EXPECT_EQ(leases[0].job_id, b.id);
 }
 
+// Postgres text must be valid UTF-8 without NULs: a handler quoting raw Latin-1 input used to
+// leave its failure unrecorded (the job stayed processing, and a held batch rolled back forever).
+TEST_F(PgQueueTest, FailureTextThatIsNotUtf8IsRecordedWithReplacementCharacters) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("t")));
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> claimed, queue_->Claim(Request()));
+  ASSERT_EQ(claimed.size(), 1u);
+  const std::string raw("bad line \"caf\xe9\" \0end", 20);
+  JQ_ASSERT_OK_AND_ASSIGN(FailOutcome outcome, queue_->Fail(claimed[0], raw));
+  EXPECT_TRUE(outcome.will_retry);
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job job, queue_->Get(added.id));
+  EXPECT_EQ(job.status, JobStatus::kPending);
+  EXPECT_EQ(job.last_error,
+            "bad line \"caf\xEF\xBF\xBD\" \xEF\xBF\xBD"
+            "end");
+
+  schema_.Query("UPDATE " + schema_.name() + ".job_queue SET run_at = now()");
+  JQ_ASSERT_OK_AND_ASSIGN(auto batch, queue_->ClaimHeld(Request(1, "w2")));
+  ASSERT_EQ(batch->leases().size(), 1u);
+  const std::vector<PgQueue::HeldBatch::Outcome> outcomes = {{added.id, false, "\xff\xfe"}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::HeldBatch::Settled settled, batch->Settle(outcomes, {}));
+  ASSERT_EQ(settled.failed.size(), 1u);
+  JQ_ASSERT_OK_AND_ASSIGN(job, queue_->Get(added.id));
+  EXPECT_EQ(job.attempts, 2);
+  EXPECT_EQ(job.last_error, "\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+// A delay past what a timestamp holds (an uncapped policy, a handler's huge retry_delay) is
+// capped at kMaxRetryDelay; it used to make the failure unrecordable.
+TEST_F(PgQueueTest, HugeRetryDelaysAreCappedNotRefused) {
+  RetryPolicy uncapped;
+  uncapped.max_delay = absl::InfiniteDuration();
+  ASSERT_THAT(uncapped.Validate(), IsOk());
+  EXPECT_EQ(uncapped.DelayAfter(60, 0.5), kMaxRetryDelay);
+  PgOptions options;
+  options.retry = uncapped;
+  std::unique_ptr<PgQueue> queue = schema_.OpenQueue(2, options);
+  NewJob job = Job("t");
+  job.options.max_attempts = 100;
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue->Enqueue(job));
+  schema_.Query("UPDATE " + schema_.name() + ".job_queue SET attempts = 59");
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> claimed, queue->Claim(Request()));
+  ASSERT_EQ(claimed.size(), 1u);
+  JQ_ASSERT_OK_AND_ASSIGN(FailOutcome outcome, queue->Fail(claimed[0], "later"));
+  EXPECT_TRUE(outcome.will_retry);
+  schema_.Query("UPDATE " + schema_.name() + ".job_queue SET run_at = now()");
+  JQ_ASSERT_OK_AND_ASSIGN(claimed, queue->Claim(Request()));
+  ASSERT_EQ(claimed.size(), 1u);
+  JQ_ASSERT_OK_AND_ASSIGN(outcome, queue->Fail(claimed[0], "much later", absl::Hours(1e9)));
+  EXPECT_TRUE(outcome.will_retry);
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job stored, queue->Get(added.id));
+  EXPECT_EQ(stored.status, JobStatus::kPending);
+  EXPECT_GT(stored.run_at, absl::Now() + kMaxRetryDelay - absl::Hours(1));
+  EXPECT_LT(stored.run_at, absl::Now() + kMaxRetryDelay + absl::Hours(1));
+}
+
 TEST_F(PgQueueTest, FailRetriesWithBackoffThenFails) {
   NewJob job = Job("t");
   job.options.max_attempts = 2;
@@ -680,6 +735,42 @@ TEST_F(PgQueueTest, MigrationGivesUpOnABusyTable) {
   options.migrate_lock_timeout = absl::ZeroDuration();
   EXPECT_THAT(PgQueue::Open(testing::TestDatabaseUrl(), options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("migrate_lock_timeout")));
+}
+
+// Statement names and the notify channel derive from the schema; Postgres cuts identifiers
+// at 63 bytes, and cut names collided (a 51-byte schema broke complete, a 55-byte one notify).
+TEST_F(PgQueueTest, TheLongestSchemaNameWorksThroughoutAndALongerOneIsRefused) {
+  std::string longest = schema_.name() + "_";
+  longest.resize(40, 'x');
+  PgOptions options;
+  options.schema = longest + "x";
+  EXPECT_THAT(PgQueue::Open(testing::TestDatabaseUrl(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1-40")));
+  options.schema = longest;
+  options.pool_size = 2;
+  JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(testing::TestDatabaseUrl(), options));
+  struct DropAtEnd {
+    const testing::TestSchema& s;
+    std::string name;
+    ~DropAtEnd() { s.Query("DROP SCHEMA IF EXISTS " + name + " CASCADE"); }
+  } drop{schema_, longest};
+  ASSERT_THAT(queue->Migrate().status(), IsOk());
+  ASSERT_THAT(queue->SetWaiting("idle", "default", true), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult first, queue->Enqueue(Job("t")));
+  ASSERT_THAT(queue->EnqueueMany({Job("t"), Job("t")}).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> claimed, queue->Claim(Request(1)));
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].job_id, first.id);
+  EXPECT_THAT(queue->Heartbeat(claimed[0]), IsOk());
+  EXPECT_THAT(queue->Release(claimed[0]), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(claimed, queue->Claim(Request(2)));
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_THAT(queue->Complete(claimed[0], "{}"), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(FailOutcome outcome, queue->Fail(claimed[1], "boom"));
+  EXPECT_TRUE(outcome.will_retry);
+  EXPECT_THAT(queue->RecoverStale(RecoverOptions{}).status(), IsOk());
+  EXPECT_THAT(queue->RetryFailed().status(), IsOk());
+  EXPECT_THAT(queue->SetWaiting("idle", "default", false), IsOk());
 }
 
 TEST_F(PgQueueTest, BadSchemaNamesAreRejected) {

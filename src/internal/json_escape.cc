@@ -33,6 +33,22 @@ size_t Utf8SequenceLength(absl::string_view s, size_t i) {
 
 }  // namespace
 
+std::string ToValidUtf8(absl::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size();) {
+    const size_t len = in[i] == '\0' ? 0 : Utf8SequenceLength(in, i);
+    if (len == 0) {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+      continue;
+    }
+    out.append(in.data() + i, len);
+    i += len;
+  }
+  return out;
+}
+
 void AppendJsonEscaped(absl::string_view in, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   for (size_t i = 0; i < in.size();) {

@@ -11,6 +11,10 @@ namespace jobqueue::internal {
 // not valid UTF-8 become U+FFFD so the output is always valid JSON.
 void AppendJsonEscaped(absl::string_view in, std::string* out);
 
+// `in` with every byte that is not valid UTF-8, and every NUL, replaced by U+FFFD: what a
+// Postgres text column accepts.
+std::string ToValidUtf8(absl::string_view in);
+
 inline std::string JsonQuote(absl::string_view in) {
   std::string out = "\"";
   AppendJsonEscaped(in, &out);

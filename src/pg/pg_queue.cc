@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "internal/json_escape.h"
 #include "internal/log.h"
 #include "jobqueue/json.h"
 #include "jobqueue/status.h"
@@ -41,13 +42,15 @@ const QueueSql& SqlFor(absl::string_view schema) {
 // Error texts are capped so a runaway handler cannot bloat rows.
 constexpr size_t kMaxErrorBytes = 8192;
 
-// Cuts at a UTF-8 character boundary: Postgres rejects a text with half a character.
+// Postgres refuses a text that is not valid UTF-8 (a handler quoting raw Latin-1 input, half
+// a character at the cap), which would leave the failure unrecorded and the job re-running.
 std::string CapError(absl::string_view error) {
-  size_t end = std::min(error.size(), kMaxErrorBytes);
-  if (end < error.size()) {
-    while (end > 0 && (static_cast<unsigned char>(error[end]) & 0xC0) == 0x80) --end;
+  std::string message = internal::ToValidUtf8(error);
+  if (message.size() > kMaxErrorBytes) {
+    size_t end = kMaxErrorBytes;
+    while (end > 0 && (static_cast<unsigned char>(message[end]) & 0xC0) == 0x80) --end;
+    message.resize(end);
   }
-  std::string message(error.substr(0, end));
   if (message.empty()) message = "failed";
   return message;
 }
@@ -851,7 +854,7 @@ absl::Status PgQueue::Complete(const Lease& lease, absl::string_view result_json
 absl::StatusOr<FailOutcome> PgQueue::Fail(const Lease& lease, absl::string_view error,
                                           std::optional<absl::Duration> retry_delay) {
   const absl::Duration delay =
-      retry_delay ? std::max(*retry_delay, absl::ZeroDuration())
+      retry_delay ? std::clamp(*retry_delay, absl::ZeroDuration(), kMaxRetryDelay)
                   : options_.retry.DelayAfter(std::max(lease.attempt, 1), RandomUnit());
   std::string message = CapError(error);
   const QueueSql& sql = SqlFor(options_.schema);
