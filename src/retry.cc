@@ -27,7 +27,8 @@ absl::Duration RetryPolicy::DelayAfter(int attempt, double random01) const {
   const double raw = absl::ToDoubleSeconds(base_delay) * std::pow(multiplier, exponent);
   const double capped = std::min(raw, absl::ToDoubleSeconds(max_delay));
   const double factor = 1.0 + jitter * (2.0 * std::clamp(random01, 0.0, 1.0) - 1.0);
-  return absl::Seconds(std::max(0.0, capped * factor));
+  const double seconds = std::clamp(capped * factor, 0.0, absl::ToDoubleSeconds(kMaxRetryDelay));
+  return absl::Seconds(std::isnan(seconds) ? 0.0 : seconds);
 }
 
 }  // namespace jobqueue
