@@ -32,7 +32,8 @@ class PgPool;
 }  // namespace internal
 
 struct PgOptions {
-  // Schema holding job_queue; [a-z_][a-z0-9_]*, at most 63 bytes. Default "ops".
+  // Schema holding job_queue; [a-z_][a-z0-9_]*, at most 40 bytes (the names derived from it
+  // must fit Postgres's 63). Default "ops".
   std::string schema = "ops";
   // Connections kept open. Default 4.
   int pool_size = 4;

@@ -157,8 +157,11 @@ std::string RunAtExpr(absl::string_view run_at_us, absl::string_view delay_us) {
 }  // namespace
 
 absl::Status ValidateSchemaName(absl::string_view schema) {
-  if (schema.empty() || schema.size() > 63) {
-    return absl::InvalidArgumentError("schema name must be 1-63 characters");
+  // Statement names (jq_<schema>_<name>) and the channel (jobqueue_<schema>) must fit
+  // Postgres's 63-byte identifiers: longer ones are cut and collide.
+  if (schema.empty() || schema.size() > kMaxSchemaNameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("schema name must be 1-", kMaxSchemaNameBytes, " characters"));
   }
   for (size_t i = 0; i < schema.size(); ++i) {
     const char c = schema[i];

@@ -18,6 +18,7 @@ struct Migration {
 };
 
 // [a-z_][a-z0-9_]*, at most 63 bytes (Postgres identifier limit).
+inline constexpr size_t kMaxSchemaNameBytes = 40;
 absl::Status ValidateSchemaName(absl::string_view schema);
 
 std::vector<Migration> QueueMigrations(absl::string_view schema);
