@@ -737,6 +737,29 @@ TEST_F(PgQueueTest, MigrationGivesUpOnABusyTable) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("migrate_lock_timeout")));
 }
 
+// A server that ended idle pooled connections (a restart, pg_terminate_backend) must not fail
+// the next calls: each used to meet a dead connection once, with "outcome unknown".
+TEST_F(PgQueueTest, IdleConnectionsTheServerEndedAreReplacedBeforeUse) {
+  PgOptions options;
+  options.application_name = "jq_idle_" + schema_.name();
+  std::unique_ptr<PgQueue> queue = schema_.OpenQueue(3, options);
+  // Three calls at once open all three connections; then they sit idle.
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 3; ++i) {
+    callers.emplace_back([&] { ASSERT_THAT(queue->Enqueue(Job("t")).status(), IsOk()); });
+  }
+  for (std::thread& t : callers) t.join();
+  const std::string mine =
+      "FROM pg_stat_activity WHERE application_name = '" + options.application_name + "'";
+  ASSERT_NE(schema_.Query("SELECT count(*) " + mine), "0");
+  ASSERT_NE(schema_.Query("SELECT count(pg_terminate_backend(pid)) " + mine), "0");
+  ASSERT_TRUE(testing::Eventually([&] { return schema_.Query("SELECT count(*) " + mine) == "0"; }));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_THAT(queue->Enqueue(Job("t")).status(), IsOk()) << i;
+  }
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "7");
+}
+
 // Statement names and the notify channel derive from the schema; Postgres cuts identifiers
 // at 63 bytes, and cut names collided (a 51-byte schema broke complete, a 55-byte one notify).
 TEST_F(PgQueueTest, TheLongestSchemaNameWorksThroughoutAndALongerOneIsRefused) {

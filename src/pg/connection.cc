@@ -1,5 +1,7 @@
 #include "pg/connection.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -234,23 +236,45 @@ PgPool::Handle::~Handle() {
   if (pool_ != nullptr && conn_ != nullptr) pool_->Return(std::move(conn_));
 }
 
+namespace {
+
+// An idle pooled connection has nothing to read unless the server ended it (a restart, an
+// admin's pg_terminate_backend: a FATAL message, then EOF); anything else unasked is rare
+// enough to just reconnect. Handing a dead connection out would fail the caller's statement
+// with "outcome unknown" although nothing was sent.
+bool IdleConnectionAlive(PgConnection& conn) {
+  if (!conn.ok()) return false;
+  pollfd pfd = {PQsocket(conn.raw()), POLLIN, 0};
+  return ::poll(&pfd, 1, 0) == 0;
+}
+
+}  // namespace
+
 absl::StatusOr<PgPool::Handle> PgPool::Acquire(absl::Duration wait) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !idle_.empty() || open_ < size_;
-    };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&available), wait)) {
-      return absl::UnavailableError(absl::StrCat("no free Postgres connection within ",
-                                                 absl::FormatDuration(wait), " (pool size ", size_,
-                                                 ")"));
-    }
-    if (!idle_.empty()) {
-      std::unique_ptr<PgConnection> conn = std::move(idle_.back());
+  const absl::Time deadline = absl::Now() + wait;
+  while (true) {
+    std::unique_ptr<PgConnection> conn;
+    {
+      absl::MutexLock lock(&mu_);
+      auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !idle_.empty() || open_ < size_;
+      };
+      if (!mu_.AwaitWithDeadline(absl::Condition(&available), deadline)) {
+        return absl::UnavailableError(absl::StrCat("no free Postgres connection within ",
+                                                   absl::FormatDuration(wait), " (pool size ",
+                                                   size_, ")"));
+      }
+      if (idle_.empty()) {
+        ++open_;
+        break;
+      }
+      conn = std::move(idle_.back());
       idle_.pop_back();
-      return Handle(this, std::move(conn));
     }
-    ++open_;
+    if (IdleConnectionAlive(*conn)) return Handle(this, std::move(conn));
+    conn.reset();
+    absl::MutexLock lock(&mu_);
+    --open_;
   }
   absl::StatusOr<std::unique_ptr<PgConnection>> conn = ConnectDedicated();
   if (!conn.ok()) {

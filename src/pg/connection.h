@@ -99,8 +99,8 @@ class PgConnection {
   int plan_generation_ = 0;
 };
 
-// A fixed-size pool. Connections are made lazily and dropped when broken, so a restarted
-// server is reconnected on the next Acquire().
+// A fixed-size pool. Connections are made lazily and dropped when broken; Acquire() also drops
+// an idle one the server ended meanwhile, so a restarted server costs no caller an error.
 class PgPool {
  public:
   PgPool(Secret url, int size, absl::Duration connect_timeout, std::string application_name);
