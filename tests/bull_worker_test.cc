@@ -248,6 +248,37 @@ TEST_F(BullWorkerTest, RemoveOnCompleteKeepsTheNewestCount) {
   EXPECT_EQ(Redis({"EXISTS", Key("1")}).integer, 0);
 }
 
+// Jobs finished in one step used to share one score, which ranks by id text ("9" above "12"):
+// the count trim kept 7, 8 and 9 and deleted the newest. Node keeps the last to finish.
+TEST_F(BullWorkerTest, RemoveOnCompleteKeepsTheLastToFinishPastSingleDigitIds) {
+  for (int i = 0; i < 12; ++i) Add("{}", R"({"removeOnComplete":3})");
+  StartWorker(Echo());
+  ASSERT_TRUE(Eventually([&] {
+    return Redis({"LLEN", Key("wait")}).integer == 0 && Redis({"LLEN", Key("active")}).integer == 0;
+  }));
+  std::vector<std::string> kept;
+  for (const RedisReply& id : Redis({"ZRANGE", Key("completed"), "0", "-1"}).elements) {
+    kept.push_back(id.str);
+  }
+  EXPECT_THAT(kept, ElementsAre("10", "11", "12"));
+  EXPECT_EQ(Redis({"EXISTS", Key("12")}).integer, 1);
+  EXPECT_EQ(Redis({"EXISTS", Key("9")}).integer, 0);
+  const int64_t first = std::stoll(Redis({"HGET", Key("10"), "finishedOn"}).str);
+  const int64_t last = std::stoll(Redis({"HGET", Key("12"), "finishedOn"}).str);
+  EXPECT_LE(first, last);
+}
+
+// As Node's moveToFinished: no "drained" while a delayed job is still to come.
+TEST_F(BullWorkerTest, DrainedIsEmittedOnceTheDelayedJobsAreDoneToo) {
+  Add("{}");
+  Add("{}", R"({"delay":400})");
+  StartWorker(Echo());
+  ASSERT_TRUE(Completed(2));
+  ASSERT_TRUE(Eventually([&] { return !Events("").empty(); }));
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_THAT(Events(""), ElementsAre("drained"));
+}
+
 TEST_F(BullWorkerTest, ProcessesInPriorityThenLifoOrder) {
   Add(R"("a")");
   Add(R"("b")", R"({"lifo":true})");

@@ -212,7 +212,8 @@ std::vector<std::string> BullStepCommand(const BullKeys& keys, const BullStepReq
       request.limiter_max > 0 ? absl::StrCat(request.limiter_max) : "",
       request.limiter_max > 0 ? absl::StrCat(request.limiter_ms) : "",
       absl::StrCat(finishes.size())};
-  args.reserve(args.size() + finishes.size() * 8);
+  args.reserve(args.size() + finishes.size() * 9);
+  const absl::Time sent = absl::Now();
   for (const BullFinish& f : finishes) {
     args.push_back(f.id);
     args.push_back(f.token);
@@ -222,6 +223,10 @@ std::vector<std::string> BullStepCommand(const BullKeys& keys, const BullStepReq
     args.push_back(absl::StrCat(f.keep_count));
     args.push_back(f.keep_age ? absl::StrCat(*f.keep_age) : "");
     args.push_back(f.extra);
+    // Milliseconds before the step: the script subtracts them from its own clock, which may
+    // be Redis's.
+    args.push_back(
+        absl::StrCat(std::max<int64_t>(0, absl::ToInt64Milliseconds(sent - f.finished_at))));
   }
   return EvalSha(k_worker_step, keys.worker_keys(), std::move(args));
 }

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "jobqueue/bull_queue.h"
 #include "jobqueue/redis_client.h"
 #include "redis/bull_internal.h"
@@ -32,6 +33,9 @@ struct BullFinish {
   int64_t keep_count = -1;
   std::optional<int64_t> keep_age;
   std::string extra;
+  // When the job finished: its finishedOn and completed/failed score, as Node's worker writes
+  // them, rather than the time of the step that carries it.
+  absl::Time finished_at = absl::Now();
 };
 
 // Hands a claimed job back to wait. Not `started` (held ahead, never run): the claim's count

@@ -12,9 +12,9 @@
   ARGV[3] M: jobs to claim                      ARGV[4] lock duration (ms)
   ARGV[5] worker name or ""                     ARGV[6] token prefix (claim i gets "<prefix>-<i>")
   ARGV[7] worker rate limit max or ""           ARGV[8] worker rate limit duration (ms) or ""
-  ARGV[9] K: jobs to finish, then 8 arguments each:
+  ARGV[9] K: jobs to finish, then 9 arguments each:
     id, token, kind, value, stacktrace JSON or "", keep count (-1 all, 0 none, n), keep age (s)
-    or "", extra
+    or "", extra, ms between the job's finish and now (its finishedOn and set score)
   kind: "completed" (value = return value JSON), "failed" (value = reason, extra = attempts),
         "retry" (value = reason, extra = "1" for LIFO), "delay" (value = reason, extra = delay
         ms), "release" (hand back; value unused, extra = "unstarted" gives back the claim's
@@ -30,25 +30,49 @@ end
 local now = tonumber(nowText)
 local finishCount = tonumber(ARGV[9])
 
-local function removeOldJobs(set, keepCount, keepAge)
-  if keepAge then
-    local cutoff = now - keepAge * 1000
-    local old = rcall("ZREVRANGEBYSCORE", set, cutoff, "-inf", "LIMIT", 0, 1000)
-    for _, oldId in ipairs(old) do removeJobKeys(q.prefix .. oldId) end
-    if #old > 0 then rcall("ZREM", set, unpack(old)) end
-  end
-  if keepCount > 0 then
-    local old = rcall("ZREVRANGE", set, keepCount, -1)
-    for _, oldId in ipairs(old) do removeJobKeys(q.prefix .. oldId) end
-    if #old > 0 then rcall("ZREMRANGEBYRANK", set, 0, -(keepCount + 1)) end
-  end
-end
-
 -- Lock keys to delete, stalled ids to clear and completed/failed set entries, written once
 -- per step for all finished jobs (a lock or set entry per call would cost a call per job).
 local unlocked, unstalled = {}, {}
-local finished = {}     -- set key -> {score, id, ...}
+local finished = {}     -- set key -> {score, id, ...}, in the order the jobs finished
 local trims, trimOrder = {}, {}  -- "set|count|age" -> {set, count, age}
+local trimmed = {}      -- ids removed by this step's trims
+
+local function removeJobs(set, ids)
+  for _, id in ipairs(ids) do
+    removeJobKeys(q.prefix .. id)
+    trimmed[id] = true
+  end
+  for k = 1, #ids, 5000 do rcall("ZREM", set, unpack(ids, k, math.min(k + 4999, #ids))) end
+end
+
+local function removeOldJobs(set, keepCount, keepAge)
+  if keepAge then
+    local cutoff = now - keepAge * 1000
+    removeJobs(set, rcall("ZREVRANGEBYSCORE", set, cutoff, "-inf", "LIMIT", 0, 1000))
+  end
+  if keepCount > 0 then
+    local excess = rcall("ZCARD", set) - keepCount
+    if excess <= 0 then return end
+    -- Equal scores rank by id text ("9" above "12"), not by when the jobs finished: older
+    -- scores go first, then earlier steps' jobs of this very ms, then this step's in order.
+    local old = rcall("ZRANGEBYSCORE", set, "-inf", "(" .. nowText, "LIMIT", 0, excess)
+    if #old < excess then
+      local entries, mine = finished[set] or {}, {}
+      for k = 2, #entries, 2 do mine[entries[k]] = true end
+      for _, id in ipairs(rcall("ZRANGEBYSCORE", set, nowText, nowText)) do
+        if #old >= excess then break end
+        if not mine[id] then old[#old + 1] = id end
+      end
+      for k = 2, #entries, 2 do
+        if #old >= excess then break end
+        if entries[k - 1] == nowText and not trimmed[entries[k]] then
+          old[#old + 1] = entries[k]
+        end
+      end
+    end
+    removeJobs(set, old)
+  end
+end
 
 -- Every redis.call costs about as much again as the command itself, so each job's fields are
 -- read in one HMGET and written in one HSET.
@@ -57,6 +81,9 @@ local function finish(base, holder)
   local stack, keepCount, keepAge = ARGV[base + 4], tonumber(ARGV[base + 5]),
                                     tonumber(ARGV[base + 6])
   local extra = ARGV[base + 7]
+  local finishedOn = nowText
+  local ago = tonumber(ARGV[base + 8]) or 0
+  if ago > 0 then finishedOn = tostring(now - ago) end
   local jobKey = q.prefix .. jobId
   local job = rcall("HMGET", jobKey, "name", "deid", "atm", "defa")
   if not job[1] and rcall("EXISTS", jobKey) == 0 then return -1 end
@@ -90,9 +117,9 @@ local function finish(base, holder)
       local set = kind == "completed" and q.completed or q.failed
       local entries = finished[set] or {}
       finished[set] = entries
-      entries[#entries + 1], entries[#entries + 2] = nowText, jobId
+      entries[#entries + 1], entries[#entries + 2] = finishedOn, jobId
       if kind == "completed" then fields[#fields + 1], fields[#fields + 2] = field, value end
-      fields[#fields + 1], fields[#fields + 2] = "finishedOn", nowText
+      fields[#fields + 1], fields[#fields + 2] = "finishedOn", finishedOn
       rcall("HSET", jobKey, unpack(fields))
       if job[4] then rcall("HDEL", jobKey, "defa") end
       -- Keep-all (the default) trims nothing, so it is not registered at all.
@@ -156,7 +183,7 @@ local function claim(wanted)
   local limit = tonumber(meta[3] or ARGV[7])
   local window = tonumber(ARGV[8]) or tonumber(meta[4])
   local ttl = limitedFor(limit)
-  if ttl > 0 or held then return claimed, ttl end
+  if ttl > 0 or held then return claimed, ttl, true end
 
   local lockMs, name, tokenPrefix = ARGV[4], ARGV[5], ARGV[6]
   -- Without a global concurrency or rate limit, ids are taken in two calls (wait, then
@@ -242,9 +269,9 @@ if finishCount > 0 then
     rcall("XTRIM", q.events, "MAXLEN", "~", maxEvents(q.meta))
   end
   local lockKeys = {}
-  for i = 0, finishCount - 1 do lockKeys[i + 1] = q.prefix .. ARGV[10 + i * 8] .. ":lock" end
+  for i = 0, finishCount - 1 do lockKeys[i + 1] = q.prefix .. ARGV[10 + i * 9] .. ":lock" end
   local holders = rcall("MGET", unpack(lockKeys))
-  for i = 0, finishCount - 1 do codes[#codes + 1] = finish(10 + i * 8, holders[i + 1]) end
+  for i = 0, finishCount - 1 do codes[#codes + 1] = finish(10 + i * 9, holders[i + 1]) end
   if #unlocked > 0 then
     rcall("DEL", unpack(unlocked))
     rcall("SREM", q.stalled, unpack(unstalled))
@@ -256,12 +283,15 @@ if finishCount > 0 then
   end
 end
 local wanted = tonumber(ARGV[3])
-local claimed, ttl = claim(wanted)
-if finishCount > 0 and #claimed == 0 and rcall("LLEN", q.wait) == 0 and
-    rcall("LLEN", q.active) == 0 and rcall("ZCARD", q.prioritized) == 0 then
-  rcall("XADD", q.events, "*", "event", "drained")
-end
+local claimed, ttl, held = claim(wanted)
 -- The caller waits for the next delayed job only when it got fewer jobs than it wanted.
 local nextAt = 0
 if #claimed < wanted then nextAt = nextDelayedAt(q.delayed) or 0 end
+-- As moveToFinished: a step that asked for more is not drained while rate limited, paused,
+-- at its global concurrency or with a delayed job to come.
+local quiet = wanted <= 0 or (not held and nextAt == 0)
+if finishCount > 0 and #claimed == 0 and quiet and rcall("LLEN", q.wait) == 0 and
+    rcall("LLEN", q.active) == 0 and rcall("ZCARD", q.prioritized) == 0 then
+  rcall("XADD", q.events, "*", "event", "drained")
+end
 return {codes, claimed, ttl, nextAt}
