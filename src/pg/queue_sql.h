@@ -17,7 +17,8 @@ struct Migration {
   std::string sql;  // a script; runs in the migrator's transaction
 };
 
-// [a-z_][a-z0-9_]*, at most 63 bytes (Postgres identifier limit).
+// [a-z_][a-z0-9_]*, at most kMaxSchemaNameBytes: the statement names and channel built from it
+// must stay within Postgres's 63-byte identifiers.
 inline constexpr size_t kMaxSchemaNameBytes = 40;
 absl::Status ValidateSchemaName(absl::string_view schema);
 
