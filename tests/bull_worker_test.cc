@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <csignal>
@@ -21,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "jobqueue/json.h"
 #include "jobqueue/worker.h"
+#include "redis/bull_finish.h"
 #include "testing/bull_fixture.h"
 #include "testing/eventually.h"
 #include "testing/status_matchers.h"
@@ -249,23 +251,86 @@ TEST_F(BullWorkerTest, RemoveOnCompleteKeepsTheNewestCount) {
 }
 
 // Jobs finished in one step used to share one score, which ranks by id text ("9" above "12"):
-// the count trim kept 7, 8 and 9 and deleted the newest. Node keeps the last to finish.
+// the count trim kept 7, 8 and 9 and deleted the newest. Node keeps the last to finish (not
+// always the last added: a job held ahead behind a slow one goes back to wait). Each job takes
+// 2 ms: jobs of one ms rank by id text in Node too, and in ours across steps.
 TEST_F(BullWorkerTest, RemoveOnCompleteKeepsTheLastToFinishPastSingleDigitIds) {
   for (int i = 0; i < 12; ++i) Add("{}", R"({"removeOnComplete":3})");
-  StartWorker(Echo());
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  StartWorker([&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    absl::SleepFor(absl::Milliseconds(2));
+    absl::MutexLock lock(&mu);
+    order.push_back(ctx.job().id);
+    return std::string("null");
+  });
   ASSERT_TRUE(Eventually([&] {
     return Redis({"LLEN", Key("wait")}).integer == 0 && Redis({"LLEN", Key("active")}).integer == 0;
   }));
+  StopWorker();
+  ASSERT_EQ(order.size(), 12u);
   std::vector<std::string> kept;
   for (const RedisReply& id : Redis({"ZRANGE", Key("completed"), "0", "-1"}).elements) {
     kept.push_back(id.str);
   }
-  EXPECT_THAT(kept, ElementsAre("10", "11", "12"));
-  EXPECT_EQ(Redis({"EXISTS", Key("12")}).integer, 1);
-  EXPECT_EQ(Redis({"EXISTS", Key("9")}).integer, 0);
-  const int64_t first = std::stoll(Redis({"HGET", Key("10"), "finishedOn"}).str);
-  const int64_t last = std::stoll(Redis({"HGET", Key("12"), "finishedOn"}).str);
+  EXPECT_THAT(kept, ElementsAre(order[9], order[10], order[11]));
+  EXPECT_EQ(Redis({"EXISTS", Key(order[11])}).integer, 1);
+  EXPECT_EQ(Redis({"EXISTS", Key(order[8])}).integer, 0);
+  const int64_t first = std::stoll(Redis({"HGET", Key(order[9]), "finishedOn"}).str);
+  const int64_t last = std::stoll(Redis({"HGET", Key(order[11]), "finishedOn"}).str);
   EXPECT_LE(first, last);
+}
+
+// The same with the finish times set: jobs finished in one ms of an earlier step's ms are
+// ranked by when they finished too, not only those of the step's own ms.
+TEST_F(BullWorkerTest, RemoveOnCompleteRanksJobsOfOneMillisecondByFinishOrder) {
+  for (int i = 0; i < 14; ++i) Add("{}", R"({"removeOnComplete":3})");
+  auto redis = RedisConnection::Connect(url_);
+  ASSERT_THAT(redis.status(), IsOk());
+  const internal::BullKeys keys("bull", name_);
+  internal::BullStepRequest claim;
+  claim.want = 14;
+  claim.lock_ms = 30000;
+  claim.token_prefix = "t";
+  auto claimed = internal::RunBullStep(**redis, keys, claim, {});
+  ASSERT_THAT(claimed.status(), IsOk());
+  ASSERT_EQ(claimed->claimed.size(), 14u);
+  const absl::Time second_ago = absl::Now() - absl::Seconds(1);
+  auto finish = [&](const internal::BullClaim& c, absl::Duration at) {
+    internal::BullFinish f;
+    f.id = c.job.id;
+    f.token = c.token;
+    f.kind = "completed";
+    f.value = "null";
+    f.keep_count = 3;
+    f.finished_at = second_ago + at;
+    return f;
+  };
+  // Step one: 1-8, then 9-11 in one ms. Step two: 12, then 13 and 14 in 11's ms.
+  std::vector<internal::BullFinish> first, second;
+  for (size_t i = 0; i < 8; ++i) first.push_back(finish(claimed->claimed[i], absl::ZeroDuration()));
+  for (size_t i = 8; i < 11; ++i) {
+    first.push_back(finish(claimed->claimed[i], absl::Milliseconds(5)));
+  }
+  second.push_back(finish(claimed->claimed[11], absl::Milliseconds(5)));
+  second.push_back(finish(claimed->claimed[12], absl::Milliseconds(5)));
+  second.push_back(finish(claimed->claimed[13], absl::Milliseconds(5)));
+  internal::BullStepRequest none;
+  none.token_prefix = "t";
+  auto kept = [&] {
+    std::vector<std::string> ids;
+    for (const RedisReply& id : Redis({"ZRANGE", Key("completed"), "0", "-1"}).elements) {
+      ids.push_back(id.str);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  ASSERT_THAT(internal::RunBullStep(**redis, keys, none, first).status(), IsOk());
+  EXPECT_THAT(kept(), ElementsAre("10", "11", "9"));
+  ASSERT_THAT(internal::RunBullStep(**redis, keys, none, second).status(), IsOk());
+  EXPECT_THAT(kept(), ElementsAre("12", "13", "14"));
+  EXPECT_EQ(Redis({"EXISTS", Key("11")}).integer, 0);
+  EXPECT_EQ(Redis({"EXISTS", Key("14")}).integer, 1);
 }
 
 // As Node's moveToFinished: no "drained" while a delayed job is still to come.

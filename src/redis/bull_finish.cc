@@ -202,18 +202,19 @@ absl::string_view BullFinishRefusal(int64_t code) {
 
 std::vector<std::string> BullStepCommand(const BullKeys& keys, const BullStepRequest& request,
                                          const std::vector<BullFinish>& finishes) {
-  std::vector<std::string> args = {
-      keys.base(),
-      request.server_time ? std::string() : absl::StrCat(absl::ToUnixMillis(absl::Now())),
-      absl::StrCat(request.want),
-      absl::StrCat(request.lock_ms),
-      request.worker_name,
-      request.token_prefix,
-      request.limiter_max > 0 ? absl::StrCat(request.limiter_max) : "",
-      request.limiter_max > 0 ? absl::StrCat(request.limiter_ms) : "",
-      absl::StrCat(finishes.size())};
+  // One clock reading for the step, in whole ms, so a finish time maps to the same ms in
+  // every step: finishedOn = now - (now - finished) is exactly the finish's ms.
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  std::vector<std::string> args = {keys.base(),
+                                   request.server_time ? std::string() : absl::StrCat(now_ms),
+                                   absl::StrCat(request.want),
+                                   absl::StrCat(request.lock_ms),
+                                   request.worker_name,
+                                   request.token_prefix,
+                                   request.limiter_max > 0 ? absl::StrCat(request.limiter_max) : "",
+                                   request.limiter_max > 0 ? absl::StrCat(request.limiter_ms) : "",
+                                   absl::StrCat(finishes.size())};
   args.reserve(args.size() + finishes.size() * 9);
-  const absl::Time sent = absl::Now();
   for (const BullFinish& f : finishes) {
     args.push_back(f.id);
     args.push_back(f.token);
@@ -225,8 +226,7 @@ std::vector<std::string> BullStepCommand(const BullKeys& keys, const BullStepReq
     args.push_back(f.extra);
     // Milliseconds before the step: the script subtracts them from its own clock, which may
     // be Redis's.
-    args.push_back(
-        absl::StrCat(std::max<int64_t>(0, absl::ToInt64Milliseconds(sent - f.finished_at))));
+    args.push_back(absl::StrCat(std::max<int64_t>(0, now_ms - absl::ToUnixMillis(f.finished_at))));
   }
   return EvalSha(k_worker_step, keys.worker_keys(), std::move(args));
 }

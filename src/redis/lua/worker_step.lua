@@ -53,21 +53,25 @@ local function removeOldJobs(set, keepCount, keepAge)
   if keepCount > 0 then
     local excess = rcall("ZCARD", set) - keepCount
     if excess <= 0 then return end
-    -- Equal scores rank by id text ("9" above "12"), not by when the jobs finished: older
-    -- scores go first, then earlier steps' jobs of this very ms, then this step's in order.
-    local old = rcall("ZRANGEBYSCORE", set, "-inf", "(" .. nowText, "LIMIT", 0, excess)
-    if #old < excess then
-      local entries, mine = finished[set] or {}, {}
-      for k = 2, #entries, 2 do mine[entries[k]] = true end
-      for _, id in ipairs(rcall("ZRANGEBYSCORE", set, nowText, nowText)) do
-        if #old >= excess then break end
-        if not mine[id] then old[#old + 1] = id end
-      end
-      for k = 2, #entries, 2 do
-        if #old >= excess then break end
-        if entries[k - 1] == nowText and not trimmed[entries[k]] then
-          old[#old + 1] = entries[k]
-        end
+    -- Equal scores rank by id text ("9" above "12"), not by when the jobs finished. All
+    -- below the last score to go are removed; of those at it, earlier steps' jobs go first
+    -- (by id text, as Node ranks them), then this step's in the order they finished.
+    local lowest = rcall("ZRANGE", set, 0, excess - 1, "WITHSCORES")
+    local edge = lowest[#lowest]
+    local old = {}
+    for k = 1, #lowest, 2 do
+      if lowest[k + 1] ~= edge then old[#old + 1] = lowest[k] end
+    end
+    local entries, mine, edgeScore = finished[set] or {}, {}, tonumber(edge)
+    for k = 2, #entries, 2 do mine[entries[k]] = true end
+    for _, id in ipairs(rcall("ZRANGEBYSCORE", set, edge, edge)) do
+      if #old >= excess then break end
+      if not mine[id] then old[#old + 1] = id end
+    end
+    for k = 2, #entries, 2 do
+      if #old >= excess then break end
+      if tonumber(entries[k - 1]) == edgeScore and not trimmed[entries[k]] then
+        old[#old + 1] = entries[k]
       end
     end
     removeJobs(set, old)
