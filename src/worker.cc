@@ -644,6 +644,8 @@ absl::Status Worker::Impl::Run() {
 
   absl::Duration backoff = options_.reconnect_min;
   bool in_outage = false;
+  bool worked = false;
+  absl::Status cannot_run;
   absl::Time last_active = absl::Now();
   absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
   while (!StopWanted()) {
@@ -655,9 +657,19 @@ absl::Status Worker::Impl::Run() {
     }
     absl::StatusOr<ExchangeResult> exchanged = Round();
     if (!exchanged.ok()) {
+      const absl::Status& error = exchanged.status();
+      // A schema never migrated or a role without rights will not fix itself: say so and stop
+      // rather than retry forever. Once the worker has worked, anything is retried.
+      if (!worked && (absl::IsFailedPrecondition(error) || absl::IsPermissionDenied(error))) {
+        internal::LogError("cannot process jobs: {}", error.ToString());
+        cannot_run =
+            absl::Status(error.code(), absl::StrCat("worker cannot process jobs on queue '",
+                                                    options_.queue, "': ", error.message()));
+        break;
+      }
       if (!in_outage) {
-        internal::LogWarn("database unavailable, retrying with backoff: {}",
-                          exchanged.status().ToString());
+        internal::LogWarn("cannot claim or finish jobs, retrying with backoff: {}",
+                          error.ToString());
         in_outage = true;
       }
       {
@@ -666,11 +678,28 @@ absl::Status Worker::Impl::Run() {
       }
       DropListener();
       waiting_registered_ = false;
-      WaitForWake(backoff);
+      absl::Duration wait = backoff;
+      if (options_.exit_when_idle) {
+        // An outage is idle time too: a scaled-to-zero worker must not run up cost waiting.
+        int held;
+        {
+          absl::MutexLock lock(&mu_);
+          held = HeldCount();
+        }
+        if (held > 0) last_active = absl::Now();
+        const absl::Duration left = last_active + *options_.exit_when_idle - absl::Now();
+        if (held == 0 && left <= absl::ZeroDuration()) {
+          internal::LogInfo("idle for {}; exiting", absl::FormatDuration(*options_.exit_when_idle));
+          break;
+        }
+        if (held == 0) wait = std::min(wait, left);
+      }
+      WaitForWake(wait);
       backoff = std::min(backoff * 2, options_.reconnect_max);
       continue;
     }
-    if (in_outage) internal::LogInfo("database reachable again");
+    worked = true;
+    if (in_outage) internal::LogInfo("claiming and finishing jobs again");
     in_outage = false;
     ReleaseOrphans();
     backoff = options_.reconnect_min;
@@ -737,7 +766,7 @@ absl::Status Worker::Impl::Run() {
   }
   Shutdown();
   internal::UnregisterStopWakeFd(signal_slot);
-  return absl::OkStatus();
+  return cannot_run;
 }
 
 void Worker::Impl::Shutdown() {

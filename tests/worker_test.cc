@@ -20,6 +20,7 @@ namespace {
 using ::jobqueue::testing::Eventually;
 using ::jobqueue::testing::IsOk;
 using ::jobqueue::testing::StatusIs;
+using ::jobqueue::testing::TestDatabaseUrl;
 using ::jobqueue::testing::TestSchema;
 using ::testing::HasSubstr;
 
@@ -260,6 +261,48 @@ TEST_F(WorkerTest, ExitsWhenIdle) {
   // Returns by itself: no Stop() call.
   EXPECT_THAT(worker->Run(), IsOk());
   EXPECT_EQ(CountWhere("status = 'completed'"), 1);
+}
+
+// It used to retry a missing table forever, logged as an outage.
+TEST_F(WorkerTest, WorkerOnASchemaNeverMigratedStopsWithTheReason) {
+  PgOptions pg;
+  pg.schema = schema_.name() + "_never";
+  JQ_ASSERT_OK_AND_ASSIGN(auto unmigrated, PgQueue::Open(TestDatabaseUrl(), pg));
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(unmigrated.get(), Options()));
+  ASSERT_THAT(
+      worker->Register("one",
+                       [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
+      IsOk());
+  EXPECT_THAT(worker->Run(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                      HasSubstr("run `jobqueue migrate` first")));
+}
+
+// A scaled-to-zero worker must not wait out an outage forever: it counts as idle time.
+TEST_F(WorkerTest, AnOutageAfterWorkCountsAsIdleTime) {
+  ASSERT_THAT(queue_->Enqueue(MakeJob("one")).status(), IsOk());
+  WorkerOptions options = Options();
+  options.exit_when_idle = absl::Milliseconds(800);
+  options.reconnect_min = absl::Milliseconds(20);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  ASSERT_THAT(
+      worker->Register("one",
+                       [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
+      IsOk());
+  std::atomic<bool> returned{false};
+  absl::Status run_status;
+  std::thread runner([&] {
+    run_status = worker->Run();
+    returned = true;
+  });
+  ASSERT_TRUE(Eventually([&] { return worker->stats().completed == 1; }));
+  // Every round fails from here on: the table is gone.
+  schema_.Query(absl::StrCat("DROP SCHEMA ", schema_.name(), " CASCADE"));
+  const bool exited = Eventually([&] { return returned.load(); }, absl::Seconds(10));
+  if (!exited) worker->Stop();
+  runner.join();
+  EXPECT_TRUE(exited);
+  EXPECT_THAT(run_status, IsOk());
+  EXPECT_GE(worker->stats().reconnects, 1);
 }
 
 TEST_F(WorkerTest, HeartbeatsKeepALongJobFromBeingReaped) {

@@ -98,7 +98,9 @@ class Worker {
   absl::Status Register(absl::string_view job_type, JobHandler handler);
 
   // Processes jobs until Stop(), a stop signal (see StopOnSignals), or idle exit. Returns OK
-  // after a graceful stop; an error only when the worker could not run at all.
+  // after a graceful stop; an error only when the worker could not run at all, such as
+  // FailedPrecondition for a schema never migrated or PermissionDenied for a role without
+  // rights on its first round. Outages are retried with backoff and count as idle time.
   absl::Status Run();
   // Asks Run() to stop gracefully. Thread-safe; returns at once.
   void Stop();

@@ -146,6 +146,11 @@ expect_in work-stale-too-short "more than twice --heartbeat-interval"
 check work-stale-ok 0 "$cli" work --types orphan --handler noop --stale-after 50s \
   --heartbeat-interval 20s --exit-when-idle 0.2
 
+# A schema never migrated: the worker stops with the reason instead of retrying forever.
+check work-unmigrated 1 timeout 60 "$cli" work --schema "${schema}_never" --types t --handler echo \
+  --no-maintenance --exit-when-idle 30
+expect_in work-unmigrated "run \`jobqueue migrate\` first"
+
 # No database configured: a configuration error (78), not a crash.
 check no-db 78 env -i PATH="$PATH" HOME="$dir" "$cli" stats
 
