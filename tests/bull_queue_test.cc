@@ -147,10 +147,14 @@ TEST_F(BullQueueTest, BadInputIsRejectedAndNothingIsWritten) {
        {R"({"bogus":1})", R"({"delay":-1})", R"({"priority":3000000})", R"({"attempts":0})",
         R"({"jobId":"12"})", R"({"jobId":"a:b"})", R"({"backoff":{"type":"linear"}})",
         R"({"removeOnComplete":"yes"})", R"([1])", "{", R"({"jobId":"stalled"})",
-        R"({"jobId":"completed"})", R"({"jobId":"meta"})"}) {
+        R"({"jobId":"completed"})", R"({"jobId":"meta"})", R"({"removeOnComplete":{"age":-1}})",
+        R"({"removeOnFail":{"count":1.5}})", R"({"removeOnFail":{"limit":"all"}})"}) {
     EXPECT_THAT(ParseBullJobOptions(bad).status(), StatusIs(absl::StatusCode::kInvalidArgument))
         << bad;
   }
+  // Node's KeepJobs: age in seconds may be fractional, limit caps one trim.
+  EXPECT_THAT(ParseBullJobOptions(R"({"removeOnComplete":{"age":0.5,"count":3,"limit":10}})"),
+              IsOk());
   BullJobOptions smuggled;
   smuggled.json = R"({"bogus":1})";
   EXPECT_THAT(queue_->Add("n", "{}", smuggled).status(),

@@ -11,6 +11,7 @@
 #include <climits>
 #include <csignal>
 #include <cstdlib>
+#include <random>
 #include <thread>
 
 #include "absl/strings/escaping.h"
@@ -21,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "jobqueue/json.h"
+#include "jobqueue/retry.h"
 #include "jobqueue/worker.h"
 #include "redis/bull_finish.h"
 #include "testing/bull_fixture.h"
@@ -35,6 +37,7 @@ using ::jobqueue::testing::IsOk;
 using ::jobqueue::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 
 // Counts how often the handler ran each numbered job (see AddNumberedJobs).
 class Tally {
@@ -88,6 +91,17 @@ class BullWorkerTest : public ::jobqueue::testing::BullFixture {
     auto options = ParseBullJobOptions(opts);
     if (!options.ok()) throw std::runtime_error(options.status().ToString());
     return *queue_->Add(name, data, *options);
+  }
+  // One worker_step call as a worker makes it: claims up to `want` jobs after `finishes`.
+  internal::BullStepReply Step(int want, const std::vector<internal::BullFinish>& finishes = {}) {
+    internal::BullStepRequest request;
+    request.want = want;
+    request.lock_ms = 30000;
+    request.token_prefix = "t";
+    auto reply =
+        internal::RunBullStep(*redis_, internal::BullKeys("bull", name_), request, finishes);
+    if (!reply.ok()) throw std::runtime_error(reply.status().ToString());
+    return *std::move(reply);
   }
   // Event names in the stream, oldest first.
   std::vector<std::string> Events(absl::string_view job_id) {
@@ -285,16 +299,8 @@ TEST_F(BullWorkerTest, RemoveOnCompleteKeepsTheLastToFinishPastSingleDigitIds) {
 // ranked by when they finished too, not only those of the step's own ms.
 TEST_F(BullWorkerTest, RemoveOnCompleteRanksJobsOfOneMillisecondByFinishOrder) {
   for (int i = 0; i < 14; ++i) Add("{}", R"({"removeOnComplete":3})");
-  auto redis = RedisConnection::Connect(url_);
-  ASSERT_THAT(redis.status(), IsOk());
-  const internal::BullKeys keys("bull", name_);
-  internal::BullStepRequest claim;
-  claim.want = 14;
-  claim.lock_ms = 30000;
-  claim.token_prefix = "t";
-  auto claimed = internal::RunBullStep(**redis, keys, claim, {});
-  ASSERT_THAT(claimed.status(), IsOk());
-  ASSERT_EQ(claimed->claimed.size(), 14u);
+  const internal::BullStepReply claimed = Step(14);
+  ASSERT_EQ(claimed.claimed.size(), 14u);
   const absl::Time second_ago = absl::Now() - absl::Seconds(1);
   auto finish = [&](const internal::BullClaim& c, absl::Duration at) {
     internal::BullFinish f;
@@ -308,15 +314,13 @@ TEST_F(BullWorkerTest, RemoveOnCompleteRanksJobsOfOneMillisecondByFinishOrder) {
   };
   // Step one: 1-8, then 9-11 in one ms. Step two: 12, then 13 and 14 in 11's ms.
   std::vector<internal::BullFinish> first, second;
-  for (size_t i = 0; i < 8; ++i) first.push_back(finish(claimed->claimed[i], absl::ZeroDuration()));
+  for (size_t i = 0; i < 8; ++i) first.push_back(finish(claimed.claimed[i], absl::ZeroDuration()));
   for (size_t i = 8; i < 11; ++i) {
-    first.push_back(finish(claimed->claimed[i], absl::Milliseconds(5)));
+    first.push_back(finish(claimed.claimed[i], absl::Milliseconds(5)));
   }
-  second.push_back(finish(claimed->claimed[11], absl::Milliseconds(5)));
-  second.push_back(finish(claimed->claimed[12], absl::Milliseconds(5)));
-  second.push_back(finish(claimed->claimed[13], absl::Milliseconds(5)));
-  internal::BullStepRequest none;
-  none.token_prefix = "t";
+  second.push_back(finish(claimed.claimed[11], absl::Milliseconds(5)));
+  second.push_back(finish(claimed.claimed[12], absl::Milliseconds(5)));
+  second.push_back(finish(claimed.claimed[13], absl::Milliseconds(5)));
   auto kept = [&] {
     std::vector<std::string> ids;
     for (const RedisReply& id : Redis({"ZRANGE", Key("completed"), "0", "-1"}).elements) {
@@ -325,12 +329,75 @@ TEST_F(BullWorkerTest, RemoveOnCompleteRanksJobsOfOneMillisecondByFinishOrder) {
     std::sort(ids.begin(), ids.end());
     return ids;
   };
-  ASSERT_THAT(internal::RunBullStep(**redis, keys, none, first).status(), IsOk());
+  Step(0, first);
   EXPECT_THAT(kept(), ElementsAre("10", "11", "9"));
-  ASSERT_THAT(internal::RunBullStep(**redis, keys, none, second).status(), IsOk());
+  Step(0, second);
   EXPECT_THAT(kept(), ElementsAre("12", "13", "14"));
   EXPECT_EQ(Redis({"EXISTS", Key("11")}).integer, 0);
   EXPECT_EQ(Redis({"EXISTS", Key("14")}).integer, 1);
+}
+
+// removeOnComplete {age, limit}: a fractional age is kept as given (it was cut to whole
+// seconds, so 0.5 removed every job), and limit caps one trim as Node's keepJobs.limit.
+TEST_F(BullWorkerTest, RemoveOnCompleteTakesFractionalAgesAndTheLimit) {
+  for (int i = 0; i < 7; ++i) Add("{}");
+  const internal::BullStepReply claimed = Step(7);
+  ASSERT_EQ(claimed.claimed.size(), 7u);
+  simdjson::dom::parser parser;
+  std::mt19937_64 rng(1);
+  auto finish = [&](size_t i, absl::string_view opts, absl::Duration ago) {
+    BullJob job = claimed.claimed[i].job;
+    job.opts_json = std::string(opts);
+    internal::BullFinish f = internal::BuildBullFinish(job, claimed.claimed[i].token,
+                                                       std::string("null"), name_, parser, rng);
+    f.finished_at = absl::Now() - ago;
+    return f;
+  };
+  // Five jobs ten seconds old, then one whose trim may remove two of them.
+  std::vector<internal::BullFinish> old;
+  for (size_t i = 0; i < 5; ++i) old.push_back(finish(i, "{}", absl::Seconds(10)));
+  Step(0, old);
+  const internal::BullFinish limited =
+      finish(5, R"({"removeOnComplete":{"age":1,"limit":2}})", absl::ZeroDuration());
+  EXPECT_EQ(limited.keep_limit, 2);
+  Step(0, {limited});
+  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 4);
+  // Finished 300 ms ago with age 0.5 s: the one before it (now 10 s old) goes, it stays.
+  const internal::BullFinish half =
+      finish(6, R"({"removeOnComplete":{"age":0.5}})", absl::Milliseconds(300));
+  ASSERT_TRUE(half.keep_age.has_value());
+  EXPECT_EQ(*half.keep_age, 0.5);
+  Step(0, {half});
+  std::vector<std::string> kept;
+  for (const RedisReply& id : Redis({"ZRANGE", Key("completed"), "0", "-1"}).elements) {
+    kept.push_back(id.str);
+  }
+  EXPECT_THAT(kept, UnorderedElementsAre(claimed.claimed[5].job.id, claimed.claimed[6].job.id));
+}
+
+// Numbers a foreign producer wrote are read without overflow: a huge count or attempts, and an
+// exponential backoff far past what a double holds, give a finish within range.
+TEST_F(BullWorkerTest, HugeNumbersInOptsAreClampedNotOverflowed) {
+  simdjson::dom::parser parser;
+  std::mt19937_64 rng(1);
+  BullJob job;
+  job.id = "1";
+  job.attempts_made = 5000;
+  job.opts_json = R"({"attempts":1e300,"backoff":{"type":"exponential","delay":1e300},)"
+                  R"("removeOnComplete":1e300,"removeOnFail":{"count":-1e300,"limit":1e300}})";
+  const internal::BullFinish retry =
+      internal::BuildBullFinish(job, "t", absl::InternalError("boom"), name_, parser, rng);
+  EXPECT_EQ(retry.kind, "delay");
+  EXPECT_EQ(retry.extra, absl::StrCat(absl::ToInt64Milliseconds(kMaxRetryDelay)));
+  const internal::BullFinish done =
+      internal::BuildBullFinish(job, "t", std::string("null"), name_, parser, rng);
+  EXPECT_GT(done.keep_count, int64_t{1} << 39);
+  job.opts_json = R"({"removeOnFail":{"count":-1e300,"limit":1e300}})";
+  const internal::BullFinish failed =
+      internal::BuildBullFinish(job, "t", absl::InternalError("boom"), name_, parser, rng);
+  EXPECT_EQ(failed.kind, "failed");
+  EXPECT_EQ(failed.keep_count, -1);
+  EXPECT_GT(failed.keep_limit, int64_t{1} << 39);
 }
 
 // As Node's moveToFinished: no "drained" while a delayed job is still to come.

@@ -46,7 +46,8 @@ struct BullJobOptions {
 
 // Parses a Node JobsOptions JSON: jobId, delay, priority, lifo, attempts, backoff (number or
 // {type: "fixed"|"exponential", delay, jitter}), removeOnComplete/removeOnFail (bool, count or
-// {age, count}), stackTraceLimit, keepLogs, timestamp. Unknown or ill-typed keys are an error.
+// {age (s, may be fractional), count, limit}), stackTraceLimit, keepLogs, timestamp. Unknown or
+// ill-typed keys are an error.
 absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json);
 
 struct BullJob {

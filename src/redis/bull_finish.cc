@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "jobqueue/bull_worker.h"
 #include "jobqueue/json.h"
+#include "jobqueue/retry.h"
 #include "jobqueue/status.h"
 
 namespace jobqueue::internal {
@@ -23,23 +24,38 @@ struct FinishPolicy {
   double backoff_jitter = 0;
   bool lifo = false;
   std::optional<int64_t> stack_trace_limit;
-  // removeOnComplete / removeOnFail as BullMQ's keepJobs: count -1 keeps all, 0 none.
+  // removeOnComplete / removeOnFail as BullMQ's keepJobs: count -1 keeps all, 0 none; age in
+  // seconds (may be fractional); limit caps the jobs one age trim removes.
   int64_t keep_completed = -1;
-  std::optional<int64_t> keep_completed_age;
+  std::optional<double> keep_completed_age;
+  int64_t keep_completed_limit = kBullKeepLimit;
   int64_t keep_failed = -1;
-  std::optional<int64_t> keep_failed_age;
+  std::optional<double> keep_failed_age;
+  int64_t keep_failed_limit = kBullKeepLimit;
 };
 
-void ReadKeep(simdjson::dom::element value, int64_t* count, std::optional<int64_t>* age) {
+// Numbers in a foreign producer's opts can be anything JSON holds: convert without undefined
+// behaviour, into the range that makes sense.
+int64_t ToInt64In(double n, int64_t lo, int64_t hi) {
+  if (!(n > static_cast<double>(lo))) return lo;  // also NaN
+  if (n >= static_cast<double>(hi)) return hi;
+  return static_cast<int64_t>(n);
+}
+constexpr int64_t kMaxCount = int64_t{1} << 40;
+
+void ReadKeep(simdjson::dom::element value, int64_t* count, std::optional<double>* age,
+              int64_t* limit) {
   if (value.is_bool()) {
     *count = value.get_bool().value() ? 0 : -1;
   } else if (value.is_number()) {
-    *count = static_cast<int64_t>(value.get_double().value());
+    *count = ToInt64In(value.get_double().value(), -1, kMaxCount);
   } else if (value.is_object()) {
     simdjson::dom::object keep = value.get_object().value();
     double n;
-    if (keep["count"].get_double().get(n) == simdjson::SUCCESS) *count = static_cast<int64_t>(n);
-    if (keep["age"].get_double().get(n) == simdjson::SUCCESS) *age = static_cast<int64_t>(n);
+    if (keep["count"].get_double().get(n) == simdjson::SUCCESS)
+      *count = ToInt64In(n, -1, kMaxCount);
+    if (keep["age"].get_double().get(n) == simdjson::SUCCESS && std::isfinite(n)) *age = n;
+    if (keep["limit"].get_double().get(n) == simdjson::SUCCESS) *limit = ToInt64In(n, 0, kMaxCount);
   }
 }
 
@@ -50,10 +66,10 @@ FinishPolicy ReadPolicy(simdjson::dom::parser& parser, const std::string& opts_j
   simdjson::dom::object opts = root.get_object().value();
   double n;
   if (opts["attempts"].get_double().get(n) == simdjson::SUCCESS) {
-    policy.attempts = static_cast<int64_t>(n);
+    policy.attempts = ToInt64In(n, 0, kMaxCount);
   }
   if (opts["stackTraceLimit"].get_double().get(n) == simdjson::SUCCESS) {
-    policy.stack_trace_limit = static_cast<int64_t>(n);
+    policy.stack_trace_limit = ToInt64In(n, 0, kMaxCount);
   }
   bool lifo;
   if (opts["lifo"].get_bool().get(lifo) == simdjson::SUCCESS) policy.lifo = lifo;
@@ -73,10 +89,11 @@ FinishPolicy ReadPolicy(simdjson::dom::parser& parser, const std::string& opts_j
   }
   simdjson::dom::element keep;
   if (opts["removeOnComplete"].get(keep) == simdjson::SUCCESS) {
-    ReadKeep(keep, &policy.keep_completed, &policy.keep_completed_age);
+    ReadKeep(keep, &policy.keep_completed, &policy.keep_completed_age,
+             &policy.keep_completed_limit);
   }
   if (opts["removeOnFail"].get(keep) == simdjson::SUCCESS) {
-    ReadKeep(keep, &policy.keep_failed, &policy.keep_failed_age);
+    ReadKeep(keep, &policy.keep_failed, &policy.keep_failed_age, &policy.keep_failed_limit);
   }
   return policy;
 }
@@ -97,7 +114,8 @@ int64_t BackoffMillis(const FinishPolicy& policy, int64_t attempts_made, std::mt
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     delay = std::floor(uniform(rng) * delay * policy.backoff_jitter + min_delay);
   }
-  return static_cast<int64_t>(delay);
+  // 2^attempts overflows soon: cap as the Postgres side does (kMaxRetryDelay).
+  return ToInt64In(delay, 0, absl::ToInt64Milliseconds(kMaxRetryDelay));
 }
 
 // The job's stacktrace list with `entry` appended, trimmed as Node's updateStacktrace does.
@@ -149,6 +167,7 @@ BullFinish BuildBullFinish(const BullJob& job, const std::string& token,
     f.value = *result;
     f.keep_count = policy.keep_completed;
     f.keep_age = policy.keep_completed_age;
+    f.keep_limit = policy.keep_completed_limit;
     return f;
   }
   f.value = std::string(result.status().message());
@@ -172,6 +191,7 @@ BullFinish BuildBullFinish(const BullJob& job, const std::string& token,
   f.kind = "failed";
   f.keep_count = policy.keep_failed;
   f.keep_age = policy.keep_failed_age;
+  f.keep_limit = policy.keep_failed_limit;
   f.extra = absl::StrCat(policy.attempts);
   return f;
 }
@@ -214,7 +234,7 @@ std::vector<std::string> BullStepCommand(const BullKeys& keys, const BullStepReq
                                    request.limiter_max > 0 ? absl::StrCat(request.limiter_max) : "",
                                    request.limiter_max > 0 ? absl::StrCat(request.limiter_ms) : "",
                                    absl::StrCat(finishes.size())};
-  args.reserve(args.size() + finishes.size() * 9);
+  args.reserve(args.size() + finishes.size() * 10);
   for (const BullFinish& f : finishes) {
     args.push_back(f.id);
     args.push_back(f.token);
@@ -222,11 +242,12 @@ std::vector<std::string> BullStepCommand(const BullKeys& keys, const BullStepReq
     args.push_back(f.value);
     args.push_back(f.stacktrace);
     args.push_back(absl::StrCat(f.keep_count));
-    args.push_back(f.keep_age ? absl::StrCat(*f.keep_age) : "");
+    args.push_back(f.keep_age ? absl::StrFormat("%.17g", *f.keep_age) : "");
     args.push_back(f.extra);
     // Milliseconds before the step: the script subtracts them from its own clock, which may
     // be Redis's.
     args.push_back(absl::StrCat(std::max<int64_t>(0, now_ms - absl::ToUnixMillis(f.finished_at))));
+    args.push_back(absl::StrCat(f.keep_limit));
   }
   return EvalSha(k_worker_step, keys.worker_keys(), std::move(args));
 }

@@ -27,11 +27,15 @@ inline constexpr absl::string_view kBullUnrecoverablePayload = "jobqueue.dev/bul
 // The status payload of BullErrorWithStacktrace: the entry for the job's stacktrace list.
 inline constexpr absl::string_view kBullStacktracePayload = "jobqueue.dev/bull-stacktrace";
 
+// BullMQ's default for keepJobs.limit: at most this many jobs per age trim.
+inline constexpr int64_t kBullKeepLimit = 1000;
+
 // One finish as worker_step.lua takes it (see its header for the kinds).
 struct BullFinish {
   std::string id, token, kind, value, stacktrace;
   int64_t keep_count = -1;
-  std::optional<int64_t> keep_age;
+  std::optional<double> keep_age;  // seconds
+  int64_t keep_limit = kBullKeepLimit;
   std::string extra;
   // When the job finished: its finishedOn and completed/failed score, as Node's worker writes
   // them, rather than the time of the step that carries it.

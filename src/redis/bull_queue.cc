@@ -64,13 +64,14 @@ absl::Status CheckRemoveOn(absl::string_view key, simdjson::dom::element value) 
   if (value.is_object()) {
     const simdjson::dom::object fields = value.get_object().value();
     for (auto [k, v] : fields) {
-      if ((k != "age" && k != "count" && k != "limit") || !v.is_int64()) {
-        return BadOption(key, "true/false, a count, or {age, count}");
-      }
+      // age is in seconds and may be fractional, as in Node's KeepJobs.
+      const bool ok = k == "age" ? v.is_number() && v.get_double().value() >= 0
+                                 : (k == "count" || k == "limit") && v.is_int64();
+      if (!ok) return BadOption(key, "true/false, a count, or {age, count, limit}");
     }
     return absl::OkStatus();
   }
-  return BadOption(key, "true/false, a count, or {age, count}");
+  return BadOption(key, "true/false, a count, or {age, count, limit}");
 }
 
 }  // namespace

@@ -12,9 +12,10 @@
   ARGV[3] M: jobs to claim                      ARGV[4] lock duration (ms)
   ARGV[5] worker name or ""                     ARGV[6] token prefix (claim i gets "<prefix>-<i>")
   ARGV[7] worker rate limit max or ""           ARGV[8] worker rate limit duration (ms) or ""
-  ARGV[9] K: jobs to finish, then 9 arguments each:
+  ARGV[9] K: jobs to finish, then 10 arguments each:
     id, token, kind, value, stacktrace JSON or "", keep count (-1 all, 0 none, n), keep age (s)
-    or "", extra, ms between the job's finish and now (its finishedOn and set score)
+    or "", extra, ms between the job's finish and now (its finishedOn and set score), keep
+    limit (jobs one age trim removes at most, as keepJobs.limit)
   kind: "completed" (value = return value JSON), "failed" (value = reason, extra = attempts),
         "retry" (value = reason, extra = "1" for LIFO), "delay" (value = reason, extra = delay
         ms), "release" (hand back; value unused, extra = "unstarted" gives back the claim's
@@ -34,7 +35,7 @@ local finishCount = tonumber(ARGV[9])
 -- per step for all finished jobs (a lock or set entry per call would cost a call per job).
 local unlocked, unstalled = {}, {}
 local finished = {}     -- set key -> {score, id, ...}, in the order the jobs finished
-local trims, trimOrder = {}, {}  -- "set|count|age" -> {set, count, age}
+local trims, trimOrder = {}, {}  -- "set|count|age|limit" -> {set, count, age, limit}
 local trimmed = {}      -- ids removed by this step's trims
 
 local function removeJobs(set, ids)
@@ -45,10 +46,10 @@ local function removeJobs(set, ids)
   for k = 1, #ids, 5000 do rcall("ZREM", set, unpack(ids, k, math.min(k + 4999, #ids))) end
 end
 
-local function removeOldJobs(set, keepCount, keepAge)
+local function removeOldJobs(set, keepCount, keepAge, keepLimit)
   if keepAge then
     local cutoff = now - keepAge * 1000
-    removeJobs(set, rcall("ZREVRANGEBYSCORE", set, cutoff, "-inf", "LIMIT", 0, 1000))
+    removeJobs(set, rcall("ZREVRANGEBYSCORE", set, cutoff, "-inf", "LIMIT", 0, keepLimit))
   end
   if keepCount > 0 then
     local excess = rcall("ZCARD", set) - keepCount
@@ -84,7 +85,7 @@ local function finish(base, holder)
   local jobId, token, kind, value = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   local stack, keepCount, keepAge = ARGV[base + 4], tonumber(ARGV[base + 5]),
                                     tonumber(ARGV[base + 6])
-  local extra = ARGV[base + 7]
+  local extra, keepLimit = ARGV[base + 7], tonumber(ARGV[base + 9]) or 1000
   local finishedOn = nowText
   local ago = tonumber(ARGV[base + 8]) or 0
   if ago > 0 then finishedOn = tostring(now - ago) end
@@ -128,9 +129,9 @@ local function finish(base, holder)
       if job[4] then rcall("HDEL", jobKey, "defa") end
       -- Keep-all (the default) trims nothing, so it is not registered at all.
       if keepCount > 0 or keepAge then
-        local trim = set .. "|" .. keepCount .. "|" .. (keepAge or "")
+        local trim = set .. "|" .. keepCount .. "|" .. (keepAge or "") .. "|" .. keepLimit
         if not trims[trim] then
-          trims[trim] = {set, keepCount, keepAge}
+          trims[trim] = {set, keepCount, keepAge, keepLimit}
           trimOrder[#trimOrder + 1] = trim
         end
       end
@@ -273,9 +274,9 @@ if finishCount > 0 then
     rcall("XTRIM", q.events, "MAXLEN", "~", maxEvents(q.meta))
   end
   local lockKeys = {}
-  for i = 0, finishCount - 1 do lockKeys[i + 1] = q.prefix .. ARGV[10 + i * 9] .. ":lock" end
+  for i = 0, finishCount - 1 do lockKeys[i + 1] = q.prefix .. ARGV[10 + i * 10] .. ":lock" end
   local holders = rcall("MGET", unpack(lockKeys))
-  for i = 0, finishCount - 1 do codes[#codes + 1] = finish(10 + i * 9, holders[i + 1]) end
+  for i = 0, finishCount - 1 do codes[#codes + 1] = finish(10 + i * 10, holders[i + 1]) end
   if #unlocked > 0 then
     rcall("DEL", unpack(unlocked))
     rcall("SREM", q.stalled, unpack(unstalled))
@@ -283,7 +284,7 @@ if finishCount > 0 then
   for set, entries in pairs(finished) do rcall("ZADD", set, unpack(entries)) end
   for _, trim in ipairs(trimOrder) do
     local t = trims[trim]
-    removeOldJobs(t[1], t[2], t[3])
+    removeOldJobs(t[1], t[2], t[3], t[4])
   end
 end
 local wanted = tonumber(ARGV[3])
