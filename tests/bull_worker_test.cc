@@ -375,6 +375,29 @@ TEST_F(BullWorkerTest, RemoveOnCompleteTakesFractionalAgesAndTheLimit) {
   EXPECT_THAT(kept, UnorderedElementsAre(claimed.claimed[5].job.id, claimed.claimed[6].job.id));
 }
 
+// As Node's moveToFinished: a finish drops the deferred-failure mark ("defa") only when the
+// job failed.
+TEST_F(BullWorkerTest, OnlyAFailureClearsTheDeferredFailureMark) {
+  Add("{}");
+  Add("{}");
+  const internal::BullStepReply claimed = Step(2);
+  ASSERT_EQ(claimed.claimed.size(), 2u);
+  std::vector<internal::BullFinish> finishes(2);
+  for (size_t i = 0; i < 2; ++i) {
+    Redis({"HSET", Key(claimed.claimed[i].job.id), "defa", "stalled"});
+    finishes[i].id = claimed.claimed[i].job.id;
+    finishes[i].token = claimed.claimed[i].token;
+    finishes[i].value = "null";
+  }
+  finishes[0].kind = "completed";
+  finishes[1].kind = "failed";
+  finishes[1].extra = "1";
+  Step(0, finishes);
+  EXPECT_EQ(Field(claimed.claimed[0].job.id, "defa"), "stalled");
+  EXPECT_EQ(Field(claimed.claimed[1].job.id, "defa"), "");
+  EXPECT_EQ(Redis({"ZCARD", Key("failed")}).integer, 1);
+}
+
 // Numbers a foreign producer wrote are read without overflow: a huge count or attempts, and an
 // exponential backoff far past what a double holds, give a finish within range.
 TEST_F(BullWorkerTest, HugeNumbersInOptsAreClampedNotOverflowed) {

@@ -126,7 +126,7 @@ local function finish(base, holder)
       if kind == "completed" then fields[#fields + 1], fields[#fields + 2] = field, value end
       fields[#fields + 1], fields[#fields + 2] = "finishedOn", finishedOn
       rcall("HSET", jobKey, unpack(fields))
-      if job[4] then rcall("HDEL", jobKey, "defa") end
+      if job[4] and kind == "failed" then rcall("HDEL", jobKey, "defa") end  -- as Node
       -- Keep-all (the default) trims nothing, so it is not registered at all.
       if keepCount > 0 or keepAge then
         local trim = set .. "|" .. keepCount .. "|" .. (keepAge or "") .. "|" .. keepLimit
