@@ -364,6 +364,26 @@ TEST_F(PgQueueTest, HugeRetryDelaysAreCappedNotRefused) {
   EXPECT_LT(stored.run_at, absl::Now() + kMaxRetryDelay + absl::Hours(1));
 }
 
+// An error from the database names the job it was about, not only the statement.
+TEST_F(PgQueueTest, ErrorsOfOneJobNameTheJob) {
+  ASSERT_THAT(queue_->Enqueue(Job("t")).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> claimed, queue_->Claim(Request()));
+  ASSERT_EQ(claimed.size(), 1u);
+  const Lease& lease = claimed[0];
+  schema_.Query(absl::StrCat("DROP TABLE ", schema_.name(), ".job_queue CASCADE"));
+  const std::string job = absl::StrCat(" job ", lease.job_id, ": ");
+  EXPECT_THAT(queue_->Complete(lease, "1"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("complete" + job)));
+  EXPECT_THAT(queue_->Fail(lease, "boom").status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("fail" + job)));
+  EXPECT_THAT(queue_->Release(lease),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("release" + job)));
+  EXPECT_THAT(queue_->Cancel(lease.job_id),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("cancel" + job)));
+  EXPECT_THAT(queue_->Get(lease.job_id).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("get" + job)));
+}
+
 TEST_F(PgQueueTest, FailRetriesWithBackoffThenFails) {
   NewJob job = Job("t");
   job.options.max_attempts = 2;

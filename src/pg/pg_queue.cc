@@ -798,6 +798,13 @@ absl::Status LeaseLost(PgConnection& conn, const QueueSql& sql, const Lease& lea
       state.Get(0, 2).empty() ? "" : absl::StrCat(", owner ", state.Get(0, 2)), ")"));
 }
 
+// An error of a statement about one job, naming the job: "complete job 42: ...".
+template <typename T>
+absl::StatusOr<T> ForJob(absl::StatusOr<T> result, absl::string_view action, int64_t job_id) {
+  if (result.ok()) return result;
+  return Annotate(result.status(), absl::StrCat(action, " job ", job_id));
+}
+
 PgParams FenceParams(const Lease& lease) {
   return {absl::StrCat(lease.job_id), absl::StrCat(lease.attempt), lease.worker_id};
 }
@@ -842,11 +849,12 @@ absl::Status PgQueue::Complete(const Lease& lease, absl::string_view result_json
   const std::string result(result_json.empty() ? "null" : result_json);
   JQ_RETURN_IF_ERROR(ValidateResult(lease.job_id, result));
   const QueueSql& sql = SqlFor(options_.schema);
-  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, ForJob(pool_->Acquire(), "complete", lease.job_id));
   PgParams params = FenceParams(lease);
   params.push_back(result);
   params.push_back(ClaimedAt(lease));
-  JQ_ASSIGN_OR_RETURN(PgResult done, conn->Run(sql.complete, params));
+  JQ_ASSIGN_OR_RETURN(PgResult done,
+                      ForJob(conn->Run(sql.complete, params), "complete", lease.job_id));
   if (done.rows() == 1) return absl::OkStatus();
   return LeaseLost(*conn, sql, lease, "complete");
 }
@@ -858,12 +866,12 @@ absl::StatusOr<FailOutcome> PgQueue::Fail(const Lease& lease, absl::string_view 
                   : options_.retry.DelayAfter(std::max(lease.attempt, 1), RandomUnit());
   std::string message = CapError(error);
   const QueueSql& sql = SqlFor(options_.schema);
-  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, ForJob(pool_->Acquire(), "fail", lease.job_id));
   PgParams params = FenceParams(lease);
   params.push_back(message);
   params.push_back(Micros(delay));
   params.push_back(ClaimedAt(lease));
-  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(sql.fail, params));
+  JQ_ASSIGN_OR_RETURN(PgResult result, ForJob(conn->Run(sql.fail, params), "fail", lease.job_id));
   if (result.rows() == 0) return LeaseLost(*conn, sql, lease, "fail");
   FailOutcome outcome;
   outcome.will_retry = result.Get(0, 0) == "pending";
@@ -874,10 +882,11 @@ absl::StatusOr<FailOutcome> PgQueue::Fail(const Lease& lease, absl::string_view 
 
 absl::Status PgQueue::Release(const Lease& lease) {
   const QueueSql& sql = SqlFor(options_.schema);
-  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, ForJob(pool_->Acquire(), "release", lease.job_id));
   PgParams params = FenceParams(lease);
   params.push_back(ClaimedAt(lease));
-  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(sql.release, params));
+  JQ_ASSIGN_OR_RETURN(PgResult result,
+                      ForJob(conn->Run(sql.release, params), "release", lease.job_id));
   if (result.rows() == 1) return absl::OkStatus();
   return LeaseLost(*conn, sql, lease, "release");
 }
@@ -895,8 +904,9 @@ absl::StatusOr<int64_t> PgQueue::ReleaseOrphans(absl::string_view worker_id,
 
 absl::Status PgQueue::Cancel(int64_t job_id) {
   const QueueSql& sql = SqlFor(options_.schema);
-  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(sql.cancel, {absl::StrCat(job_id)}));
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, ForJob(pool_->Acquire(), "cancel", job_id));
+  JQ_ASSIGN_OR_RETURN(PgResult result,
+                      ForJob(conn->Run(sql.cancel, {absl::StrCat(job_id)}), "cancel", job_id));
   if (result.rows() == 1) return absl::OkStatus();
   JQ_ASSIGN_OR_RETURN(PgResult state, conn->Run(sql.lease_state, {absl::StrCat(job_id)}));
   if (state.rows() == 0)
@@ -914,8 +924,10 @@ absl::StatusOr<int> PgQueue::SchemaVersion() {
 }
 
 absl::StatusOr<Job> PgQueue::Get(int64_t job_id) {
-  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(PgResult r, conn->Run(SqlFor(options_.schema).get, {absl::StrCat(job_id)}));
+  JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, ForJob(pool_->Acquire(), "get", job_id));
+  JQ_ASSIGN_OR_RETURN(
+      PgResult r,
+      ForJob(conn->Run(SqlFor(options_.schema).get, {absl::StrCat(job_id)}), "get", job_id));
   if (r.rows() == 0) return absl::NotFoundError(absl::StrCat("job ", job_id, " does not exist"));
   Job job;
   job.id = r.GetInt64(0, 0);
