@@ -54,6 +54,19 @@ TEST(PgQueueOpenTest, MalformedConnectionStringsNeverEchoThePassword) {
   }
 }
 
+// An option value libpq refuses before connecting is bad input too, not an outage to retry.
+TEST(PgQueueOpenTest, OptionValuesLibpqRefusesAreInvalidArguments) {
+  for (const char* url : {"postgresql://jobqueue:PASSWORD@127.0.0.1:1/x?sslmode=bogus",
+                          "host=127.0.0.1 port=abc password=PASSWORD"}) {
+    const absl::Status status = PgQueue::Open(Secret(url)).status();
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("invalid"))) << url;
+    EXPECT_THAT(status.message(), Not(HasSubstr("PASSWORD"))) << url;
+  }
+  // Nothing listens on port 1: that one is worth retrying.
+  EXPECT_THAT(PgQueue::Open(Secret("postgresql://jobqueue@127.0.0.1:1/x")).status(),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
 TEST_F(PgQueueTest, EnqueueClaimComplete) {
   JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("ingest_csv")));
   EXPECT_TRUE(added.inserted);

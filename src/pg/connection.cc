@@ -110,10 +110,15 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
     PQfinish(conn);
     // libpq's messages name host, port and user; should one ever quote the password, mask it.
     if (!password.empty()) absl::StrReplaceAll({{password, "****"}}, &message);
-    absl::StatusCode code = absl::StrContains(message, "password authentication failed") ||
-                                    absl::StrContains(message, "no password supplied")
-                                ? absl::StatusCode::kPermissionDenied
-                                : absl::StatusCode::kUnavailable;
+    absl::StatusCode code = absl::StatusCode::kUnavailable;
+    if (absl::StrContains(message, "password authentication failed") ||
+        absl::StrContains(message, "no password supplied")) {
+      code = absl::StatusCode::kPermissionDenied;
+    } else if (absl::StartsWith(message, "invalid ")) {
+      // libpq refused an option's value (sslmode=bogus, port=abc) before any network: a retry
+      // cannot help.
+      code = absl::StatusCode::kInvalidArgument;
+    }
     return absl::Status(code, absl::StrCat("connecting to ", url.Redacted(), ": ", message));
   }
   // NOTICEs (e.g. "already exists, skipping" during migrations) go to the debug log.
