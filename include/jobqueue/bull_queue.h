@@ -111,10 +111,10 @@ class BullQueue {
   // with its data, as Queue.drain does; active and finished jobs stay, and so does a job
   // scheduler's current job. Returns how many.
   absl::StatusOr<int64_t> Drain(bool include_delayed = false);
-  // Removes a job and its data from whatever state holds it, with the "removed" event; a
-  // flow parent left without pending children moves to wait. NotFound when missing;
-  // FailedPrecondition while it is locked (running) or when it is a job scheduler's current
-  // job (remove the scheduler instead), as Node's removeJob refuses it.
+  // Removes a job and its data from whatever state holds it (an orphan id without its hash
+  // too), with the "removed" event; a flow parent left without pending children moves to
+  // wait. NotFound when missing; FailedPrecondition while it is locked (running) or when it is a
+  // job scheduler's current job (remove the scheduler instead), as Node's removeJob refuses it.
   absl::Status Remove(absl::string_view id);
   // Moves every job of `state` ("failed" or "completed") finished at or before
   // `finished_before` (by default, when the call starts) back to wait, as Queue.retryJobs

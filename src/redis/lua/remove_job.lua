@@ -3,7 +3,8 @@
   BullMQ's removeJob does. A locked (running) job stays.
   A job scheduler's current job is refused (-8), as BullMQ refuses it. The deduplication id
   is freed whenever it points at the job (BullMQ's removal rule, TTL or not). A flow parent
-  left with no pending child moves to wait with the "waiting" event. Children stay.
+  left with no pending child moves to wait with the "waiting" event. Children stay. An id
+  left in a state without its hash (an orphan) is removed too, as BullMQ's removeJob does.
   KEYS[1..12] as worker_step.lua   KEYS[13] paused   KEYS[14] waiting-children
   KEYS[15] repeat (job schedulers)
   ARGV[1] job key prefix   ARGV[2] job id
@@ -13,7 +14,6 @@
 local q = bullQueue(KEYS, ARGV[1])
 local jobId = ARGV[2]
 local jobKey = q.prefix .. jobId
-if rcall("EXISTS", jobKey) == 0 then return -1 end
 if isSchedulerJob(jobId, jobKey, KEYS[15]) then return -8 end
 if rcall("EXISTS", jobKey .. ":lock") == 1 then return 0 end
 removeParentDependency(jobKey, false, q.prefix)
@@ -34,7 +34,10 @@ if prev == "unknown" then
     end
   end
 end
-rcall("SREM", q.stalled, jobId)
+if rcall("SREM", q.stalled, jobId) == 0 and prev == "unknown" and
+    rcall("EXISTS", jobKey) == 0 then
+  return -1
+end
 releaseDedupIdOnRemoval(q, jobKey, jobId)
 removeJobKeys(jobKey)
 rcall("XADD", q.events, "MAXLEN", "~", maxEvents(q.meta), "*", "event", "removed", "jobId",
