@@ -239,6 +239,17 @@ def test_stale_recover_and_purge(queue, schema):
     assert queue.recover_stale(3600) == []
     with pytest.raises(jobqueue.InvalidArgumentError):
         queue.recover_stale(3600, batch_size=0)
+    # A type known to run long without heartbeats gets its own, longer threshold.
+    slow = queue.enqueue("slow_export")
+    quick = queue.enqueue("quick_task")
+    queue.claim(["slow_export", "quick_task"], limit=2, worker_id="vanished")
+    psql(f"UPDATE \"{schema}\".job_queue SET heartbeat_at = now() - interval '2 hours'"
+         " WHERE status = 'processing'")
+    moved = queue.recover_stale(3600, stale_after_by_type={"slow_export": 3 * 3600})
+    assert [j.id for j in moved] == [quick.id]
+    assert queue.get(slow.id).status == "processing"
+    with pytest.raises(jobqueue.InvalidArgumentError):
+        queue.recover_stale(3600, stale_after_by_type={"slow_export": -1})
 
     psql(f"UPDATE \"{schema}\".job_queue SET finished_at = now() - interval '40 days'"
          f" WHERE id = {spent.id}")

@@ -296,7 +296,12 @@ class PgQueue:
     def retry_failed(self, job_type: str = "") -> int: ...
     def stale(self, older_than: Seconds = 1800.0) -> list[StaleJob]: ...
     def recover_stale(
-        self, stale_after: Seconds = 1800.0, *, batch_size: int = 500, max_batches: int = 20
+        self,
+        stale_after: Seconds = 1800.0,
+        *,
+        batch_size: int = 500,
+        max_batches: int = 20,
+        stale_after_by_type: Optional[dict[str, Seconds]] = None,
     ) -> list[RecoveredJob]: ...
     def purge(
         self,

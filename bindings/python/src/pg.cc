@@ -570,19 +570,26 @@ rejects the batch. Results are in input order.)doc")
           "Processing jobs whose heartbeat is older than older_than (seconds or timedelta).")
       .def(
           "recover_stale",
-          [](const QueueHandle& h, const py::object& stale_after, int batch_size, int max_batches) {
+          [](const QueueHandle& h, const py::object& stale_after, int batch_size, int max_batches,
+             const std::optional<py::dict>& stale_after_by_type) {
             RecoverOptions options;
             options.stale_after = ToDuration(stale_after, "stale_after");
             options.batch_size = batch_size;
             options.max_batches = max_batches;
+            if (stale_after_by_type) {
+              for (const auto& [type, after] : *stale_after_by_type) {
+                options.stale_after_by_type.emplace_back(py::cast<std::string>(type),
+                                                         ToDuration(after, "stale_after_by_type"));
+              }
+            }
             auto queue = h.Get();
             return Value(Unlocked([&] { return queue->RecoverStale(options); })).jobs;
           },
           py::arg("stale_after") = 1800.0, py::kw_only(), py::arg("batch_size") = 500,
-          py::arg("max_batches") = 20,
-          "One stale-lock reaper sweep: processing jobs without a heartbeat for stale_after go "
-          "back to pending, or to failed when their attempts are spent. Returns the jobs moved "
-          "(none when another process held the sweep).")
+          py::arg("max_batches") = 20, py::arg("stale_after_by_type") = py::none(),
+          "One stale-lock reaper sweep: processing jobs without a heartbeat for stale_after (or "
+          "stale_after_by_type[job_type]) go back to pending, or to failed when their attempts "
+          "are spent. Returns the jobs moved (none when another process held the sweep).")
       .def(
           "purge",
           [](const QueueHandle& h, const py::object& completed_older_than,
