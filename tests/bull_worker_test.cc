@@ -338,11 +338,12 @@ TEST_F(BullWorkerTest, RemoveOnCompleteRanksJobsOfOneMillisecondByFinishOrder) {
 }
 
 // removeOnComplete {age, limit}: a fractional age is kept as given (it was cut to whole
-// seconds, so 0.5 removed every job), and limit caps one trim as Node's keepJobs.limit.
+// seconds, so 0.5 removed every job), and limit caps the age trim of each finished job, as
+// Node's keepJobs.limit does per moveToFinished.
 TEST_F(BullWorkerTest, RemoveOnCompleteTakesFractionalAgesAndTheLimit) {
-  for (int i = 0; i < 7; ++i) Add("{}");
-  const internal::BullStepReply claimed = Step(7);
-  ASSERT_EQ(claimed.claimed.size(), 7u);
+  for (int i = 0; i < 13; ++i) Add("{}");
+  const internal::BullStepReply claimed = Step(13);
+  ASSERT_EQ(claimed.claimed.size(), 13u);
   simdjson::dom::parser parser;
   std::mt19937_64 rng(1);
   auto finish = [&](size_t i, absl::string_view opts, absl::Duration ago) {
@@ -353,26 +354,29 @@ TEST_F(BullWorkerTest, RemoveOnCompleteTakesFractionalAgesAndTheLimit) {
     f.finished_at = absl::Now() - ago;
     return f;
   };
-  // Five jobs ten seconds old, then one whose trim may remove two of them.
+  // Ten jobs ten seconds old, then two whose trims may remove two of them each.
   std::vector<internal::BullFinish> old;
-  for (size_t i = 0; i < 5; ++i) old.push_back(finish(i, "{}", absl::Seconds(10)));
+  for (size_t i = 0; i < 10; ++i) old.push_back(finish(i, "{}", absl::Seconds(10)));
   Step(0, old);
-  const internal::BullFinish limited =
-      finish(5, R"({"removeOnComplete":{"age":1,"limit":2}})", absl::ZeroDuration());
-  EXPECT_EQ(limited.keep_limit, 2);
-  Step(0, {limited});
-  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 4);
-  // Finished 300 ms ago with age 0.5 s: the one before it (now 10 s old) goes, it stays.
-  const internal::BullFinish half =
-      finish(6, R"({"removeOnComplete":{"age":0.5}})", absl::Milliseconds(300));
-  ASSERT_TRUE(half.keep_age.has_value());
-  EXPECT_EQ(*half.keep_age, 0.5);
-  Step(0, {half});
+  const std::string limit = R"({"removeOnComplete":{"age":1,"limit":2}})";
+  const std::vector<internal::BullFinish> limited = {finish(10, limit, absl::ZeroDuration()),
+                                                     finish(11, limit, absl::ZeroDuration())};
+  EXPECT_EQ(limited[0].keep_limit, 2);
+  Step(0, limited);
+  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 10 - 4 + 2);
+  // Finished 300 ms ago with age 0.9 s: the six still ten seconds old go; it and the two
+  // before it stay.
+  const internal::BullFinish young =
+      finish(12, R"({"removeOnComplete":{"age":0.9}})", absl::Milliseconds(300));
+  ASSERT_TRUE(young.keep_age.has_value());
+  EXPECT_EQ(*young.keep_age, 0.9);
+  Step(0, {young});
   std::vector<std::string> kept;
   for (const RedisReply& id : Redis({"ZRANGE", Key("completed"), "0", "-1"}).elements) {
     kept.push_back(id.str);
   }
-  EXPECT_THAT(kept, UnorderedElementsAre(claimed.claimed[5].job.id, claimed.claimed[6].job.id));
+  EXPECT_THAT(kept, UnorderedElementsAre(claimed.claimed[10].job.id, claimed.claimed[11].job.id,
+                                         claimed.claimed[12].job.id));
 }
 
 // As Node's moveToFinished: a finish drops the deferred-failure mark ("defa") only when the
@@ -421,6 +425,13 @@ TEST_F(BullWorkerTest, HugeNumbersInOptsAreClampedNotOverflowed) {
   EXPECT_EQ(failed.kind, "failed");
   EXPECT_EQ(failed.keep_count, -1);
   EXPECT_GT(failed.keep_limit, int64_t{1} << 39);
+  // Any negative count keeps all and a negative limit is none, as Node reads them.
+  job.opts_json = R"({"removeOnComplete":-0.5,"removeOnFail":{"age":1,"limit":-5}})";
+  EXPECT_EQ(internal::BuildBullFinish(job, "t", std::string("null"), name_, parser, rng).keep_count,
+            -1);
+  EXPECT_EQ(internal::BuildBullFinish(job, "t", absl::InternalError("boom"), name_, parser, rng)
+                .keep_limit,
+            -1);
 }
 
 // As Node's moveToFinished: no "drained" while a delayed job is still to come.

@@ -43,19 +43,24 @@ int64_t ToInt64In(double n, int64_t lo, int64_t hi) {
 }
 constexpr int64_t kMaxCount = int64_t{1} << 40;
 
+// A keepJobs count: any negative keeps all (as Node, which trims only counts above 0).
+int64_t KeepCount(double n) { return n < 0 ? -1 : ToInt64In(n, 0, kMaxCount); }
+
 void ReadKeep(simdjson::dom::element value, int64_t* count, std::optional<double>* age,
               int64_t* limit) {
   if (value.is_bool()) {
     *count = value.get_bool().value() ? 0 : -1;
   } else if (value.is_number()) {
-    *count = ToInt64In(value.get_double().value(), -1, kMaxCount);
+    *count = KeepCount(value.get_double().value());
   } else if (value.is_object()) {
     simdjson::dom::object keep = value.get_object().value();
     double n;
-    if (keep["count"].get_double().get(n) == simdjson::SUCCESS)
-      *count = ToInt64In(n, -1, kMaxCount);
+    if (keep["count"].get_double().get(n) == simdjson::SUCCESS) *count = KeepCount(n);
     if (keep["age"].get_double().get(n) == simdjson::SUCCESS && std::isfinite(n)) *age = n;
-    if (keep["limit"].get_double().get(n) == simdjson::SUCCESS) *limit = ToInt64In(n, 0, kMaxCount);
+    // Negative: no limit, as Redis reads a negative LIMIT count.
+    if (keep["limit"].get_double().get(n) == simdjson::SUCCESS) {
+      *limit = n < 0 ? -1 : ToInt64In(n, 0, kMaxCount);
+    }
   }
 }
 

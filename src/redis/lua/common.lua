@@ -92,7 +92,7 @@ local function releaseLock(q, jobKey, jobId, token)
 end
 
 local function removeJobKeys(jobKey)
-  rcall("DEL", jobKey, jobKey .. ":logs", jobKey .. ":dependencies", jobKey .. ":processed",
+  return rcall("DEL", jobKey, jobKey .. ":logs", jobKey .. ":dependencies", jobKey .. ":processed",
         jobKey .. ":failed", jobKey .. ":unsuccessful")
 end
 

@@ -4,7 +4,8 @@
   A job scheduler's current job is refused (-8), as BullMQ refuses it. The deduplication id
   is freed whenever it points at the job (BullMQ's removal rule, TTL or not). A flow parent
   left with no pending child moves to wait with the "waiting" event. Children stay. An id
-  left in a state without its hash (an orphan) is removed too, as BullMQ's removeJob does.
+  left in a state without its hash (an orphan) is removed too, without the event, as
+  BullMQ's removeJob does.
   KEYS[1..12] as worker_step.lua   KEYS[13] paused   KEYS[14] waiting-children
   KEYS[15] repeat (job schedulers)
   ARGV[1] job key prefix   ARGV[2] job id
@@ -39,7 +40,9 @@ if rcall("SREM", q.stalled, jobId) == 0 and prev == "unknown" and
   return -1
 end
 releaseDedupIdOnRemoval(q, jobKey, jobId)
-removeJobKeys(jobKey)
-rcall("XADD", q.events, "MAXLEN", "~", maxEvents(q.meta), "*", "event", "removed", "jobId",
-      jobId, "prev", prev)
+-- As BullMQ: the event only when there was data to delete (not for a bare orphan id).
+if removeJobKeys(jobKey) > 0 then
+  rcall("XADD", q.events, "MAXLEN", "~", maxEvents(q.meta), "*", "event", "removed", "jobId",
+        jobId, "prev", prev)
+end
 return 1

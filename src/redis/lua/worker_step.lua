@@ -35,7 +35,8 @@ local finishCount = tonumber(ARGV[9])
 -- per step for all finished jobs (a lock or set entry per call would cost a call per job).
 local unlocked, unstalled = {}, {}
 local finished = {}     -- set key -> {score, id, ...}, in the order the jobs finished
-local trims, trimOrder = {}, {}  -- "set|count|age|limit" -> {set, count, age, limit}
+-- "set|count|age|limit" -> {set, count, age, limit, finishes that asked for it}
+local trims, trimOrder = {}, {}
 local trimmed = {}      -- ids removed by this step's trims
 
 local function removeJobs(set, ids)
@@ -46,10 +47,12 @@ local function removeJobs(set, ids)
   for k = 1, #ids, 5000 do rcall("ZREM", set, unpack(ids, k, math.min(k + 4999, #ids))) end
 end
 
-local function removeOldJobs(set, keepCount, keepAge, keepLimit)
+local function removeOldJobs(set, keepCount, keepAge, keepLimit, finishes)
   if keepAge then
+    -- Node trims by age once per finished job, up to limit each; a negative limit is all.
     local cutoff = now - keepAge * 1000
-    removeJobs(set, rcall("ZREVRANGEBYSCORE", set, cutoff, "-inf", "LIMIT", 0, keepLimit))
+    local limit = keepLimit < 0 and -1 or keepLimit * finishes
+    removeJobs(set, rcall("ZREVRANGEBYSCORE", set, cutoff, "-inf", "LIMIT", 0, limit))
   end
   if keepCount > 0 then
     local excess = rcall("ZCARD", set) - keepCount
@@ -130,8 +133,10 @@ local function finish(base, holder)
       -- Keep-all (the default) trims nothing, so it is not registered at all.
       if keepCount > 0 or keepAge then
         local trim = set .. "|" .. keepCount .. "|" .. (keepAge or "") .. "|" .. keepLimit
-        if not trims[trim] then
-          trims[trim] = {set, keepCount, keepAge, keepLimit}
+        if trims[trim] then
+          trims[trim][5] = trims[trim][5] + 1
+        else
+          trims[trim] = {set, keepCount, keepAge, keepLimit, 1}
           trimOrder[#trimOrder + 1] = trim
         end
       end
@@ -284,7 +289,7 @@ if finishCount > 0 then
   for set, entries in pairs(finished) do rcall("ZADD", set, unpack(entries)) end
   for _, trim in ipairs(trimOrder) do
     local t = trims[trim]
-    removeOldJobs(t[1], t[2], t[3], t[4])
+    removeOldJobs(t[1], t[2], t[3], t[4], t[5])
   end
 end
 local wanted = tonumber(ARGV[3])
