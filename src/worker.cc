@@ -698,7 +698,8 @@ absl::Status Worker::Impl::Run() {
       backoff = std::min(backoff * 2, options_.reconnect_max);
       continue;
     }
-    worked = true;
+    // A round that sent nothing (no free slot) proves nothing about the schema.
+    if (exchanged->limit > 0 || exchanged->flushed > 0) worked = true;
     if (in_outage) internal::LogInfo("claiming and finishing jobs again");
     in_outage = false;
     ReleaseOrphans();

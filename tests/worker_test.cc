@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "jobqueue/maintenance.h"
@@ -277,11 +278,30 @@ TEST_F(WorkerTest, WorkerOnASchemaNeverMigratedStopsWithTheReason) {
                                       HasSubstr("run `jobqueue migrate` first")));
 }
 
+// A role without rights on the schema (42501) will not fix itself either.
+TEST_F(WorkerTest, WorkerWithoutRightsStopsWithTheReason) {
+  const std::string url(TestDatabaseUrl().Reveal());
+  PgOptions pg;
+  pg.schema = schema_.name();
+  JQ_ASSERT_OK_AND_ASSIGN(
+      auto unprivileged,
+      PgQueue::Open(Secret(absl::StrCat(url, absl::StrContains(url, "?") ? "&" : "?",
+                                        "options=-c%20role%3Dpg_monitor")),
+                    pg));
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(unprivileged.get(), Options()));
+  ASSERT_THAT(
+      worker->Register("one",
+                       [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
+      IsOk());
+  EXPECT_THAT(worker->Run(),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("grant the role rights")));
+}
+
 // A scaled-to-zero worker must not wait out an outage forever: it counts as idle time.
 TEST_F(WorkerTest, AnOutageAfterWorkCountsAsIdleTime) {
   ASSERT_THAT(queue_->Enqueue(MakeJob("one")).status(), IsOk());
   WorkerOptions options = Options();
-  options.exit_when_idle = absl::Milliseconds(800);
+  options.exit_when_idle = absl::Seconds(3);
   options.reconnect_min = absl::Milliseconds(20);
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
   ASSERT_THAT(
@@ -297,7 +317,7 @@ TEST_F(WorkerTest, AnOutageAfterWorkCountsAsIdleTime) {
   ASSERT_TRUE(Eventually([&] { return worker->stats().completed == 1; }));
   // Every round fails from here on: the table is gone.
   schema_.Query(absl::StrCat("DROP SCHEMA ", schema_.name(), " CASCADE"));
-  const bool exited = Eventually([&] { return returned.load(); }, absl::Seconds(10));
+  const bool exited = Eventually([&] { return returned.load(); }, absl::Seconds(30));
   if (!exited) worker->Stop();
   runner.join();
   EXPECT_TRUE(exited);

@@ -65,6 +65,10 @@ absl::Status StatusFromPg(PGconn* conn, const PGresult* result, absl::string_vie
     return absl::FailedPreconditionError(
         absl::StrCat(text, "; the schema is older than this library: run `jobqueue migrate`"));
   }
+  if (sqlstate == "42501") {  // insufficient_privilege
+    return absl::PermissionDeniedError(
+        absl::StrCat(text, "; grant the role rights on the queue's schema and tables"));
+  }
   if (sqlstate == "55P03") return absl::UnavailableError(text);  // lock_timeout
   if (cls == "53") return absl::ResourceExhaustedError(text);
   if (cls == "57") return absl::CancelledError(text);
