@@ -189,7 +189,7 @@ BullFinish BuildBullFinish(const BullJob& job, const std::string& token,
       f.extra = absl::StrCat(delay);
     } else {
       f.kind = "retry";
-      f.extra = policy.lifo ? "1" : "0";
+      f.extra.assign(1, policy.lifo ? '1' : '0');
     }
     return f;
   }
