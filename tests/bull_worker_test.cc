@@ -782,6 +782,29 @@ TEST_F(BullWorkerTest, ExitsWhenIdle) {
   EXPECT_EQ((*worker)->stats().completed, 1);
 }
 
+// A scaled-to-zero worker must not retry forever when every step fails (Redis gone, or here a
+// queue key of the wrong type): that is idle time too.
+TEST_F(BullWorkerTest, AWorkerWhoseStepsFailStillExitsWhenIdle) {
+  Redis({"SET", Key("wait"), "not a list"});
+  BullWorkerOptions options;
+  options.exit_when_idle = absl::Milliseconds(500);
+  options.reconnect_min = absl::Milliseconds(20);
+  std::atomic<bool> returned{false};
+  auto worker = BullWorker::Create(url_, name_, Echo(), options);
+  ASSERT_THAT(worker.status(), IsOk());
+  absl::Status run_status;
+  std::thread runner([&] {
+    run_status = (*worker)->Run();
+    returned = true;
+  });
+  const bool exited = Eventually([&] { return returned.load(); }, absl::Seconds(30));
+  if (!exited) (*worker)->Stop();
+  runner.join();
+  EXPECT_TRUE(exited);
+  EXPECT_THAT(run_status, IsOk());
+  Redis({"DEL", Key("wait")});
+}
+
 TEST_F(BullWorkerTest, ConcurrentWorkersProcessEachJobOnce) {
   AddNumberedJobs(2000);
   Tally tally(2000);

@@ -66,7 +66,8 @@ struct WorkerOptions {
   absl::Duration heartbeat_interval = absl::Seconds(30);
   // On Stop(), in-flight jobs get this long to finish; the rest are released. Default 30 s.
   absl::Duration shutdown_timeout = absl::Seconds(30);
-  // Run() returns after this long with nothing to do (scale-to-zero). Default never.
+  // Run() returns after this long with nothing to do (scale-to-zero); time spent unable to
+  // reach the server counts as nothing to do. Default never.
   std::optional<absl::Duration> exit_when_idle;
   // Reconnect backoff after a lost connection: starts at min, doubles up to max.
   absl::Duration reconnect_min = absl::Milliseconds(100);

@@ -746,11 +746,23 @@ absl::Status BullWorker::Impl::Run() {
       break;
     }
     if (!step.ok()) {
+      // An outage counts as idle time: a scaled-to-zero worker with nothing held or unsent
+      // must not wait out a Redis that is gone.
+      const absl::Time failed_at = absl::Now();
+      absl::Duration wait = backoff;
+      if (in_flight == 0 && finishes.empty() && !stopping && options_.exit_when_idle) {
+        const absl::Duration left = idle_since + *options_.exit_when_idle - failed_at;
+        if (left <= absl::ZeroDuration()) {
+          ExitIdle(failed_at - idle_since);
+          continue;
+        }
+        wait = std::min(wait, left);
+      }
       internal::LogWarn("BullMQ worker on {}: {}; retrying in {}", queue_, step.status().message(),
-                        absl::FormatDuration(backoff));
+                        absl::FormatDuration(wait));
       // The finishes stay queued; if the script did run, the retry finds the locks released
       // and writes nothing twice.
-      WaitForWake(backoff);
+      WaitForWake(wait);
       backoff = std::min(backoff * 2, options_.reconnect_max);
       if (!step_conn_->ok()) ReconnectStep().IgnoreError();
       continue;
