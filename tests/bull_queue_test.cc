@@ -82,6 +82,27 @@ TEST_F(BullQueueTest, DelayedPrioritizedAndLifoUseBullMqScores) {
   EXPECT_EQ(counts.waiting, 2);
 }
 
+// opts.timestamp is the job's creation time and the base of its delay, as in Node's Queue.add;
+// it used to be ignored (the delay counted from the add).
+TEST_F(BullQueueTest, OptsTimestampIsTheJobsTimestampAndTheBaseOfItsDelay) {
+  const int64_t minute_ago = absl::ToUnixMillis(absl::Now()) - 60000;
+  const std::string given = absl::StrCat(R"({"timestamp":)", minute_ago, R"(,"delay":30000})");
+  std::vector<BullQueue::NewBullJob> jobs = {
+      {"a", "{}", Opts("{}")}, {"b", "{}", Opts(given)}, {"c", "{}", Opts(R"({"delay":30000})")}};
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<std::string> ids, queue_->AddBulk(jobs));
+  ASSERT_EQ(ids.size(), 3u);
+  JQ_ASSERT_OK_AND_ASSIGN(BullJob a, queue_->GetJob(ids[0]));
+  JQ_ASSERT_OK_AND_ASSIGN(BullJob b, queue_->GetJob(ids[1]));
+  JQ_ASSERT_OK_AND_ASSIGN(BullJob c, queue_->GetJob(ids[2]));
+  EXPECT_EQ(b.timestamp, minute_ago);
+  EXPECT_GT(a.timestamp, minute_ago + 50000);
+  EXPECT_EQ(c.timestamp, a.timestamp);
+  EXPECT_EQ(Redis({"ZSCORE", queue_->Key("delayed"), ids[1]}).str,
+            absl::StrCat((minute_ago + 30000) * 0x1000));
+  // Half a minute past due already: the delayed set's first entry is b, ahead of c.
+  EXPECT_EQ(Redis({"ZRANGE", queue_->Key("delayed"), "0", "0"}).elements[0].str, ids[1]);
+}
+
 TEST_F(BullQueueTest, DuplicateCustomIdReturnsTheExistingJob) {
   JQ_ASSERT_OK_AND_ASSIGN(std::string first,
                           queue_->Add("n", R"({"v":1})", Opts(R"({"jobId":"order-7"})")));
@@ -148,7 +169,8 @@ TEST_F(BullQueueTest, BadInputIsRejectedAndNothingIsWritten) {
         R"({"jobId":"12"})", R"({"jobId":"a:b"})", R"({"backoff":{"type":"linear"}})",
         R"({"removeOnComplete":"yes"})", R"([1])", "{", R"({"jobId":"stalled"})",
         R"({"jobId":"completed"})", R"({"jobId":"meta"})", R"({"removeOnComplete":{"age":-1}})",
-        R"({"removeOnFail":{"count":1.5}})", R"({"removeOnFail":{"limit":"all"}})"}) {
+        R"({"removeOnFail":{"count":1.5}})", R"({"removeOnFail":{"limit":"all"}})",
+        R"({"delay":1e300})", R"({"timestamp":1e19})"}) {
     EXPECT_THAT(ParseBullJobOptions(bad).status(), StatusIs(absl::StatusCode::kInvalidArgument))
         << bad;
   }

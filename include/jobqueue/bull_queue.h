@@ -40,6 +40,9 @@ struct BullJobOptions {
   int64_t delay_ms = 0;
   int64_t priority = 0;  // 0 = none; 1 (highest) .. 2097152
   bool lifo = false;
+  // opts.timestamp: the job's creation time (ms since the epoch) and the base of its delay, as
+  // Node's Queue.add uses it; unset means when it is added.
+  std::optional<int64_t> timestamp_ms;
   // The JSON stored in the job hash's "opts" field.
   std::string json = "{}";
 };
@@ -159,7 +162,9 @@ class BullQueue {
   absl::Status SetPaused(bool paused);
   absl::Status NoSuchJob(absl::string_view id) const;
   // One add-job script call for jobs[0..count).
-  std::vector<std::string> AddCommand(const NewBullJob* jobs, size_t count, int64_t now_ms) const;
+  // One add_job call for `count` jobs that share `timestamp_ms`.
+  std::vector<std::string> AddCommand(const NewBullJob* jobs, size_t count,
+                                      int64_t timestamp_ms) const;
   // Runs one of our scripts with the worker keys plus `extra_keys`.
   absl::StatusOr<RedisReply> RunAdminScript(const internal::LuaScript& script,
                                             const std::vector<std::string>& extra_keys,

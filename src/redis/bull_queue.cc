@@ -19,6 +19,7 @@ namespace {
 
 // BullMQ's own limit: priority * 2^32 must stay exact in a Lua double.
 constexpr int64_t kMaxPriority = 2097152;
+constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 constexpr size_t kMaxDataBytes = 64 * 1024 * 1024;
 constexpr size_t kJobsPerAddCall = 256;
 constexpr size_t kBytesPerAddCall = 4 * 1024 * 1024;
@@ -123,7 +124,13 @@ absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
       if (!value.is_number()) return BadOption(key, "a number of milliseconds");
       const double ms = value.get_double().value();
       if (ms < 0) return BadOption(key, "non-negative");
-      if (key == "delay") out.delay_ms = static_cast<int64_t>(ms);
+      // Past JavaScript's largest safe integer Node could not read it back.
+      if (ms > kMaxSafeInteger) return BadOption(key, "at most 9007199254740991");
+      if (key == "delay") {
+        out.delay_ms = static_cast<int64_t>(ms);
+      } else {
+        out.timestamp_ms = static_cast<int64_t>(ms);
+      }
     } else if (key == "priority") {
       if (!value.is_int64()) return BadOption(key, "an integer");
       out.priority = value.get_int64().value();
@@ -195,8 +202,8 @@ std::string BullQueue::Key(absl::string_view suffix) const {
 }
 
 std::vector<std::string> BullQueue::AddCommand(const NewBullJob* jobs, size_t count,
-                                               int64_t now_ms) const {
-  std::vector<std::string> args = {Key(""), absl::StrCat(now_ms)};
+                                               int64_t timestamp_ms) const {
+  std::vector<std::string> args = {Key(""), absl::StrCat(timestamp_ms)};
   args.reserve(2 + 7 * count);
   for (size_t i = 0; i < count; ++i) {
     const NewBullJob& job = jobs[i];
@@ -249,23 +256,27 @@ absl::StatusOr<std::vector<std::string>> BullQueue::AddBulk(const std::vector<Ne
     // The fields are what the script acts on, the JSON what Node reads: they must agree.
     const BullJobOptions& o = job.options;
     if (parsed->job_id != o.job_id || parsed->delay_ms != o.delay_ms ||
-        parsed->priority != o.priority || parsed->lifo != o.lifo) {
+        parsed->priority != o.priority || parsed->lifo != o.lifo ||
+        parsed->timestamp_ms != o.timestamp_ms) {
       return absl::InvalidArgumentError(
           absl::StrCat(where,
                        ": options fields disagree with options.json (jobId, delay, "
-                       "priority, lifo); build them with ParseBullJobOptions"));
+                       "priority, lifo, timestamp); build them with ParseBullJobOptions"));
     }
   }
   // Several jobs per script call share its fixed cost; chunks keep each call short so Redis
   // keeps serving workers in between.
+  // A call's jobs share one timestamp: a job with its own opts.timestamp starts a new call.
+  auto timestamp = [&](size_t i) { return jobs[i].options.timestamp_ms.value_or(now_ms); };
   for (size_t begin = 0; begin < jobs.size();) {
     size_t end = begin, bytes = 0;
     while (end < jobs.size() && end - begin < kJobsPerAddCall &&
-           (end == begin || bytes + jobs[end].data_json.size() <= kBytesPerAddCall)) {
+           (end == begin || (bytes + jobs[end].data_json.size() <= kBytesPerAddCall &&
+                             timestamp(end) == timestamp(begin)))) {
       bytes += jobs[end].data_json.size();
       ++end;
     }
-    commands.push_back(AddCommand(&jobs[begin], end - begin, now_ms));
+    commands.push_back(AddCommand(&jobs[begin], end - begin, timestamp(begin)));
     begin = end;
   }
   JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, RunScripts(commands));
