@@ -101,6 +101,11 @@ TEST_F(BullQueueTest, OptsTimestampIsTheJobsTimestampAndTheBaseOfItsDelay) {
             absl::StrCat((minute_ago + 30000) * 0x1000));
   // Half a minute past due already: the delayed set's first entry is b, ahead of c.
   EXPECT_EQ(Redis({"ZRANGE", queue_->Key("delayed"), "0", "0"}).elements[0].str, ids[1]);
+  // As Node: a falsy timestamp (0) means now.
+  JQ_ASSERT_OK_AND_ASSIGN(std::string zero,
+                          queue_->Add("z", "{}", Opts(R"({"timestamp":0,"delay":30000})")));
+  JQ_ASSERT_OK_AND_ASSIGN(BullJob z, queue_->GetJob(zero));
+  EXPECT_GE(z.timestamp, a.timestamp);
 }
 
 TEST_F(BullQueueTest, DuplicateCustomIdReturnsTheExistingJob) {

@@ -41,6 +41,14 @@ class WorkerTest : public ::testing::Test {
     queue_ = schema_.OpenQueue(8, options);
   }
 
+  // For a Run() expected to return an error by itself: should it retry instead, the outage
+  // counts as idle time and it returns OK (a failure) rather than hang.
+  WorkerOptions GuardedOptions() {
+    WorkerOptions options = Options();
+    options.exit_when_idle = absl::Seconds(20);
+    return options;
+  }
+
   WorkerOptions Options(int concurrency = 2) {
     WorkerOptions options;
     options.concurrency = concurrency;
@@ -269,7 +277,7 @@ TEST_F(WorkerTest, WorkerOnASchemaNeverMigratedStopsWithTheReason) {
   PgOptions pg;
   pg.schema = schema_.name() + "_never";
   JQ_ASSERT_OK_AND_ASSIGN(auto unmigrated, PgQueue::Open(TestDatabaseUrl(), pg));
-  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(unmigrated.get(), Options()));
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(unmigrated.get(), GuardedOptions()));
   ASSERT_THAT(
       worker->Register("one",
                        [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
@@ -288,7 +296,7 @@ TEST_F(WorkerTest, WorkerWithoutRightsStopsWithTheReason) {
       PgQueue::Open(Secret(absl::StrCat(url, absl::StrContains(url, "?") ? "&" : "?",
                                         "options=-c%20role%3Dpg_monitor")),
                     pg));
-  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(unprivileged.get(), Options()));
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(unprivileged.get(), GuardedOptions()));
   ASSERT_THAT(
       worker->Register("one",
                        [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),

@@ -128,7 +128,7 @@ absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
       if (ms > kMaxSafeInteger) return BadOption(key, "at most 9007199254740991");
       if (key == "delay") {
         out.delay_ms = static_cast<int64_t>(ms);
-      } else {
+      } else if (ms >= 1) {  // Node takes a falsy timestamp (0) as "now"
         out.timestamp_ms = static_cast<int64_t>(ms);
       }
     } else if (key == "priority") {

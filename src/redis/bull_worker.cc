@@ -749,6 +749,7 @@ absl::Status BullWorker::Impl::Run() {
       // An outage counts as idle time: a scaled-to-zero worker with nothing held or unsent
       // must not wait out a Redis that is gone.
       const absl::Time failed_at = absl::Now();
+      if (in_flight > 0) idle_since = failed_at;
       absl::Duration wait = backoff;
       if (in_flight == 0 && finishes.empty() && !stopping && options_.exit_when_idle) {
         const absl::Duration left = idle_since + *options_.exit_when_idle - failed_at;
