@@ -872,10 +872,27 @@ jq_status_t jq_pg_cancel(jq_pg_queue_t* queue, int64_t job_id, char** errptr) {
 
 jq_status_t jq_pg_recover_stale(jq_pg_queue_t* queue, int64_t stale_after_ms, int64_t* to_pending,
                                 int64_t* to_failed, char** errptr) {
+  return jq_pg_recover_stale_by_type(queue, stale_after_ms, nullptr, nullptr, 0, to_pending,
+                                     to_failed, errptr);
+}
+
+jq_status_t jq_pg_recover_stale_by_type(jq_pg_queue_t* queue, int64_t stale_after_ms,
+                                        const char* const* job_types,
+                                        const int64_t* stale_after_ms_by_type, size_t type_count,
+                                        int64_t* to_pending, int64_t* to_failed, char** errptr) {
   return Guard("jq_pg_recover_stale", errptr, [&]() -> absl::Status {
     if (queue == nullptr) return NullArgument("queue");
+    if (type_count > 0 && job_types == nullptr) return NullArgument("job_types");
+    if (type_count > 0 && stale_after_ms_by_type == nullptr) {
+      return NullArgument("stale_after_ms_by_type");
+    }
     jobqueue::RecoverOptions options;
     options.stale_after = absl::Milliseconds(stale_after_ms);
+    for (size_t i = 0; i < type_count; ++i) {
+      if (job_types[i] == nullptr) return NullArgument("job_types[i]");
+      options.stale_after_by_type.emplace_back(job_types[i],
+                                               absl::Milliseconds(stale_after_ms_by_type[i]));
+    }
     JQ_ASSIGN_OR_RETURN(jobqueue::RecoverResult result, queue->queue->RecoverStale(options));
     int64_t pending = 0;
     for (const jobqueue::RecoveredJob& job : result.jobs) {

@@ -613,6 +613,36 @@ static void TestLeases(jq_pg_queue_t* queue) {
     CHECK(strcmp(JobStatus(queue, stuck, NULL, 0), "pending") == 0);
     CHECK(strcmp(JobStatus(queue, spent, NULL, 0), "failed") == 0);
     CHECK_ERR(JQ_INVALID_ARGUMENT, "stale", jq_pg_recover_stale(queue, -1, NULL, NULL, OK_ERR));
+    /* A type that runs long without heartbeats keeps its own, longer threshold. */
+    {
+      int64_t slow = 0, quick = 0;
+      const char* types[] = {"c_slow"};
+      const int64_t three_hours[] = {3 * 3600 * 1000};
+      const int64_t negative[] = {-1};
+      CHECK_OK(jq_pg_enqueue(queue, "c_slow", "{}", NULL, &slow, NULL, OK_ERR));
+      CHECK_OK(jq_pg_enqueue(queue, "c_quick", "{}", NULL, &quick, NULL, OK_ERR));
+      leases = Claim(queue, "c_slow", 1, &count);
+      CHECK(count == 1);
+      jq_pg_leases_free(leases, count);
+      leases = Claim(queue, "c_quick", 1, &count);
+      CHECK(count == 1);
+      jq_pg_leases_free(leases, count);
+      snprintf(sql, sizeof sql,
+               "UPDATE \"%s\".job_queue SET heartbeat_at = now() - interval '2 hours'"
+               " WHERE job_type IN ('c_slow', 'c_quick')",
+               schema);
+      RunSql(sql);
+      CHECK_OK(jq_pg_recover_stale_by_type(queue, 60000, types, three_hours, 1, &to_pending,
+                                           &to_failed, OK_ERR));
+      CHECK(to_pending == 1 && to_failed == 0);
+      CHECK(strcmp(JobStatus(queue, slow, NULL, 0), "processing") == 0);
+      CHECK(strcmp(JobStatus(queue, quick, NULL, 0), "pending") == 0);
+      CHECK_ERR(
+          JQ_INVALID_ARGUMENT, "job_types",
+          jq_pg_recover_stale_by_type(queue, 60000, NULL, three_hours, 1, NULL, NULL, OK_ERR));
+      CHECK_ERR(JQ_INVALID_ARGUMENT, "stale",
+                jq_pg_recover_stale_by_type(queue, 60000, types, negative, 1, NULL, NULL, OK_ERR));
+    }
     snprintf(sql, sizeof sql,
              "UPDATE \"%s\".job_queue SET finished_at = now() - interval '40 days'"
              " WHERE id = %lld",

@@ -279,6 +279,13 @@ JQ_EXPORT jq_status_t jq_pg_cancel(jq_pg_queue_t* queue, int64_t job_id, char** 
  * may be NULL) get how many; both 0 when another process held the sweep. */
 JQ_EXPORT jq_status_t jq_pg_recover_stale(jq_pg_queue_t* queue, int64_t stale_after_ms,
                                           int64_t* to_pending, int64_t* to_failed, char** errptr);
+/* The same with per job type thresholds: job_types[i] is stale after stale_after_ms_by_type[i]
+ * (for types known to run long without heartbeats); other types after stale_after_ms. */
+JQ_EXPORT jq_status_t jq_pg_recover_stale_by_type(jq_pg_queue_t* queue, int64_t stale_after_ms,
+                                                  const char* const* job_types,
+                                                  const int64_t* stale_after_ms_by_type,
+                                                  size_t type_count, int64_t* to_pending,
+                                                  int64_t* to_failed, char** errptr);
 /* Retention: deletes completed/cancelled jobs finished longer ago than completed_older_than_ms
  * and failed ones older than failed_older_than_ms (a negative age: the default, 7 and 30
  * days), in bounded batches. *deleted (may be NULL) gets how many. */
