@@ -648,6 +648,22 @@ absl::Status Worker::Impl::Run() {
   absl::Status cannot_run;
   absl::Time last_active = absl::Now();
   absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
+  // Time left before exit_when_idle ends Run(): infinite while a job is held or with no idle
+  // exit; at most zero when it is time to go.
+  auto idle_left = [&]() {
+    int held;
+    {
+      absl::MutexLock lock(&mu_);
+      held = HeldCount();
+    }
+    const absl::Time now = absl::Now();
+    if (held > 0) last_active = now;
+    if (held > 0 || !options_.exit_when_idle) return absl::InfiniteDuration();
+    return last_active + *options_.exit_when_idle - now;
+  };
+  auto log_idle_exit = [&] {
+    internal::LogInfo("idle for {}; exiting", absl::FormatDuration(*options_.exit_when_idle));
+  };
   while (!StopWanted()) {
     bool drained = false;
     // Before the round: a busy loop (claims filling up, flushes) must not put heartbeats off.
@@ -678,23 +694,13 @@ absl::Status Worker::Impl::Run() {
       }
       DropListener();
       waiting_registered_ = false;
-      absl::Duration wait = backoff;
-      if (options_.exit_when_idle) {
-        // An outage is idle time too: a scaled-to-zero worker must not run up cost waiting.
-        int held;
-        {
-          absl::MutexLock lock(&mu_);
-          held = HeldCount();
-        }
-        if (held > 0) last_active = absl::Now();
-        const absl::Duration left = last_active + *options_.exit_when_idle - absl::Now();
-        if (held == 0 && left <= absl::ZeroDuration()) {
-          internal::LogInfo("idle for {}; exiting", absl::FormatDuration(*options_.exit_when_idle));
-          break;
-        }
-        if (held == 0) wait = std::min(wait, left);
+      // An outage is idle time too: a scaled-to-zero worker must not run up cost waiting.
+      const absl::Duration left = idle_left();
+      if (left <= absl::ZeroDuration()) {
+        log_idle_exit();
+        break;
       }
-      WaitForWake(wait);
+      WaitForWake(std::min(backoff, left));
       backoff = std::min(backoff * 2, options_.reconnect_max);
       continue;
     }
@@ -719,20 +725,13 @@ absl::Status Worker::Impl::Run() {
     } else if (exchanged->flushed > 0) {
       continue;  // slots were freed: look again
     }
-    int held;
-    {
-      absl::MutexLock lock(&mu_);
-      held = HeldCount();
-    }
-    if (held > 0) last_active = absl::Now();
-
-    const absl::Time now = absl::Now();
-    if (options_.exit_when_idle && held == 0 && now - last_active >= *options_.exit_when_idle) {
-      internal::LogInfo("idle for {}; exiting", absl::FormatDuration(*options_.exit_when_idle));
+    const absl::Duration left = idle_left();
+    if (left <= absl::ZeroDuration()) {
+      log_idle_exit();
       break;
     }
 
-    absl::Duration timeout = next_heartbeat - now;
+    absl::Duration timeout = std::min(next_heartbeat - absl::Now(), left);
     if (drained) {
       if (options_.listen && !waiting_registered_) {
         // Listen first, then register, then look once more: an insert after the look is
@@ -755,9 +754,6 @@ absl::Status Worker::Impl::Run() {
         // held batch): look again shortly rather than spin.
         timeout = std::min(timeout, std::max(**next_run - absl::Now(), kLockedDueRecheck));
       }
-    }
-    if (options_.exit_when_idle && held == 0) {
-      timeout = std::min(timeout, last_active + *options_.exit_when_idle - now);
     }
     {
       absl::MutexLock lock(&mu_);

@@ -49,6 +49,14 @@ class WorkerTest : public ::testing::Test {
     return options;
   }
 
+  // Registers job type "one", whose handler returns 1.
+  static void RegisterOne(Worker& worker) {
+    ASSERT_THAT(
+        worker.Register(
+            "one", [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
+        IsOk());
+  }
+
   WorkerOptions Options(int concurrency = 2) {
     WorkerOptions options;
     options.concurrency = concurrency;
@@ -263,10 +271,7 @@ TEST_F(WorkerTest, ExitsWhenIdle) {
   WorkerOptions options = Options();
   options.exit_when_idle = absl::Milliseconds(300);
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
-  ASSERT_THAT(
-      worker->Register("one",
-                       [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
-      IsOk());
+  RegisterOne(*worker);
   // Returns by itself: no Stop() call.
   EXPECT_THAT(worker->Run(), IsOk());
   EXPECT_EQ(CountWhere("status = 'completed'"), 1);
@@ -278,10 +283,7 @@ TEST_F(WorkerTest, WorkerOnASchemaNeverMigratedStopsWithTheReason) {
   pg.schema = schema_.name() + "_never";
   JQ_ASSERT_OK_AND_ASSIGN(auto unmigrated, PgQueue::Open(TestDatabaseUrl(), pg));
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(unmigrated.get(), GuardedOptions()));
-  ASSERT_THAT(
-      worker->Register("one",
-                       [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
-      IsOk());
+  RegisterOne(*worker);
   EXPECT_THAT(worker->Run(), StatusIs(absl::StatusCode::kFailedPrecondition,
                                       HasSubstr("run `jobqueue migrate` first")));
 }
@@ -297,10 +299,7 @@ TEST_F(WorkerTest, WorkerWithoutRightsStopsWithTheReason) {
                                         "options=-c%20role%3Dpg_monitor")),
                     pg));
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(unprivileged.get(), GuardedOptions()));
-  ASSERT_THAT(
-      worker->Register("one",
-                       [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
-      IsOk());
+  RegisterOne(*worker);
   EXPECT_THAT(worker->Run(),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("grant the role rights")));
 }
@@ -312,10 +311,7 @@ TEST_F(WorkerTest, AnOutageAfterWorkCountsAsIdleTime) {
   options.exit_when_idle = absl::Seconds(3);
   options.reconnect_min = absl::Milliseconds(20);
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
-  ASSERT_THAT(
-      worker->Register("one",
-                       [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
-      IsOk());
+  RegisterOne(*worker);
   std::atomic<bool> returned{false};
   absl::Status run_status;
   std::thread runner([&] {

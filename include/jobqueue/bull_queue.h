@@ -161,8 +161,7 @@ class BullQueue {
   BullQueue(std::string name, BullQueueOptions options, std::unique_ptr<RedisPool> pool);
   absl::Status SetPaused(bool paused);
   absl::Status NoSuchJob(absl::string_view id) const;
-  // One add-job script call for jobs[0..count).
-  // One add_job call for `count` jobs that share `timestamp_ms`.
+  // One add-job script call for jobs[0..count), which share `timestamp_ms`.
   std::vector<std::string> AddCommand(const NewBullJob* jobs, size_t count,
                                       int64_t timestamp_ms) const;
   // Runs one of our scripts with the worker keys plus `extra_keys`.

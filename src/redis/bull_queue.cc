@@ -265,8 +265,8 @@ absl::StatusOr<std::vector<std::string>> BullQueue::AddBulk(const std::vector<Ne
     }
   }
   // Several jobs per script call share its fixed cost; chunks keep each call short so Redis
-  // keeps serving workers in between.
-  // A call's jobs share one timestamp: a job with its own opts.timestamp starts a new call.
+  // keeps serving workers in between. A call's jobs share one timestamp: a job with its own
+  // opts.timestamp starts a new call.
   auto timestamp = [&](size_t i) { return jobs[i].options.timestamp_ms.value_or(now_ms); };
   for (size_t begin = 0; begin < jobs.size();) {
     size_t end = begin, bytes = 0;

@@ -92,8 +92,8 @@ local function releaseLock(q, jobKey, jobId, token)
 end
 
 local function removeJobKeys(jobKey)
-  return rcall("DEL", jobKey, jobKey .. ":logs", jobKey .. ":dependencies", jobKey .. ":processed",
-        jobKey .. ":failed", jobKey .. ":unsuccessful")
+  return rcall("DEL", jobKey, jobKey .. ":logs", jobKey .. ":dependencies",
+               jobKey .. ":processed", jobKey .. ":failed", jobKey .. ":unsuccessful")
 end
 
 -- A finished job frees its deduplication id (BullMQ's "deid"), unless a TTL still holds it.
