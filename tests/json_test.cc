@@ -62,5 +62,34 @@ TEST(JsonTest, StorableJson) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the limit is")));
 }
 
+// Postgres 15's verdicts on these (psql: SELECT '<number>'::jsonb), read on 2026-12-01.
+TEST(JsonTest, StorableNumbersAreTheOnesNumericHolds) {
+  using internal::ValidateStorableJson;
+  const std::string zeros(16383, '0');
+  for (const std::string& fits :
+       {std::string("1e131071"), std::string("-1e131071"), std::string("10e131070"),
+        std::string("0.01e131073"), std::string("1E+131071"), std::string("1e-16383"),
+        std::string("123e-16382"), std::string("0.5e-16382"), std::string("0e999999999"),
+        "0." + zeros, "[1." + std::string(16383, '9') + "]", std::string("-0"),
+        std::string("[0.000, 12, -3.5e2]")}) {
+    EXPECT_THAT(ValidateStorableJson(fits), IsOk()) << fits.substr(0, 40);
+  }
+  for (const std::string& refused :
+       {std::string("1e131072"), std::string("10e131071"), std::string("0.01e131074"),
+        std::string("1e+131072"), std::string("1e1000000"), std::string("1e-16384"),
+        std::string("0.1e-16383"), std::string("0.0e-16383"), std::string("0.00e-16382"),
+        std::string("1e-20000"), std::string("1e2147483647"), std::string("1e-2147483648"),
+        std::string("0e-9999999999"), std::string("1e99999999999999999999999"), "0." + zeros + "0",
+        "1." + std::string(20000, '9'), std::string(R"({"a": [1, {"b": 1e-20000}]})")}) {
+    EXPECT_THAT(ValidateStorableJson(refused),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("numeric")))
+        << refused.substr(0, 40);
+  }
+  // Digits inside strings are not numbers, escaped quotes included.
+  EXPECT_THAT(ValidateStorableJson(R"(["1e-20000", "a\"1e-20000", "\\", 1])"), IsOk());
+  EXPECT_THAT(ValidateStorableJson(R"(["\\", 1e-20000])"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("byte 7")));
+}
+
 }  // namespace
 }  // namespace jobqueue

@@ -18,6 +18,7 @@ namespace {
 using ::jobqueue::testing::IsOk;
 using ::jobqueue::testing::StatusIs;
 using ::jobqueue::testing::TestSchema;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -197,6 +198,30 @@ TEST_F(PgQueueTest, BulkEnqueueByCopyKeepsInputOrderAndIsAllOrNothing) {
   EXPECT_THAT(queue_->EnqueueMany(jobs).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nothing was enqueued")));
   EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "100");
+}
+
+// The client's numeric range check gives the server's verdict, edges included, and a number
+// out of range fails the batch before anything is sent, naming the job.
+TEST_F(PgQueueTest, NumbersOutsideNumericAreRefusedBeforeSending) {
+  for (const std::string& number : std::vector<std::string>{
+           "1e131071", "1e131072", "10e131070", "10e131071", "0.01e131073", "0.01e131074",
+           "1e-16383", "1e-16384", "0.1e-16383", "0.5e-16382", "0.0e-16383", "0e999999999",
+           "0e1073741822", "0e1073741823", "-1e-1073741822", "1." + std::string(16383, '1'),
+           "1." + std::string(16384, '1'), std::string(131072, '7'), std::string(131073, '7')}) {
+    bool server_takes = true;
+    try {
+      schema_.Query("SELECT '" + number + "'::jsonb");
+    } catch (const std::runtime_error&) {
+      server_takes = false;
+    }
+    EXPECT_EQ(ValidateStorableJson(number).ok(), server_takes) << number.substr(0, 40);
+  }
+  std::vector<NewJob> jobs(40, Job("t", R"({"n": 1})"));
+  jobs[17].payload_json = R"({"n": 1e-20000})";
+  EXPECT_THAT(queue_->EnqueueMany(jobs).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("job 17 of the batch"), HasSubstr("numeric"))));
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "0");
 }
 
 TEST_F(PgQueueTest, ConcurrentSingleEnqueuesShareStatementsAndEachGetsItsOwnJob) {

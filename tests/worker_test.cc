@@ -87,6 +87,12 @@ class WorkerTest : public ::testing::Test {
                       absl::Status error = absl::UnavailableError("upstream said no"));
   void DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget = absl::ZeroDuration());
   void UnstorableResultFailsOnlyItsJob(absl::Duration transaction_budget, std::string bad_result);
+  void RefuseResultInTheTable(const std::string& result_json) {
+    schema_.Query(absl::StrCat("ALTER TABLE ", schema_.name(),
+                               ".job_queue ADD CONSTRAINT refused_result CHECK (result IS DISTINCT "
+                               "FROM '",
+                               result_json, "'::jsonb)"));
+  }
 
   TestSchema schema_;
   std::unique_ptr<PgQueue> queue_;
@@ -465,14 +471,21 @@ TEST_F(WorkerTest, NulEscapeInAHeldResultFailsOnlyItsJob) {
   UnstorableResultFailsOnlyItsJob(absl::Seconds(1), R"({"s": "a\u0000b"})");
 }
 
-// A value no client-side check catches (a number with more decimals than numeric holds, a
-// double to simdjson): the batch is retried one by one so the bad completion fails alone.
-TEST_F(WorkerTest, ResultPostgresRefusesFailsOnlyItsJob) {
+// A number numeric cannot hold is caught before sending, like \u0000.
+TEST_F(WorkerTest, NumberOutsideNumericInAResultFailsOnlyItsJob) {
   UnstorableResultFailsOnlyItsJob(absl::ZeroDuration(), "1." + std::string(20000, '9'));
 }
 
+// A value no client-side check catches (here an operator's CHECK on the table): the batch is
+// retried one by one so the bad completion fails alone.
+TEST_F(WorkerTest, ResultPostgresRefusesFailsOnlyItsJob) {
+  RefuseResultInTheTable(R"("refused by a table check")");
+  UnstorableResultFailsOnlyItsJob(absl::ZeroDuration(), R"("refused by a table check")");
+}
+
 TEST_F(WorkerTest, HeldResultPostgresRefusesFailsOnlyItsJob) {
-  UnstorableResultFailsOnlyItsJob(absl::Seconds(1), "1." + std::string(20000, '9'));
+  RefuseResultInTheTable(R"("refused by a table check")");
+  UnstorableResultFailsOnlyItsJob(absl::Seconds(1), R"("refused by a table check")");
 }
 
 // Only LeaseLostError() means a lost lease; a handler passing on some other ABORTED error (a

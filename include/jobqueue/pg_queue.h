@@ -84,8 +84,9 @@ struct StatusCount {
 std::string StatusCountsToJson(absl::Span<const StatusCount> counts);
 
 // OK when the job table can store `json` as a payload or result: valid JSON of at most
-// kMaxPayloadBytes that jsonb accepts (it refuses the escape \u0000, which JSON allows). The
-// queue and the worker check this themselves; for callers that must know before a batch.
+// kMaxPayloadBytes that jsonb accepts (it refuses the escape \u0000, which JSON allows, and
+// numbers past numeric's 131072 digits before the point or 16383 after). The queue and the
+// worker check this themselves; for callers that must know before a batch.
 absl::Status ValidateStorableJson(absl::string_view json);
 
 // A processing job whose heartbeat is old.

@@ -16,6 +16,52 @@ absl::Status ValidateStorableJson(absl::string_view json) {
   return ValidateStorableValidJson(json);
 }
 
+namespace {
+
+// Postgres numeric, jsonb's number type: at most 131072 digits before the decimal point and
+// 16383 after it (trailing zeros count), exponents below 2^30 in magnitude.
+constexpr int64_t kMaxNumericWeight = 131071;  // power of ten of the first significant digit
+constexpr int64_t kMaxNumericScale = 16383;
+constexpr int64_t kMaxNumericExponent = 1073741822;  // INT_MAX / 2 - 1
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// The number starting at `begin`: whether numeric holds it; `end` is set past it.
+bool FitsNumeric(absl::string_view json, size_t begin, size_t* end) {
+  size_t i = begin;
+  if (i < json.size() && json[i] == '-') ++i;
+  int64_t int_digits = 0, frac_digits = 0, leading_zeros = 0;
+  bool significant = false;
+  auto digit = [&](char c) {
+    if (!significant && c == '0') {
+      ++leading_zeros;
+    } else {
+      significant = true;
+    }
+  };
+  for (; i < json.size() && IsDigit(json[i]); ++i, ++int_digits) digit(json[i]);
+  if (i < json.size() && json[i] == '.') {
+    for (++i; i < json.size() && IsDigit(json[i]); ++i, ++frac_digits) digit(json[i]);
+  }
+  int64_t exponent = 0;
+  if (i < json.size() && (json[i] == 'e' || json[i] == 'E')) {
+    ++i;
+    bool negative = false;
+    if (i < json.size() && (json[i] == '+' || json[i] == '-')) negative = json[i++] == '-';
+    for (; i < json.size() && IsDigit(json[i]); ++i) {
+      // Saturates: anything past the limit is refused whatever its other digits.
+      if (exponent <= kMaxNumericExponent) exponent = exponent * 10 + (json[i] - '0');
+    }
+    if (negative) exponent = -exponent;
+  }
+  *end = i;
+  if (exponent > kMaxNumericExponent || exponent < -kMaxNumericExponent) return false;
+  if (frac_digits - exponent > kMaxNumericScale) return false;
+  return !significant || int_digits - 1 - leading_zeros + exponent <= kMaxNumericWeight;
+}
+
+}  // namespace
+
 absl::Status ValidateStorableValidJson(absl::string_view json) {
   if (json.size() > kMaxPayloadBytes) {
     return absl::InvalidArgumentError(
@@ -32,6 +78,32 @@ absl::Status ValidateStorableValidJson(absl::string_view json) {
                                                      " (Postgres text cannot hold NUL)"));
     }
     i += 2;  // the escaped character is never the start of another escape
+  }
+  i = 0;
+  while (i < json.size()) {
+    const char c = json[i];
+    if (c == '"') {
+      // To the closing quote: one preceded by an even run of backslashes.
+      size_t close = i;
+      while (true) {
+        close = json.find('"', close + 1);
+        if (close == absl::string_view::npos) return absl::OkStatus();
+        size_t backslashes = 0;
+        while (json[close - 1 - backslashes] == '\\') ++backslashes;
+        if (backslashes % 2 == 0) break;
+      }
+      i = close + 1;
+    } else if (c == '-' || IsDigit(c)) {
+      size_t end = i;
+      if (!FitsNumeric(json, i, &end)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "not storable as jsonb: the number at byte ", i,
+            " is outside Postgres numeric's range (131072 digits before the point, 16383 after)"));
+      }
+      i = end;
+    } else {
+      ++i;
+    }
   }
   return absl::OkStatus();
 }
