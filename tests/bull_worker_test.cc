@@ -477,11 +477,13 @@ TEST_F(BullWorkerTest, PauseStopsClaimingAndResumeWakesTheWorker) {
 TEST_F(BullWorkerTest, RenewsLocksOfLongJobs) {
   const std::string id = Add("{}");
   BullWorkerOptions options;
-  options.lock_duration = absl::Milliseconds(150);
+  // The job outlives its lock three times over; renewals come every 300 ms, so a 600 ms lock
+  // tolerates a loaded machine's scheduling delays (150 ms did not, once, under ctest -j2).
+  options.lock_duration = absl::Milliseconds(600);
   options.stalled_interval = absl::Milliseconds(100);
   StartWorker(
       [&](BullJobContext&) -> absl::StatusOr<std::string> {
-        absl::SleepFor(absl::Milliseconds(700));
+        absl::SleepFor(absl::Milliseconds(1800));
         return std::string("1");
       },
       options);
