@@ -149,8 +149,11 @@ class Worker::Impl {
   // Short-job mode's round: claims a held batch, waits for it up to the budget, settles it.
   absl::StatusOr<ExchangeResult> HeldRound();
   absl::StatusOr<ExchangeResult> Round() {
-    return options_.transaction_budget > absl::ZeroDuration() ? HeldRound()
-                                                              : Exchange(/*claim=*/true);
+    absl::StatusOr<ExchangeResult> result =
+        options_.transaction_budget > absl::ZeroDuration() ? HeldRound() : Exchange(/*claim=*/true);
+    // A round that sent nothing (no free slot) proves nothing about the schema.
+    if (result.ok() && (result->limit > 0 || result->flushed > 0)) worked_ = true;
+    return result;
   }
   // Jobs this worker holds in any form (leases and held-batch jobs).
   int HeldCount() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -182,6 +185,8 @@ class Worker::Impl {
   std::atomic<bool> stop_requested_{false};
   const uint64_t signal_generation_ = internal::StopGeneration();
   std::atomic<bool> shutting_down_{false};
+  // Some dispatcher's round claimed or finished jobs: the schema and rights were fine once.
+  std::atomic<bool> worked_{false};
 
   mutable absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
@@ -644,7 +649,6 @@ absl::Status Worker::Impl::Run() {
 
   absl::Duration backoff = options_.reconnect_min;
   bool in_outage = false;
-  bool worked = false;
   absl::Status cannot_run;
   absl::Time last_active = absl::Now();
   absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
@@ -676,7 +680,7 @@ absl::Status Worker::Impl::Run() {
       const absl::Status& error = exchanged.status();
       // A schema never migrated or a role without rights will not fix itself: say so and stop
       // rather than retry forever. Once the worker has worked, anything is retried.
-      if (!worked && (absl::IsFailedPrecondition(error) || absl::IsPermissionDenied(error))) {
+      if (!worked_ && (absl::IsFailedPrecondition(error) || absl::IsPermissionDenied(error))) {
         internal::LogError("cannot process jobs: {}", error.ToString());
         cannot_run =
             absl::Status(error.code(), absl::StrCat("worker cannot process jobs on queue '",
@@ -704,8 +708,6 @@ absl::Status Worker::Impl::Run() {
       backoff = std::min(backoff * 2, options_.reconnect_max);
       continue;
     }
-    // A round that sent nothing (no free slot) proves nothing about the schema.
-    if (exchanged->limit > 0 || exchanged->flushed > 0) worked = true;
     if (in_outage) internal::LogInfo("claiming and finishing jobs again");
     in_outage = false;
     ReleaseOrphans();
