@@ -5,6 +5,9 @@
 #define JOBQUEUE_SRC_INTERNAL_WORKER_COMMON_H_
 
 #include <cstdint>
+#if defined(__GLIBCXX__)
+#include <cxxabi.h>
+#endif
 #include <exception>
 #include <optional>
 #include <string>
@@ -40,6 +43,12 @@ absl::StatusOr<std::string> RunHandler(const Handler& handler, Context& context)
     result = handler(context);
   } catch (const std::exception& e) {
     result = absl::InternalError(absl::StrCat("handler threw: ", e.what()));
+#if defined(__GLIBCXX__)
+  } catch (abi::__forced_unwind&) {
+    // The thread is being ended (pthread_exit or cancellation; Python ends a thread that
+    // takes the GIL while the interpreter exits): swallowing this aborts the process.
+    throw;
+#endif
   } catch (...) {
     result = absl::InternalError("handler threw a non-standard exception");
   }

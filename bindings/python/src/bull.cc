@@ -103,7 +103,8 @@ using BullJobPtr = std::shared_ptr<PyBullJob>;
 struct BullHandlers {
   std::map<std::string, py::object> by_name;
   py::object fallback;
-  bool frozen = false;  // run() started: no more registrations
+  bool frozen = false;                       // run() started: no more registrations
+  std::atomic<BullWorker*> worker{nullptr};  // set once made; lives as long as its handler
 };
 
 // jobqueue.UnrecoverableError, created at import and kept for the interpreter's lifetime.
@@ -138,6 +139,10 @@ absl::Status BullStatusFromPython(py::error_already_set& error) {
 
 BullHandler MakeBullHandler(std::shared_ptr<BullHandlers> handlers) {
   return [handlers](BullJobContext& job) -> absl::StatusOr<std::string> {
+    if (InterpreterExiting()) {
+      if (BullWorker* worker = handlers->worker.load()) worker->Stop();
+      return absl::CancelledError("the Python interpreter is exiting");
+    }
     py::gil_scoped_acquire gil;
     const auto found = handlers->by_name.find(job.job().name);
     py::object fn = found != handlers->by_name.end() ? found->second : handlers->fallback;
@@ -158,6 +163,7 @@ struct PyBullWorker {
   std::shared_ptr<BullHandlers> handlers;
   std::unique_ptr<BullWorker> worker;
   std::string queue;
+  absl::Duration shutdown_timeout;
   bool ran = false;
 };
 
@@ -203,7 +209,8 @@ BullWorkerStats RunBull(PyBullWorker& w, bool handle_signals) {
   w.ran = true;
   w.handlers->frozen = true;
   BullWorker* worker = w.worker.get();
-  RunUntilStopped([worker] { return worker->Run(); }, [worker] { worker->Stop(); }, handle_signals);
+  RunUntilStopped([worker] { return worker->Run(); }, [worker] { worker->Stop(); }, handle_signals,
+                  w.shutdown_timeout);
   return worker->stats();
 }
 
@@ -251,14 +258,17 @@ std::unique_ptr<PyBullWorker> MakeBullWorker(
   auto w = std::make_unique<PyBullWorker>();
   // The last copy may go on a runtime thread; Python objects are dropped with the GIL.
   w->handlers = std::shared_ptr<BullHandlers>(new BullHandlers, [](BullHandlers* h) {
+    if (InterpreterExiting()) return;  // leaked: Python is going away
     py::gil_scoped_acquire gil;
     delete h;
   });
   w->queue = queue;
+  w->shutdown_timeout = options.shutdown_timeout;
   if (!handler.is_none()) RegisterBullHandler(*w, py::none(), handler);
   BullHandler dispatch = MakeBullHandler(w->handlers);
   w->worker =
       Value(Unlocked([&] { return BullWorker::Create(url, queue, std::move(dispatch), options); }));
+  w->handlers->worker = w->worker.get();
   return w;
 }
 

@@ -74,12 +74,24 @@ class ResetOnExit {
   std::atomic<T*>& pointer_;
 };
 
+// True once the interpreter is exiting. Python ends any thread that takes the GIL then
+// (pthread_exit), so runtime threads check this first and keep out of Python.
+bool InterpreterExiting();
+// Blocks the calling thread until the process ends.
+[[noreturn]] void WaitForever();
+// Calls fn(arg) (a new reference, or nullptr with the Python error set). A thread Python ends
+// during the call, at interpreter exit, waits for the process to end instead of unwinding.
+PyObject* CallWithoutUnwinding(py::handle fn, py::handle arg);
+// Registered with atexit at import (before Python ends daemon threads): stops every run() in
+// progress and gives each its shutdown timeout (+5 s) to finish, with the GIL released.
+void StopWorkersAtExit();
+
 // Calls `run` on a helper thread with the GIL released and waits for it, running Python's
 // signal handlers meanwhile. With handle_signals (on the main thread) SIGINT/SIGTERM call
 // `stop`, and the previous handlers are restored afterwards; an exception a signal handler
 // raises calls `stop` and is re-raised once `run` returned. A non-OK status is raised.
 void RunUntilStopped(const std::function<absl::Status()>& run, const std::function<void()>& stop,
-                     bool handle_signals);
+                     bool handle_signals, absl::Duration grace);
 
 // Creates the exception hierarchy on `module` and registers the translator.
 void RegisterErrors(py::module_& module);

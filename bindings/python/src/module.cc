@@ -306,4 +306,7 @@ PYBIND11_MODULE(_jobqueue, m) {
   jp::Dumps(pybind11::none());
   jp::Loads("null");
   jp::FromTime(absl::UnixEpoch());
+  // Runs before Python ends daemon threads, so a worker running in one stops cleanly.
+  pybind11::module_::import("atexit").attr("register")(
+      pybind11::cpp_function(&jp::StopWorkersAtExit));
 }

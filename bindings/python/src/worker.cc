@@ -3,11 +3,16 @@
 #include "jobqueue/worker.h"
 
 #include <pybind11/stl.h>
+#if defined(__GLIBCXX__)
+#include <cxxabi.h>
+#endif
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common.h"
 #include "jobqueue/config.h"
@@ -28,6 +33,7 @@ struct PyWorker {
   std::shared_ptr<PgQueue> queue;
   std::unique_ptr<Worker> worker;
   std::vector<std::string> job_types;
+  absl::Duration shutdown_timeout;
   bool ran = false;
 };
 
@@ -42,13 +48,18 @@ absl::Status StatusFromPython(py::error_already_set& error) {
   return absl::InternalError(text);
 }
 
-JobHandler MakeHandler(const py::object& fn) {
-  // Dropped with the GIL held, whichever thread releases the last copy.
+JobHandler MakeHandler(const py::object& fn, Worker* worker) {
+  // Dropped with the GIL held, whichever thread releases the last copy (leaked at exit).
   std::shared_ptr<py::object> callable(new py::object(fn), [](py::object* object) {
+    if (InterpreterExiting()) return;
     py::gil_scoped_acquire gil;
     delete object;
   });
-  return [callable](JobContext& job) -> absl::StatusOr<std::string> {
+  return [callable, worker](JobContext& job) -> absl::StatusOr<std::string> {
+    if (InterpreterExiting()) {
+      worker->Stop();  // so this error releases the job instead of failing an attempt
+      return absl::CancelledError("the Python interpreter is exiting");
+    }
     py::gil_scoped_acquire gil;
     auto context = std::make_shared<PyJobContext>();
     context->lease = job.lease();
@@ -63,16 +74,32 @@ void Register(PyWorker& w, const std::string& job_type, const py::object& fn) {
     throw StatusError(
         absl::InvalidArgumentError(absl::StrCat("the handler of ", job_type, " is not callable")));
   }
-  Check(w.worker->Register(job_type, MakeHandler(fn)));
+  Check(w.worker->Register(job_type, MakeHandler(fn, w.worker.get())));
   w.job_types.push_back(job_type);
 }
 
 }  // namespace
 
+PyObject* CallWithoutUnwinding(py::handle fn, py::handle arg) {
+#if defined(__GLIBCXX__)
+  try {
+#endif
+    return PyObject_CallOneArg(fn.ptr(), arg.ptr());
+#if defined(__GLIBCXX__)
+  } catch (abi::__forced_unwind&) {
+    // Python ended this thread as it took the GIL back during interpreter exit. Unwinding
+    // the frames above would drop Python references without the GIL and crash the process;
+    // the thread waits for the process to end instead.
+    WaitForever();
+  }
+#endif
+}
+
 absl::StatusOr<std::string> CallHandler(py::handle fn, py::handle job,
                                         absl::Status (*to_status)(py::error_already_set&)) {
   try {
-    py::object result = fn(job);
+    py::object result = py::reinterpret_steal<py::object>(CallWithoutUnwinding(fn, job));
+    if (!result) throw py::error_already_set();
     return result.is_none() ? std::string("null") : Dumps(result);
   } catch (py::error_already_set& error) {
     try {
@@ -84,6 +111,52 @@ absl::StatusOr<std::string> CallHandler(py::handle fn, py::handle job,
     }
   } catch (const std::exception& error) {
     return absl::InternalError(absl::StrCat("handler: ", error.what()));
+  }
+}
+
+namespace {
+
+// A run() in progress, for the exit hook. Lives on RunUntilStopped's stack; once the hook has
+// seen it, that frame never returns.
+struct ActiveRun {
+  std::function<void()> stop;
+  absl::Duration grace;
+  absl::Notification finished;
+};
+
+absl::Mutex g_runs_mu;
+bool g_exiting ABSL_GUARDED_BY(g_runs_mu) = false;
+std::vector<ActiveRun*>& Runs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_runs_mu) {
+  static auto* runs = new std::vector<ActiveRun*>();
+  return *runs;
+}
+
+}  // namespace
+
+bool InterpreterExiting() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;
+#endif
+}
+
+[[noreturn]] void WaitForever() {
+  absl::Notification never;
+  while (true) never.WaitForNotification();
+}
+
+void StopWorkersAtExit() {
+  std::vector<ActiveRun*> runs;
+  {
+    absl::MutexLock lock(&g_runs_mu);
+    g_exiting = true;
+    runs = Runs();
+  }
+  for (ActiveRun* run : runs) run->stop();
+  py::gil_scoped_release release;  // the handlers need the GIL to finish
+  for (ActiveRun* run : runs) {
+    run->finished.WaitForNotificationWithTimeout(run->grace + absl::Seconds(5));
   }
 }
 
@@ -109,7 +182,7 @@ std::optional<std::string> SafeStr(py::handle value) {
 }
 
 void RunUntilStopped(const std::function<absl::Status()>& run, const std::function<void()>& stop,
-                     bool handle_signals) {
+                     bool handle_signals, absl::Duration grace) {
   py::module_ signal = py::module_::import("signal");
   py::module_ threading = py::module_::import("threading");
   const bool main_thread = threading.attr("current_thread")().is(threading.attr("main_thread")());
@@ -128,23 +201,51 @@ void RunUntilStopped(const std::function<absl::Status()>& run, const std::functi
   PyObject* error_type = nullptr;
   PyObject* error_value = nullptr;
   PyObject* error_trace = nullptr;
+  ActiveRun active{stop, grace, {}};
+  {
+    absl::MutexLock lock(&g_runs_mu);
+    Runs().push_back(&active);
+  }
   {
     py::gil_scoped_release release;
-    absl::Notification finished;
     std::thread runner([&] {
       status = run();
-      finished.Notify();
+      active.finished.Notify();
     });
-    while (!finished.WaitForNotificationWithTimeout(absl::Milliseconds(50))) {
-      py::gil_scoped_acquire gil;
-      // A handler that raises (KeyboardInterrupt without handle_signals, say) stops the
-      // worker gracefully; the exception is raised once it has stopped.
-      if (error_type == nullptr && PyErr_CheckSignals() != 0) {
-        PyErr_Fetch(&error_type, &error_value, &error_trace);
-        stop();
+    // A daemon thread's run() at interpreter exit: taking the GIL would end this thread in
+    // mid-frame (aborting the process), and returning needs the GIL. So the worker stops
+    // (releasing its jobs) and this thread waits for the process to end.
+    auto outlive_interpreter = [&] {
+      stop();
+      runner.join();
+      WaitForever();
+    };
+    while (!active.finished.WaitForNotificationWithTimeout(absl::Milliseconds(50))) {
+      if (InterpreterExiting()) outlive_interpreter();
+#if defined(__GLIBCXX__)
+      try {
+#endif
+        py::gil_scoped_acquire gil;
+        // A handler that raises (KeyboardInterrupt without handle_signals, say) stops the
+        // worker gracefully; the exception is raised once it has stopped.
+        if (error_type == nullptr && PyErr_CheckSignals() != 0) {
+          PyErr_Fetch(&error_type, &error_value, &error_trace);
+          stop();
+        }
+#if defined(__GLIBCXX__)
+      } catch (abi::__forced_unwind&) {
+        outlive_interpreter();  // the exit began after the check above
       }
+#endif
     }
     runner.join();
+    {
+      absl::MutexLock lock(&g_runs_mu);
+      // The exit hook stopped this run and waits for it: Python is about to go away.
+      if (g_exiting) WaitForever();
+      std::vector<ActiveRun*>& runs = Runs();
+      runs.erase(std::find(runs.begin(), runs.end(), &active));
+    }
   }
   for (auto& [signum, previous] : saved) {
     signal.attr("signal")(signum, previous.is_none() ? signal.attr("SIG_DFL") : previous);
@@ -162,7 +263,8 @@ WorkerStats Run(PyWorker& w, bool handle_signals) {
   if (w.ran) throw StatusError(absl::FailedPreconditionError("a worker runs only once"));
   w.ran = true;
   Worker* worker = w.worker.get();
-  RunUntilStopped([worker] { return worker->Run(); }, [worker] { worker->Stop(); }, handle_signals);
+  RunUntilStopped([worker] { return worker->Run(); }, [worker] { worker->Stop(); }, handle_signals,
+                  w.shutdown_timeout);
   return worker->stats();
 }
 
@@ -244,6 +346,7 @@ the GIL only while Python runs.)doc")
              }
              auto w = std::make_unique<PyWorker>();
              w->queue = queue.Get();
+             w->shutdown_timeout = options.shutdown_timeout;
              w->worker = Value(Worker::Create(w->queue.get(), options));
              return w;
            }),
