@@ -794,6 +794,9 @@ void Worker::Impl::Shutdown() {
     if (released.ok()) ++stats_.released;
   }
   const absl::Time deadline = absl::Now() + options_.shutdown_timeout;
+  // Handlers still running keep their leases alive: a long shutdown_timeout must not let the
+  // reaper hand their jobs to another worker meanwhile.
+  absl::Time next_heartbeat = absl::Now();
   while (true) {
     bool busy;
     bool have_done;
@@ -804,7 +807,12 @@ void Worker::Impl::Shutdown() {
     }
     if (have_done && !Exchange(/*claim=*/false).ok()) absl::SleepFor(options_.reconnect_min);
     if (!busy || absl::Now() >= deadline) break;
-    WaitForWake(std::min(deadline - absl::Now(), absl::Milliseconds(100)));
+    if (absl::Now() >= next_heartbeat) {
+      Heartbeat();
+      next_heartbeat = absl::Now() + options_.heartbeat_interval;
+    }
+    WaitForWake(
+        std::min({deadline - absl::Now(), next_heartbeat - absl::Now(), absl::Milliseconds(100)}));
   }
   std::vector<Lease> overdue;
   {

@@ -367,6 +367,42 @@ TEST_F(WorkerTest, HeartbeatsKeepALongJobFromBeingReaped) {
   EXPECT_EQ(worker->stats().lost, 0);
 }
 
+// While shutdown waits for a running handler, heartbeats go on: before, none were sent then,
+// and a shutdown_timeout longer than the stale timeout let the reaper take the job away.
+TEST_F(WorkerTest, HeartbeatsGoOnWhileShutdownWaitsForAHandler) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult job, queue_->Enqueue(MakeJob("long")));
+  WorkerOptions options = Options(1);
+  options.heartbeat_interval = absl::Milliseconds(50);
+  options.shutdown_timeout = absl::Seconds(10);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<bool> started{false};
+  ASSERT_THAT(worker->Register("long",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 started = true;
+                                 absl::SleepFor(absl::Milliseconds(2500));
+                                 return std::string("\"done\"");
+                               }),
+              IsOk());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  worker->Stop();
+  RecoverOptions recover;
+  recover.stale_after = absl::Milliseconds(500);
+  int64_t recovered = 0;
+  for (int i = 0; i < 15; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    JQ_ASSERT_OK_AND_ASSIGN(RecoverResult sweep, queue_->RecoverStale(recover));
+    recovered += static_cast<int64_t>(sweep.jobs.size());
+  }
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
+  EXPECT_EQ(recovered, 0);
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(job.id));
+  EXPECT_EQ(row.status, JobStatus::kCompleted);
+  EXPECT_EQ(row.attempts, 1);
+}
+
 void WorkerTest::DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget) {
   constexpr int kJobs = 5000;
   std::vector<NewJob> jobs;
