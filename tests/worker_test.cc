@@ -87,6 +87,18 @@ class WorkerTest : public ::testing::Test {
                       absl::Status error = absl::UnavailableError("upstream said no"));
   void DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget = absl::ZeroDuration());
   void UnstorableResultFailsOnlyItsJob(absl::Duration transaction_budget, std::string bad_result);
+  // A handler for `type` that sets `started`, sleeps `duration` and returns `result`.
+  static void RegisterSleeper(Worker& worker, const std::string& type, absl::Duration duration,
+                              std::atomic<bool>& started, std::string result) {
+    ASSERT_THAT(
+        worker.Register(type,
+                        [&started, duration, result](JobContext&) -> absl::StatusOr<std::string> {
+                          started = true;
+                          absl::SleepFor(duration);
+                          return result;
+                        }),
+        IsOk());
+  }
   void RefuseResultInTheTable(const std::string& result_json) {
     schema_.Query(absl::StrCat("ALTER TABLE ", schema_.name(),
                                ".job_queue ADD CONSTRAINT refused_result CHECK (result IS DISTINCT "
@@ -341,13 +353,7 @@ TEST_F(WorkerTest, HeartbeatsKeepALongJobFromBeingReaped) {
   options.heartbeat_interval = absl::Milliseconds(50);
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
   std::atomic<bool> started{false};
-  ASSERT_THAT(worker->Register("long",
-                               [&](JobContext&) -> absl::StatusOr<std::string> {
-                                 started = true;
-                                 absl::SleepFor(absl::Milliseconds(1500));
-                                 return std::string("\"done\"");
-                               }),
-              IsOk());
+  RegisterSleeper(*worker, "long", absl::Milliseconds(1500), started, "\"done\"");
   RecoverOptions recover;
   recover.stale_after = absl::Milliseconds(500);
   StaleLockReaper reaper(queue_.get(), recover);
@@ -376,13 +382,7 @@ TEST_F(WorkerTest, HeartbeatsGoOnWhileShutdownWaitsForAHandler) {
   options.shutdown_timeout = absl::Seconds(10);
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
   std::atomic<bool> started{false};
-  ASSERT_THAT(worker->Register("long",
-                               [&](JobContext&) -> absl::StatusOr<std::string> {
-                                 started = true;
-                                 absl::SleepFor(absl::Milliseconds(2500));
-                                 return std::string("\"done\"");
-                               }),
-              IsOk());
+  RegisterSleeper(*worker, "long", absl::Milliseconds(2500), started, "\"done\"");
   absl::Status run_status;
   std::thread runner([&] { run_status = worker->Run(); });
   ASSERT_TRUE(Eventually([&] { return started.load(); }));
@@ -604,13 +604,7 @@ TEST_F(WorkerTest, IdleWorkerDoesNotSpinOnADueJobLockedElsewhere) {
   holder_options.transaction_budget = absl::Seconds(3);
   JQ_ASSERT_OK_AND_ASSIGN(auto holder, Worker::Create(queue_.get(), holder_options));
   std::atomic<bool> started{false};
-  ASSERT_THAT(holder->Register("held",
-                               [&](JobContext&) -> absl::StatusOr<std::string> {
-                                 started = true;
-                                 absl::SleepFor(absl::Milliseconds(1500));
-                                 return std::string("1");
-                               }),
-              IsOk());
+  RegisterSleeper(*holder, "held", absl::Milliseconds(1500), started, "1");
   absl::Status holder_status;
   std::thread holder_runner([&] { holder_status = holder->Run(); });
   ASSERT_TRUE(Eventually([&] { return started.load(); }));
