@@ -633,6 +633,31 @@ TEST_F(PgQueueTest, PurgeGivesFailedJobsTheirTurn) {
             "1");
 }
 
+// "Keep for ever" ages (10,000 years, infinite) used to fail the whole pass with
+// "timestamp out of range"; they now match nothing.
+TEST_F(PgQueueTest, HugeAgesMeanNothingIsThatOld) {
+  for (int i = 0; i < 4; ++i) ASSERT_THAT(queue_->Enqueue(Job("t")).status(), IsOk());
+  schema_.Query(absl::StrCat("UPDATE ", schema_.name(),
+                             ".job_queue SET status = CASE WHEN id % 2 = 0 THEN 'failed' ELSE "
+                             "'completed' END, finished_at = now() - interval '90 days'"));
+  for (absl::Duration forever : {absl::Hours(24 * 365 * 10000), absl::InfiniteDuration()}) {
+    PurgeOptions options;
+    options.completed_older_than = absl::Hours(24);
+    options.failed_older_than = forever;
+    JQ_ASSERT_OK_AND_ASSIGN(int64_t deleted, queue_->Purge(options));
+    EXPECT_EQ(deleted, forever == absl::InfiniteDuration() ? 0 : 2);
+    EXPECT_EQ(schema_.Query(absl::StrCat("SELECT count(*) FROM ", schema_.name(),
+                                         ".job_queue WHERE status = 'failed'")),
+              "2");
+    JQ_ASSERT_OK_AND_ASSIGN(std::vector<StaleJob> stale, queue_->ListStale(forever));
+    EXPECT_TRUE(stale.empty());
+    RecoverOptions recover;
+    recover.stale_after = forever;
+    recover.stale_after_by_type = {{"t", forever}};
+    EXPECT_THAT(queue_->RecoverStale(recover).status(), IsOk());
+  }
+}
+
 TEST_F(PgQueueTest, OnlyOneReaperActsPerSweep) {
   // Hold the sweep lock in another session: a concurrent sweep must step aside.
   PGconn* holder = schema_.Connect();

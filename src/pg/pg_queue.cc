@@ -57,6 +57,12 @@ std::string CapError(absl::string_view error) {
 
 std::string Micros(absl::Duration d) { return absl::StrCat(absl::ToInt64Microseconds(d)); }
 
+// An age the SQL subtracts from now(). Past about 6,700 years that is out of timestamptz's
+// range (an error); every age from 4,000 years up means "nothing is that old" alike.
+int64_t AgeMicros(absl::Duration age) {
+  return absl::ToInt64Microseconds(std::min(age, absl::Hours(24 * 365 * 4000)));
+}
+
 absl::Status ValidateNewJob(const NewJob& job) {
   JQ_RETURN_IF_ERROR(ValidateName("job type", job.job_type));
   JQ_RETURN_IF_ERROR(ValidateName("queue", job.options.queue));
@@ -982,8 +988,8 @@ absl::StatusOr<std::vector<StaleJob>> PgQueue::ListStale(absl::Duration older_th
     return absl::InvalidArgumentError("stale age must not be negative");
   }
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(PgResult r,
-                      conn->Run(SqlFor(options_.schema).list_stale, {Micros(older_than)}));
+  JQ_ASSIGN_OR_RETURN(PgResult r, conn->Run(SqlFor(options_.schema).list_stale,
+                                            {absl::StrCat(AgeMicros(older_than))}));
   std::vector<StaleJob> jobs;
   for (int i = 0; i < r.rows(); ++i) {
     StaleJob job;
@@ -1014,7 +1020,7 @@ absl::StatusOr<RecoverResult> PgQueue::RecoverStale(const RecoverOptions& option
           absl::StrCat("recover: stale timeout of ", type, " is negative"));
     }
     types.push_back(type);
-    stale_us.push_back(absl::ToInt64Microseconds(after));
+    stale_us.push_back(AgeMicros(after));
   }
   const QueueSql& sql = SqlFor(options_.schema);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
@@ -1030,11 +1036,11 @@ absl::StatusOr<RecoverResult> PgQueue::RecoverStale(const RecoverOptions& option
       JQ_ASSIGN_OR_RETURN(PgResult lock, conn->Run(sql.try_sweep_lock, {"jobqueue_reaper"}));
       if (lock.Get(0, 0) != "t") return absl::OkStatus();
       out.acted = true;
-      JQ_ASSIGN_OR_RETURN(
-          PgResult batch,
-          conn->Run(sql.recover_batch,
-                    {internal::PgTextArray(types), internal::PgInt64Array(stale_us),
-                     Micros(options.stale_after), absl::StrCat(options.batch_size)}));
+      JQ_ASSIGN_OR_RETURN(PgResult batch,
+                          conn->Run(sql.recover_batch,
+                                    {internal::PgTextArray(types), internal::PgInt64Array(stale_us),
+                                     absl::StrCat(AgeMicros(options.stale_after)),
+                                     absl::StrCat(options.batch_size)}));
       absl::flat_hash_set<std::string> queues_to_wake;
       for (int r = 0; r < batch.rows(); ++r) {
         RecoveredJob job;
@@ -1093,9 +1099,10 @@ absl::StatusOr<int64_t> PgQueue::Purge(const PurgeOptions& options) {
   while (batches < options.max_batches && !(done[0] && done[1])) {
     for (int g = 0; g < 2 && batches < options.max_batches; ++g) {
       if (done[g]) continue;
-      JQ_ASSIGN_OR_RETURN(PgResult r,
-                          conn->Run(sql.purge_batch, {groups[g].first, Micros(groups[g].second),
-                                                      absl::StrCat(options.batch_size)}));
+      JQ_ASSIGN_OR_RETURN(
+          PgResult r,
+          conn->Run(sql.purge_batch, {groups[g].first, absl::StrCat(AgeMicros(groups[g].second)),
+                                      absl::StrCat(options.batch_size)}));
       ++batches;
       int64_t n = 0;
       (void)absl::SimpleAtoi(PQcmdTuples(r.raw()), &n);
