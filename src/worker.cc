@@ -159,11 +159,23 @@ class Worker::Impl {
   int HeldCount() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return static_cast<int>(held_.size() + held_slots_.size());
   }
-  // The lease a job is held under now (a held-batch job gets a new one at its settle).
+  // The lease a job is held under now (a held-batch job gets a new one at its settle, and a
+  // job claimed again while its older run is here carries on under the new one).
   Lease CurrentLease(const Lease& claimed) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = held_.find(claimed.job_id);
     return it == held_.end() ? claimed : it->second;
   }
+  static bool SameLease(const Lease& a, const Lease& b) {
+    return a.job_id == b.job_id && a.attempt == b.attempt && a.claimed_at_us == b.claimed_at_us;
+  }
+  // Drops `lease` once its outcome is written, unless the job was claimed again meanwhile (a
+  // newer lease is held: that one stays).
+  void Forget(const Lease& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = held_.find(lease.job_id);
+    if (it != held_.end() && SameLease(it->second, lease)) held_.erase(it);
+  }
+  // Takes a fresh claim of a job an older lease of ours is still held for.
+  void AdoptReclaimed(Lease lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Extra dispatchers (options.dispatchers > 1) only exchange; the main one listens,
   // heartbeats and decides when to stop.
   void PumpLoop();
@@ -284,7 +296,7 @@ void Worker::Impl::RunOne(const Lease& claimed) {
 void Worker::Impl::FinishUnsuccessful(const Lease& lease, const absl::Status& error) {
   if (IsLeaseLost(error)) {
     absl::MutexLock lock(&mu_);
-    held_.erase(lease.job_id);
+    Forget(lease);
     ++stats_.lost;
     internal::WakeFd(wake_fd_);
     return;
@@ -293,7 +305,7 @@ void Worker::Impl::FinishUnsuccessful(const Lease& lease, const absl::Status& er
     // A handler that gave up because we are stopping has not used up an attempt.
     absl::Status released = queue_->Release(lease);
     absl::MutexLock lock(&mu_);
-    held_.erase(lease.job_id);
+    Forget(lease);
     if (released.ok()) ++stats_.released;
     internal::WakeFd(wake_fd_);
     return;
@@ -313,7 +325,7 @@ void Worker::Impl::FailJob(const Lease& lease, const absl::Status& error) {
     outcome = queue_->Fail(lease, message);
   }
   absl::MutexLock lock(&mu_);
-  held_.erase(lease.job_id);
+  Forget(lease);
   if (outcome.ok()) {
     ++stats_.failed;
     LogFailure(lease, message, outcome->will_retry);
@@ -368,15 +380,42 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) 
     return result.status();
   }
   ++stats_.claims;
-  for (const PgQueue::Completion& completion : done) held_.erase(completion.lease.job_id);
+  for (const PgQueue::Completion& completion : done) Forget(completion.lease);
   stats_.lost += static_cast<int64_t>(result->lost_job_ids.size());
   stats_.completed += static_cast<int64_t>(done.size() - result->lost_job_ids.size());
   out.claimed = static_cast<int>(result->claimed.size());
   for (Lease& lease : result->claimed) {
+    if (held_.contains(lease.job_id)) {
+      AdoptReclaimed(std::move(lease));
+      continue;
+    }
     held_.emplace(lease.job_id, lease);
     ready_.push_back(std::move(lease));
   }
   return out;
+}
+
+void Worker::Impl::AdoptReclaimed(Lease lease) {
+  // The reaper recovered the job while this worker had it, and our claim took it again: the
+  // database knows only the new lease. A run of it still queued, running, or done and not yet
+  // written carries on under the new lease instead of running twice here. Only a run whose
+  // outcome is being written now (under the old lease, to be refused) is followed by a new one.
+  const int64_t id = lease.job_id;
+  held_[id] = lease;
+  if (running_.contains(id)) return;  // RunOne finishes it under CurrentLease()
+  for (Lease& queued : ready_) {
+    if (queued.job_id == id) {
+      queued = std::move(lease);
+      return;
+    }
+  }
+  for (PgQueue::Completion& finished : done_) {
+    if (finished.lease.job_id == id) {
+      finished.lease = std::move(lease);
+      return;
+    }
+  }
+  ready_.push_back(std::move(lease));
 }
 
 void Worker::Impl::CompleteOneByOne(std::vector<PgQueue::Completion> done) {
@@ -389,7 +428,7 @@ void Worker::Impl::CompleteOneByOne(std::vector<PgQueue::Completion> done) {
     }
     absl::MutexLock lock(&mu_);
     if (completed.ok() || IsLeaseLost(completed) || absl::IsNotFound(completed)) {
-      held_.erase(completion.lease.job_id);
+      Forget(completion.lease);
       ++(completed.ok() ? stats_.completed : stats_.lost);
     } else {
       done_.push_back(std::move(completion));  // transient: the next round tries again
@@ -565,15 +604,23 @@ void Worker::Impl::Heartbeat() {
     internal::LogWarn("heartbeat of {} job(s) failed: {}", leases.size(), lost.status().ToString());
     return;
   }
-  absl::flat_hash_set<int64_t> lost_ids(lost->begin(), lost->end());
-  absl::MutexLock lock(&mu_);
-  // Not started yet: another worker may own the job now, so it must not run here.
-  const size_t before = ready_.size();
-  ready_.erase(std::remove_if(ready_.begin(), ready_.end(),
-                              [&](const Lease& l) { return lost_ids.contains(l.job_id); }),
-               ready_.end());
+  absl::flat_hash_map<int64_t, const Lease*> sent;
+  for (const Lease& lease : leases) sent.emplace(lease.job_id, &lease);
+  absl::flat_hash_map<int64_t, const Lease*> lost_leases;
   for (int64_t id : *lost) {
-    if (!running_.contains(id)) held_.erase(id);
+    if (auto it = sent.find(id); it != sent.end()) lost_leases.emplace(id, it->second);
+  }
+  absl::MutexLock lock(&mu_);
+  // Not started yet: another worker may own the job now, so it must not run here. (A job
+  // claimed again since the heartbeat was sent is held under a lease that is not the lost one.)
+  auto is_lost = [&](const Lease& queued) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = lost_leases.find(queued.job_id);
+    return it != lost_leases.end() && SameLease(*it->second, CurrentLease(queued));
+  };
+  const size_t before = ready_.size();
+  ready_.erase(std::remove_if(ready_.begin(), ready_.end(), is_lost), ready_.end());
+  for (const auto& [id, lost_lease] : lost_leases) {
+    if (!running_.contains(id)) Forget(*lost_lease);
     internal::LogWarn("job {}: lease lost (recovered by the reaper?); {}", id,
                       running_.contains(id) ? "its result will be dropped" : "not run here");
   }
@@ -790,7 +837,7 @@ void Worker::Impl::Shutdown() {
     }
     absl::Status released = queue_->Release(lease);
     absl::MutexLock lock(&mu_);
-    held_.erase(lease.job_id);
+    Forget(lease);
     if (released.ok()) ++stats_.released;
   }
   const absl::Time deadline = absl::Now() + options_.shutdown_timeout;
@@ -826,7 +873,7 @@ void Worker::Impl::Shutdown() {
   for (const Lease& lease : overdue) {
     absl::Status released = queue_->Release(lease);
     absl::MutexLock lock(&mu_);
-    held_.erase(lease.job_id);
+    Forget(lease);
     if (released.ok()) ++stats_.released;
     internal::LogWarn("job {} ({}) still running at the shutdown deadline: released", lease.job_id,
                       lease.job_type);

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "jobqueue/maintenance.h"
 #include "testing/eventually.h"
 #include "testing/pg_fixture.h"
@@ -401,6 +402,49 @@ TEST_F(WorkerTest, HeartbeatsGoOnWhileShutdownWaitsForAHandler) {
   JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(job.id));
   EXPECT_EQ(row.status, JobStatus::kCompleted);
   EXPECT_EQ(row.attempts, 1);
+}
+
+// The reaper recovers a job this worker is still running and this worker claims it again:
+// the run here carries on under the new lease. Before, the new lease was not recorded (held
+// by job id, the old entry stayed), a second run started beside the first, both completions
+// went out under the old lease and were refused, and the job stayed processing.
+TEST_F(WorkerTest, AJobReclaimedWhileItRunsHereFinishesUnderTheNewLease) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult job, queue_->Enqueue(MakeJob("slow")));
+  WorkerOptions options = Options(2);
+  options.heartbeat_interval = absl::Seconds(60);
+  options.poll_interval = absl::Milliseconds(50);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  absl::Notification release_first;
+  std::atomic<int> runs{0};
+  ASSERT_THAT(worker->Register("slow",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 const int run = ++runs;
+                                 if (run == 1) release_first.WaitForNotification();
+                                 return absl::StrCat(run);
+                               }),
+              IsOk());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return runs.load() == 1; }));
+  RecoverOptions recover;
+  recover.stale_after = absl::ZeroDuration();
+  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult recovered, queue_->RecoverStale(recover));
+  ASSERT_EQ(recovered.jobs.size(), 1u);
+  const std::string second_claim =
+      absl::StrCat("id = ", job.id, " AND status = 'processing' AND attempts = 2");
+  ASSERT_TRUE(Eventually([&] { return CountWhere(second_claim) == 1; }));
+  release_first.Notify();
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
+  worker->Stop();
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
+  EXPECT_EQ(runs.load(), 1);
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(job.id));
+  EXPECT_EQ(row.status, JobStatus::kCompleted);
+  EXPECT_EQ(row.attempts, 2);
+  EXPECT_EQ(row.result_json, std::optional<std::string>("1"));
+  EXPECT_EQ(worker->stats().completed, 1);
+  EXPECT_EQ(worker->stats().lost, 0);
 }
 
 void WorkerTest::DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget) {
