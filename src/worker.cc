@@ -124,6 +124,11 @@ class Worker::Impl {
   // A handler error on an ordinary lease: lost, released (stopping) or failed.
   void FinishUnsuccessful(const Lease& lease, const absl::Status& error);
   void FailJob(const Lease& lease, const absl::Status& error);
+  // Books the outcome of writing a failure; one that could not be written is kept to retry.
+  void RecordFailure(const Lease& lease, std::string message,
+                     const absl::StatusOr<FailOutcome>& outcome);
+  // Writes the failures kept during an outage (once each; still failing, they stay kept).
+  void RetryUnrecordedFailures();
   void LogFailure(const Lease& lease, absl::string_view message, bool will_retry) {
     internal::LogWarn("job {} ({}) attempt {}/{} failed: {}{}", lease.job_id, lease.job_type,
                       lease.attempt, lease.max_attempts, message,
@@ -212,6 +217,8 @@ class Worker::Impl {
   std::vector<std::string> types_;
   std::deque<Lease> ready_ ABSL_GUARDED_BY(mu_);
   std::vector<PgQueue::Completion> done_ ABSL_GUARDED_BY(mu_);
+  // Handler failures the database did not take (an outage): still held, written later.
+  std::vector<std::pair<Lease, std::string>> unrecorded_failures_ ABSL_GUARDED_BY(mu_);
   // Every lease this worker holds in the database: ready, running, or done but not flushed.
   absl::flat_hash_map<int64_t, Lease> held_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<int64_t> running_ ABSL_GUARDED_BY(mu_);
@@ -316,26 +323,50 @@ void Worker::Impl::FinishUnsuccessful(const Lease& lease, const absl::Status& er
 void Worker::Impl::FailJob(const Lease& lease, const absl::Status& error) {
   std::string message(error.message());
   absl::StatusOr<FailOutcome> outcome = queue_->Fail(lease, message);
-  // A connection blip must not turn into a stuck job: try a few times, then leave it to the
-  // reaper.
+  // A connection blip is retried here a few times; a longer outage keeps the failure to write
+  // once rounds work again.
   absl::Duration backoff = options_.reconnect_min;
   for (int i = 0; i < 5 && !outcome.ok() && absl::IsUnavailable(outcome.status()); ++i) {
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, options_.reconnect_max);
     outcome = queue_->Fail(lease, message);
   }
+  RecordFailure(lease, std::move(message), outcome);
+}
+
+void Worker::Impl::RecordFailure(const Lease& lease, std::string message,
+                                 const absl::StatusOr<FailOutcome>& outcome) {
   absl::MutexLock lock(&mu_);
-  Forget(lease);
+  internal::WakeFd(wake_fd_);
   if (outcome.ok()) {
+    Forget(lease);
     ++stats_.failed;
     LogFailure(lease, message, outcome->will_retry);
-  } else if (IsLeaseLost(outcome.status())) {
-    ++stats_.lost;
-  } else {
-    internal::LogError("job {} ({}): could not record failure: {}", lease.job_id, lease.job_type,
-                       outcome.status().ToString());
+    return;
   }
-  internal::WakeFd(wake_fd_);
+  if (IsLeaseLost(outcome.status()) || absl::IsNotFound(outcome.status())) {
+    Forget(lease);
+    ++stats_.lost;
+    return;
+  }
+  // The job is still ours and its attempt used: it stays held (heartbeated, its slot taken, and
+  // not mistaken for a claim lost in the outage, which would be released with the attempt given
+  // back) until the failure is written.
+  internal::LogWarn("job {} ({}): cannot record its failure yet, will retry: {}", lease.job_id,
+                    lease.job_type, outcome.status().ToString());
+  unrecorded_failures_.emplace_back(lease, std::move(message));
+}
+
+void Worker::Impl::RetryUnrecordedFailures() {
+  std::vector<std::pair<Lease, std::string>> failures;
+  {
+    absl::MutexLock lock(&mu_);
+    failures.swap(unrecorded_failures_);
+  }
+  for (auto& [lease, message] : failures) {
+    absl::StatusOr<FailOutcome> outcome = queue_->Fail(lease, message);
+    RecordFailure(lease, std::move(message), outcome);
+  }
 }
 
 absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) {
@@ -757,6 +788,7 @@ absl::Status Worker::Impl::Run() {
     }
     if (in_outage) internal::LogInfo("claiming and finishing jobs again");
     in_outage = false;
+    RetryUnrecordedFailures();
     ReleaseOrphans();
     backoff = options_.reconnect_min;
     if (exchanged->claimed > 0) last_active = absl::Now();
@@ -894,15 +926,18 @@ void Worker::Impl::Shutdown() {
     if (Exchange(/*claim=*/false).ok()) continue;
     absl::SleepFor(options_.reconnect_min);
   }
+  RetryUnrecordedFailures();
   {
     absl::MutexLock lock(&mu_);
-    if (!done_.empty()) {
+    const size_t completions = done_.size(), failures = unrecorded_failures_.size();
+    if (completions + failures > 0) {
       internal::LogWarn(
-          "{} completion(s) could not be written before exit; the reaper will "
-          "retry those jobs",
-          done_.size());
+          "{} completion(s) and {} failure(s) could not be written before exit; the reaper "
+          "will retry those jobs",
+          completions, failures);
     }
     done_.clear();
+    unrecorded_failures_.clear();
   }
   if (waiting_registered_) (void)queue_->SetWaiting(options_.worker_id, options_.queue, false);
   DropListener();

@@ -88,6 +88,26 @@ class WorkerTest : public ::testing::Test {
                       absl::Status error = absl::UnavailableError("upstream said no"));
   void DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget = absl::ZeroDuration());
   void UnstorableResultFailsOnlyItsJob(absl::Duration transaction_budget, std::string bad_result);
+  // Runs a worker on a thread until Stop(), which returns what Run() returned.
+  class Running {
+   public:
+    explicit Running(Worker& worker)
+        : worker_(worker), thread_([this] { status_ = worker_.Run(); }) {}
+    ~Running() {
+      if (thread_.joinable()) (void)Stop();
+    }
+    absl::Status Stop() {
+      worker_.Stop();
+      thread_.join();
+      return status_;
+    }
+
+   private:
+    Worker& worker_;
+    absl::Status status_;
+    std::thread thread_;
+  };
+
   // A handler for `type` that sets `started`, sleeps `duration` and returns `result`.
   static void RegisterSleeper(Worker& worker, const std::string& type, absl::Duration duration,
                               std::atomic<bool>& started, std::string result) {
@@ -384,10 +404,9 @@ TEST_F(WorkerTest, HeartbeatsGoOnWhileShutdownWaitsForAHandler) {
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
   std::atomic<bool> started{false};
   RegisterSleeper(*worker, "long", absl::Milliseconds(2500), started, "\"done\"");
-  absl::Status run_status;
-  std::thread runner([&] { run_status = worker->Run(); });
+  Running running(*worker);
   ASSERT_TRUE(Eventually([&] { return started.load(); }));
-  worker->Stop();
+  worker->Stop();  // returns at once; shutdown waits for the handler
   RecoverOptions recover;
   recover.stale_after = absl::Milliseconds(500);
   int64_t recovered = 0;
@@ -396,8 +415,7 @@ TEST_F(WorkerTest, HeartbeatsGoOnWhileShutdownWaitsForAHandler) {
     JQ_ASSERT_OK_AND_ASSIGN(RecoverResult sweep, queue_->RecoverStale(recover));
     recovered += static_cast<int64_t>(sweep.jobs.size());
   }
-  runner.join();
-  EXPECT_THAT(run_status, IsOk());
+  EXPECT_THAT(running.Stop(), IsOk());
   EXPECT_EQ(recovered, 0);
   JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(job.id));
   EXPECT_EQ(row.status, JobStatus::kCompleted);
@@ -423,8 +441,7 @@ TEST_F(WorkerTest, AJobReclaimedWhileItRunsHereFinishesUnderTheNewLease) {
                                  return absl::StrCat(run);
                                }),
               IsOk());
-  absl::Status run_status;
-  std::thread runner([&] { run_status = worker->Run(); });
+  Running running(*worker);
   ASSERT_TRUE(Eventually([&] { return runs.load() == 1; }));
   RecoverOptions recover;
   recover.stale_after = absl::ZeroDuration();
@@ -435,9 +452,7 @@ TEST_F(WorkerTest, AJobReclaimedWhileItRunsHereFinishesUnderTheNewLease) {
   ASSERT_TRUE(Eventually([&] { return CountWhere(second_claim) == 1; }));
   release_first.Notify();
   EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
-  worker->Stop();
-  runner.join();
-  EXPECT_THAT(run_status, IsOk());
+  EXPECT_THAT(running.Stop(), IsOk());
   EXPECT_EQ(runs.load(), 1);
   JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(job.id));
   EXPECT_EQ(row.status, JobStatus::kCompleted);
@@ -445,6 +460,44 @@ TEST_F(WorkerTest, AJobReclaimedWhileItRunsHereFinishesUnderTheNewLease) {
   EXPECT_EQ(row.result_json, std::optional<std::string>("1"));
   EXPECT_EQ(worker->stats().completed, 1);
   EXPECT_EQ(worker->stats().lost, 0);
+}
+
+// A handler failure the database cannot take yet (the table is away) is written once it is
+// back. Before, it was dropped, and a claim that failed in the same outage made the worker
+// release the job as a lost claim with its attempt given back: a max_attempts=1 job ran twice.
+TEST_F(WorkerTest, AFailureDuringAnOutageIsWrittenAfterIt) {
+  NewJob once = MakeJob("once");
+  once.options.max_attempts = 1;
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult job, queue_->Enqueue(once));
+  WorkerOptions options = Options(1);
+  options.poll_interval = absl::Milliseconds(100);
+  options.reconnect_min = absl::Milliseconds(50);
+  options.reconnect_max = absl::Milliseconds(100);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  absl::Notification fail_now;
+  std::atomic<int> runs{0};
+  ASSERT_THAT(worker->Register("once",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 if (++runs > 1) return std::string("\"ran again\"");
+                                 fail_now.WaitForNotification();
+                                 return absl::InternalError("boom");
+                               }),
+              IsOk());
+  Running running(*worker);
+  ASSERT_TRUE(Eventually([&] { return runs.load() == 1; }));
+  const std::string table = schema_.name() + ".job_queue";
+  schema_.Query("ALTER TABLE " + table + " RENAME TO job_queue_away");
+  fail_now.Notify();
+  ASSERT_TRUE(Eventually([&] { return worker->stats().reconnects >= 2; }));
+  schema_.Query("ALTER TABLE " + schema_.name() + ".job_queue_away RENAME TO job_queue");
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'failed'") == 1; }));
+  EXPECT_THAT(running.Stop(), IsOk());
+  EXPECT_EQ(runs.load(), 1);
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(job.id));
+  EXPECT_EQ(row.status, JobStatus::kFailed);
+  EXPECT_EQ(row.attempts, 1);
+  EXPECT_THAT(row.last_error, HasSubstr("boom"));
+  EXPECT_EQ(worker->stats().failed, 1);
 }
 
 void WorkerTest::DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget) {
