@@ -870,17 +870,14 @@ jq_status_t jq_pg_cancel(jq_pg_queue_t* queue, int64_t job_id, char** errptr) {
   });
 }
 
-jq_status_t jq_pg_recover_stale(jq_pg_queue_t* queue, int64_t stale_after_ms, int64_t* to_pending,
-                                int64_t* to_failed, char** errptr) {
-  return jq_pg_recover_stale_by_type(queue, stale_after_ms, nullptr, nullptr, 0, to_pending,
-                                     to_failed, errptr);
-}
+namespace {
 
-jq_status_t jq_pg_recover_stale_by_type(jq_pg_queue_t* queue, int64_t stale_after_ms,
-                                        const char* const* job_types,
-                                        const int64_t* stale_after_ms_by_type, size_t type_count,
-                                        int64_t* to_pending, int64_t* to_failed, char** errptr) {
-  return Guard("jq_pg_recover_stale", errptr, [&]() -> absl::Status {
+// Both recover entry points, each reporting errors under its own name.
+jq_status_t RecoverStale(const char* function, jq_pg_queue_t* queue, int64_t stale_after_ms,
+                         const char* const* job_types, const int64_t* stale_after_ms_by_type,
+                         size_t type_count, int64_t* to_pending, int64_t* to_failed,
+                         char** errptr) {
+  return Guard(function, errptr, [&]() -> absl::Status {
     if (queue == nullptr) return NullArgument("queue");
     if (type_count > 0 && job_types == nullptr) return NullArgument("job_types");
     if (type_count > 0 && stale_after_ms_by_type == nullptr) {
@@ -889,7 +886,9 @@ jq_status_t jq_pg_recover_stale_by_type(jq_pg_queue_t* queue, int64_t stale_afte
     jobqueue::RecoverOptions options;
     options.stale_after = absl::Milliseconds(stale_after_ms);
     for (size_t i = 0; i < type_count; ++i) {
-      if (job_types[i] == nullptr) return NullArgument("job_types[i]");
+      if (job_types[i] == nullptr) {
+        return NullArgument(absl::StrCat("job_types[", i, "]").c_str());
+      }
       options.stale_after_by_type.emplace_back(job_types[i],
                                                absl::Milliseconds(stale_after_ms_by_type[i]));
     }
@@ -902,6 +901,22 @@ jq_status_t jq_pg_recover_stale_by_type(jq_pg_queue_t* queue, int64_t stale_afte
     if (to_failed != nullptr) *to_failed = static_cast<int64_t>(result.jobs.size()) - pending;
     return absl::OkStatus();
   });
+}
+
+}  // namespace
+
+jq_status_t jq_pg_recover_stale(jq_pg_queue_t* queue, int64_t stale_after_ms, int64_t* to_pending,
+                                int64_t* to_failed, char** errptr) {
+  return RecoverStale("jq_pg_recover_stale", queue, stale_after_ms, nullptr, nullptr, 0, to_pending,
+                      to_failed, errptr);
+}
+
+jq_status_t jq_pg_recover_stale_by_type(jq_pg_queue_t* queue, int64_t stale_after_ms,
+                                        const char* const* job_types,
+                                        const int64_t* stale_after_ms_by_type, size_t type_count,
+                                        int64_t* to_pending, int64_t* to_failed, char** errptr) {
+  return RecoverStale("jq_pg_recover_stale_by_type", queue, stale_after_ms, job_types,
+                      stale_after_ms_by_type, type_count, to_pending, to_failed, errptr);
 }
 
 jq_status_t jq_pg_purge(jq_pg_queue_t* queue, int64_t completed_older_than_ms,

@@ -642,6 +642,15 @@ static void TestLeases(jq_pg_queue_t* queue) {
           jq_pg_recover_stale_by_type(queue, 60000, NULL, three_hours, 1, NULL, NULL, OK_ERR));
       CHECK_ERR(JQ_INVALID_ARGUMENT, "stale",
                 jq_pg_recover_stale_by_type(queue, 60000, types, negative, 1, NULL, NULL, OK_ERR));
+      {
+        /* Errors name this function and the NULL entry. */
+        const char* with_null[] = {"c_slow", NULL};
+        const int64_t two[] = {1000, 1000};
+        CHECK_ERR(JQ_INVALID_ARGUMENT, "jq_pg_recover_stale_by_type: job_types[1] is NULL",
+                  jq_pg_recover_stale_by_type(queue, 60000, with_null, two, 2, NULL, NULL, OK_ERR));
+        CHECK_ERR(JQ_INVALID_ARGUMENT, "jq_pg_recover_stale: queue is NULL",
+                  jq_pg_recover_stale(NULL, 60000, NULL, NULL, OK_ERR));
+      }
     }
     snprintf(sql, sizeof sql,
              "UPDATE \"%s\".job_queue SET finished_at = now() - interval '40 days'"
