@@ -82,3 +82,28 @@ def test_job_gone_is_not_found(queue, sql, schema):
     with pytest.raises(jobqueue.NotFoundError, match="does not exist"):
         lease.complete()
     assert lease.finished
+
+
+class Undescribable(Exception):
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+
+def test_with_lease_fails_the_job_when_str_of_the_exception_raises(queue):
+    # Describing the exception must not replace it, nor leave the job processing.
+    failed = queue.enqueue("t", max_attempts=1)
+    with pytest.raises(Undescribable):
+        with queue.claim("t")[0] as lease:
+            raise Undescribable()
+    assert lease.finished
+    job = queue.get(failed.id)
+    assert job.status == "failed" and job.attempts == 1
+    assert job.last_error == "Undescribable: <exception str() failed>"
+    # With attempts left, the attempt is failed and the job retried.
+    retried = queue.enqueue("t", max_attempts=3)
+    with pytest.raises(Undescribable):
+        with queue.claim("t")[0]:
+            raise Undescribable()
+    job = queue.get(retried.id)
+    assert job.status == "pending" and job.attempts == 1 and job.locked_by is None
+    assert job.last_error == "Undescribable: <exception str() failed>"

@@ -67,16 +67,18 @@ Secret RedisUrl(const py::object& redis) {
     throw StatusError(absl::InvalidArgumentError(
         "redis must be a URL string, a Secret or a Config with REDIS_URL"));
   }
-  return Secret::Url(redis.cast<std::string>());
+  return Secret::Url(Convert<std::string>(redis, "redis"));
 }
 
 RedisOptions MakeRedisOptions(const py::object& connect_timeout, const py::object& io_timeout,
-                              const py::object& tls_ca_file, bool tls_verify) {
+                              const py::object& tls_ca_file, const Loose<bool>& tls_verify) {
   RedisOptions options;
   options.connect_timeout = ToDuration(connect_timeout, "connect_timeout");
   options.io_timeout = ToDuration(io_timeout, "io_timeout");
-  if (!tls_ca_file.is_none()) options.tls_ca_file = tls_ca_file.cast<std::string>();
-  options.tls_verify = tls_verify;
+  if (auto file = ConvertOptional<std::string>(tls_ca_file, "tls_ca_file")) {
+    options.tls_ca_file = *file;
+  }
+  options.tls_verify = tls_verify.Get("tls_verify");
   return options;
 }
 
@@ -214,28 +216,31 @@ BullWorkerStats RunBull(PyBullWorker& w, bool handle_signals) {
   return worker->stats();
 }
 
+// The typed parameters are Loose (see common.h): a wrong type raises TypeError naming it, and
+// every argument is checked before the URL is used.
 std::unique_ptr<PyBullWorker> MakeBullWorker(
-    const py::object& redis, const std::string& queue, const py::object& handler,
-    const std::string& prefix, const std::string& name, int concurrency,
+    const py::object& redis, const Loose<std::string>& queue_arg, const py::object& handler,
+    const Loose<std::string>& prefix, const Loose<std::string>& name, const Loose<int>& concurrency,
     const py::object& lock_duration, const py::object& lock_renew_time,
-    const py::object& stalled_interval, int max_stalled_count, bool check_stalled,
-    const py::object& drain_delay, const py::object& limiter, const py::object& shutdown_timeout,
-    const py::object& exit_when_idle, int prefetch, const py::object& prefetch_window,
+    const py::object& stalled_interval, const Loose<int>& max_stalled_count,
+    const Loose<bool>& check_stalled, const py::object& drain_delay, const py::object& limiter,
+    const py::object& shutdown_timeout, const py::object& exit_when_idle,
+    const Loose<int>& prefetch, const py::object& prefetch_window,
     const py::object& connect_timeout, const py::object& io_timeout, const py::object& tls_ca_file,
-    bool tls_verify) {
-  const Secret url = RedisUrl(redis);
+    const Loose<bool>& tls_verify) {
+  const std::string queue = queue_arg.Get("queue");
   BullWorkerOptions options;
-  options.prefix = prefix;
-  options.name = name;
-  options.concurrency = concurrency;
+  options.prefix = prefix.Get("prefix");
+  options.name = name.Get("name");
+  options.concurrency = concurrency.Get("concurrency");
   options.redis = MakeRedisOptions(connect_timeout, io_timeout, tls_ca_file, tls_verify);
   options.lock_duration = ToDuration(lock_duration, "lock_duration");
   if (!lock_renew_time.is_none()) {
     options.lock_renew_time = ToDuration(lock_renew_time, "lock_renew_time");
   }
   options.stalled_interval = ToDuration(stalled_interval, "stalled_interval");
-  options.max_stalled_count = max_stalled_count;
-  options.check_stalled = check_stalled;
+  options.max_stalled_count = max_stalled_count.Get("max_stalled_count");
+  options.check_stalled = check_stalled.Get("check_stalled");
   options.drain_delay = ToDuration(drain_delay, "drain_delay");
   if (!limiter.is_none()) {
     // Node's {max, duration (ms)}.
@@ -245,15 +250,17 @@ std::unique_ptr<PyBullWorker> MakeBullWorker(
       throw StatusError(
           absl::InvalidArgumentError("limiter must be a dict {\"max\": N, \"duration\": ms}"));
     }
-    options.limiter_max = limiter["max"].cast<int>();
-    options.limiter_duration = absl::Milliseconds(limiter["duration"].cast<int64_t>());
+    options.limiter_max = Convert<int>(limiter["max"], "limiter[\"max\"]");
+    options.limiter_duration =
+        absl::Milliseconds(Convert<int64_t>(limiter["duration"], "limiter[\"duration\"]"));
   }
   options.shutdown_timeout = ToDuration(shutdown_timeout, "shutdown_timeout");
   if (!exit_when_idle.is_none()) {
     options.exit_when_idle = ToDuration(exit_when_idle, "exit_when_idle");
   }
-  options.prefetch = prefetch;
+  options.prefetch = prefetch.Get("prefetch");
   options.prefetch_window = ToDuration(prefetch_window, "prefetch_window");
+  const Secret url = RedisUrl(redis);
   Check(options.Validate());
   auto w = std::make_unique<PyBullWorker>();
   // The last copy may go on a runtime thread; Python objects are dropped with the GIL.
@@ -283,15 +290,17 @@ Queue.add writes them, so Node workers (and dashboards) process them.
     bull.add("welcome", {"to": "a@example.com"}, {"attempts": 3, "delay": 5000})
 
 `redis` is a redis://, rediss:// or unix:// URL, a Secret, or a Config (its REDIS_URL).)doc")
-      .def(py::init([](const py::object& redis, const std::string& name, const std::string& prefix,
-                       int pool_size, const py::object& connect_timeout,
-                       const py::object& io_timeout, const py::object& tls_ca_file,
-                       bool tls_verify) {
-             const Secret url = RedisUrl(redis);
+      .def(py::init([](const py::object& redis, const Loose<std::string>& name_arg,
+                       const Loose<std::string>& prefix, const Loose<int>& pool_size,
+                       const py::object& connect_timeout, const py::object& io_timeout,
+                       const py::object& tls_ca_file, const Loose<bool>& tls_verify) {
+             // Every argument is checked before the URL is used (a wrong type: TypeError).
+             const std::string name = name_arg.Get("name");
              BullQueueOptions options;
-             options.prefix = prefix;
-             options.pool_size = pool_size;
+             options.prefix = prefix.Get("prefix");
+             options.pool_size = pool_size.Get("pool_size");
              options.redis = MakeRedisOptions(connect_timeout, io_timeout, tls_ca_file, tls_verify);
+             const Secret url = RedisUrl(redis);
              auto handle = std::make_unique<BullHandle>();
              handle->queue = Value(Unlocked([&] { return BullQueue::Open(url, name, options); }));
              return handle;
@@ -386,7 +395,7 @@ unknown keys raise InvalidArgumentError. A duplicate jobId returns the existing 
           [](const BullHandle& h, const py::object& id) -> int64_t {
             auto q = h.Get();
             if (id.is_none()) return Value(Unlocked([&] { return q->PromoteAll(); }));
-            const std::string job_id = id.cast<std::string>();
+            const std::string job_id = ConvertOptional<std::string>(id, "id").value();
             Check(Unlocked([&] { return q->Promote(job_id); }));
             return 1;
           },

@@ -3,13 +3,17 @@
 #define JOBQUEUE_BINDINGS_PYTHON_COMMON_H_
 
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -48,6 +52,70 @@ auto Unlocked(Body&& body) {
   py::gil_scoped_release release;
   return body();
 }
+
+// The name of a value's Python type ("str", "PosixPath"): argument errors show it in place of the
+// value, which may be a secret (a URL with its password, an environment).
+std::string TypeName(py::handle value);
+
+// Raises for an argument `what` that is not `expected` ("int", "str or None"): TypeError
+// "<what> must be <expected>, not <type>", or InvalidArgumentError when it is of the right kind
+// but does not fit (an int out of range, a str that is not valid Unicode). Never shows the value.
+[[noreturn]] void ThrowBadArgument(const char* what, absl::string_view expected, py::handle value);
+
+// How argument messages name the Python type a C++ parameter type takes.
+template <typename T>
+constexpr const char* ExpectedTypeName() {
+  if constexpr (std::is_same_v<T, bool>) {
+    return "bool";
+  } else if constexpr (std::is_integral_v<T>) {
+    return "int";
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return "float";
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return "str";
+  } else {
+    static_assert(std::is_same_v<T, std::vector<std::string>>, "name this parameter type");
+    return "a sequence of str";
+  }
+}
+
+// `value` as T, converted as pybind11 converts an argument of type T; ThrowBadArgument otherwise.
+template <typename T>
+T Convert(py::handle value, const char* what) {
+  py::detail::make_caster<T> caster;
+  if (!value || !caster.load(value, /*convert=*/true)) {
+    ThrowBadArgument(what, ExpectedTypeName<T>(), value);
+  }
+  return py::detail::cast_op<T>(std::move(caster));
+}
+
+// None, or `value` as T (the message says "<T> or None").
+template <typename T>
+std::optional<T> ConvertOptional(py::handle value, const char* what) {
+  if (value.is_none()) return std::nullopt;
+  py::detail::make_caster<T> caster;
+  if (!caster.load(value, /*convert=*/true)) {
+    ThrowBadArgument(what, std::string(ExpectedTypeName<T>()) + " or None", value);
+  }
+  return py::detail::cast_op<T>(std::move(caster));
+}
+
+// A parameter of type T that the overload dispatcher accepts whatever the argument's type (the
+// signature and docstring still say T): Get converts it, and a wrong type raises TypeError that
+// names the parameter. The calls that take a URL, a password or an environment declare their
+// typed parameters this way, so a wrong type is reported precisely (see HideArgumentValues for
+// the rest).
+template <typename T>
+class Loose {
+ public:
+  Loose() = default;
+  explicit Loose(py::object value) : value_(std::move(value)) {}
+  T Get(const char* what) const { return Convert<T>(value_, what); }
+  const py::object& object() const { return value_; }
+
+ private:
+  py::object value_;
+};
 
 // Calls a job handler (with the GIL held): its return value as JSON ("null" for None), or the
 // status `to_status` makes of the exception it raised. `to_status` must not throw: the real
@@ -150,7 +218,27 @@ void RegisterConfig(py::module_& module);
 void RegisterPg(py::module_& module);
 void RegisterWorker(py::module_& module);
 void RegisterBull(py::module_& module);
+// Makes every function of `module` and its classes raise TypeError without the arguments'
+// values when no overload takes them (pybind11 shows their repr). Called after the Register*.
+void HideArgumentValues(py::module_& module);
 
 }  // namespace jobqueue::python
+
+namespace pybind11::detail {
+
+template <typename T>
+struct type_caster<jobqueue::python::Loose<T>> {
+  PYBIND11_TYPE_CASTER(jobqueue::python::Loose<T>, make_caster<T>::name);
+
+  bool load(handle src, bool) {
+    value = jobqueue::python::Loose<T>(reinterpret_borrow<object>(src));
+    return true;
+  }
+  static handle cast(const jobqueue::python::Loose<T>& src, return_value_policy, handle) {
+    return src.object().inc_ref();
+  }
+};
+
+}  // namespace pybind11::detail
 
 #endif  // JOBQUEUE_BINDINGS_PYTHON_COMMON_H_

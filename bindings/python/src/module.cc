@@ -6,7 +6,9 @@
 #include <cmath>
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common.h"
 #include "jobqueue/config.h"
 #include "jobqueue/job.h"
@@ -120,14 +122,25 @@ py::object Loads(absl::string_view json) {
 }
 
 absl::Duration ToDuration(py::handle value, const char* what) {
-  double seconds = 0;
-  if (py::hasattr(value, "total_seconds")) {
-    seconds = value.attr("total_seconds")().cast<double>();
-  } else if (PyFloat_Check(value.ptr()) || PyLong_Check(value.ptr())) {
-    seconds = value.cast<double>();
-  } else {
-    throw StatusError(absl::InvalidArgumentError(
+  const auto not_seconds = [what] {
+    return StatusError(absl::InvalidArgumentError(
         absl::StrCat(what, " must be seconds (a number) or a datetime.timedelta")));
+  };
+  py::object number;
+  if (py::hasattr(value, "total_seconds")) {
+    number = value.attr("total_seconds")();
+  } else if (PyFloat_Check(value.ptr()) || PyLong_Check(value.ptr())) {
+    number = py::reinterpret_borrow<py::object>(value);
+  } else {
+    throw not_seconds();
+  }
+  double seconds = PyFloat_AsDouble(number.ptr());
+  if (seconds == -1.0 && PyErr_Occurred()) {
+    // An int too large for a double is not finite either; anything else is not a number.
+    const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError) != 0;
+    PyErr_Clear();
+    if (!overflow) throw not_seconds();
+    seconds = HUGE_VAL;
   }
   if (!std::isfinite(seconds)) {
     throw StatusError(absl::InvalidArgumentError(absl::StrCat(what, " must be finite")));
@@ -161,29 +174,61 @@ py::object FromTime(const std::optional<absl::Time>& time) {
   return time ? FromTime(*time) : py::none();
 }
 
-namespace {
-
-std::optional<std::string> OptionalString(const py::object& value) {
-  if (value.is_none()) return std::nullopt;
-  return value.cast<std::string>();
+std::string TypeName(py::handle value) {
+  if (!value) return "nothing";
+  return ExceptionTypeName(py::handle(reinterpret_cast<PyObject*>(Py_TYPE(value.ptr()))));
 }
 
-Config LoadConfig(const std::string& service, const std::string& env_dir, bool load_env_files,
-                  const py::object& scopes_path, const std::vector<std::string>& required,
-                  bool allow_prod_database_in_dev, bool report_only, const py::object& environ) {
+void ThrowBadArgument(const char* what, absl::string_view expected, py::handle value) {
+  // The right kind of value that does not fit the C++ type.
+  if (value && (absl::StartsWith(expected, "int") || absl::StartsWith(expected, "float")) &&
+      PyLong_Check(value.ptr())) {
+    throw StatusError(absl::InvalidArgumentError(absl::StrCat(what, " is out of range")));
+  }
+  if (value && absl::StartsWith(expected, "str") && PyUnicode_Check(value.ptr())) {
+    throw StatusError(absl::InvalidArgumentError(absl::StrCat(what, " is not valid Unicode text")));
+  }
+  throw py::type_error(absl::StrCat(what, " must be ", expected, ", not ", TypeName(value)));
+}
+
+namespace {
+
+// collections.abc.Mapping, imported at import time.
+PyObject* g_mapping_class = nullptr;
+
+// environ= of Config.load: any mapping of str to str (os.environ, a dict). A wrong type names
+// neither the variable nor its value: either may be a secret.
+std::map<std::string, std::string> Environment(const py::object& environ) {
+  const int is_mapping = PyObject_IsInstance(environ.ptr(), g_mapping_class);
+  if (is_mapping < 0) throw py::error_already_set();
+  if (is_mapping == 0) ThrowBadArgument("environ", "a mapping of str to str or None", environ);
+  std::map<std::string, std::string> out;
+  for (py::handle item : environ.attr("items")()) {
+    py::tuple pair = py::reinterpret_borrow<py::tuple>(item);
+    out[Convert<std::string>(pair[0], "every key of environ")] =
+        Convert<std::string>(pair[1], "every value of environ");
+  }
+  return out;
+}
+
+Config LoadConfig(const Loose<std::string>& service, const Loose<std::string>& env_dir,
+                  const Loose<bool>& load_env_files, const py::object& scopes_path,
+                  const Loose<std::vector<std::string>>& required,
+                  const Loose<bool>& allow_prod_database_in_dev, const Loose<bool>& report_only,
+                  const py::object& environ) {
   ConfigOptions options;
-  options.service = service;
-  options.env_dir = env_dir;
-  options.load_env_files = load_env_files;
-  options.scopes_path = OptionalString(scopes_path).value_or("");
-  options.required = required;
-  options.allow_prod_database_in_dev = allow_prod_database_in_dev;
-  options.report_only = report_only;
+  options.service = service.Get("service");
+  options.env_dir = env_dir.Get("env_dir");
+  options.load_env_files = load_env_files.Get("load_env_files");
+  options.scopes_path = ConvertOptional<std::string>(scopes_path, "scopes_path").value_or("");
+  options.required = required.Get("required");
+  options.allow_prod_database_in_dev = allow_prod_database_in_dev.Get("allow_prod_database_in_dev");
+  options.report_only = report_only.Get("report_only");
   // Explicit in Python: config.configure_logging() and config.warnings.
   options.configure_logging = false;
   std::map<std::string, std::string> environment;
   if (!environ.is_none()) {
-    environment = environ.cast<std::map<std::string, std::string>>();
+    environment = Environment(environ);
     options.environment = &environment;
   }
   return Value(Unlocked([&] { return Config::Load(options); }));
@@ -192,10 +237,12 @@ Config LoadConfig(const std::string& service, const std::string& env_dir, bool l
 }  // namespace
 
 void RegisterConfig(py::module_& m) {
+  g_mapping_class = Cached("collections.abc", "Mapping");
   py::class_<Secret>(m, "Secret", R"doc(
 A value that never prints: repr() and str() show it redacted. reveal() returns the plain value
 for the one place it must go (a connection, an HTTP header).)doc")
-      .def(py::init([](const std::string& value) { return Secret(value); }), py::arg("value"))
+      .def(py::init([](const Loose<std::string>& value) { return Secret(value.Get("value")); }),
+           py::arg("value"))
       .def(
           "reveal", [](const Secret& s) { return std::string(s.Reveal()); },
           "The plain value. Never log it.")
@@ -211,13 +258,12 @@ Load it with Config.load("worker"); see docs/configuration.md for the variables,
 precedence and the guard rails. Secrets are only ever shown masked.)doc")
       .def_static("load", &LoadConfig, py::arg("service"), py::kw_only(), py::arg("env_dir") = ".",
                   py::arg("load_env_files") = true, py::arg("scopes_path") = py::none(),
-                  py::arg("required") = std::vector<std::string>(),
-                  py::arg("allow_prod_database_in_dev") = false, py::arg("report_only") = false,
-                  py::arg("environ") = py::none(),
+                  py::arg("required") = py::tuple(), py::arg("allow_prod_database_in_dev") = false,
+                  py::arg("report_only") = false, py::arg("environ") = py::none(),
                   R"doc(
 Loads the configuration of `service` ("api", "worker", "ingest", ...).
 
-environ replaces os.environ (a dict of str to str) when given. Loading neither logs nor changes
+environ replaces os.environ (a mapping of str to str, such as a dict) when given. Loading neither logs nor changes
 the logging setup: call config.configure_logging() and read config.warnings. Raises
 InvalidArgumentError
 listing every problem found, or PermissionDeniedError for a secret outside the service's scope
@@ -264,8 +310,9 @@ in prod; exit_code_for(error) gives the process exit code (78 or 77).)doc")
       "exit_code_for",
       [](py::handle error) {
         if (!py::isinstance(error, py::handle(g_base_error))) return kExitConfigError;
-        const std::string code = py::getattr(error, "code", py::str("")).cast<std::string>();
-        return code == "PERMISSION_DENIED" ? kExitScopeViolation : kExitConfigError;
+        const py::object code = py::getattr(error, "code", py::none());
+        if (!py::isinstance<py::str>(code)) return kExitConfigError;
+        return SafeStr(code) == "PERMISSION_DENIED" ? kExitScopeViolation : kExitConfigError;
       },
       py::arg("error"),
       "The process exit code for a failed Config.load: 77 for a secret outside the scope, 78 "
@@ -278,15 +325,126 @@ in prod; exit_code_for(error) gives the process exit code (78 or 77).)doc")
       "configure_logging",
       [](const py::object& level, const py::object& format, const py::object& service) {
         LoggingOptions options = CurrentLoggingOptions();
-        if (!level.is_none()) options.level = Value(ParseLogLevel(level.cast<std::string>()));
-        if (!format.is_none()) options.format = Value(ParseLogFormat(format.cast<std::string>()));
-        if (!service.is_none()) options.service = service.cast<std::string>();
+        if (auto name = ConvertOptional<std::string>(level, "level")) {
+          options.level = Value(ParseLogLevel(*name));
+        }
+        if (auto name = ConvertOptional<std::string>(format, "format")) {
+          options.format = Value(ParseLogFormat(*name));
+        }
+        if (auto name = ConvertOptional<std::string>(service, "service")) options.service = *name;
         ConfigureLogging(options);
       },
       py::kw_only(), py::arg("level") = py::none(), py::arg("format") = py::none(),
       py::arg("service") = py::none(),
       "Sets the library's log level (trace..off), format (text|json) and service tag; None "
       "keeps the current value. Lines go to stderr.");
+}
+
+namespace {
+
+// pybind11's dispatcher, which every function of the module goes through.
+PyCFunctionWithKeywords g_dispatcher = nullptr;
+
+// When no overload takes the arguments, pybind11's dispatcher raises TypeError ending in
+// "Invoked with: <the repr of every argument>": a URL with its password, an environ mapping.
+// This keeps the message up to there (the signatures) and lists the arguments' types instead,
+// plus any keyword no signature has.
+void HideValuesOfDispatchError(PyObject* args, PyObject* kwargs) {
+  py::error_already_set error;  // fetches the pending TypeError
+  const std::optional<std::string> text = SafeStr(error.value());
+  static constexpr char kInvoked[] = "\nInvoked with: ";
+  const size_t invoked = text ? text->find(kInvoked) : std::string::npos;
+  if (invoked == std::string::npos || text->find("): incompatible ") == std::string::npos) {
+    error.restore();  // not the dispatcher's message
+    return;
+  }
+  const absl::string_view signatures = absl::string_view(*text).substr(0, invoked);
+  const bool constructor = absl::StrContains(signatures, "incompatible constructor arguments");
+  std::vector<std::string> positional;
+  const Py_ssize_t count = args == nullptr ? 0 : PyTuple_GET_SIZE(args);
+  for (Py_ssize_t i = constructor ? 1 : 0; i < count; ++i) {
+    positional.push_back(TypeName(PyTuple_GET_ITEM(args, i)));
+  }
+  std::vector<std::string> keywords;
+  std::vector<std::string> unknown;
+  if (kwargs != nullptr) {
+    for (auto [key, value] : py::reinterpret_borrow<py::dict>(kwargs)) {
+      const std::string name = SafeStr(key).value_or("?");
+      keywords.push_back(absl::StrCat(name, ": ", TypeName(value)));
+      if (!absl::StrContains(signatures, absl::StrCat("(", name, ": ")) &&
+          !absl::StrContains(signatures, absl::StrCat(", ", name, ": "))) {
+        unknown.push_back(absl::StrCat("'", name, "'"));
+      }
+    }
+  }
+  std::string message(signatures);
+  absl::StrAppend(&message, "\nInvoked with arguments of types (values not shown): (",
+                  absl::StrJoin(positional, ", "));
+  if (!keywords.empty()) {
+    absl::StrAppend(&message, positional.empty() ? "" : ", ", absl::StrJoin(keywords, ", "));
+  }
+  absl::StrAppend(&message, ")");
+  if (!unknown.empty()) {
+    absl::StrAppend(&message, "\nunexpected keyword argument ", absl::StrJoin(unknown, ", "));
+  }
+  PyErr_SetString(PyExc_TypeError, message.c_str());
+}
+
+PyObject* DispatchHidingValues(PyObject* self, PyObject* args, PyObject* kwargs) {
+  PyObject* result = g_dispatcher(self, args, kwargs);
+  if (result == nullptr && PyErr_ExceptionMatches(PyExc_TypeError)) {
+    try {
+      HideValuesOfDispatchError(args, kwargs);
+    } catch (...) {
+      // Whatever failed, the original message must not get out.
+      PyErr_Clear();
+      PyErr_SetString(PyExc_TypeError, "incompatible function arguments");
+    }
+  }
+  return result;
+}
+
+PyCFunctionWithKeywords AsDispatcher(PyCFunction function) {
+  return reinterpret_cast<PyCFunctionWithKeywords>(reinterpret_cast<void (*)()>(function));
+}
+
+// Routes `object` (a function, method, static method or property of the module) through
+// DispatchHidingValues when it is a pybind11 function.
+void HideArgumentValuesOf(py::handle object) {
+  PyObject* function = object.ptr();
+  if (PyInstanceMethod_Check(function)) {
+    function = PyInstanceMethod_GET_FUNCTION(function);
+  } else if (PyObject_TypeCheck(function, &PyStaticMethod_Type)) {
+    HideArgumentValuesOf(object.attr("__func__"));
+    return;
+  } else if (PyObject_TypeCheck(function, &PyProperty_Type)) {
+    HideArgumentValuesOf(object.attr("fget"));
+    HideArgumentValuesOf(object.attr("fset"));
+    return;
+  }
+  if (!PyCFunction_Check(function)) return;
+  PyMethodDef* def = reinterpret_cast<PyCFunctionObject*>(function)->m_ml;
+  if (AsDispatcher(def->ml_meth) != g_dispatcher) return;
+  def->ml_meth = reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&DispatchHidingValues));
+}
+
+}  // namespace
+
+// No TypeError of a call with mismatched arguments shows their values: every pybind11 function
+// of the module and its classes (the calls that take a URL, a Secret or an environ among them)
+// dispatches through DispatchHidingValues. Called once every class is registered.
+void HideArgumentValues(py::module_& module) {
+  py::cpp_function probe([] {});
+  g_dispatcher = AsDispatcher(PyCFunction_GET_FUNCTION(probe.ptr()));
+  const py::str name = module.attr("__name__");
+  for (auto [key, value] : py::reinterpret_borrow<py::dict>(module.attr("__dict__"))) {
+    HideArgumentValuesOf(value);
+    if (!PyType_Check(value.ptr()) || !py::getattr(value, "__module__", py::none()).equal(name)) {
+      continue;
+    }
+    // A class's __dict__ is a mappingproxy.
+    for (py::handle member : value.attr("__dict__").attr("values")()) HideArgumentValuesOf(member);
+  }
 }
 
 }  // namespace jobqueue::python
@@ -300,6 +458,7 @@ PYBIND11_MODULE(_jobqueue, m) {
   jp::RegisterPg(m);
   jp::RegisterWorker(m);
   jp::RegisterBull(m);
+  jp::HideArgumentValues(m);
   // Sets up the function-local statics that import modules now: first reached from two handler
   // threads at once, one would wait on the static's guard holding the GIL while the other waits
   // for the GIL inside the import (a deadlock).

@@ -82,15 +82,16 @@ void Heartbeat(PyLease& lease) {
 }
 
 // `with lease:` completes on a normal exit and fails with the exception's text otherwise; the
-// exception still propagates.
+// exception still propagates. Describing it never raises (its __str__ may), as in the worker:
+// an error here would replace the caller's exception and leave the job processing.
 bool ExitLease(PyLease& lease, const py::object& type, const py::object& value, const py::object&) {
   if (lease.finished) return false;
   if (type.is_none()) {
     Complete(lease, lease.result);
     return false;
   }
-  const std::string text = absl::StrCat(type.attr("__name__").cast<std::string>(), ": ",
-                                        py::str(value).cast<std::string>());
+  const std::string text = absl::StrCat(ExceptionTypeName(type), ": ",
+                                        SafeStr(value).value_or("<exception str() failed>"));
   try {
     Fail(lease, text, py::none());
   } catch (const StatusError& error) {
@@ -111,7 +112,7 @@ EnqueueOptions MakeOptions(const std::string& queue, const py::object& delay,
   if (!run_at.is_none()) options.run_at = ToTime(run_at, "run_at");
   options.priority = priority;
   options.max_attempts = max_attempts;
-  if (!dedupe_key.is_none()) options.dedupe_key = dedupe_key.cast<std::string>();
+  if (auto key = ConvertOptional<std::string>(dedupe_key, "dedupe_key")) options.dedupe_key = *key;
   return options;
 }
 
@@ -148,8 +149,12 @@ LeasePtr WrapLease(Lease lease, std::shared_ptr<PgQueue> queue) {
 
 std::vector<std::string> JobTypes(const py::object& job_types) {
   if (job_types.is_none()) return {};
-  if (py::isinstance<py::str>(job_types)) return {job_types.cast<std::string>()};
-  return job_types.cast<std::vector<std::string>>();
+  if (py::isinstance<py::str>(job_types)) return {Convert<std::string>(job_types, "job_types")};
+  py::detail::make_caster<std::vector<std::string>> types;
+  if (!types.load(job_types, /*convert=*/true)) {
+    ThrowBadArgument("job_types", "a str, a sequence of str or None", job_types);
+  }
+  return py::detail::cast_op<std::vector<std::string>>(std::move(types));
 }
 
 }  // namespace
@@ -315,10 +320,21 @@ The durable Postgres queue, <schema>.job_queue (default ops.job_queue).
 
 `database` is a postgres:// URL, a libpq key=value string, a Secret or a Config. Every call
 that waits on the server releases the GIL. See docs/python.md.)doc")
-      .def(py::init([](const py::object& database, const std::string& schema, int pool_size,
-                       const py::object& connect_timeout, const std::string& application_name,
-                       const py::object& retry_base_delay, double retry_multiplier,
-                       const py::object& retry_max_delay, double retry_jitter) {
+      .def(py::init([](const py::object& database, const Loose<std::string>& schema,
+                       const Loose<int>& pool_size, const py::object& connect_timeout,
+                       const Loose<std::string>& application_name,
+                       const py::object& retry_base_delay, const Loose<double>& retry_multiplier,
+                       const py::object& retry_max_delay, const Loose<double>& retry_jitter) {
+             // Every argument is checked before the URL is used (a wrong type: TypeError).
+             PgOptions options;
+             options.schema = schema.Get("schema");
+             options.pool_size = pool_size.Get("pool_size");
+             options.connect_timeout = ToDuration(connect_timeout, "connect_timeout");
+             options.application_name = application_name.Get("application_name");
+             options.retry.base_delay = ToDuration(retry_base_delay, "retry_base_delay");
+             options.retry.multiplier = retry_multiplier.Get("retry_multiplier");
+             options.retry.max_delay = ToDuration(retry_max_delay, "retry_max_delay");
+             options.retry.jitter = retry_jitter.Get("retry_jitter");
              Secret url;
              if (py::isinstance<Config>(database)) {
                url = database.cast<const Config&>().database_url();
@@ -329,18 +345,11 @@ that waits on the server releases the GIL. See docs/python.md.)doc")
                }
              } else if (py::isinstance<Secret>(database)) {
                url = Secret::Url(std::string(database.cast<const Secret&>().Reveal()));
+             } else if (py::isinstance<py::str>(database)) {
+               url = Secret::Url(Convert<std::string>(database, "database"));
              } else {
-               url = Secret::Url(database.cast<std::string>());
+               ThrowBadArgument("database", "a URL str, a Secret or a Config", database);
              }
-             PgOptions options;
-             options.schema = schema;
-             options.pool_size = pool_size;
-             options.connect_timeout = ToDuration(connect_timeout, "connect_timeout");
-             options.application_name = application_name;
-             options.retry.base_delay = ToDuration(retry_base_delay, "retry_base_delay");
-             options.retry.multiplier = retry_multiplier;
-             options.retry.max_delay = ToDuration(retry_max_delay, "retry_max_delay");
-             options.retry.jitter = retry_jitter;
              auto handle = std::make_unique<QueueHandle>();
              handle->queue = Value(Unlocked([&] { return PgQueue::Open(url, options); }));
              handle->worker_id = DefaultWorkerId();
@@ -419,7 +428,8 @@ rejects the batch. Results are in input order.)doc")
              const std::string& queue_name, const py::object& worker_id) {
             auto queue = h.Get();
             ClaimRequest request;
-            request.worker_id = worker_id.is_none() ? h.worker_id : worker_id.cast<std::string>();
+            request.worker_id =
+                ConvertOptional<std::string>(worker_id, "worker_id").value_or(h.worker_id);
             request.queue = queue_name;
             request.job_types = JobTypes(job_types);
             request.limit = limit;
@@ -539,13 +549,18 @@ rejects the batch. Results are in input order.)doc")
           [](const QueueHandle& h, const py::object& status, const py::object& job_type,
              const py::object& queue_name) {
             auto queue = h.Get();
+            const std::optional<std::string> want_status =
+                ConvertOptional<std::string>(status, "status");
+            const std::optional<std::string> want_type =
+                ConvertOptional<std::string>(job_type, "job_type");
+            const std::optional<std::string> want_queue =
+                ConvertOptional<std::string>(queue_name, "queue");
             const std::vector<StatusCount> rows = Value(Unlocked([&] { return queue->Counts(); }));
             int64_t total = 0;
             for (const StatusCount& row : rows) {
-              if (!status.is_none() && status.cast<std::string>() != JobStatusName(row.status))
-                continue;
-              if (!job_type.is_none() && job_type.cast<std::string>() != row.job_type) continue;
-              if (!queue_name.is_none() && queue_name.cast<std::string>() != row.queue) continue;
+              if (want_status && *want_status != JobStatusName(row.status)) continue;
+              if (want_type && *want_type != row.job_type) continue;
+              if (want_queue && *want_queue != row.queue) continue;
               total += row.count;
             }
             return total;
@@ -578,8 +593,9 @@ rejects the batch. Results are in input order.)doc")
             options.max_batches = max_batches;
             if (stale_after_by_type) {
               for (const auto& [type, after] : *stale_after_by_type) {
-                options.stale_after_by_type.emplace_back(py::cast<std::string>(type),
-                                                         ToDuration(after, "stale_after_by_type"));
+                options.stale_after_by_type.emplace_back(
+                    Convert<std::string>(type, "every key of stale_after_by_type"),
+                    ToDuration(after, "stale_after_by_type"));
               }
             }
             auto queue = h.Get();

@@ -327,11 +327,16 @@ the GIL only while Python runs.)doc")
              options.listen = listen;
              options.log_startup = log_startup;
              if (!config.is_none()) {
+               if (!py::isinstance<Config>(config)) {
+                 ThrowBadArgument("config", "a Config or None", config);
+               }
                const Config& c = config.cast<const Config&>();
                options.environment = std::string(EnvironmentName(c.environment()));
                options.poll_interval = c.poll_interval();
              }
-             if (!environment.is_none()) options.environment = environment.cast<std::string>();
+             if (auto env_name = ConvertOptional<std::string>(environment, "environment")) {
+               options.environment = *env_name;
+             }
              if (!poll_interval.is_none()) {
                options.poll_interval = ToDuration(poll_interval, "poll_interval");
              }
@@ -340,7 +345,9 @@ the GIL only while Python runs.)doc")
              if (!exit_when_idle.is_none()) {
                options.exit_when_idle = ToDuration(exit_when_idle, "exit_when_idle");
              }
-             if (!worker_id.is_none()) options.worker_id = worker_id.cast<std::string>();
+             if (auto id = ConvertOptional<std::string>(worker_id, "worker_id")) {
+               options.worker_id = *id;
+             }
              if (!transaction_budget.is_none()) {
                options.transaction_budget = ToDuration(transaction_budget, "transaction_budget");
              }
