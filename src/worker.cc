@@ -728,8 +728,8 @@ absl::Status Worker::Impl::Run() {
   absl::Duration backoff = options_.reconnect_min;
   bool in_outage = false;
   absl::Status cannot_run;
-  absl::Time last_active = absl::Now();
-  absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
+  absl::Time last_active = internal::MonotonicNow();
+  absl::Time next_heartbeat = internal::MonotonicNow() + options_.heartbeat_interval;
   // Time left before exit_when_idle ends Run(): infinite while a job is held or with no idle
   // exit; at most zero when it is time to go.
   auto idle_left = [&]() {
@@ -738,7 +738,7 @@ absl::Status Worker::Impl::Run() {
       absl::MutexLock lock(&mu_);
       held = HeldCount();
     }
-    const absl::Time now = absl::Now();
+    const absl::Time now = internal::MonotonicNow();
     if (held > 0) last_active = now;
     if (held > 0 || !options_.exit_when_idle) return absl::InfiniteDuration();
     return last_active + *options_.exit_when_idle - now;
@@ -749,9 +749,9 @@ absl::Status Worker::Impl::Run() {
   while (!StopWanted()) {
     bool drained = false;
     // Before the round: a busy loop (claims filling up, flushes) must not put heartbeats off.
-    if (absl::Now() >= next_heartbeat) {
+    if (internal::MonotonicNow() >= next_heartbeat) {
       Heartbeat();
-      next_heartbeat = absl::Now() + options_.heartbeat_interval;
+      next_heartbeat = internal::MonotonicNow() + options_.heartbeat_interval;
     }
     absl::StatusOr<ExchangeResult> exchanged = Round();
     if (!exchanged.ok()) {
@@ -791,7 +791,7 @@ absl::Status Worker::Impl::Run() {
     RetryUnrecordedFailures();
     ReleaseOrphans();
     backoff = options_.reconnect_min;
-    if (exchanged->claimed > 0) last_active = absl::Now();
+    if (exchanged->claimed > 0) last_active = internal::MonotonicNow();
     if (exchanged->limit > 0) {
       if (exchanged->claimed == exchanged->limit) {
         WakePumps();
@@ -812,7 +812,7 @@ absl::Status Worker::Impl::Run() {
       break;
     }
 
-    absl::Duration timeout = std::min(next_heartbeat - absl::Now(), left);
+    absl::Duration timeout = std::min(next_heartbeat - internal::MonotonicNow(), left);
     if (drained) {
       if (options_.listen && !waiting_registered_) {
         // Listen first, then register, then look once more: an insert after the look is
@@ -872,10 +872,10 @@ void Worker::Impl::Shutdown() {
     Forget(lease);
     if (released.ok()) ++stats_.released;
   }
-  const absl::Time deadline = absl::Now() + options_.shutdown_timeout;
+  const absl::Time deadline = internal::MonotonicNow() + options_.shutdown_timeout;
   // Handlers still running keep their leases alive: a long shutdown_timeout must not let the
   // reaper hand their jobs to another worker meanwhile.
-  absl::Time next_heartbeat = absl::Now();
+  absl::Time next_heartbeat = internal::MonotonicNow();
   while (true) {
     bool busy;
     bool have_done;
@@ -885,13 +885,13 @@ void Worker::Impl::Shutdown() {
       have_done = !done_.empty();
     }
     if (have_done && !Exchange(/*claim=*/false).ok()) absl::SleepFor(options_.reconnect_min);
-    if (!busy || absl::Now() >= deadline) break;
-    if (absl::Now() >= next_heartbeat) {
+    if (!busy || internal::MonotonicNow() >= deadline) break;
+    if (internal::MonotonicNow() >= next_heartbeat) {
       Heartbeat();
-      next_heartbeat = absl::Now() + options_.heartbeat_interval;
+      next_heartbeat = internal::MonotonicNow() + options_.heartbeat_interval;
     }
-    WaitForWake(
-        std::min({deadline - absl::Now(), next_heartbeat - absl::Now(), absl::Milliseconds(100)}));
+    WaitForWake(std::min({deadline - internal::MonotonicNow(),
+                          next_heartbeat - internal::MonotonicNow(), absl::Milliseconds(100)}));
   }
   std::vector<Lease> overdue;
   {

@@ -1,6 +1,7 @@
 #include "internal/worker_common.h"
 
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,6 +49,12 @@ void UnregisterStopWakeFd(int slot) {
 }
 
 uint64_t StopGeneration() { return g_stop_generation.load(); }
+
+absl::Time MonotonicNow() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return absl::TimeFromTimespec(now);
+}
 
 int PollMillis(absl::Duration timeout) {
   if (timeout <= absl::ZeroDuration()) return 0;

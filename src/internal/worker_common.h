@@ -31,6 +31,10 @@ void UnregisterStopWakeFd(int slot);
 // a Python process restarting its worker) is not stopped by that old signal.
 uint64_t StopGeneration();
 
+// The clock of a worker's waits and deadlines (idle exit, heartbeats, shutdown): it never
+// jumps when the system time is set, as absl::Now() does.
+absl::Time MonotonicNow();
+
 // A poll(2) timeout in ms, rounded up, capped at an hour.
 int PollMillis(absl::Duration timeout);
 
