@@ -635,6 +635,7 @@ void Worker::Impl::Heartbeat() {
     internal::LogWarn("heartbeat of {} job(s) failed: {}", leases.size(), lost.status().ToString());
     return;
   }
+  if (lost->empty()) return;
   absl::flat_hash_map<int64_t, const Lease*> sent;
   for (const Lease& lease : leases) sent.emplace(lease.job_id, &lease);
   absl::flat_hash_map<int64_t, const Lease*> lost_leases;

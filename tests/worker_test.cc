@@ -71,23 +71,6 @@ class WorkerTest : public ::testing::Test {
         absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue WHERE ", where)));
   }
 
-  // Runs the worker on a thread until `done` holds, then stops it.
-  template <typename F>
-  void RunUntil(Worker& worker, F done) {
-    absl::Status run_status;
-    std::thread runner([&] { run_status = worker.Run(); });
-    EXPECT_TRUE(Eventually(done));
-    worker.Stop();
-    runner.join();
-    EXPECT_THAT(run_status, IsOk());
-  }
-
-  // 5,000 jobs through 8 handler threads; each must run and complete exactly once.
-  // One job whose handler always fails, max_attempts 3: failed for good after three runs.
-  void FailThreeTimes(absl::Duration transaction_budget,
-                      absl::Status error = absl::UnavailableError("upstream said no"));
-  void DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget = absl::ZeroDuration());
-  void UnstorableResultFailsOnlyItsJob(absl::Duration transaction_budget, std::string bad_result);
   // Runs a worker on a thread until Stop(), which returns what Run() returned.
   class Running {
    public:
@@ -108,6 +91,20 @@ class WorkerTest : public ::testing::Test {
     std::thread thread_;
   };
 
+  // Runs the worker on a thread until `done` holds, then stops it.
+  template <typename F>
+  void RunUntil(Worker& worker, F done) {
+    Running running(worker);
+    EXPECT_TRUE(Eventually(done));
+    EXPECT_THAT(running.Stop(), IsOk());
+  }
+
+  // 5,000 jobs through 8 handler threads; each must run and complete exactly once.
+  // One job whose handler always fails, max_attempts 3: failed for good after three runs.
+  void FailThreeTimes(absl::Duration transaction_budget,
+                      absl::Status error = absl::UnavailableError("upstream said no"));
+  void DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget = absl::ZeroDuration());
+  void UnstorableResultFailsOnlyItsJob(absl::Duration transaction_budget, std::string bad_result);
   // A handler for `type` that sets `started`, sleeps `duration` and returns `result`.
   static void RegisterSleeper(Worker& worker, const std::string& type, absl::Duration duration,
                               std::atomic<bool>& started, std::string result) {

@@ -67,32 +67,33 @@ absl::Status ValidateStorableValidJson(absl::string_view json) {
     return absl::InvalidArgumentError(
         absl::StrCat(json.size(), " bytes; the limit is ", kMaxPayloadBytes));
   }
-  // In valid JSON a backslash only starts an escape inside a string.
   size_t i = 0;
-  while (i < json.size()) {
-    const void* found = std::memchr(json.data() + i, '\\', json.size() - i);
-    if (found == nullptr) break;
-    i = static_cast<size_t>(static_cast<const char*>(found) - json.data());
-    if (json.substr(i + 1, 5) == "u0000") {
-      return absl::InvalidArgumentError(absl::StrCat("not storable as jsonb: \\u0000 at byte ", i,
-                                                     " (Postgres text cannot hold NUL)"));
-    }
-    i += 2;  // the escaped character is never the start of another escape
-  }
-  i = 0;
   while (i < json.size()) {
     const char c = json[i];
     if (c == '"') {
-      // To the closing quote: one preceded by an even run of backslashes.
-      size_t close = i;
+      // To the closing quote, escape by escape (an escaped character never starts another).
+      const char* const text = json.data();
+      ++i;
+      size_t quote = 0;  // the next quote at or after i, once found
       while (true) {
-        close = json.find('"', close + 1);
-        if (close == absl::string_view::npos) return absl::OkStatus();
-        size_t backslashes = 0;
-        while (json[close - 1 - backslashes] == '\\') ++backslashes;
-        if (backslashes % 2 == 0) break;
+        if (quote < i) {
+          const void* quote_at = std::memchr(text + i, '"', json.size() - i);
+          if (quote_at == nullptr) return absl::OkStatus();  // unterminated: not valid JSON
+          quote = static_cast<size_t>(static_cast<const char*>(quote_at) - text);
+        }
+        const void* escape_at = std::memchr(text + i, '\\', quote - i);
+        if (escape_at == nullptr) {
+          i = quote + 1;
+          break;
+        }
+        const size_t escape = static_cast<size_t>(static_cast<const char*>(escape_at) - text);
+        if (json.substr(escape + 1, 5) == "u0000") {
+          return absl::InvalidArgumentError(absl::StrCat("not storable as jsonb: \\u0000 at byte ",
+                                                         escape,
+                                                         " (Postgres text cannot hold NUL)"));
+        }
+        i = escape + 2;
       }
-      i = close + 1;
     } else if (c == '-' || IsDigit(c)) {
       size_t end = i;
       if (!FitsNumeric(json, i, &end)) {
