@@ -122,7 +122,7 @@ class BullWorker::Impl {
   void NoteStop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!stopping_ && StopWanted()) {
       stopping_ = true;
-      stop_deadline_ = absl::Now() + options_.shutdown_timeout;
+      stop_deadline_ = internal::MonotonicNow() + options_.shutdown_timeout;
     }
   }
   absl::StatusOr<std::unique_ptr<RedisConnection>> Open(bool named) {
@@ -324,7 +324,7 @@ BullWorker::Impl::StepResult BullWorker::Impl::Apply(internal::BullStepReply rep
   }
   const int claimed = static_cast<int>(reply.claimed.size());
   if (claimed > handler_slots) stats_.prefetched += claimed - handler_slots;
-  const absl::Time now = absl::Now();
+  const absl::Time now = internal::MonotonicNow();
   for (Claimed& c : reply.claimed) {
     held_[c.job.id] = c.token;
     c.claimed_at = now;
@@ -335,7 +335,7 @@ BullWorker::Impl::StepResult BullWorker::Impl::Apply(internal::BullStepReply rep
 
 BullWorker::Impl::Finish BullWorker::Impl::Process(Claimed& claimed, simdjson::dom::parser& parser,
                                                    std::mt19937_64& rng) {
-  const absl::Time start = absl::Now();
+  const absl::Time start = internal::MonotonicNow();
   absl::StatusOr<std::string> result;
   if (std::optional<absl::Status> deferred = internal::BullDeferredFailure(claimed.job)) {
     // Stalled too often (marked by a stalled check): fail without running it.
@@ -350,7 +350,8 @@ BullWorker::Impl::Finish BullWorker::Impl::Process(Claimed& claimed, simdjson::d
   }
   Finish finish =
       internal::BuildBullFinish(claimed.job, claimed.token, result, queue_, parser, rng);
-  const int64_t took = std::max<int64_t>(absl::ToInt64Nanoseconds(absl::Now() - start), 1);
+  const int64_t took =
+      std::max<int64_t>(absl::ToInt64Nanoseconds(internal::MonotonicNow() - start), 1);
   const int64_t average = job_nanos_.load(std::memory_order_relaxed);
   job_nanos_.store(average == 0 ? took : average + (took - average) / 8, std::memory_order_relaxed);
   return finish;
@@ -501,10 +502,10 @@ void BullWorker::Impl::WaiterLoop() {
 // Lock renewal every lock_renew_time and the stalled check every stalled_interval.
 void BullWorker::Impl::MaintenanceLoop() {
   std::unique_ptr<RedisConnection> conn;
-  absl::Time next_renew = absl::Now() + options_.lock_renew_time;
-  absl::Time next_check = absl::Now();  // at start, as Node does
+  absl::Time next_renew = internal::MonotonicNow() + options_.lock_renew_time;
+  absl::Time next_check = internal::MonotonicNow();  // at start, as Node does
   while (!quit_.load()) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = internal::MonotonicNow();
     bool stopping;
     std::optional<Finish> hand_back;
     std::vector<Finish> overdue;
@@ -540,9 +541,9 @@ void BullWorker::Impl::MaintenanceLoop() {
       if (inline_handler_ || stopping) until = std::min(until, now + absl::Milliseconds(20));
       if (options_.prefetch > 0) until = std::min(until, now + hold_limit_ / 2);
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithDeadline(absl::Condition(
-                                +[](std::atomic<bool>* quit) { return quit->load(); }, &quit_),
-                            until);
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](std::atomic<bool>* quit) { return quit->load(); }, &quit_),
+                           until - now);
       continue;
     }
     if (conn == nullptr || !conn->ok()) {
@@ -598,7 +599,7 @@ void BullWorker::Impl::MaintenanceLoop() {
       absl::StatusOr<RedisReply> recovered = internal::RunScript(
           *conn,
           internal::EvalSha(internal::k_stalled_check, keys,
-                            {keys_.base(), absl::StrCat(absl::ToUnixMillis(now)),
+                            {keys_.base(), absl::StrCat(absl::ToUnixMillis(absl::Now())),
                              absl::StrCat(options_.max_stalled_count),
                              absl::StrCat(absl::ToInt64Milliseconds(options_.stalled_interval))}));
       if (recovered.ok() && recovered->type == RedisReply::Type::kArray &&
@@ -679,7 +680,7 @@ absl::Status BullWorker::Impl::Run() {
 
   std::vector<Finish> finishes;
   absl::Duration backoff = options_.reconnect_min;
-  absl::Time idle_since = absl::Now();
+  absl::Time idle_since = internal::MonotonicNow();
   absl::Time next_claim = absl::InfinitePast();  // rate limit / delayed job due
   bool look = true;                              // claim on the next step
   absl::Time stop_deadline = absl::InfiniteFuture();
@@ -702,7 +703,7 @@ absl::Status BullWorker::Impl::Run() {
     }
     if (stopping) {
       ReleaseUnstarted(finishes);
-      if (absl::Now() >= stop_deadline) {
+      if (internal::MonotonicNow() >= stop_deadline) {
         // Past the deadline: hand back what is still running; its handler's late result is
         // then refused by the lock check.
         absl::MutexLock lock(&mu_);
@@ -719,7 +720,7 @@ absl::Status BullWorker::Impl::Run() {
         std::max(options_.concurrency - in_flight + static_cast<int>(finishes.size()), 0);
     const int free_slots =
         options_.concurrency + Ahead() - in_flight + static_cast<int>(finishes.size());
-    const absl::Time now = absl::Now();
+    const absl::Time now = internal::MonotonicNow();
     const bool claim = !stopping && look && free_slots > 0 && now >= next_claim;
     if (finishes.empty() && !claim) {
       if (in_flight == 0 && !stopping && options_.exit_when_idle &&
@@ -738,7 +739,7 @@ absl::Status BullWorker::Impl::Run() {
       continue;
     }
     absl::StatusOr<StepResult> step = Step(finishes, claim ? free_slots : 0, handler_slots);
-    if (!step.ok() && stopping && absl::Now() >= stop_deadline) {
+    if (!step.ok() && stopping && internal::MonotonicNow() >= stop_deadline) {
       // Past the deadline with Redis unreachable: stop anyway. The locks expire and a stalled
       // check returns these jobs to wait.
       internal::LogWarn("BullMQ worker on {}: stopping with {} result(s) unwritten: {}", queue_,
@@ -748,7 +749,7 @@ absl::Status BullWorker::Impl::Run() {
     if (!step.ok()) {
       // An outage counts as idle time: a scaled-to-zero worker with nothing held or unsent
       // must not wait out a Redis that is gone.
-      const absl::Time failed_at = absl::Now();
+      const absl::Time failed_at = internal::MonotonicNow();
       if (in_flight > 0) idle_since = failed_at;
       absl::Duration wait = backoff;
       if (in_flight == 0 && finishes.empty() && !stopping && options_.exit_when_idle) {
@@ -770,11 +771,11 @@ absl::Status BullWorker::Impl::Run() {
     }
     backoff = options_.reconnect_min;
     finishes.clear();
-    if (in_flight > 0 || step->claimed > 0) idle_since = absl::Now();
+    if (in_flight > 0 || step->claimed > 0) idle_since = internal::MonotonicNow();
     if (inline_handler_) RunInline(finishes);
     if (!claim) continue;
     if (step->rate_limited_ms > 0) {
-      next_claim = absl::Now() + absl::Milliseconds(step->rate_limited_ms);
+      next_claim = internal::MonotonicNow() + absl::Milliseconds(step->rate_limited_ms);
     } else if (step->claimed < free_slots &&
                (step->claimed == 0 || step->claimed < handler_slots)) {
       // Nothing more now: block on the marker until an add or the next delayed job is due.
@@ -794,7 +795,7 @@ absl::Status BullWorker::Impl::Run() {
         idle = held_.empty() && done_.empty() && !block_wanted_;
       }
       if (idle) {
-        const absl::Time after = absl::Now();
+        const absl::Time after = internal::MonotonicNow();
         if (options_.exit_when_idle) {
           const absl::Duration left = idle_since + *options_.exit_when_idle - after;
           if (left <= absl::ZeroDuration()) {
@@ -806,7 +807,7 @@ absl::Status BullWorker::Impl::Run() {
         if (std::optional<int> claimed = BlockHere(block)) {
           look = true;
           if (*claimed > 0) {
-            idle_since = absl::Now();
+            idle_since = internal::MonotonicNow();
             if (inline_handler_) RunInline(finishes);
           }
           continue;
@@ -836,7 +837,8 @@ void BullWorker::Impl::RunInline(std::vector<Finish>& finishes) {
     Claimed claimed;
     {
       absl::MutexLock lock(&mu_);
-      if (!inline_done_.empty() && absl::Now() - inline_first_done_ >= options_.prefetch_window) {
+      if (!inline_done_.empty() &&
+          internal::MonotonicNow() - inline_first_done_ >= options_.prefetch_window) {
         break;
       }
       if (ready_.empty() || stopping_ || StopWanted()) break;
@@ -848,7 +850,7 @@ void BullWorker::Impl::RunInline(std::vector<Finish>& finishes) {
     Finish finish = Process(claimed, parser, rng);
     absl::MutexLock lock(&mu_);
     if (!running_released_) {
-      if (inline_done_.empty()) inline_first_done_ = absl::Now();
+      if (inline_done_.empty()) inline_first_done_ = internal::MonotonicNow();
       inline_done_.push_back(std::move(finish));
     }
     running_.reset();

@@ -243,6 +243,14 @@ def test_fast_jobs_are_claimed_ahead_unless_prefetch_is_off(redis_url, bull_name
             assert f"prefetched={stats.prefetched}, steps={stats.steps}" in repr(stats)
 
 
+def test_idle_exit_waits_its_full_time_on_the_monotonic_clock(redis_url, bull_name):
+    worker = make_bull_worker(redis_url, bull_name, lambda job: None, exit_when_idle=1.0)
+    began = time.monotonic()
+    worker.run()
+    # Timed on CLOCK_MONOTONIC, as time.monotonic() is: the wall clock can run ahead of it.
+    assert time.monotonic() - began >= 1.0
+
+
 def test_worker_bad_input(redis_url, bull_name):
     worker = make_bull_worker(redis_url, bull_name)
     worker.register("t", lambda job: None)
