@@ -164,6 +164,19 @@ absl::StatusOr<ParsedUrl> ParseUrl(absl::string_view url) {
   }
   parsed.scheme = absl::AsciiStrToLower(url.substr(0, scheme_end));
   absl::string_view rest = url.substr(scheme_end + 3);
+  // MaskUrl hides everything up to the last '@'. In a Redis URL, a '?' or '#' before it is
+  // either in the password (unescaped) or the '@' is in the query: parsed either way, a piece
+  // of a password could become the host (in DNS lookups and errors), so neither is guessed.
+  // Postgres URLs are only checked here; libpq parses them by its own rules.
+  const bool redis =
+      parsed.scheme == "redis" || parsed.scheme == "rediss" || parsed.scheme == "unix";
+  if (const size_t at = rest.rfind('@');
+      redis && at != absl::string_view::npos &&
+      rest.substr(0, at).find_first_of("?#") != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        "URL is ambiguous: '?' or '#' before its last '@'; percent-encode them in the password "
+        "(%3F, %23) or an '@' in the query (%40)");
+  }
   if (const size_t hash = rest.find('#'); hash != absl::string_view::npos)
     rest = rest.substr(0, hash);
   absl::string_view query;

@@ -1,5 +1,6 @@
 #include "url.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "jobqueue/secret.h"
@@ -8,7 +9,10 @@
 namespace jobqueue {
 namespace {
 
+using ::jobqueue::testing::IsOk;
 using ::jobqueue::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(MaskUrlTest, MasksPasswords) {
   EXPECT_EQ(MaskUrl("postgresql://user:pw@host:5432/db"), "postgresql://user:****@host:5432/db");
@@ -89,6 +93,29 @@ TEST(ParseUrlTest, Errors) {
   EXPECT_THAT(internal::ParseUrl("redis://h:70000"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(internal::ParseUrl("redis://[::1"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(internal::ParseUrl("redis://u:%zz@h"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// A '?' or '#' before the last '@' of a Redis URL: a password that was not percent-encoded,
+// or an '@' in the query. Refused, so no piece of a password is taken for the host.
+TEST(ParseUrlTest, RedisUrlsAmbiguousAboutTheirPasswordAreRefused) {
+  for (const char* url : {"redis://:S3cret@Token?1@127.0.0.1:6379", "redis://:p@ss:w/rd?#x@h:1",
+                          "rediss://u:a#b@h", "unix://:pw?x@/run/redis.sock"}) {
+    absl::StatusOr<internal::ParsedUrl> parsed = internal::ParseUrl(url);
+    EXPECT_THAT(parsed, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("percent-encode")))
+        << url;
+    EXPECT_THAT(parsed.status().message(), Not(HasSubstr("Token"))) << url;
+  }
+  JQ_ASSERT_OK_AND_ASSIGN(internal::ParsedUrl escaped,
+                          internal::ParseUrl("redis://:p%40ss%3Aw%2Frd%3F%23x@127.0.0.1:6379"));
+  EXPECT_EQ(escaped.password.Reveal(), "p@ss:w/rd?#x");
+  EXPECT_EQ(escaped.host, "127.0.0.1");
+  // Unescaped '@' and '/' in a password still parse (the user info ends at the last '@').
+  JQ_ASSERT_OK_AND_ASSIGN(internal::ParsedUrl slash, internal::ParseUrl("redis://:a/b@c@h:1/2"));
+  EXPECT_EQ(slash.password.Reveal(), "a/b@c");
+  EXPECT_EQ(slash.host, "h");
+  EXPECT_EQ(slash.path, "2");
+  // libpq parses Postgres URLs by its own rules: only checked here, as before.
+  EXPECT_THAT(internal::ParseUrl("postgresql://h/db?application_name=a@b"), IsOk());
 }
 
 }  // namespace
