@@ -102,6 +102,18 @@ TEST_F(BullConsumerTest, BlockingFetchReturnsAJobAddedFromAnotherThread) {
   EXPECT_EQ(got[0].job.data_json, R"({"late":true})");
 }
 
+TEST_F(BullConsumerTest, FetchCanWaitForever) {
+  auto consumer = Consumer();
+  absl::StatusOr<std::vector<BullLease>> got;
+  std::thread fetcher([&] { got = consumer->Fetch(1, absl::InfiniteDuration()); });
+  absl::SleepFor(absl::Milliseconds(100));
+  const std::string id = Add(R"({"late":true})");
+  fetcher.join();
+  ASSERT_THAT(got.status(), IsOk());
+  ASSERT_THAT(*got, SizeIs(1));
+  EXPECT_EQ((*got)[0].job.id, id);
+}
+
 TEST_F(BullConsumerTest, BlockingFetchWaitsForADelayedJobToComeDue) {
   const std::string id = Add("{}", R"({"delay":200})");
   auto consumer = Consumer();

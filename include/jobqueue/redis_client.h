@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -22,8 +23,8 @@ namespace jobqueue {
 struct RedisOptions {
   // Per connection attempt, TLS handshake and AUTH included. Default 5 s.
   absl::Duration connect_timeout = absl::Seconds(5);
-  // Longest wait without progress: for the first reply (blocking commands add their own
-  // server timeout), then between the replies of a pipeline. Default 5 s.
+  // Longest wait without progress: for the first byte of a reply (blocking commands add their
+  // own server timeout), then between bytes sent or received. Default 5 s.
   absl::Duration io_timeout = absl::Seconds(5);
   // rediss:// only: PEM file of trusted CAs; empty means the system's default store.
   std::string tls_ca_file;
@@ -31,7 +32,8 @@ struct RedisOptions {
   bool tls_verify = true;
   // Sent with CLIENT SETNAME after connecting when not empty (BullMQ lists workers by name).
   std::string client_name;
-  // Largest reply accepted, in bytes. Default 512 MiB (Redis' own limit for one string).
+  // Largest reply accepted, in bytes, each reply of a pipeline on its own. Default 512 MiB
+  // (Redis' own limit for one string).
   int64_t max_reply_bytes = int64_t{512} << 20;
 
   absl::Status Validate() const;
@@ -89,6 +91,9 @@ class RedisConnection {
 
   // False once a transport error happened; a broken connection is not used again.
   bool ok() const;
+  // ok(), and the server has not closed the connection meanwhile (checked without blocking;
+  // a closed one becomes broken). For a connection that sat idle.
+  bool CheckAlive();
   // Callable from any thread: a command blocked on this connection (BZPOPMIN, XREAD BLOCK)
   // returns Unavailable at once and the connection is broken. For shutting down waiters.
   void Interrupt();
@@ -112,13 +117,17 @@ class RedisPool {
    public:
     Handle(RedisPool* pool, std::unique_ptr<RedisConnection> conn)
         : pool_(pool), conn_(std::move(conn)) {}
-    Handle(Handle&&) = default;
-    Handle& operator=(Handle&&) = default;
+    Handle(Handle&& other) noexcept
+        : pool_(std::exchange(other.pool_, nullptr)), conn_(std::move(other.conn_)) {}
+    // Returns the connection held before to its pool.
+    Handle& operator=(Handle&& other) noexcept;
     ~Handle();
     RedisConnection* operator->() { return conn_.get(); }
     RedisConnection& operator*() { return *conn_; }
 
    private:
+    void Release();
+
     RedisPool* pool_;
     std::unique_ptr<RedisConnection> conn_;
   };

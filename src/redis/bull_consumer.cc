@@ -167,7 +167,8 @@ absl::StatusOr<std::vector<BullLease>> BullConsumer::Impl::Fetch(int max, absl::
       absl::SleepFor(std::min(absl::Milliseconds(reply.rate_limited_ms), deadline - now));
       continue;
     }
-    absl::Duration block = deadline - now;
+    // An infinite wait blocks an hour at a time: BZPOPMIN takes no "inf".
+    absl::Duration block = std::min(deadline - now, absl::Hours(1));
     if (reply.next_delayed_at_ms > 0) {
       block = std::clamp(absl::FromUnixMillis(reply.next_delayed_at_ms) - now,
                          absl::Milliseconds(1), block);

@@ -58,6 +58,11 @@ absl::StatusOr<Endpoint> ParseEndpoint(const Secret& url) {
   endpoint.has_password = parsed.has_password;
   std::string db_text;
   if (endpoint.kind == Endpoint::Kind::kUnix) {
+    if (!parsed.host.empty()) {
+      // unix://run/redis.sock would otherwise dial /redis.sock.
+      return absl::InvalidArgumentError(
+          "unix Redis URL takes an absolute path and no host: unix:///path/to/redis.sock");
+    }
     endpoint.host = "/" + parsed.path;
     if (parsed.path.empty()) return absl::InvalidArgumentError("unix Redis URL needs a path");
     for (const auto& [key, value] : parsed.query) {
@@ -88,6 +93,39 @@ std::string OpenSslErrors() {
     out.append(buf);
   }
   return out.empty() ? "unknown TLS error" : out;
+}
+
+// OpenSSL's socket BIO writes with write(2): a peer that closed the connection raises SIGPIPE,
+// which kills a process that has not ignored it. This BIO is the socket BIO with its writes
+// made by send(MSG_NOSIGNAL), as plain TCP writes are.
+int SendNoSignal(BIO* bio, const char* data, int size) {
+  int fd = -1;
+  BIO_get_fd(bio, &fd);
+  BIO_clear_retry_flags(bio);
+  const ssize_t n = ::send(fd, data, static_cast<size_t>(size), MSG_NOSIGNAL);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    BIO_set_retry_write(bio);
+  }
+  return static_cast<int>(n);
+}
+
+const BIO_METHOD* NoSignalSocketMethod() {
+  static const BIO_METHOD* const method = [] {
+    const BIO_METHOD* socket = BIO_s_socket();
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "jobqueue socket");
+    if (m == nullptr) return static_cast<BIO_METHOD*>(nullptr);
+    BIO_meth_set_write(m, SendNoSignal);
+    BIO_meth_set_read(m, BIO_meth_get_read(socket));
+    BIO_meth_set_puts(m, BIO_meth_get_puts(socket));
+    BIO_meth_set_gets(m, BIO_meth_get_gets(socket));
+    BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(socket));
+    BIO_meth_set_create(m, BIO_meth_get_create(socket));
+    BIO_meth_set_destroy(m, BIO_meth_get_destroy(socket));
+    BIO_meth_set_callback_ctrl(m, BIO_meth_get_callback_ctrl(socket));
+    return m;
+  }();
+  return method;
 }
 
 int MillisUntil(absl::Time deadline) {
@@ -170,7 +208,9 @@ class RedisConnection::Impl {
   Impl(Endpoint endpoint, RedisOptions options)
       : endpoint_(std::move(endpoint)), options_(std::move(options)) {
     reader_ = redisReaderCreate();
-    reader_->maxbuf = 0;  // keep the buffer; replies are consumed at once
+    // An empty read buffer larger than this is freed, so one huge reply does not stay
+    // allocated for the life of the connection.
+    reader_->maxbuf = 1 << 20;
   }
   ~Impl() {
     if (ssl_ != nullptr) SSL_free(ssl_);
@@ -204,7 +244,9 @@ class RedisConnection::Impl {
       steps.push_back("CLIENT SETNAME");
     }
     if (hello.empty()) return absl::OkStatus();
-    JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, Pipeline(hello, deadline));
+    // connect_timeout bounds the whole connect: no extension for progress here.
+    JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
+                        Pipeline(hello, deadline, /*extend_on_progress=*/false));
     for (size_t i = 0; i < replies.size(); ++i) {
       if (replies[i].is_error()) {
         broken_ = true;
@@ -216,7 +258,9 @@ class RedisConnection::Impl {
   }
 
   absl::StatusOr<std::vector<RedisReply>> Pipeline(
-      const std::vector<std::vector<std::string>>& commands, absl::Time deadline) {
+      const std::vector<std::vector<std::string>>& commands, absl::Time deadline,
+      bool extend_on_progress = true) {
+    extend_ = extend_on_progress;
     if (broken_) return Unavailable("connection", "broken by an earlier error; reconnect");
     std::string out;
     for (const std::vector<std::string>& argv : commands) {
@@ -245,12 +289,21 @@ class RedisConnection::Impl {
         return Break(absl::DataLossError(absl::StrCat("redis protocol error: ", reader_->errstr)));
       }
       if (raw != nullptr) {
+        // max_reply_bytes limits one reply: what is buffered past this one is the next's.
+        const auto rest = static_cast<int64_t>(reader_->len - reader_->pos);
+        const bool too_big = buffered_ - rest > options_.max_reply_bytes;
+        buffered_ = rest;
+        if (too_big) {
+          freeReplyObject(raw);
+          return Break(absl::ResourceExhaustedError("redis reply larger than max_reply_bytes"));
+        }
         replies.push_back(Convert(static_cast<redisReply*>(raw)));
         freeReplyObject(raw);
-        // io_timeout bounds a wait without progress: a long pipeline that keeps answering
-        // (a bulk add of many scripts) must not fail after the server did the work.
-        deadline = std::max(deadline, absl::Now() + options_.io_timeout);
         continue;
+      }
+      // Every complete reply has been taken: what is buffered belongs to the next one.
+      if (buffered_ > options_.max_reply_bytes) {
+        return Break(absl::ResourceExhaustedError("redis reply larger than max_reply_bytes"));
       }
       absl::Status s = ReadMore(deadline);
       if (absl::IsCancelled(s) && on_cancel_) {
@@ -265,6 +318,31 @@ class RedisConnection::Impl {
   }
 
   bool ok() const { return !broken_; }
+
+  // Without blocking: false (and broken) when the server has closed the connection or sent
+  // something nobody asked for. An idle connection has nothing to read but, over TLS 1.3, the
+  // session tickets sent after the handshake, which SSL_read consumes.
+  bool CheckAlive() {
+    if (broken_) return false;
+    pollfd pfd = {fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, 0) == 0) return true;
+    if ((pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) return Dead();
+    if (ssl_ == nullptr) {
+      char byte;
+      const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
+      return Dead();
+    }
+    while (true) {
+      char buf[256];
+      ERR_clear_error();
+      const int rc = SSL_read(ssl_, buf, sizeof(buf));
+      if (rc > 0) return Dead();
+      if (SSL_get_error(ssl_, rc) == SSL_ERROR_WANT_READ) return true;
+      return Dead();
+    }
+  }
+
   // Any thread: the socket is shut down, so a blocked read returns at once with an error.
   void Interrupt() {
     if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
@@ -284,6 +362,11 @@ class RedisConnection::Impl {
   void set_on_cancel(std::function<void()> on_cancel) { on_cancel_ = std::move(on_cancel); }
 
  private:
+  bool Dead() {
+    broken_ = true;
+    return false;
+  }
+
   absl::Status Break(absl::Status status) {
     broken_ = true;
     return status;
@@ -313,8 +396,9 @@ class RedisConnection::Impl {
     std::memcpy(addr.sun_path, endpoint_.host.c_str(), endpoint_.host.size() + 1);
     fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return Unavailable("socket", std::strerror(errno));
+    // EAGAIN on a unix socket is a full listen backlog: a failure, not a connect in progress.
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 &&
-        errno != EINPROGRESS && errno != EAGAIN) {
+        errno != EINPROGRESS) {
       return Unavailable(absl::StrCat("connect to ", endpoint_.host), std::strerror(errno));
     }
     return FinishConnect(deadline, endpoint_.host);
@@ -378,7 +462,11 @@ class RedisConnection::Impl {
     }
     ssl_ = SSL_new(ctx_);
     if (ssl_ == nullptr) return absl::InternalError(OpenSslErrors());
-    SSL_set_fd(ssl_, fd_);
+    const BIO_METHOD* method = NoSignalSocketMethod();
+    BIO* bio = method == nullptr ? nullptr : BIO_new(method);
+    if (bio == nullptr) return absl::InternalError(OpenSslErrors());
+    BIO_set_fd(bio, fd_, BIO_NOCLOSE);
+    SSL_set_bio(ssl_, bio, bio);
     in6_addr ip6;
     in_addr ip4;
     const bool is_ip = inet_pton(AF_INET, endpoint_.host.c_str(), &ip4) == 1 ||
@@ -411,18 +499,24 @@ class RedisConnection::Impl {
     }
   }
 
-  // A write that makes progress moves `deadline` on, so the replies get io_timeout from the
-  // last byte sent, not from the call (formatting and sending a big pipeline take time).
+  // io_timeout bounds a wait without progress: each byte sent or received moves `deadline` on,
+  // so a big pipeline or a big reply that keeps flowing does not fail after the server did the
+  // work (unless extend_ is off, as while connecting).
+  void Progressed(absl::Time& deadline) const {
+    if (extend_) deadline = std::max(deadline, absl::Now() + options_.io_timeout);
+  }
+
   absl::Status WriteAll(absl::string_view data, absl::Time& deadline) {
     size_t done = 0;
     while (done < data.size()) {
       ssize_t n;
       if (ssl_ != nullptr) {
         ERR_clear_error();
-        const int rc = SSL_write(ssl_, data.data() + done, static_cast<int>(data.size() - done));
+        const int chunk = static_cast<int>(std::min<size_t>(data.size() - done, 1 << 30));
+        const int rc = SSL_write(ssl_, data.data() + done, chunk);
         if (rc > 0) {
           done += static_cast<size_t>(rc);
-          deadline = std::max(deadline, absl::Now() + options_.io_timeout);
+          Progressed(deadline);
           continue;
         }
         const int error = SSL_get_error(ssl_, rc);
@@ -436,7 +530,7 @@ class RedisConnection::Impl {
       n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
       if (n > 0) {
         done += static_cast<size_t>(n);
-        deadline = std::max(deadline, absl::Now() + options_.io_timeout);
+        Progressed(deadline);
       } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         JQ_RETURN_IF_ERROR(WaitFor(POLLOUT, deadline, "write"));
       } else {
@@ -446,7 +540,7 @@ class RedisConnection::Impl {
     return absl::OkStatus();
   }
 
-  absl::Status ReadMore(absl::Time deadline) {
+  absl::Status ReadMore(absl::Time& deadline) {
     char buf[64 * 1024];
     while (true) {
       ssize_t n;
@@ -473,10 +567,8 @@ class RedisConnection::Impl {
         if (n == 0) return Unavailable("read", "connection closed by the server");
         if (n < 0) return Unavailable("read", std::strerror(errno));
       }
+      Progressed(deadline);
       buffered_ += n;
-      if (buffered_ > options_.max_reply_bytes) {
-        return absl::ResourceExhaustedError("redis reply larger than max_reply_bytes");
-      }
       redisReaderFeed(reader_, buf, static_cast<size_t>(n));
       return absl::OkStatus();
     }
@@ -495,6 +587,7 @@ class RedisConnection::Impl {
   SSL* ssl_ = nullptr;
   redisReader* reader_ = nullptr;
   bool broken_ = false;
+  bool extend_ = true;  // see Progressed
   int64_t buffered_ = 0;
 };
 
@@ -543,6 +636,7 @@ absl::StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
 }
 
 bool RedisConnection::ok() const { return impl_->ok(); }
+bool RedisConnection::CheckAlive() { return impl_->CheckAlive(); }
 void RedisConnection::Interrupt() { impl_->Interrupt(); }
 absl::string_view RedisConnection::transport() const { return impl_->transport(); }
 
@@ -551,8 +645,20 @@ RedisPool::RedisPool(Secret url, RedisOptions options, int size)
 
 RedisPool::~RedisPool() = default;
 
-RedisPool::Handle::~Handle() {
+RedisPool::Handle::~Handle() { Release(); }
+
+RedisPool::Handle& RedisPool::Handle::operator=(Handle&& other) noexcept {
+  if (this != &other) {
+    Release();
+    pool_ = std::exchange(other.pool_, nullptr);
+    conn_ = std::move(other.conn_);
+  }
+  return *this;
+}
+
+void RedisPool::Handle::Release() {
   if (pool_ != nullptr && conn_ != nullptr) pool_->Return(std::move(conn_));
+  conn_.reset();
 }
 
 void RedisPool::Return(std::unique_ptr<RedisConnection> conn) {
@@ -568,10 +674,13 @@ absl::StatusOr<RedisPool::Handle> RedisPool::Acquire(absl::Duration wait) {
   const absl::Time deadline = absl::Now() + wait;
   absl::MutexLock lock(&mu_);
   while (true) {
-    if (!idle_.empty()) {
+    while (!idle_.empty()) {
       std::unique_ptr<RedisConnection> conn = std::move(idle_.back());
       idle_.pop_back();
-      return Handle(this, std::move(conn));
+      // One the server closed while it sat here (its idle timeout, a restart) would fail the
+      // caller's next command: it is replaced instead.
+      if (conn->CheckAlive()) return Handle(this, std::move(conn));
+      --open_;
     }
     if (open_ < size_ && absl::Now() >= next_attempt_) {
       ++open_;
