@@ -156,6 +156,19 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view in) {
   return out;
 }
 
+absl::Status CheckLibpqUserInfo(absl::string_view url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == absl::string_view::npos) return absl::OkStatus();
+  const absl::string_view rest = url.substr(scheme_end + 3);
+  const size_t last_at = rest.rfind('@');
+  if (last_at == absl::string_view::npos || rest.find_first_of("@/") == last_at) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      "URL is ambiguous: '@' or '/' in the password must be percent-encoded (%40, %2F), as must "
+      "an '@' after the host");
+}
+
 absl::StatusOr<ParsedUrl> ParseUrl(absl::string_view url) {
   ParsedUrl parsed;
   const size_t scheme_end = url.find("://");
@@ -176,6 +189,9 @@ absl::StatusOr<ParsedUrl> ParseUrl(absl::string_view url) {
     return absl::InvalidArgumentError(
         "URL is ambiguous: '?' or '#' before its last '@'; percent-encode them in the password "
         "(%3F, %23) or an '@' in the query (%40)");
+  }
+  if (parsed.scheme == "postgres" || parsed.scheme == "postgresql") {
+    JQ_RETURN_IF_ERROR(CheckLibpqUserInfo(url));
   }
   if (const size_t hash = rest.find('#'); hash != absl::string_view::npos)
     rest = rest.substr(0, hash);

@@ -28,6 +28,13 @@ struct ParsedUrl {
 // (it may hold a password); they name the part that is wrong.
 absl::StatusOr<ParsedUrl> ParseUrl(absl::string_view url);
 
+// libpq ends a postgres:// URL's user info at its first '@', looked for only before the first
+// '/', while MaskUrl hides everything up to the last '@'. Where the two differ (an unescaped
+// '@' or '/' in the password, or an '@' after the host), libpq would read a piece of the
+// password as host, port or database, resolve it and name it in errors: InvalidArgument,
+// without quoting the URL. OK for anything else, key=value strings included.
+absl::Status CheckLibpqUserInfo(absl::string_view url);
+
 // Decodes %XX escapes; an invalid escape is an error.
 absl::StatusOr<std::string> PercentDecode(absl::string_view in);
 

@@ -249,6 +249,14 @@ TEST_F(ConfigTest, BadUrlsAreNamedNotQuoted) {
   env_ = {{"DATABASE_URL", absl::StrFormat("postgresql://u:%s@db:99999/x", kDbPassword)}};
   EXPECT_THAT(Load("api"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("DATABASE_URL is malformed")));
+  // libpq would take "Sup3r" for the port: refused before it gets there, and not shown.
+  env_ = {{"DATABASE_URL", "postgresql://app:Sup3r/SECRET@127.0.0.1:5432/app"}};
+  absl::StatusOr<Config> ambiguous = Load("api");
+  EXPECT_THAT(ambiguous, StatusIs(absl::StatusCode::kInvalidArgument,
+                                  AllOf(HasSubstr("DATABASE_URL is malformed"),
+                                        HasSubstr("percent-encoded"))));
+  EXPECT_THAT(ambiguous.status().message(),
+              AllOf(Not(HasSubstr("SECRET")), Not(HasSubstr("Sup3r"))));
 }
 
 TEST_F(ConfigTest, KeywordDsnIsAccepted) {

@@ -55,6 +55,22 @@ TEST(PgQueueOpenTest, MalformedConnectionStringsNeverEchoThePassword) {
   }
 }
 
+// libpq ends the user info at the first '@' or '/', the mask at the last '@': an unescaped
+// '@' or '/' in a password would be read as host or port, resolved and shown. Refused.
+TEST(PgQueueOpenTest, PasswordsThatNeedPercentEncodingAreRefusedUnshown) {
+  for (const char* url :
+       {"postgresql://app:Sup3r/SECRET@127.0.0.1:1/app",
+        "postgresql://app:Sup3r@SECRET@127.0.0.1:1/app", "postgres://app:a/b@c@127.0.0.1:1/app"}) {
+    const absl::Status status = PgQueue::Open(Secret(url)).status();
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("percent-encoded")))
+        << url;
+    EXPECT_THAT(status.message(), AllOf(Not(HasSubstr("SECRET")), Not(HasSubstr("Sup3r")))) << url;
+  }
+  // Percent-encoded, the same password reaches the server (which refuses it: wrong password).
+  EXPECT_THAT(PgQueue::Open(Secret("postgresql://app:Sup3r%2FSECRET@127.0.0.1:1/app")).status(),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
 // An option value libpq refuses before connecting is bad input too, not an outage to retry.
 TEST(PgQueueOpenTest, OptionValuesLibpqRefusesAreInvalidArguments) {
   for (const char* url : {"postgresql://jobqueue:PASSWORD@127.0.0.1:1/x?sslmode=bogus",

@@ -114,8 +114,20 @@ TEST(ParseUrlTest, RedisUrlsAmbiguousAboutTheirPasswordAreRefused) {
   EXPECT_EQ(slash.password.Reveal(), "a/b@c");
   EXPECT_EQ(slash.host, "h");
   EXPECT_EQ(slash.path, "2");
-  // libpq parses Postgres URLs by its own rules: only checked here, as before.
-  EXPECT_THAT(internal::ParseUrl("postgresql://h/db?application_name=a@b"), IsOk());
+}
+
+TEST(ParseUrlTest, PostgresUserInfoMustSplitAsLibpqSplitsIt) {
+  for (const char* url : {"postgresql://u:p/w@h/db", "postgresql://u:p@w@h/db",
+                          "postgres://h/db?application_name=a@b"}) {
+    EXPECT_THAT(internal::CheckLibpqUserInfo(url),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("percent-encoded")))
+        << url;
+    EXPECT_THAT(internal::ParseUrl(url), StatusIs(absl::StatusCode::kInvalidArgument)) << url;
+  }
+  for (const char* url : {"postgresql://u:p%2Fw%40x@h/db", "postgresql://u:p?w#x@h/db",
+                          "postgresql://h/db", "postgresql://u@h", "host=h password=a@b/c"}) {
+    EXPECT_THAT(internal::CheckLibpqUserInfo(url), IsOk()) << url;
+  }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "internal/log.h"
+#include "url.h"
 
 namespace jobqueue::internal {
 namespace {
@@ -87,6 +88,10 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
   const std::string timeout =
       absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(connect_timeout)));
   const std::string dsn(url.Reveal());
+  if (absl::Status ambiguous = internal::CheckLibpqUserInfo(dsn); !ambiguous.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("connection string ", url.Redacted(), ": ", ambiguous.message()));
+  }
   const std::string app(application_name);
   char* parse_error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &parse_error);
