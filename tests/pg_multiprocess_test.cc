@@ -288,6 +288,23 @@ TEST_F(MultiProcessTest, BadInputIsRejectedAndTheTableIsUntouched) {
   NewJob zero_attempts = MakeJob("t");
   zero_attempts.options.max_attempts = 0;
   rejected(zero_attempts);
+  // Past what a Postgres interval or timestamp holds: a clear error, not "out of range".
+  for (absl::Duration delay :
+       {absl::Hours(24 * 366 * 100), absl::Seconds(1e13), absl::InfiniteDuration()}) {
+    NewJob far = MakeJob("t");
+    far.options.delay = delay;
+    EXPECT_THAT(queue_->Enqueue(far).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 100 years")));
+    rejected(far);
+  }
+  for (absl::Time run_at : {absl::InfiniteFuture(), absl::InfinitePast(), absl::FromUnixSeconds(-1),
+                            absl::FromUnixSeconds(int64_t{1} << 40)}) {
+    NewJob odd = MakeJob("t");
+    odd.options.run_at = run_at;
+    EXPECT_THAT(queue_->Enqueue(odd).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1970 and 9999")));
+    rejected(odd);
+  }
   NewJob bad_queue = MakeJob("t");
   bad_queue.options.queue = "q;select 1";
   rejected(bad_queue);

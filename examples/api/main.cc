@@ -9,7 +9,8 @@
 //                          201 {"id":N,"inserted":true}; 200 with the live job's id when the
 //                          dedupe key is taken; 400 for bad input, 415 for another content
 //                          type or a Content-Encoding, 411 for a body without Content-Length
-//                          (chunked), with nothing written
+//                          (chunked), 400 for a Content-Length that is not one number, with
+//                          nothing written. Every connection serves one request.
 //   GET  /jobs/ID          the job's row as JSON; 404 when there is none
 //   GET  /stats            counts by queue, type and status
 //   POST /bull/QUEUE/NAME  adds a BullMQ job on Redis (body: its data, application/json; URL
@@ -25,6 +26,7 @@
 // failures answer a generic message (the details, which name hosts and statements, go to the log).
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -112,15 +114,23 @@ bool IsJsonType(absl::string_view type) {
 
 // Runs before httplib reads a body. Its 1 MiB limit holds only for bodies sent with
 // Content-Length: it would read a chunked body whole and inflate a gzip one without limit. So
-// a body must come uncompressed, with Content-Length, as JSON; otherwise it is refused unread
-// and the connection closed (the unread bytes would be taken for the next request).
+// a body must come uncompressed, with one all-digit Content-Length, as JSON; otherwise it is
+// refused unread. The connection then ends (each serves one request: httplib 0.11 keeps a
+// connection open whatever a handler says, and would take the unread body for a request).
 httplib::Server::HandlerResponse CheckBodyFraming(const httplib::Request& req,
                                                   httplib::Response& res) {
   auto refuse = [&](int code, absl::string_view error) {
     Reply(res, code, absl::StrCat("{\"error\":", JsonQuote(error), "}"));
-    res.set_header("Connection", "close");
     return httplib::Server::HandlerResponse::Handled;
   };
+  const size_t lengths = req.get_header_value_count("Content-Length");
+  const std::string length = req.get_header_value("Content-Length");
+  if (lengths > 1 || (lengths == 1 && (length.empty() || length.size() > 18 ||
+                                       !std::all_of(length.begin(), length.end(), [](char c) {
+                                         return c >= '0' && c <= '9';
+                                       })))) {
+    return refuse(400, "Content-Length must be one decimal number");
+  }
   const std::string encoding = req.get_header_value("Content-Encoding");
   if (!encoding.empty() && !absl::EqualsIgnoreCase(encoding, "identity")) {
     return refuse(415, "send the body uncompressed (no Content-Encoding)");
@@ -130,7 +140,6 @@ httplib::Server::HandlerResponse CheckBodyFraming(const httplib::Request& req,
   if (req.has_header("Transfer-Encoding") || (body_method && !req.has_header("Content-Length"))) {
     return refuse(411, "send the body with Content-Length (chunked bodies are not accepted)");
   }
-  const std::string length = req.get_header_value("Content-Length");
   if (!length.empty() && length != "0" && !IsJsonType(req.get_header_value("Content-Type"))) {
     return refuse(415, "the body must be sent as Content-Type: application/json");
   }
@@ -339,6 +348,8 @@ int Run() {
   // the whole request): more threads than httplib's 8, and short idle keep-alives.
   server.new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
   server.set_keep_alive_timeout(2);
+  // One request per connection: see CheckBodyFraming.
+  server.set_keep_alive_max_count(1);
   AddRoutes(server, **queue, bull);
   const int bound = port == 0                         ? server.bind_to_any_port(host)
                     : server.bind_to_port(host, port) ? port

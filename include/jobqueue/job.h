@@ -32,9 +32,9 @@ absl::Status ValidateName(absl::string_view what, absl::string_view name);
 struct EnqueueOptions {
   // The queue; workers claim from one queue. Default "default".
   std::string queue = "default";
-  // Runs no earlier than now + delay. Must be >= 0. Default 0. Ignored when run_at is set.
+  // Runs no earlier than now + delay. 0..100 years. Default 0. Ignored when run_at is set.
   absl::Duration delay = absl::ZeroDuration();
-  // Runs no earlier than this time (database clock). Default unset.
+  // Runs no earlier than this time (database clock), in the years 1970..9999. Default unset.
   std::optional<absl::Time> run_at;
   // Lower runs first; ties go by run time, then id. -32768..32767, default 0.
   int priority = 0;

@@ -63,6 +63,8 @@ int64_t AgeMicros(absl::Duration age) {
   return absl::ToInt64Microseconds(std::min(age, absl::Hours(24 * 365 * 4000)));
 }
 
+constexpr absl::Duration kMaxDelay = absl::Hours(24 * 365 * 100);
+
 absl::Status ValidateNewJob(const NewJob& job) {
   JQ_RETURN_IF_ERROR(ValidateName("job type", job.job_type));
   JQ_RETURN_IF_ERROR(ValidateName("queue", job.options.queue));
@@ -72,6 +74,17 @@ absl::Status ValidateNewJob(const NewJob& job) {
   }
   if (job.options.delay < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": delay must not be negative"));
+  }
+  // Postgres intervals and timestamps overflow long before absl's durations and times do.
+  if (job.options.delay > kMaxDelay) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": delay must be at most 100 years, got ",
+                                                   absl::FormatDuration(job.options.delay)));
+  }
+  if (job.options.run_at &&
+      (*job.options.run_at < absl::UnixEpoch() ||
+       *job.options.run_at >= absl::FromCivil(absl::CivilYear(10000), absl::UTCTimeZone()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": run_at must be between the years 1970 and 9999"));
   }
   if (job.options.priority < kMinPriority || job.options.priority > kMaxPriority) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": priority ", job.options.priority,

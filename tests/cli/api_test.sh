@@ -105,6 +105,36 @@ http gzip-body 415 -X POST "${json[@]}" -H 'Content-Encoding: gzip' --data-binar
 http chunked-body 411 -X POST "${json[@]}" -H 'Transfer-Encoding: chunked' \
   --data-binary "@$dir/huge.json" "$base/jobs/t"
 expect_in chunked-body 'Content-Length'
+# raw NAME REQUEST: sends REQUEST (printf escapes) in one write on one connection; all replies
+# until the server closes it in $out.
+raw() {
+  out=$(printf "$2" | /usr/bin/python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(sys.stdin.buffer.read())
+got = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+sys.stdout.write(got.decode("latin-1"))' "${base##*:}")
+}
+# A refused request's unread body never runs as a request of its own: the connection ends.
+inner='POST /jobs/smuggled HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'
+raw smuggle-415 "POST /jobs/t HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 90\r\n\r\n$inner"
+expect_in smuggle-415 'HTTP/1.1 415'
+expect_not_in smuggle-415 'HTTP/1.1 201'
+raw smuggle-411 "POST /jobs/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n$inner"
+expect_in smuggle-411 'HTTP/1.1 411'
+expect_not_in smuggle-411 'HTTP/1.1 201'
+raw bad-length "POST /jobs/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n$inner"
+expect_in bad-length 'HTTP/1.1 400'
+expect_not_in bad-length 'HTTP/1.1 201'
+raw two-lengths "POST /jobs/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 90\r\n\r\n{}"
+expect_in two-lengths 'HTTP/1.1 400'
+[ "$(sql "SELECT count(*) FROM $schema.job_queue WHERE job_type = 'smuggled'")" = 0 ] ||
+  { echo "FAIL a refused request's body ran as a request"; fails=$((fails + 1)); }
 [ "$(jobs_count)" = "$before" ] || { echo "FAIL bad input wrote rows"; fails=$((fails + 1)); }
 
 # Media types are case-insensitive.
