@@ -82,6 +82,36 @@ def test_payloads_must_be_json(queue):
     lease.complete([1, 2])
 
 
+def test_text_that_is_not_unicode_is_invalid_argument(queue, redis_url):
+    lone = "\ud800"
+    for call in (lambda: queue.enqueue("t", {"s": lone}),
+                 lambda: queue.enqueue(lone),
+                 lambda: queue.enqueue_many([lone]),
+                 lambda: queue.enqueue_many([(lone, {})])):
+        with pytest.raises(jobqueue.InvalidArgumentError, match="not valid Unicode"):
+            call()
+    queue.enqueue("t")
+    lease = queue.claim("t")[0]
+    with pytest.raises(jobqueue.InvalidArgumentError, match="not valid Unicode"):
+        lease.complete({"s": lone})
+    assert not lease.finished
+    lease.complete(None)
+    assert queue.count() == 1  # only "t": nothing of the refused calls was written
+    name = f"py_unicode_{os.getpid()}"
+    try:
+        with jobqueue.BullQueue(redis_url, name) as bull:
+            with pytest.raises(jobqueue.InvalidArgumentError, match="not valid Unicode"):
+                bull.add("x", {"s": lone})
+            with pytest.raises(jobqueue.InvalidArgumentError, match="not valid Unicode"):
+                bull.add("x", {}, {"jobId": lone})
+            assert sum(bull.counts().values()) == 0
+    finally:
+        subprocess.run(
+            f"redis-cli --no-auth-warning -u \"$REDIS_URL\" --scan --pattern 'bull:{name}:*' | "
+            f"xargs -r redis-cli --no-auth-warning -u \"$REDIS_URL\" del >/dev/null",
+            shell=True, check=True)
+
+
 def test_not_found(queue):
     with pytest.raises(jobqueue.NotFoundError, match="123456789") as raised:
         queue.get(123456789)

@@ -183,7 +183,8 @@ void RegisterBullHandler(PyBullWorker& w, const py::object& name, const py::obje
     throw StatusError(absl::FailedPreconditionError("register handlers before run()"));
   }
   CheckJobName(name);
-  const std::string label = name.is_none() ? std::string("every job") : name.cast<std::string>();
+  const std::string label =
+      name.is_none() ? std::string("every job") : Convert<std::string>(name, "job name");
   if (!PyCallable_Check(fn.ptr())) {
     throw StatusError(
         absl::InvalidArgumentError(absl::StrCat("the handler of ", label, " is not callable")));

@@ -113,7 +113,8 @@ std::string Dumps(py::handle value) {
         py::arg("allow_nan") = false);
     return py::object(encoder.attr("encode")).release().ptr();
   }();
-  return py::handle(encode)(value).cast<std::string>();
+  // A lone surrogate passes the encoder (ensure_ascii=False) but not UTF-8.
+  return Convert<std::string>(py::handle(encode)(value), "a str in the value");
 }
 
 py::object Loads(absl::string_view json) {
@@ -390,9 +391,40 @@ void HideValuesOfDispatchError(PyObject* args, PyObject* kwargs) {
   PyErr_SetString(PyExc_TypeError, message.c_str());
 }
 
+// A str argument that UTF-8 cannot encode (a lone surrogate): no str parameter takes it.
+bool HasNonUnicodeStr(PyObject* args, PyObject* kwargs) {
+  auto bad = [](PyObject* value) {
+    if (!PyUnicode_Check(value)) return false;
+    if (PyUnicode_AsUTF8AndSize(value, nullptr) != nullptr) return false;
+    PyErr_Clear();
+    return true;
+  };
+  for (Py_ssize_t i = 0; args != nullptr && i < PyTuple_GET_SIZE(args); ++i) {
+    if (bad(PyTuple_GET_ITEM(args, i))) return true;
+  }
+  PyObject* key;
+  PyObject* value;
+  for (Py_ssize_t pos = 0; kwargs != nullptr && PyDict_Next(kwargs, &pos, &key, &value);) {
+    if (bad(value)) return true;
+  }
+  return false;
+}
+
 PyObject* DispatchHidingValues(PyObject* self, PyObject* args, PyObject* kwargs) {
   PyObject* result = g_dispatcher(self, args, kwargs);
   if (result == nullptr && PyErr_ExceptionMatches(PyExc_TypeError)) {
+    PyObject *type, *value, *trace;
+    PyErr_Fetch(&type, &value, &trace);
+    if (HasNonUnicodeStr(args, kwargs)) {
+      Py_XDECREF(type);
+      Py_XDECREF(value);
+      Py_XDECREF(trace);
+      const py::object error =
+          MakeError(absl::InvalidArgumentError("a str argument is not valid Unicode text"));
+      PyErr_SetObject(error.get_type().ptr(), error.ptr());
+      return nullptr;
+    }
+    PyErr_Restore(type, value, trace);
     try {
       HideValuesOfDispatchError(args, kwargs);
     } catch (...) {

@@ -128,12 +128,15 @@ std::string PayloadJson(const py::object& payload) {
 
 NewJob ToNewJob(py::handle item, const EnqueueOptions& defaults) {
   if (py::isinstance<NewJob>(item)) return item.cast<NewJob>();
-  if (py::isinstance<py::str>(item)) return NewJob{item.cast<std::string>(), "{}", defaults};
+  if (py::isinstance<py::str>(item)) {
+    return NewJob{Convert<std::string>(item, "job type"), "{}", defaults};
+  }
   if (py::isinstance<py::tuple>(item) || py::isinstance<py::list>(item)) {
     py::sequence pair = py::reinterpret_borrow<py::sequence>(item);
     if (pair.size() == 1 || pair.size() == 2) {
       py::object payload = pair.size() == 2 ? py::object(pair[1]) : py::object(py::none());
-      return NewJob{py::str(pair[0]).cast<std::string>(), PayloadJson(payload), defaults};
+      return NewJob{Convert<std::string>(py::str(pair[0]), "job type"), PayloadJson(payload),
+                    defaults};
     }
   }
   throw StatusError(absl::InvalidArgumentError(
