@@ -55,7 +55,13 @@ bool IsUrlVariable(absl::string_view name) { return absl::StrContains(name, "URL
 // A value of a variable not known as a secret, for display: a connection string in it (a URL
 // with user info or a query, or libpq key=value with a password) is shown masked all the same.
 std::string MaskPlainValue(absl::string_view value) {
-  if (absl::StrContains(value, "://")) {
+  // A URL (the value starts with its scheme); a "://" further in may sit in a key=value string.
+  const size_t scheme_end = value.find("://");
+  const bool url = scheme_end != absl::string_view::npos && scheme_end > 0 &&
+                   std::all_of(value.begin(), value.begin() + scheme_end, [](char c) {
+                     return absl::ascii_isalnum(c) || c == '+' || c == '-' || c == '.';
+                   });
+  if (url) {
     return absl::StrContains(value, "@") || absl::StrContains(value, "?") ? MaskUrl(value)
                                                                           : std::string(value);
   }

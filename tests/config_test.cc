@@ -457,10 +457,11 @@ TEST_F(ConfigTest, EntriesMaskSecretsTheManifestDoesNotList) {
                                      "DIRECT_URL=postgresql://u:%s-6@host/db\n"
                                      "PG_DSN=\"host=h password='a %s-7' dbname=d\"\n"
                                      "HASH_URL=postgresql://u:p#%s-8@host/db\n"
+                                     "EXTRA_DSN=host=db password=%s-9 note=http://example.com\n"
                                      "NEXT_PUBLIC_SUPABASE_ANON_KEY=anon-public\n"
                                      "SUPABASE_URL_DEV=https://dev.supabase.co\n",
                                      DbUrl(), kUnlisted, kUnlisted, kUnlisted, kUnlisted, kUnlisted,
-                                     kUnlisted, kUnlisted, kUnlisted));
+                                     kUnlisted, kUnlisted, kUnlisted, kUnlisted));
   JQ_ASSERT_OK_AND_ASSIGN(Config config, Load("api"));
   std::map<std::string, ConfigEntry> by_name;
   std::ostringstream all;
@@ -478,6 +479,8 @@ TEST_F(ConfigTest, EntriesMaskSecretsTheManifestDoesNotList) {
   EXPECT_EQ(by_name["DIRECT_URL"].display_value, "postgresql://u:****@host/db");
   EXPECT_EQ(by_name["PG_DSN"].display_value, "host=h password=**** dbname=d");
   EXPECT_EQ(by_name["HASH_URL"].display_value, "postgresql://u:****@host/db");
+  // A "://" inside a key=value string does not make it a URL without user info: it was shown.
+  EXPECT_EQ(by_name["EXTRA_DSN"].display_value, "[redacted]");
   EXPECT_EQ(by_name["NEXT_PUBLIC_SUPABASE_ANON_KEY"].display_value, "anon-public");
   EXPECT_EQ(by_name["SUPABASE_URL_DEV"].display_value, "https://dev.supabase.co");
   EXPECT_TRUE(config.scope_violations().empty());

@@ -1,4 +1,5 @@
 // jobqueue: the operator CLI.
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -66,5 +67,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "jobqueue: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return jobqueue::kExitUsage;
   }
-  return it->second(args);
+  const int rc = it->second(args);
+  // Output nobody got (a full disk, a closed pipe) is a failure: a caller reading the id of an
+  // enqueued job must not get an exit code of 0 and no id.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "jobqueue %s: the command ran, but its output could not be written: %s\n",
+                 command.c_str(), std::strerror(errno));
+    return rc != 0 ? rc : 1;
+  }
+  return rc;
 }

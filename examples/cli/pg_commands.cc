@@ -166,6 +166,10 @@ int RunEnqueue(const std::vector<std::string>& argv) {
     if (count < 1 || count > 10'000'000) {
       return absl::InvalidArgumentError("--count must be 1..10000000");
     }
+    if (count > 1 && !job.options.dedupe_key.empty()) {
+      // A dedupe key allows one live job: the rest would be counted as enqueued and not be.
+      return absl::InvalidArgumentError("--count must be 1 with --dedupe-key");
+    }
     if (auto v = args->Get("delay")) {
       JQ_ASSIGN_OR_RETURN(job.options.delay, ParseDurationFlag("delay", *v));
     }

@@ -67,8 +67,15 @@ expect_in huge-priority "priority 99999"
 check stray-word 64 "$cli" retry flaky
 expect_in stray-word 'unexpected argument "flaky"'
 check stray-id 64 "$cli" get 1 2
+check dedupe-count 64 "$cli" enqueue --type sync --dedupe-key k2 --count 3
+expect_in dedupe-count "--count must be 1 with --dedupe-key"
 after=$(sql "SELECT count(*) FROM $schema.job_queue")
 [ "$before" = "$after" ] || { echo "FAIL bad input wrote rows: $before -> $after"; fails=$((fails+1)); }
+
+# Output that cannot be written is a failure, not exit 0 with nothing shown.
+out=$("$cli" stats 2>&1 >/dev/full); got=$?
+[ "$got" = 1 ] || { echo "FAIL stdout-full: exit $got, want 1"; fails=$((fails+1)); }
+expect_in stdout-full "could not be written"
 
 # A worker drains the bulk jobs and exits when idle; echo stores the payload as the result.
 check work-bulk 0 "$cli" work --types bulk --handler noop --concurrency 4 --batch 100 --exit-when-idle 1
