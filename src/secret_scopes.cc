@@ -62,12 +62,14 @@ absl::Status ReadStringArray(simdjson::dom::element element, absl::string_view f
 
 bool GlobMatch(absl::string_view pattern, absl::string_view text) {
   // Iterative matcher with one backtrack point: linear in practice for these short names.
+  // Case-insensitive: a lower-case judit_api_key is the same secret to whoever reads it.
   size_t p = 0, t = 0, star = absl::string_view::npos, match = 0;
   while (t < text.size()) {
     if (p < pattern.size() && pattern[p] == '*') {
       star = p++;
       match = t;
-    } else if (p < pattern.size() && pattern[p] == text[t]) {
+    } else if (p < pattern.size() &&
+               absl::ascii_toupper(pattern[p]) == absl::ascii_toupper(text[t])) {
       ++p;
       ++t;
     } else if (star != absl::string_view::npos) {

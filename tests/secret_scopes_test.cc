@@ -18,6 +18,8 @@ TEST(GlobMatchTest, Stars) {
   EXPECT_FALSE(GlobMatch("*_KEY", "KEY_ID"));
   EXPECT_FALSE(GlobMatch("A*B*C", "AxxBxx"));
   EXPECT_FALSE(GlobMatch("EXACT", "EXACTLY"));
+  EXPECT_TRUE(GlobMatch("JUDIT_API_KEY", "judit_api_key"));
+  EXPECT_TRUE(GlobMatch("*_Secret_*", "aws_SECRET_access_key"));
 }
 
 TEST(SecretScopesTest, BuiltInManifestEncodesSeedRules) {
@@ -35,6 +37,18 @@ TEST(SecretScopesTest, BuiltInManifestEncodesSeedRules) {
   EXPECT_FALSE(scopes.IsSecret("NEXT_PUBLIC_SUPABASE_ANON_KEY"));
   EXPECT_FALSE(scopes.IsSecret("SUPABASE_URL_PROD"));
   EXPECT_FALSE(scopes.IsSecret("LOG_LEVEL"));
+  // Common spellings of secrets nobody listed, in any case, are scoped: the API may not hold
+  // them (they were handed to it).
+  for (const char* name : {"AWS_SECRET_ACCESS_KEY", "SMTP_PASS", "LDAP_PASSWD", "judit_api_key",
+                           "GCP_CREDENTIALS", "MINIO_ACCESS_KEY", "Stripe_Secret_Key"}) {
+    EXPECT_TRUE(scopes.IsSecret(name)) << name;
+    EXPECT_FALSE(SecretScopes::Allows(*api, name)) << name;
+  }
+  EXPECT_TRUE(SecretScopes::Allows(*worker, "judit_api_key"));
+  // Ordinary variables stay plain.
+  for (const char* name : {"PWD", "OLDPWD", "SSH_AUTH_SOCK", "PASSWORD_MIN_LENGTH", "BYPASS"}) {
+    EXPECT_FALSE(scopes.IsSecret(name)) << name;
+  }
 }
 
 TEST(SecretScopesTest, UnsuffixedSupabaseVariablesAreScopedToo) {
