@@ -1,5 +1,6 @@
 #include "internal/worker_common.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,13 +20,18 @@ constexpr int kMaxSignalWorkers = 64;
 std::atomic<int> g_wake_fds[kMaxSignalWorkers];
 // Bumped by every stop signal; a worker stops once it differs from its value at creation.
 std::atomic<uint64_t> g_stop_generation{0};
+// Signal handlers between reading a slot and writing to its fd: an unregistering worker waits
+// for them, so none writes to its fd after it was closed (and its number maybe reused).
+std::atomic<int> g_handlers_waking{0};
 
 void OnStopSignal(int) {
   g_stop_generation.fetch_add(1);
+  g_handlers_waking.fetch_add(1);
   for (auto& slot : g_wake_fds) {
     const int fd_plus_one = slot.load();
     if (fd_plus_one > 0) WakeFd(fd_plus_one - 1);
   }
+  g_handlers_waking.fetch_sub(1);
 }
 
 }  // namespace
@@ -45,7 +51,10 @@ int RegisterStopWakeFd(int fd) {
 }
 
 void UnregisterStopWakeFd(int slot) {
-  if (slot >= 0 && slot < kMaxSignalWorkers) g_wake_fds[slot].store(0);
+  if (slot < 0 || slot >= kMaxSignalWorkers) return;
+  g_wake_fds[slot].store(0);
+  // A handler that read the slot before it was cleared is done within microseconds.
+  while (g_handlers_waking.load() != 0) sched_yield();
 }
 
 uint64_t StopGeneration() { return g_stop_generation.load(); }
