@@ -115,6 +115,7 @@ class BullWorker {
 
   // Processes jobs until Stop(), a stop signal (StopWorkersOnSignals), or idle exit; then
   // finishes or hands back in-flight jobs, leaving nothing locked. OK after a graceful stop.
+  // A worker runs once: a second call, concurrent or later, is FailedPrecondition.
   absl::Status Run();
   // Asks Run() to stop. Thread-safe; returns at once.
   void Stop();

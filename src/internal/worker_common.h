@@ -31,6 +31,10 @@ void UnregisterStopWakeFd(int slot);
 // a Python process restarting its worker) is not stopped by that old signal.
 uint64_t StopGeneration();
 
+// The longest lock or period a BullMQ worker or consumer sends to Redis: a PX beyond Redis'
+// range fails only inside a claim script, after it moved jobs to active.
+inline constexpr absl::Duration kMaxRedisPeriod = absl::Hours(24 * 365);
+
 // The clock of a worker's waits and deadlines (idle exit, heartbeats, shutdown): it never
 // jumps when the system time is set, as absl::Now() does.
 absl::Time MonotonicNow();

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "internal/log.h"
+#include "internal/worker_common.h"
 #include "jobqueue/bull_worker.h"
 #include "jobqueue/job.h"
 #include "jobqueue/json.h"
@@ -22,8 +23,8 @@ namespace jobqueue {
 
 absl::Status BullConsumerOptions::Validate() const {
   JQ_RETURN_IF_ERROR(internal::ValidateBullPrefixAndName(prefix, name));
-  if (lock_duration < absl::Milliseconds(10)) {
-    return absl::InvalidArgumentError("lock duration must be at least 10 ms");
+  if (lock_duration < absl::Milliseconds(10) || lock_duration > internal::kMaxRedisPeriod) {
+    return absl::InvalidArgumentError("lock duration must be 10 ms..365 days");
   }
   return redis.Validate();
 }

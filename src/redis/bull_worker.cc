@@ -51,21 +51,24 @@ absl::Status BullWorkerOptions::Validate() const {
       (prefetch_window <= absl::ZeroDuration() || prefetch_window > absl::Seconds(10))) {
     return absl::InvalidArgumentError("prefetch window must be positive and at most 10 s");
   }
-  if (lock_duration < absl::Milliseconds(10)) {
-    return absl::InvalidArgumentError("lock duration must be at least 10 ms");
+  // Upper bounds: Redis refuses a PX beyond its range only inside the claim script, after it
+  // moved jobs to active (they then stall); a year is far past any real lock or period.
+  if (lock_duration < absl::Milliseconds(10) || lock_duration > internal::kMaxRedisPeriod) {
+    return absl::InvalidArgumentError("lock duration must be 10 ms..365 days");
   }
   if (lock_renew_time < absl::ZeroDuration() || lock_renew_time >= lock_duration) {
     return absl::InvalidArgumentError("lock renew time must be below the lock duration");
   }
-  if (stalled_interval < absl::Milliseconds(10)) {
-    return absl::InvalidArgumentError("stalled interval must be at least 10 ms");
+  if (stalled_interval < absl::Milliseconds(10) || stalled_interval > internal::kMaxRedisPeriod) {
+    return absl::InvalidArgumentError("stalled interval must be 10 ms..365 days");
   }
   if (max_stalled_count < 0) return absl::InvalidArgumentError("max stalled count must be >= 0");
-  if (drain_delay < absl::Milliseconds(10)) {
-    return absl::InvalidArgumentError("drain delay must be at least 10 ms");
+  if (drain_delay < absl::Milliseconds(10) || drain_delay > internal::kMaxRedisPeriod) {
+    return absl::InvalidArgumentError("drain delay must be 10 ms..365 days");
   }
-  if (limiter_max < 0 || (limiter_max > 0 && limiter_duration <= absl::ZeroDuration())) {
-    return absl::InvalidArgumentError("limiter needs max >= 1 and a positive duration");
+  if (limiter_max < 0 || (limiter_max > 0 && (limiter_duration <= absl::ZeroDuration() ||
+                                              limiter_duration > internal::kMaxRedisPeriod))) {
+    return absl::InvalidArgumentError("limiter needs max >= 1 and a duration of up to 365 days");
   }
   JQ_RETURN_IF_ERROR(internal::ValidateShutdownOptions(shutdown_timeout, exit_when_idle,
                                                        reconnect_min, reconnect_max));
@@ -206,6 +209,7 @@ class BullWorker::Impl {
   // Claimed and not yet finished in Redis: id -> token (lock renewal reads it).
   absl::flat_hash_map<std::string, std::string> held_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> ran_{false};  // Run() was called
   BullWorkerStats stats_ ABSL_GUARDED_BY(mu_);
   // The marker waiter: asked to block for up to block_timeout_, reports a wake-up.
   bool block_wanted_ ABSL_GUARDED_BY(mu_) = false;
@@ -247,8 +251,15 @@ class BullWorker::Impl::Context : public BullJobContext {
   static int64_t KeepLogs(const std::string& opts_json) {
     simdjson::dom::parser parser;
     double keep;
-    if (parser.parse(opts_json)["keepLogs"].get_double().get(keep) != simdjson::SUCCESS) return 0;
-    return std::max<int64_t>(static_cast<int64_t>(keep), 0);
+    simdjson::dom::element opts;
+    if (parser.parse(opts_json).get(opts) != simdjson::SUCCESS) return 0;
+    // Node stores it as "kl" (its opts encoding); "keepLogs" as a fallback for other writers.
+    if (opts["kl"].get_double().get(keep) != simdjson::SUCCESS &&
+        opts["keepLogs"].get_double().get(keep) != simdjson::SUCCESS) {
+      return 0;
+    }
+    if (!(keep > 0)) return 0;
+    return keep >= 9e18 ? int64_t{0} : static_cast<int64_t>(keep);
   }
 
   Impl& impl_;
@@ -670,6 +681,10 @@ absl::Status BullWorker::Impl::ReconnectStep() {
 }
 
 absl::Status BullWorker::Impl::Run() {
+  if (ran_.exchange(true)) {
+    // A second Run() would share the step connection and the held-job books with the first.
+    return absl::FailedPreconditionError("a BullMQ worker runs only once");
+  }
   const int signal_slot = internal::RegisterStopWakeFd(wake_fd_);
   std::vector<std::thread> threads;
   threads.emplace_back([this] { WaiterLoop(); });

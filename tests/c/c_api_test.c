@@ -1115,6 +1115,11 @@ static void TestBullConsumer(void) {
   CHECK_ERR(JQ_INVALID_ARGUMENT, "lock duration",
             jq_bull_consumer_open(Env("REDIS_URL"), consumer_name, options, worker_options,
                                   &consumer, OK_ERR));
+  /* Past Redis' PX range it failed only in the claim script, leaving the job active. */
+  jq_bull_worker_options_set_lock_duration_ms(worker_options, INT64_MAX);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "365 days",
+            jq_bull_consumer_open(Env("REDIS_URL"), consumer_name, options, worker_options,
+                                  &consumer, OK_ERR));
   jq_bull_worker_options_set_lock_duration_ms(worker_options, 20000);
   CHECK_ERR(JQ_INVALID_ARGUMENT, "queue is NULL",
             jq_bull_consumer_open(Env("REDIS_URL"), NULL, options, NULL, &consumer, OK_ERR));
@@ -1376,6 +1381,8 @@ static void TestBullWorker(void) {
     CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_STEPS) >= 1);
     CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_PREFETCHED) == 0);
     CHECK(jq_bull_worker_stat(worker, (jq_bull_worker_stat_t)42) == 0);
+    /* A worker runs once: a second run shared the first one's connection. */
+    CHECK_ERR(JQ_FAILED_PRECONDITION, "runs only once", jq_bull_worker_run(worker, OK_ERR));
     jq_bull_worker_destroy(worker);
   }
   CHECK(BullCount(bull, JQ_BULL_COMPLETED) == 5);

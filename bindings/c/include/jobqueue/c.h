@@ -543,7 +543,7 @@ JQ_EXPORT void jq_bull_worker_options_destroy(jq_bull_worker_options_t* options)
 /* Stored as each job's processedBy ("pb"); the worker's connection is named after it so
  * Node's getWorkers() lists it. Default: unnamed. Consumer and worker. */
 JQ_EXPORT void jq_bull_worker_options_set_name(jq_bull_worker_options_t* options, const char* name);
-/* Lock time per job, at least 10. Default 30000. Consumer and worker (which renews locks at
+/* Lock time per job, 10 ms..365 days. Default 30000. Consumer and worker (which renews locks at
  * half of it). */
 JQ_EXPORT void jq_bull_worker_options_set_lock_duration_ms(jq_bull_worker_options_t* options,
                                                            int64_t ms);
@@ -681,7 +681,8 @@ JQ_EXPORT jq_status_t jq_bull_worker_create_config(const jq_config_t* config, co
 JQ_EXPORT void jq_bull_worker_destroy(jq_bull_worker_t* worker);
 /* Processes jobs until jq_bull_worker_stop, a stop signal (jq_stop_workers_on_signals) or the
  * idle exit; then finishes or hands back in-flight jobs, leaving nothing locked. JQ_OK after
- * a graceful stop. */
+ * a graceful stop. A worker runs once: a second call, concurrent or later, is
+ * JQ_FAILED_PRECONDITION. */
 JQ_EXPORT jq_status_t jq_bull_worker_run(jq_bull_worker_t* worker, char** errptr);
 /* Asks run to stop gracefully and returns at once. Safe from any thread and from a signal
  * handler (it only stores an atomic and writes to an eventfd). */
