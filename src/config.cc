@@ -112,6 +112,18 @@ absl::Status CheckEnvDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
+// Sets `name` from a source of higher precedence than those already read, except that an empty
+// value does not hide another source's value: an empty ENVIRONMENT in the process must not turn
+// the .env file's "prod" into the default "dev" (and its scope refusals into warnings).
+void Assign(VariableMap* variables, const std::string& name, Sourced value) {
+  auto it = variables->find(name);
+  if (value.value.empty() && it != variables->end() && !it->second.value.empty() &&
+      it->second.source != value.source) {
+    return;
+  }
+  (*variables)[name] = std::move(value);
+}
+
 absl::Status ReadEnvFile(const std::string& dir, const std::string& file_name,
                          VariableMap* variables, std::vector<std::string>* warnings) {
   const std::string path = dir.empty() ? file_name : absl::StrCat(dir, "/", file_name);
@@ -143,7 +155,7 @@ absl::Status ReadEnvFile(const std::string& dir, const std::string& file_name,
   JQ_ASSIGN_OR_RETURN(std::vector<internal::DotenvEntry> entries,
                       internal::ParseDotenv(buffer.str(), path));
   for (internal::DotenvEntry& entry : entries) {
-    (*variables)[entry.key] = Sourced{std::move(entry.value), file_name};
+    Assign(variables, entry.key, Sourced{std::move(entry.value), file_name});
   }
   return absl::OkStatus();
 }
@@ -270,7 +282,7 @@ absl::StatusOr<Config> Config::Load(const ConfigOptions& options) {
     }
   }
   for (const auto& [name, value] : process) {
-    variables[name] = Sourced{value, std::string(kProcessEnvironment)};
+    Assign(&variables, name, Sourced{value, std::string(kProcessEnvironment)});
   }
   auto get = [&variables](absl::string_view name) -> const Sourced* {
     auto it = variables.find(name);

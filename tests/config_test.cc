@@ -363,6 +363,21 @@ TEST_F(ConfigTest, UnknownServiceListsKnownOnes) {
   EXPECT_THAT(Load(""), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// An empty ENVIRONMENT in the process made .env's prod the default dev, and its scope refusals
+// warnings.
+TEST_F(ConfigTest, AnEmptyValueDoesNotHideALowerSourcesValue) {
+  dir_.Write(".env", "ENVIRONMENT=prod\nDATABASE_URL=" + DbUrl() + "\n");
+  dir_.Write(".env.local", "LOG_LEVEL=\n");
+  dir_.Write(".env.api", "LOG_LEVEL=warn\n");
+  env_ = {{"ENVIRONMENT", ""}, {"JUDIT_API_KEY", "judit-key"}};
+  EXPECT_THAT(Load("api"),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("JUDIT_API_KEY")));
+  env_ = {{"ENVIRONMENT", ""}};
+  JQ_ASSERT_OK_AND_ASSIGN(Config config, Load("api"));
+  EXPECT_EQ(config.environment(), Environment::kProd);
+  EXPECT_EQ(config.log_level(), LogLevel::kWarn);
+}
+
 TEST_F(ConfigTest, EnvFilePrecedence) {
   dir_.Write(".env", "LOG_LEVEL=error\nWORKER_POLL_INTERVAL=7\nLOG_FORMAT=json\nDATABASE_URL=" +
                          DbUrl() + "\n");
