@@ -242,9 +242,13 @@ void AddRoutes(httplib::Server& server, PgQueue& queue, BullQueues& bull) {
   server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
     absl::StatusOr<int> version = queue.SchemaVersion();
     if (!version.ok()) {
-      Reply(res, HttpStatusFor(version.status()),
-            absl::StrCat("{\"status\":\"unavailable\",\"error\":",
-                         JsonQuote(PublicMessage(version.status())), "}"));
+      // Whatever the cause (a refused role, a dropped table), this instance cannot serve: 503.
+      const std::string message = HttpStatusFor(version.status()) == 503
+                                      ? PublicMessage(version.status())
+                                      : PublicMessage(absl::UnavailableError(absl::StrCat(
+                                            "health check: ", version.status().ToString())));
+      Reply(res, 503,
+            absl::StrCat("{\"status\":\"unavailable\",\"error\":", JsonQuote(message), "}"));
       return;
     }
     Reply(res, 200, absl::StrCat("{\"status\":\"ok\",\"schema_version\":", *version, "}"));

@@ -221,6 +221,17 @@ expect_in unmigrated '"status":"unavailable"'
 expect_in unmigrated 'jobqueue migrate'
 kill -TERM "$pid"; wait "$pid"; pid=''
 
+# A database that refuses the role (permissions changed under a running service): still 503,
+# which load balancers act on, not 500.
+np_role="api_np_$$"
+sql "CREATE ROLE $np_role LOGIN PASSWORD 'np-pw'" >/dev/null
+sql "CREATE SCHEMA IF NOT EXISTS $schema" >/dev/null
+DATABASE_URL="postgresql://$np_role:np-pw@$PGHOST:$PGPORT/$PGDATABASE" start_api || exit 1
+http refused-role 503 "$base/healthz"
+expect_in refused-role '"status":"unavailable"'
+kill -TERM "$pid"; wait "$pid"; pid=''
+sql "DROP ROLE $np_role" >/dev/null
+
 # A secret allowed in workers only keeps the API from starting in prod, and is never printed.
 check prod-violation 77 timeout 10 env PORT=0 ENVIRONMENT=prod JUDIT_API_KEY=judit-KEY-LEAK "$api"
 expect_in prod-violation "JUDIT_API_KEY"
