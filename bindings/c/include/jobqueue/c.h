@@ -638,7 +638,9 @@ JQ_EXPORT const char* jq_bull_lease_token(const jq_bull_lease_t* lease);
  * return value set by jq_bull_job_context_set_result (null when none; one that is not JSON
  * fails the job). Any other code fails the attempt with the message set by
  * jq_bull_job_context_set_error (the failedReason); it is retried per the job's attempts and
- * backoff unless jq_bull_job_context_set_unrecoverable was called. */
+ * backoff unless jq_bull_job_context_set_unrecoverable was called. JQ_LEASE_LOST is such a
+ * failure too (unlike a Postgres handler's, it does not mean "write nothing": the worker's
+ * lock check refuses the write when the lock is really gone). */
 typedef jq_status_t (*jq_bull_handler_fn)(void* user_data, jq_bull_job_context_t* job);
 
 /* The job being handled (use the jq_bull_lease_* accessors); valid only during the call. */
