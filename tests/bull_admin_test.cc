@@ -356,6 +356,46 @@ TEST_F(BullAdminTest, CleanWithALimitOnDelayedTakesTheLowestScores) {
   EXPECT_EQ(Redis({"EXISTS", Key(b)}).integer, 1);
 }
 
+// Each state's age is read from the job times BullMQ's cleanJobsInSet reads, first set first:
+// prioritized by timestamp alone, wait (and paused) by finishedOn, processedOn, timestamp,
+// delayed by processedOn, timestamp.
+TEST_F(BullAdminTest, CleanJudgesEachStateByTheTimesNodeReads) {
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  const std::string old = absl::StrCat(now - 7200000), recent = absl::StrCat(now);
+  const std::string old_opts = absl::StrCat(R"({"timestamp":)", now - 7200000, "}");
+  // Added two hours ago, handed back to prioritized after a recent attempt: Node cleans it.
+  const std::string prio_old =
+      Add("1", absl::StrCat(R"({"priority":3,"timestamp":)", now - 7200000, "}"));
+  Redis({"HSET", Key(prio_old), "processedOn", recent});
+  const std::string prio_new = Add("2", R"({"priority":3})");
+  EXPECT_THAT(*queue_->Clean("prioritized", absl::Hours(1)), ElementsAre(prio_old));
+  EXPECT_EQ(Redis({"ZCARD", Key("prioritized")}).integer, 1);
+  EXPECT_EQ(Redis({"EXISTS", Key(prio_new)}).integer, 1);
+
+  // Wait: finishedOn first, then processedOn.
+  const std::string finished_long_ago = Add("3", old_opts);
+  Redis({"HSET", Key(finished_long_ago), "finishedOn", old, "processedOn", recent});
+  const std::string finished_recently = Add("4", old_opts);
+  Redis({"HSET", Key(finished_recently), "finishedOn", recent, "processedOn", old});
+  const std::string started_recently = Add("5", old_opts);
+  Redis({"HSET", Key(started_recently), "processedOn", recent});
+  const std::string added_long_ago = Add("6", old_opts);
+  EXPECT_THAT(*queue_->Clean("wait", absl::Hours(1)),
+              ElementsAre(finished_long_ago, added_long_ago));
+  EXPECT_THAT(Ids(*queue_->GetJobs("wait", 0, -1, /*asc=*/true)),
+              ElementsAre(finished_recently, started_recently));
+
+  // Delayed: processedOn, then timestamp (finishedOn is not read).
+  const std::string delayed_started =
+      Add("7", absl::StrCat(R"({"delay":600000000,"timestamp":)", now - 7200000, "}"));
+  Redis({"HSET", Key(delayed_started), "processedOn", recent, "finishedOn", old});
+  const std::string delayed_old =
+      Add("8", absl::StrCat(R"({"delay":600000000,"timestamp":)", now - 7200000, "}"));
+  Redis({"HSET", Key(delayed_old), "finishedOn", recent});
+  EXPECT_THAT(*queue_->Clean("delayed", absl::Hours(1)), ElementsAre(delayed_old));
+  EXPECT_EQ(Redis({"EXISTS", Key(delayed_started)}).integer, 1);
+}
+
 TEST_F(BullAdminTest, DrainCleanAndRemoveLeaveAJobSchedulersCurrentJob) {
   const std::string delayed = AddSchedulerJob("delayed");
   // An earlier iteration of the same scheduler is an ordinary job.

@@ -206,6 +206,66 @@ TEST_F(BullQueueTest, BadInputIsRejectedAndNothingIsWritten) {
   EXPECT_THAT(queue_->GetJob("nope").status(), StatusIs(absl::StatusCode::kNotFound));
 }
 
+// Node's PRIORITY_LIMIT is 2^21 - 1: it refuses 2097152 ("Priority should be between 0 and
+// 2097151"), so we do too.
+TEST_F(BullQueueTest, PriorityUpToBullMqsLimitOnly) {
+  JQ_ASSERT_OK_AND_ASSIGN(std::string top, queue_->Add("p", "{}", Opts(R"({"priority":2097151})")));
+  EXPECT_EQ(Redis({"ZSCORE", queue_->Key("prioritized"), top}).str,
+            absl::StrCat(2097151 * 0x100000000LL + 1));
+  EXPECT_THAT(ParseBullJobOptions(R"({"priority":2097152})").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("0..2097151")));
+}
+
+// As Node's validateOptions: data whose JSON is longer than opts.sizeLimit bytes is refused
+// ("The size of job <name> exceeds the limit <n> bytes"), in Add and in AddBulk before anything
+// is written; 0 is no limit.
+TEST_F(BullQueueTest, SizeLimitRefusesLargerData) {
+  const std::string data = R"({"a":"0123456789"})";  // 18 bytes
+  EXPECT_THAT(queue_->Add("big", data, Opts(R"({"sizeLimit":17})")).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("the size of job big exceeds the limit 17 bytes")));
+  // UTF-8 bytes, not characters, as Node's Buffer.byteLength.
+  EXPECT_THAT(queue_->Add("utf8", "\"\xc3\xa9\xc3\xa9\"", Opts(R"({"sizeLimit":5})")).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exceeds the limit 5")));
+  std::vector<BullQueue::NewBullJob> batch = {{"ok", "{}", Opts(R"({"sizeLimit":17})")},
+                                              {"big", data, Opts(R"({"sizeLimit":17})")}};
+  EXPECT_THAT(queue_->AddBulk(batch).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job 1 (big)")));
+  EXPECT_EQ(Redis({"EXISTS", queue_->Key("id")}).integer, 0);
+  EXPECT_THAT(queue_->Add("fits", data, Opts(R"({"sizeLimit":18})")).status(), IsOk());
+  EXPECT_THAT(queue_->Add("none", data, Opts(R"({"sizeLimit":0})")).status(), IsOk());
+}
+
+// Node: "Jitter should be between 0 and 1".
+TEST_F(BullQueueTest, BackoffJitterMustBeFromZeroToOne) {
+  for (const char* bad : {R"({"backoff":{"type":"fixed","delay":10,"jitter":1.5}})",
+                          R"({"backoff":{"type":"fixed","delay":10,"jitter":-0.1}})",
+                          R"({"backoff":{"type":"exponential","jitter":"half"}})"}) {
+    EXPECT_THAT(ParseBullJobOptions(bad).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("backoff.jitter")))
+        << bad;
+  }
+  for (const char* ok : {R"({"backoff":{"type":"fixed","delay":10,"jitter":0}})",
+                         R"({"backoff":{"type":"fixed","delay":10,"jitter":0.5}})",
+                         R"({"backoff":{"type":"exponential","delay":10,"jitter":1}})"}) {
+    EXPECT_THAT(ParseBullJobOptions(ok), IsOk()) << ok;
+  }
+}
+
+// A custom id the administration calls would refuse (over 1024 bytes) is refused on add too:
+// such a job could not be read, removed or retried from here.
+TEST_F(BullQueueTest, CustomJobIdsAreLimitedAsAdministrationIds) {
+  const std::string longest(1024, 'x');
+  EXPECT_THAT(ParseBullJobOptions(absl::StrCat(R"({"jobId":")", longest, "y\"}")).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1..1024 bytes")));
+  EXPECT_EQ(Redis({"EXISTS", queue_->Key("id")}).integer, 0);
+  JQ_ASSERT_OK_AND_ASSIGN(
+      std::string id, queue_->Add("n", "{}", Opts(absl::StrCat(R"({"jobId":")", longest, "\"}"))));
+  EXPECT_EQ(id, longest);
+  EXPECT_THAT(queue_->GetJob(id), IsOk());
+  EXPECT_THAT(queue_->Remove(id), IsOk());
+}
+
 TEST_F(BullQueueTest, HashTagPrefixKeepsKeysTogether) {
   BullQueueOptions options;
   options.prefix = "{bull}";

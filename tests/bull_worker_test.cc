@@ -182,6 +182,21 @@ TEST_F(BullWorkerTest, HandlersReportProgressAndLogLines) {
   EXPECT_THAT(Events(id), ElementsAre("added", "waiting", "active", "progress", "completed"));
 }
 
+// Node stores keepLogs in the job's opts as "kl" (its opts encoding).
+TEST_F(BullWorkerTest, LogLinesHonourKeepLogsAsNodeStoresIt) {
+  const std::string id = Add("1");
+  Redis({"HSET", Key(id), "opts", R"({"kl":2,"attempts":0})"});
+  StartWorker([](BullJobContext& ctx) -> absl::StatusOr<std::string> {
+    for (const char* line : {"one", "two", "three", "four", "five"}) {
+      JQ_RETURN_IF_ERROR(ctx.Log(line));
+    }
+    return std::string("null");
+  });
+  ASSERT_TRUE(Completed(1));
+  EXPECT_THAT(Redis({"LRANGE", Key(id + ":logs"), "0", "-1"}).elements, ::testing::SizeIs(2));
+  EXPECT_EQ(Redis({"LINDEX", Key(id + ":logs"), "-1"}).str, "five");
+}
+
 TEST_F(BullWorkerTest, NamesItsConnectionForGetWorkers) {
   BullWorkerOptions options;
   options.name = "w1";
@@ -400,6 +415,111 @@ TEST_F(BullWorkerTest, OnlyAFailureClearsTheDeferredFailureMark) {
   EXPECT_EQ(Field(claimed.claimed[0].job.id, "defa"), "stalled");
   EXPECT_EQ(Field(claimed.claimed[1].job.id, "defa"), "");
   EXPECT_EQ(Redis({"ZCARD", Key("failed")}).integer, 1);
+}
+
+// Node's deduplication with keepLastIfActive: a job added while the one holding the id is
+// active waits in "dn:<id>"; BullMQ's moveToFinished (requeueDeduplicatedJob) makes it a real
+// job when the active one completes or fails. Ours must too, or the job is lost and a Node
+// worker later resurrects the stale "dn:" entry.
+TEST_F(BullWorkerTest, FinishingADeduplicatedJobQueuesTheJobKeptWhileItWasActive) {
+  const std::string dedup = R"("de":{"id":"d1","keepLastIfActive":true,"replace":true})";
+  // What Node's addStandardJob leaves: the job hash with "deid", "de:<id>" naming it.
+  auto node_add = [&](const std::string& data) {
+    const std::string id = absl::StrCat(Redis({"INCR", Key("id")}).integer);
+    Redis({"HSET", Key(id), "name", "a", "data", data, "opts", absl::StrCat("{", dedup, "}"),
+           "timestamp", "1", "delay", "0", "priority", "0", "deid", "d1"});
+    Redis({"LPUSH", Key("wait"), id});
+    Redis({"SET", Key("de:d1"), id});
+    return id;
+  };
+  // What its storeDeduplicatedNextJob leaves for an add while that job is active.
+  auto node_add_while_active = [&](const std::string& data, const std::string& extra_opts) {
+    const std::string id = absl::StrCat(Redis({"INCR", Key("id")}).integer);
+    Redis({"HSET", Key("dn:d1"), "name", "a", "data", data, "opts",
+           absl::StrCat("{", dedup, extra_opts, "}"), "jid", id});
+    Redis({"PERSIST", Key("de:d1")});
+    return id;
+  };
+  auto finish = [&](const internal::BullClaim& claim, const std::string& kind) {
+    internal::BullFinish f;
+    f.id = claim.job.id;
+    f.token = claim.token;
+    f.kind = kind;
+    f.value = kind == "completed" ? "1" : "boom";
+    f.extra = kind == "failed" ? "1" : "0";
+    return Step(0, {f}).codes.at(0);
+  };
+  // All events as "event:jobId", oldest first.
+  auto events = [&] {
+    std::vector<std::string> all;
+    for (const RedisReply& entry : Redis({"XRANGE", Key("events"), "-", "+"}).elements) {
+      const std::vector<RedisReply>& kv = entry.elements[1].elements;
+      all.push_back(absl::StrCat(kv[1].str, ":", kv[3].str));
+    }
+    return all;
+  };
+
+  const std::string first = node_add(R"({"v":1})");
+  internal::BullStepReply claimed = Step(1);
+  ASSERT_EQ(claimed.claimed.size(), 1u);
+  const std::string second = node_add_while_active(R"({"v":2})", "");
+  Redis({"DEL", Key("events"), Key("marker")});
+  const int64_t before = absl::ToUnixMillis(absl::Now());
+  ASSERT_EQ(finish(claimed.claimed[0], "completed"), 0);
+
+  EXPECT_EQ(Redis({"EXISTS", Key("dn:d1")}).integer, 0);
+  EXPECT_EQ(Redis({"GET", Key("de:d1")}).str, second);
+  EXPECT_EQ(Redis({"PTTL", Key("de:d1")}).integer, -1);
+  EXPECT_EQ(Redis({"GET", Key("id")}).str, "3");  // incremented, as Node always does
+  EXPECT_EQ(Field(second, "name"), "a");
+  EXPECT_EQ(Field(second, "data"), R"({"v":2})");
+  EXPECT_EQ(Field(second, "opts"), absl::StrCat("{", dedup, "}"));
+  EXPECT_EQ(Field(second, "deid"), "d1");
+  EXPECT_EQ(Field(second, "delay"), "0");
+  EXPECT_EQ(Field(second, "priority"), "0");
+  int64_t timestamp = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(Field(second, "timestamp"), &timestamp));
+  EXPECT_GE(timestamp, before);
+  EXPECT_THAT(Redis({"LRANGE", Key("wait"), "0", "-1"}).elements.size(), 1u);
+  EXPECT_EQ(Redis({"LINDEX", Key("wait"), "0"}).str, second);
+  EXPECT_EQ(Redis({"ZSCORE", Key("marker"), "0"}).str, "0");
+  // The new job's events come before the finished one's, as in moveToFinished.
+  EXPECT_THAT(events(), ElementsAre("added:" + second, "waiting:" + second, "completed:" + first));
+
+  // It runs like any job; a failure with nothing kept frees the id.
+  claimed = Step(1);
+  ASSERT_EQ(claimed.claimed.size(), 1u);
+  EXPECT_EQ(claimed.claimed[0].job.id, second);
+  EXPECT_EQ(claimed.claimed[0].job.data_json, R"({"v":2})");
+  // A retry is not a finish: what was kept stays kept.
+  const std::string third = node_add_while_active(R"({"v":3})", R"(,"priority":4)");
+  ASSERT_EQ(finish(claimed.claimed[0], "retry"), 0);
+  EXPECT_EQ(Redis({"EXISTS", Key("dn:d1")}).integer, 1);
+  claimed = Step(1);
+  ASSERT_EQ(claimed.claimed.size(), 1u);
+  ASSERT_EQ(finish(claimed.claimed[0], "failed"), 0);
+  EXPECT_EQ(Redis({"EXISTS", Key("dn:d1")}).integer, 0);
+  EXPECT_EQ(Redis({"GET", Key("de:d1")}).str, third);
+  EXPECT_EQ(Field(third, "priority"), "4");
+  EXPECT_EQ(Redis({"ZSCORE", Key("prioritized"), third}).str, absl::StrCat(4 * 0x100000000LL + 1));
+
+  // A delayed one goes to delayed with its marker; a "jid" naming a job added since (or none,
+  // as older BullMQ wrote) gives the counter's id rather than overwriting that job.
+  claimed = Step(1);
+  ASSERT_EQ(claimed.claimed.size(), 1u);
+  const std::string taken = node_add_while_active(R"({"v":4})", R"(,"delay":60000)");
+  Redis({"HSET", Key(taken), "name", "other", "data", "{}"});
+  ASSERT_EQ(finish(claimed.claimed[0], "completed"), 0);
+  const std::string fourth = Redis({"GET", Key("de:d1")}).str;
+  EXPECT_NE(fourth, taken);
+  EXPECT_EQ(fourth, Redis({"GET", Key("id")}).str);
+  EXPECT_EQ(Field(taken, "name"), "other");
+  EXPECT_EQ(Field(fourth, "data"), R"({"v":4})");
+  ASSERT_TRUE(absl::SimpleAtoi(Field(fourth, "timestamp"), &timestamp));
+  EXPECT_EQ(Redis({"ZSCORE", Key("delayed"), fourth}).str,
+            absl::StrCat((timestamp + 60000) * 0x1000));
+  EXPECT_EQ(Redis({"ZSCORE", Key("marker"), "1"}).str, absl::StrCat(timestamp + 60000));
+  EXPECT_THAT(Events(fourth), ElementsAre("added", "delayed"));
 }
 
 // Numbers a foreign producer wrote are read without overflow: a huge count or attempts, and an
@@ -905,6 +1025,33 @@ TEST_F(BullWorkerTest, BadOptionsAndQueueNamesAreRefused) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(BullWorker::Create(url_, name_, nullptr).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("handler")));
+  // Past what Redis takes as a PX: refused here, not inside the claim script after it moved
+  // jobs to active.
+  options = {};
+  options.lock_duration = absl::Hours(24 * 366);
+  EXPECT_THAT(BullWorker::Create(url_, name_, Echo(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("365 days")));
+  options = {};
+  options.stalled_interval = absl::InfiniteDuration();
+  EXPECT_THAT(BullWorker::Create(url_, name_, Echo(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("365 days")));
+  options = {};
+  options.limiter_max = 1;
+  options.limiter_duration = absl::Milliseconds(int64_t{1} << 62);
+  EXPECT_THAT(BullWorker::Create(url_, name_, Echo(), options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("365 days")));
+}
+
+TEST_F(BullWorkerTest, AWorkerRunsOnce) {
+  BullWorkerOptions options;
+  options.exit_when_idle = absl::Milliseconds(100);
+  auto worker = BullWorker::Create(url_, name_, Echo(), options);
+  ASSERT_THAT(worker.status(), IsOk());
+  std::thread first([&] { EXPECT_THAT((*worker)->Run(), IsOk()); });
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_THAT((*worker)->Run(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("once")));
+  first.join();
+  EXPECT_THAT((*worker)->Run(), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST_F(BullWorkerTest, ForeignJobWithGarbledHashIsProcessedNotCrashed) {

@@ -38,7 +38,7 @@ struct BullQueueOptions {
 struct BullJobOptions {
   std::string job_id;  // custom id; a second add with the same id returns the existing job
   int64_t delay_ms = 0;
-  int64_t priority = 0;  // 0 = none; 1 (highest) .. 2097152
+  int64_t priority = 0;  // 0 = none; 1 (highest) .. 2097151 (BullMQ's limit)
   bool lifo = false;
   // opts.timestamp: the job's creation time (ms since the epoch) and the base of its delay, as
   // Node's Queue.add uses it; unset means when it is added.
@@ -47,9 +47,10 @@ struct BullJobOptions {
   std::string json = "{}";
 };
 
-// Parses a Node JobsOptions JSON: jobId, delay, priority, lifo, attempts, backoff (number or
-// {type: "fixed"|"exponential", delay, jitter}), removeOnComplete/removeOnFail (bool, count or
-// {age (s, may be fractional), count, limit}), stackTraceLimit, keepLogs, timestamp. Unknown or
+// Parses a Node JobsOptions JSON: jobId (1..1024 bytes), delay, priority, lifo, attempts,
+// backoff (number or {type: "fixed"|"exponential", delay, jitter 0..1}),
+// removeOnComplete/removeOnFail (bool, count or {age (s, may be fractional), count, limit}),
+// stackTraceLimit, keepLogs, sizeLimit (Add refuses larger data, as Node), timestamp. Unknown or
 // ill-typed keys are an error.
 absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json);
 

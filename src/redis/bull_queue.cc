@@ -17,12 +17,15 @@
 namespace jobqueue {
 namespace {
 
-// BullMQ's own limit: priority * 2^32 must stay exact in a Lua double.
-constexpr int64_t kMaxPriority = 2097152;
+// BullMQ's own limit (PRIORITY_LIMIT, 2^21 - 1): priority * 2^32 must stay exact in a Lua
+// double. Node refuses 2097152.
+constexpr int64_t kMaxPriority = (int64_t{1} << 21) - 1;
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 constexpr size_t kMaxDataBytes = 64 * 1024 * 1024;
 constexpr size_t kJobsPerAddCall = 256;
 constexpr size_t kBytesPerAddCall = 4 * 1024 * 1024;
+// Custom job ids and the ids the administration calls take: 1..kMaxJobIdBytes bytes.
+constexpr size_t kMaxJobIdBytes = 1024;
 // Most jobs one clean script call reads or removes (Node's Queue.clean removes 10,000 a call).
 constexpr int64_t kCleanStep = 10000;
 
@@ -33,8 +36,8 @@ constexpr absl::string_view kQueueKeys[] = {
     "repeat",  "waiting-children", "metrics", "stalled-check"};
 
 absl::Status ValidateJobId(absl::string_view id) {
-  if (id.empty() || id.size() > 1024) {
-    return absl::InvalidArgumentError("job id must be 1..1024 bytes");
+  if (id.empty() || id.size() > kMaxJobIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("job id must be 1..", kMaxJobIdBytes, " bytes"));
   }
   // Remove("meta") would delete the queue's meta hash (un-pausing it), GetJob("wait") read a
   // list as a job.
@@ -75,6 +78,9 @@ absl::Status CheckRemoveOn(absl::string_view key, simdjson::dom::element value) 
   return BadOption(key, "true/false, a count, or {age, count, limit}");
 }
 
+// ParseBullJobOptions, also giving opts.sizeLimit (0 when unset: no limit, as Node reads 0).
+absl::StatusOr<BullJobOptions> ParseJobOptions(absl::string_view json, int64_t* size_limit);
+
 }  // namespace
 
 absl::Status BullQueueOptions::Validate() const {
@@ -88,7 +94,15 @@ absl::Status BullQueueOptions::Validate() const {
 }
 
 absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
+  int64_t size_limit;
+  return ParseJobOptions(json, &size_limit);
+}
+
+namespace {
+
+absl::StatusOr<BullJobOptions> ParseJobOptions(absl::string_view json, int64_t* size_limit) {
   BullJobOptions out;
+  *size_limit = 0;
   if (json.empty()) return out;
   // One parser per thread: allocating it costs more than parsing options.
   thread_local simdjson::dom::parser parser;
@@ -105,8 +119,11 @@ absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
     if (key == "jobId") {
       if (!value.is_string()) return BadOption(key, "a string");
       out.job_id = std::string(value.get_string().value());
-      if (out.job_id.empty() || out.job_id.find(':') != std::string::npos) {
-        return BadOption(key, "non-empty without ':'");
+      // The length limit is the administration calls' (ValidateJobId): a longer id could be
+      // added but not read, retried or removed from here.
+      if (out.job_id.empty() || out.job_id.size() > kMaxJobIdBytes ||
+          out.job_id.find(':') != std::string::npos) {
+        return BadOption(key, absl::StrCat("1..", kMaxJobIdBytes, " bytes without ':'"));
       }
       // The job hash lives at <prefix>:<queue>:<id>: an id naming one of the queue's own keys
       // would turn that key into a hash and break every script that touches it.
@@ -145,6 +162,7 @@ absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
       if (!value.is_int64() || value.get_int64().value() < (key == "attempts" ? 1 : 0)) {
         return BadOption(key, key == "attempts" ? "an integer >= 1" : "a non-negative integer");
       }
+      if (key == "sizeLimit") *size_limit = value.get_int64().value();
     } else if (key == "backoff") {
       if (value.is_number()) {
         if (value.get_double().value() < 0) return BadOption(key, "non-negative");
@@ -158,9 +176,14 @@ absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
               (v.get_string().value() != "fixed" && v.get_string().value() != "exponential")) {
             return BadOption("backoff.type", "\"fixed\" or \"exponential\"");
           }
-        } else if (k == "delay" || k == "jitter") {
+        } else if (k == "delay") {
           if (!v.is_number() || v.get_double().value() < 0) {
-            return BadOption(absl::StrCat("backoff.", std::string(k)), "a non-negative number");
+            return BadOption("backoff.delay", "a non-negative number");
+          }
+        } else if (k == "jitter") {
+          // Node: "Jitter should be between 0 and 1".
+          if (!v.is_number() || v.get_double().value() < 0 || v.get_double().value() > 1) {
+            return BadOption("backoff.jitter", "a number from 0 to 1");
           }
         } else {
           return BadOption("backoff", "an object with type, delay and jitter only");
@@ -178,6 +201,8 @@ absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
   out.json = std::string(json);
   return out;
 }
+
+}  // namespace
 
 BullQueue::BullQueue(std::string name, BullQueueOptions options, std::unique_ptr<RedisPool> pool)
     : name_(std::move(name)), options_(std::move(options)), pool_(std::move(pool)) {}
@@ -251,8 +276,15 @@ absl::StatusOr<std::vector<std::string>> BullQueue::AddBulk(const std::vector<Ne
     if (absl::Status s = ValidateJson(job.data_json); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": data is ", s.message()));
     }
-    absl::StatusOr<BullJobOptions> parsed = ParseBullJobOptions(job.options.json);
+    int64_t size_limit;
+    absl::StatusOr<BullJobOptions> parsed = ParseJobOptions(job.options.json, &size_limit);
     if (!parsed.ok()) return Annotate(parsed.status(), where);
+    // As Node's validateOptions: the data's JSON text over opts.sizeLimit bytes is refused.
+    if (size_limit > 0 && job.data_json.size() > static_cast<uint64_t>(size_limit)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": the size of job ", job.name, " exceeds the limit ", size_limit,
+                       " bytes (opts.sizeLimit; its data is ", job.data_json.size(), " bytes)"));
+    }
     // The fields are what the script acts on, the JSON what Node reads: they must agree.
     const BullJobOptions& o = job.options;
     if (parsed->job_id != o.job_id || parsed->delay_ms != o.delay_ms ||

@@ -1,7 +1,9 @@
 --[[
   One bounded step of BullMQ's Queue.clean: removes jobs of one state older than a grace
-  period, with the "cleaned" event. Finished jobs are judged by their score (finishedOn);
-  waiting, delayed and prioritized ones by processedOn/timestamp. Locked jobs and a job
+  period, with the "cleaned" event. Each state is judged by the first of its job's times that
+  is set, as BullMQ's cleanJobsInSet: finished jobs by their score (finishedOn), wait and
+  paused by finishedOn, processedOn, timestamp, delayed by processedOn, timestamp, and
+  prioritized by timestamp alone. Locked jobs and a job
   scheduler's current job are left alone. Removal frees deduplication ids and settles flow
   parents as drain.lua does. The oldest go first: lists from the tail (jobs are
   pushed on the left), sets from the lowest score. The caller loops, passing how many kept
@@ -19,15 +21,27 @@ local setKey, repeatKey = KEYS[13], KEYS[14]
 local isList = state == "wait" or state == "paused"
 local finished = state == "completed" or state == "failed"
 local removed, kept, done = {}, 0, 0
+-- The job times that tell a job's age, in the order BullMQ's cleanJobsInSet reads them.
+local timeFields = {"timestamp"}
+if isList then
+  timeFields = {"finishedOn", "processedOn", "timestamp"}
+elseif state == "delayed" then
+  timeFields = {"processedOn", "timestamp"}
+end
 
 local function isOld(jobId, jobKey)
   if finished then return true end
   if rcall("EXISTS", jobKey .. ":lock") == 1 or isSchedulerJob(jobId, jobKey, repeatKey) then
     return false
   end
-  local times = rcall("HMGET", jobKey, "processedOn", "timestamp")
-  local ts = tonumber(times[1]) or tonumber(times[2])
-  return ts == nil or ts <= cutoff
+  local times = rcall("HMGET", jobKey, unpack(timeFields))
+  -- The first one set decides, as Node's getTimestamp (one a foreign client garbled is passed
+  -- over); a job with none is old, as in Node.
+  for i = 1, #timeFields do
+    local ts = tonumber(times[i])
+    if ts then return ts <= cutoff end
+  end
+  return true
 end
 
 local function removeOne(jobId, jobKey)

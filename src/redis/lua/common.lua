@@ -104,6 +104,83 @@ local function releaseDedupId(q, dedupId, jobId)
   if pttl == 0 or (pttl == -1 and rcall("GET", key) == jobId) then rcall("DEL", key) end
 end
 
+-- Puts a delayed job in the delayed set, due at `due` (ms), with BullMQ's score (the low 12
+-- bits order jobs due in the same ms), its "delayed" event and the marker of the next due job.
+local function addDelayed(q, jobId, due, maxLen)
+  local minScore, maxScore = due * 0x1000, (due + 1) * 0x1000 - 1
+  local score = minScore
+  local last = rcall("ZREVRANGEBYSCORE", q.delayed, maxScore, minScore, "WITHSCORES", "LIMIT",
+                     0, 1)
+  if last[2] then score = math.min(tonumber(last[2]) + 1, maxScore) end
+  rcall("ZADD", q.delayed, score, jobId)
+  rcall("XADD", q.events, "MAXLEN", "~", maxLen, "*", "event", "delayed", "jobId", jobId,
+        "delay", due)
+  local nextAt = nextDelayedAt(q.delayed)
+  if nextAt then rcall("ZADD", q.marker, nextAt, "1") end
+end
+
+-- After a job with a deduplication id finished (completed or failed): a job a Node producer
+-- added with keepLastIfActive while this one was active waits in the "dn:<id>" hash (name,
+-- data, opts, jid, and pk/pd/pdk/rjk for flows and schedulers). It becomes a real job now, as
+-- BullMQ's requeueDeduplicatedJob makes it in moveToFinished: the id counter is incremented
+-- (always, as Node), the job takes the id stored in "jid" (else the counter's), "de:<id>"
+-- names it (without TTL under keepLastIfActive), its hash, "added" and "waiting"/"delayed"
+-- events, list or set and marker are an add's, with `timestamp` (the finish) as its
+-- timestamp; then "dn:<id>" is deleted. Unlike Node, a "jid" that names a job added since is
+-- not overwritten: the job takes the counter's id instead.
+local function requeueDeduplicatedJob(q, dedupId, timestamp)
+  local nextKey = q.prefix .. "dn:" .. dedupId
+  if rcall("EXISTS", nextKey) == 0 then return end
+  local nextJob = rcall("HMGET", nextKey, "name", "data", "opts", "pk", "pd", "pdk", "rjk", "jid")
+  local counter = tostring(rcall("INCR", q.prefix .. "id"))
+  local jobId = nextJob[8] or counter
+  if nextJob[8] and rcall("EXISTS", q.prefix .. jobId) == 1 then jobId = counter end
+  local jobKey = q.prefix .. jobId
+  local optsText = nextJob[3] or "{}"
+  -- Opts a foreign client garbled read as none, rather than failing the finish midway.
+  local ok, opts = pcall(cjson.decode, optsText)
+  if not ok or type(opts) ~= "table" then opts = {} end
+  local de = type(opts.de) == "table" and opts.de or {}
+
+  local dedupKey = q.prefix .. "de:" .. dedupId
+  local ttl = tonumber(de.ttl)
+  if de.keepLastIfActive or not ttl or ttl <= 0 then
+    rcall("SET", dedupKey, jobId)
+  else
+    rcall("SET", dedupKey, jobId, "PX", math.floor(ttl))
+  end
+
+  local name = nextJob[1] or ""
+  local delay = math.floor(tonumber(opts.delay) or 0)
+  local priority = math.floor(tonumber(opts.priority) or 0)
+  local fields = {"name", name, "data", nextJob[2] or "{}", "opts", optsText,
+                  "timestamp", timestamp, "delay", delay, "priority", priority}
+  if nextJob[4] then
+    fields[#fields + 1], fields[#fields + 2] = "parentKey", nextJob[4]
+    fields[#fields + 1], fields[#fields + 2] = "parent", nextJob[5] or ""
+  end
+  if nextJob[7] then fields[#fields + 1], fields[#fields + 2] = "rjk", nextJob[7] end
+  fields[#fields + 1], fields[#fields + 2] = "deid", dedupId
+  rcall("HSET", jobKey, unpack(fields))
+  rcall("XADD", q.events, "*", "event", "added", "jobId", jobId, "name", name)
+
+  local maxLen = maxEvents(q.meta)
+  if delay > 0 then
+    addDelayed(q, jobId, tonumber(timestamp) + delay, maxLen)
+  else
+    local held = pausedOrMaxed(q.meta, q.active)
+    if priority > 0 then
+      rcall("ZADD", q.prioritized, priorityScore(priority, q.pc), jobId)
+    else
+      rcall(opts.lifo == true and "RPUSH" or "LPUSH", q.wait, jobId)
+    end
+    if not held then rcall("ZADD", q.marker, 0, "0") end
+    rcall("XADD", q.events, "MAXLEN", "~", maxLen, "*", "event", "waiting", "jobId", jobId)
+  end
+  if nextJob[6] then rcall("SADD", nextJob[6], jobKey) end
+  rcall("DEL", nextKey)
+end
+
 -- A job being removed (not finished) frees its deduplication id whenever the id still points
 -- at it, TTL or not, with any pending "dn:" (next) entry: BullMQ's rule on removal.
 local function releaseDedupIdOnRemoval(q, jobKey, jobId)

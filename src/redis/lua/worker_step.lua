@@ -120,6 +120,8 @@ local function finish(base, holder)
   end
   if kind == "completed" or kind == "failed" then
     releaseDedupId(q, job[2], jobId)
+    -- Before this job's own event, as Node's moveToFinished.
+    if job[2] then requeueDeduplicatedJob(q, job[2], nowText) end
     local field = kind == "completed" and "returnvalue" or "failedReason"
     if keepCount ~= 0 then
       local set = kind == "completed" and q.completed or q.failed
@@ -155,19 +157,9 @@ local function finish(base, holder)
           jobId, "prev", "active")
   else -- delay
     local delay = tonumber(extra)
-    local due = now + delay
-    local minScore, maxScore = due * 0x1000, (due + 1) * 0x1000 - 1
-    local score = minScore
-    local last = rcall("ZREVRANGEBYSCORE", q.delayed, maxScore, minScore, "WITHSCORES", "LIMIT",
-                       0, 1)
-    if last[2] then score = math.min(tonumber(last[2]) + 1, maxScore) end
     fields[#fields + 1], fields[#fields + 2] = "delay", delay
     rcall("HSET", jobKey, unpack(fields))
-    rcall("ZADD", q.delayed, score, jobId)
-    rcall("XADD", q.events, "MAXLEN", "~", maxEvents(q.meta), "*", "event", "delayed", "jobId",
-          jobId, "delay", due)
-    local nextAt = nextDelayedAt(q.delayed)
-    if nextAt then rcall("ZADD", q.marker, nextAt, "1") end
+    addDelayed(q, jobId, now + delay, maxEvents(q.meta))
   end
   return 0
 end

@@ -1,6 +1,7 @@
 // Interop of the C++ BullMQ worker (`jobqueue bull work`) with the real, pinned `bullmq`:
 // Node adds, C++ processes, Node reads results and events; failures and retries; stalled jobs
-// recovered across languages; pause/resume; a mixed drain; getWorkers().
+// recovered across languages; pause/resume; a mixed drain; getWorkers(); the job Node keeps
+// for a deduplication id (keepLastIfActive) while C++ runs the job holding it.
 //
 //   eval "$(scripts/services env)"; JOBQUEUE_CLI=build/examples/jobqueue node --test tests/compat/bullmq/
 import { test } from 'node:test'
@@ -8,7 +9,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Worker, QueueEvents } from 'bullmq'
-import { cleanups, cli, cpp, newConnection, open } from './helpers.mjs'
+import { cleanups, cli, connection, cpp, newConnection, open } from './helpers.mjs'
 
 const children = new Set()
 cleanups.push(() => { for (const child of children) child.kill('SIGKILL') })
@@ -226,4 +227,52 @@ test('(g) Node and C++ workers drain 20,000 jobs together, each processed exactl
     assert.deepEqual(job.returnvalue, job.data)
   }
   await assertSameCounts(queue)
+})
+
+test('(i) deduplication with keepLastIfActive: a job added while the deduplicated one runs on the C++ worker runs after it, as with a Node worker', async () => {
+  const deduplication = { id: 'd1', keepLastIfActive: true, replace: true }
+  // Adds a deduplicated job, and another while the worker runs it; returns what is left.
+  async function scenario (what, startWorker) {
+    const name = queueName(`i-${what}`)
+    const queue = open(name)
+    const first = await queue.add('a', { v: 1 }, { deduplication })
+    const stop = startWorker(name)
+    try {
+      await until(`the ${what} worker to start the first job`, async () => (await queue.getJobState(first.id)) === 'active')
+      // Node keeps it in dn:<id> and answers with the active job.
+      const second = await queue.add('a', { v: 2 }, { deduplication })
+      assert.equal(second.id, first.id)
+      assert.equal(await connection.exists(`bull:${name}:dn:d1`), 1)
+      await until(`the ${what} worker to complete both`, async () => (await queue.getJobCounts()).completed === 2, 20000)
+    } finally {
+      await stop()
+    }
+    const done = await queue.getJobs(['completed'])
+    const left = {
+      data: done.map((j) => j.data.v).sort(),
+      counts: await queue.getJobCounts(),
+      pending: await connection.exists(`bull:${name}:dn:d1`),
+      dedupId: await connection.exists(`bull:${name}:de:d1`)
+    }
+    // The id is free again: a later add is a new job, not deduplicated.
+    left.freed = (await queue.add('a', { v: 3 }, { deduplication })).id !== first.id
+    if (what === 'cpp') await assertSameCounts(queue)
+    return left
+  }
+  const viaNode = await scenario('node', (name) => {
+    const worker = new Worker(name, async (job) => { await sleep(500); return job.data },
+      { connection: newConnection() })
+    return () => worker.close()
+  })
+  const viaCpp = await scenario('cpp', (name) => {
+    const worker = cppWorker(name, '--handler', 'sleep:500', '--prefetch', '0')
+    return async () => {
+      worker.kill('SIGTERM')
+      const result = await worker.exited
+      assert.equal(result.code, 0, result.stderr)
+    }
+  })
+  assert.deepEqual(viaNode.data, [1, 2])
+  assert.equal(viaNode.pending, 0)
+  assert.deepEqual(viaCpp, viaNode)
 })
