@@ -55,16 +55,12 @@ bool IsUrlVariable(absl::string_view name) { return absl::StrContains(name, "URL
 // A value of a variable not known as a secret, for display: a connection string in it (a URL
 // with user info or a query, or libpq key=value with a password) is shown masked all the same.
 std::string MaskPlainValue(absl::string_view value) {
-  // A URL (the value starts with its scheme); a "://" further in may sit in a key=value string.
-  const size_t scheme_end = value.find("://");
-  const bool url = scheme_end != absl::string_view::npos && scheme_end > 0 &&
-                   std::all_of(value.begin(), value.begin() + scheme_end, [](char c) {
-                     return absl::ascii_isalnum(c) || c == '+' || c == '-' || c == '.';
-                   });
-  if (url) {
-    return absl::StrContains(value, "@") || absl::StrContains(value, "?") ? MaskUrl(value)
-                                                                          : std::string(value);
+  // A URL with user info or a query (MaskUrl redacts whole what it cannot parse: jdbc:...).
+  if (absl::StrContains(value, "://") &&
+      (absl::StrContains(value, "@") || absl::StrContains(value, "?"))) {
+    return MaskUrl(value);
   }
+  // Otherwise, "://" or not, it may be a key=value string with a password.
   const std::string lower = absl::AsciiStrToLower(value);
   if ((absl::StrContains(lower, "pass") || absl::StrContains(lower, "token") ||
        absl::StrContains(lower, "secret") || absl::StrContains(lower, "key")) &&
@@ -112,14 +108,17 @@ absl::Status CheckEnvDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-// Sets `name` from a source of higher precedence than those already read, except that an empty
-// value does not hide another source's value: an empty ENVIRONMENT in the process must not turn
-// the .env file's "prod" into the default "dev" (and its scope refusals into warnings).
+// An empty ENVIRONMENT or NODE_ENV counts as unset: one exported empty by a deploy tool (or
+// left empty in .env.local) must not turn .env's "prod" into the default "dev", and a prod
+// service's scope refusals into warnings. Other variables keep plain precedence: an empty
+// value in the environment still blanks a .env value.
+bool EmptyMeansUnset(absl::string_view name) { return name == "ENVIRONMENT" || name == "NODE_ENV"; }
+
+// Sets `name` from a source of higher precedence than those already read.
 void Assign(VariableMap* variables, const std::string& name, Sourced value) {
-  auto it = variables->find(name);
-  if (value.value.empty() && it != variables->end() && !it->second.value.empty() &&
-      it->second.source != value.source) {
-    return;
+  if (value.value.empty() && EmptyMeansUnset(name)) {
+    auto it = variables->find(name);
+    if (it != variables->end() && !it->second.value.empty()) return;
   }
   (*variables)[name] = std::move(value);
 }
@@ -154,9 +153,12 @@ absl::Status ReadEnvFile(const std::string& dir, const std::string& file_name,
   if (in.bad()) return absl::FailedPreconditionError(absl::StrCat("cannot read ", path));
   JQ_ASSIGN_OR_RETURN(std::vector<internal::DotenvEntry> entries,
                       internal::ParseDotenv(buffer.str(), path));
+  // Within the file the last line wins; then the file as a whole goes over the ones before.
+  VariableMap file;
   for (internal::DotenvEntry& entry : entries) {
-    Assign(variables, entry.key, Sourced{std::move(entry.value), file_name});
+    file[entry.key] = Sourced{std::move(entry.value), file_name};
   }
+  for (auto& [name, value] : file) Assign(variables, name, std::move(value));
   return absl::OkStatus();
 }
 

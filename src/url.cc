@@ -1,5 +1,6 @@
 #include "url.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "absl/strings/ascii.h"
@@ -7,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "jobqueue/status.h"
 
 namespace jobqueue {
@@ -157,11 +159,21 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view in) {
 }
 
 absl::Status CheckLibpqUserInfo(absl::string_view url) {
-  const size_t scheme_end = url.find("://");
-  if (scheme_end == absl::string_view::npos) return absl::OkStatus();
-  const absl::string_view rest = url.substr(scheme_end + 3);
+  absl::string_view rest = url;
+  if (!absl::ConsumePrefix(&rest, "postgresql://") && !absl::ConsumePrefix(&rest, "postgres://")) {
+    return absl::OkStatus();  // key=value strings, whatever their values hold
+  }
   const size_t last_at = rest.rfind('@');
-  if (last_at == absl::string_view::npos || rest.find_first_of("@/") == last_at) {
+  const size_t first_stop = rest.find_first_of("@/");
+  if (last_at == absl::string_view::npos || first_stop == last_at) return absl::OkStatus();
+  // What libpq reads before its stop is its user info or its host. Without a ':' (or with only
+  // a port after one) it holds no password: the later '@' is in the path or query (Azure's
+  // ?user=admin@server) and nothing of a password can be misread.
+  const absl::string_view head = rest.substr(0, first_stop);
+  const size_t colon = head.rfind(':');
+  if (colon == absl::string_view::npos) return absl::OkStatus();
+  const absl::string_view port = head.substr(colon + 1);
+  if (!port.empty() && std::all_of(port.begin(), port.end(), absl::ascii_isdigit)) {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(

@@ -32,7 +32,8 @@ absl::StatusOr<ParsedUrl> ParseUrl(absl::string_view url);
 // '/', while MaskUrl hides everything up to the last '@'. Where the two differ (an unescaped
 // '@' or '/' in the password, or an '@' after the host), libpq would read a piece of the
 // password as host, port or database, resolve it and name it in errors: InvalidArgument,
-// without quoting the URL. OK for anything else, key=value strings included.
+// without quoting the URL. OK for anything else: key=value strings, and an '@' in the path or
+// query of a URL whose part before the host holds no password.
 absl::Status CheckLibpqUserInfo(absl::string_view url);
 
 // Decodes %XX escapes; an invalid escape is an error.

@@ -365,17 +365,18 @@ TEST_F(ConfigTest, UnknownServiceListsKnownOnes) {
 
 // An empty ENVIRONMENT in the process made .env's prod the default dev, and its scope refusals
 // warnings.
-TEST_F(ConfigTest, AnEmptyValueDoesNotHideALowerSourcesValue) {
-  dir_.Write(".env", "ENVIRONMENT=prod\nDATABASE_URL=" + DbUrl() + "\n");
-  dir_.Write(".env.local", "LOG_LEVEL=\n");
-  dir_.Write(".env.api", "LOG_LEVEL=warn\n");
-  env_ = {{"ENVIRONMENT", ""}, {"JUDIT_API_KEY", "judit-key"}};
+TEST_F(ConfigTest, AnEmptyEnvironmentDoesNotHideALowerSourcesValue) {
+  dir_.Write(".env", "ENVIRONMENT=prod\nDATABASE_URL=" + DbUrl() + "\nJUDIT_API_KEY=judit-key\n");
+  // The last line of a file counts, an empty one included: it defers to .env.
+  dir_.Write(".env.local", "ENVIRONMENT=staging\nENVIRONMENT=\n");
+  env_ = {{"ENVIRONMENT", ""}};
   EXPECT_THAT(Load("api"),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("JUDIT_API_KEY")));
-  env_ = {{"ENVIRONMENT", ""}};
+  // Any other empty value blanks the variable: here it keeps .env's secret from the API.
+  env_ = {{"ENVIRONMENT", ""}, {"JUDIT_API_KEY", ""}};
   JQ_ASSERT_OK_AND_ASSIGN(Config config, Load("api"));
   EXPECT_EQ(config.environment(), Environment::kProd);
-  EXPECT_EQ(config.log_level(), LogLevel::kWarn);
+  EXPECT_TRUE(config.scope_violations().empty());
 }
 
 TEST_F(ConfigTest, EnvFilePrecedence) {
@@ -473,10 +474,11 @@ TEST_F(ConfigTest, EntriesMaskSecretsTheManifestDoesNotList) {
                                      "PG_DSN=\"host=h password='a %s-7' dbname=d\"\n"
                                      "HASH_URL=postgresql://u:p#%s-8@host/db\n"
                                      "EXTRA_DSN=host=db password=%s-9 note=http://example.com\n"
+                                     "JDBC_URL_X=jdbc:postgresql://app:%s-10@db:5432/app\n"
                                      "NEXT_PUBLIC_SUPABASE_ANON_KEY=anon-public\n"
                                      "SUPABASE_URL_DEV=https://dev.supabase.co\n",
                                      DbUrl(), kUnlisted, kUnlisted, kUnlisted, kUnlisted, kUnlisted,
-                                     kUnlisted, kUnlisted, kUnlisted, kUnlisted));
+                                     kUnlisted, kUnlisted, kUnlisted, kUnlisted, kUnlisted));
   JQ_ASSERT_OK_AND_ASSIGN(Config config, Load("api"));
   std::map<std::string, ConfigEntry> by_name;
   std::ostringstream all;
@@ -496,6 +498,8 @@ TEST_F(ConfigTest, EntriesMaskSecretsTheManifestDoesNotList) {
   EXPECT_EQ(by_name["HASH_URL"].display_value, "postgresql://u:****@host/db");
   // A "://" inside a key=value string does not make it a URL without user info: it was shown.
   EXPECT_EQ(by_name["EXTRA_DSN"].display_value, "[redacted]");
+  // Not a plain scheme, still a URL with a password: redacted whole.
+  EXPECT_EQ(by_name["JDBC_URL_X"].display_value, "[redacted]");
   EXPECT_EQ(by_name["NEXT_PUBLIC_SUPABASE_ANON_KEY"].display_value, "anon-public");
   EXPECT_EQ(by_name["SUPABASE_URL_DEV"].display_value, "https://dev.supabase.co");
   // The generic patterns scope AWS_SECRET_ACCESS_KEY (*_SECRET_*): not the API's to hold.

@@ -40,13 +40,18 @@ TEST(SecretScopesTest, BuiltInManifestEncodesSeedRules) {
   // Common spellings of secrets nobody listed, in any case, are scoped: the API may not hold
   // them (they were handed to it).
   for (const char* name : {"AWS_SECRET_ACCESS_KEY", "SMTP_PASS", "LDAP_PASSWD", "judit_api_key",
-                           "GCP_CREDENTIALS", "MINIO_ACCESS_KEY", "Stripe_Secret_Key"}) {
+                           "MINIO_SECRET_KEY", "Stripe_Secret_Key"}) {
     EXPECT_TRUE(scopes.IsSecret(name)) << name;
     EXPECT_FALSE(SecretScopes::Allows(*api, name)) << name;
   }
   EXPECT_TRUE(SecretScopes::Allows(*worker, "judit_api_key"));
-  // Ordinary variables stay plain.
-  for (const char* name : {"PWD", "OLDPWD", "SSH_AUTH_SOCK", "PASSWORD_MIN_LENGTH", "BYPASS"}) {
+  // Ordinary variables stay plain, those that only point at a secret included: a service in
+  // prod refuses to start over an out-of-scope secret.
+  for (const char* name :
+       {"PWD", "OLDPWD", "SSH_AUTH_SOCK", "PASSWORD_MIN_LENGTH", "BYPASS",
+        "GOOGLE_APPLICATION_CREDENTIALS", "DB_SECRET_ARN", "JWT_SECRET_FILE", "AWS_ACCESS_KEY_ID",
+        "MINIO_ACCESS_KEY", "AWS_SECRET_NAME", "GITHUB_ACTIONS", "CI", "HOME", "PATH",
+        "KUBERNETES_SERVICE_HOST", "DOCKER_HOST", "http_proxy", "TOKEN_EXPIRY_SECONDS"}) {
     EXPECT_FALSE(scopes.IsSecret(name)) << name;
   }
 }

@@ -118,14 +118,22 @@ TEST(ParseUrlTest, RedisUrlsAmbiguousAboutTheirPasswordAreRefused) {
 
 TEST(ParseUrlTest, PostgresUserInfoMustSplitAsLibpqSplitsIt) {
   for (const char* url : {"postgresql://u:p/w@h/db", "postgresql://u:p@w@h/db",
-                          "postgres://h/db?application_name=a@b"}) {
+                          "postgres://u:p:w/x@h/db", "postgresql://h:5432x/db?a=b@c"}) {
     EXPECT_THAT(internal::CheckLibpqUserInfo(url),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("percent-encoded")))
         << url;
     EXPECT_THAT(internal::ParseUrl(url), StatusIs(absl::StatusCode::kInvalidArgument)) << url;
   }
-  for (const char* url : {"postgresql://u:p%2Fw%40x@h/db", "postgresql://u:p?w#x@h/db",
-                          "postgresql://h/db", "postgresql://u@h", "host=h password=a@b/c"}) {
+  for (const char* url :
+       {"postgresql://u:p%2Fw%40x@h/db", "postgresql://u:p?w#x@h/db", "postgresql://h/db",
+        "postgresql://u@h", "host=h password=a@b/c",
+        // key=value strings are libpq's to parse, "://" in a value or not
+        "host=db user=app password='p://x/y@z' dbname=app",
+        "host=db dbname=app application_name=https://svc/x@y",
+        // an '@' after the host where nothing before it is a password (Azure's user@server)
+        "postgresql:///app?host=/var/run/postgresql&user=admin@myserver",
+        "postgresql://h:5432/db?user=admin@server", "postgresql://[::1]:5432/db?user=a@b",
+        "postgresql://u@h/db?application_name=a@b"}) {
     EXPECT_THAT(internal::CheckLibpqUserInfo(url), IsOk()) << url;
   }
 }
