@@ -1,5 +1,6 @@
 #include "internal/worker_common.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <time.h>
@@ -43,6 +44,9 @@ void WakeFd(int fd) {
 }
 
 int RegisterStopWakeFd(int fd) {
+  // A child forked while a handler ran on another thread would inherit a count nobody ends.
+  static const int at_fork = pthread_atfork(nullptr, nullptr, [] { g_handlers_waking.store(0); });
+  (void)at_fork;
   for (int i = 0; i < kMaxSignalWorkers; ++i) {
     int expected = 0;
     if (g_wake_fds[i].compare_exchange_strong(expected, fd + 1)) return i;
