@@ -63,12 +63,19 @@ void PrintText(const Config& config, bool pass) {
 
 }  // namespace
 
+constexpr char kConfigHelp[] =
+    "usage: jobqueue config --service NAME [--env-dir DIR] [--scopes FILE] [--json]\n"
+    "Prints the service's effective configuration, secrets masked, and its secret-scope\n"
+    "verdict. Exit 0 when it would start, 77 when it holds a secret outside its scope, 78 for\n"
+    "a configuration error.\n";
+
 int RunConfig(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = Args::Parse(argv, {"service", "env-dir", "scopes"}, {"json"});
+  absl::StatusOr<Args> args = Args::Parse(argv, {"service", "env-dir", "scopes"}, {"json", "help"});
   if (!args.ok()) {
     std::fprintf(stderr, "jobqueue config: %s\n", std::string(args.status().message()).c_str());
     return kExitUsage;
   }
+  if (args->Has("help")) return std::fputs(kConfigHelp, stdout), 0;
   absl::StatusOr<std::string> service = args->Require("service");
   if (!service.ok()) {
     std::fprintf(stderr, "jobqueue config: %s\n", std::string(service.status().message()).c_str());

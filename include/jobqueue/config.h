@@ -111,7 +111,8 @@ class Config {
   // (the value is never handed out, even in dev).
   absl::StatusOr<Secret> GetSecret(absl::string_view name) const;
 
-  // Secrets present that this service may not hold (only ever non-empty outside prod).
+  // Secrets present that this service may not hold (non-empty only outside prod, or in prod
+  // with ConfigOptions::report_only).
   const std::vector<std::string>& scope_violations() const { return scope_violations_; }
   // Things worth a log line: out-of-scope secrets in dev, loose .env permissions, ignored
   // variables. Load() also logs each one at WARN (see ConfigOptions::configure_logging).

@@ -1,5 +1,6 @@
 // A background service that runs one pass of work every interval on its own thread: the
-// shared start/stop base of the maintenance services (reaper, retention, stalled checker).
+// shared start/stop base of the Postgres maintenance services (reaper, retention). BullMQ's
+// stalled check runs inside BullWorker.
 //
 // Subclasses implement Tick() by calling their own RunOnce(), which returns counts and is
 // what tests call directly, so no test has to sleep for a service to act.

@@ -41,6 +41,8 @@ check missing-vars 78 "${base[@]}" SUPABASE_MODE=dev "$cli" config --service api
 expect_in missing-vars "missing required variables: SUPABASE_DB_URL_DEV, SUPABASE_SERVICE_ROLE_KEY_DEV, SUPABASE_URL_DEV"
 
 # A typo in --env-dir is an error, not an empty configuration.
+check config-help 0 "$cli" config --help
+expect_in config-help "usage: jobqueue config --service NAME"
 check missing-env-dir 78 "${base[@]}" DATABASE_URL="$db" "$cli" config --service api --env-dir "$dir/nope"
 expect_in missing-env-dir "nope"
 # A violation is reported (77) even when something else is wrong too.

@@ -141,7 +141,8 @@ JQ_EXPORT jq_status_t jq_config_get_secret(const jq_config_t* config, const char
                                            char** value, char** errptr);
 JQ_EXPORT size_t jq_config_warning_count(const jq_config_t* config);
 JQ_EXPORT const char* jq_config_warning(const jq_config_t* config, size_t index);
-/* Secrets present that the service may not hold (non-empty only outside prod). */
+/* Secrets present that the service may not hold (non-empty only outside prod, or in prod when
+ * loaded report-only). */
 JQ_EXPORT size_t jq_config_scope_violation_count(const jq_config_t* config);
 JQ_EXPORT const char* jq_config_scope_violation(const jq_config_t* config, size_t index);
 
@@ -214,7 +215,8 @@ JQ_EXPORT void jq_pg_batch_add(jq_pg_batch_t* batch, const char* job_type, const
                                const jq_enqueue_options_t* options);
 JQ_EXPORT size_t jq_pg_batch_size(const jq_pg_batch_t* batch);
 JQ_EXPORT void jq_pg_batch_clear(jq_pg_batch_t* batch);
-/* Enqueues the whole batch in one statement; one bad job rejects it all. ids and inserted
+/* Enqueues the whole batch in one transaction (one statement; 32+ plain jobs go by COPY, a
+ * few round trips); one bad job rejects it all. ids and inserted
  * (either may be NULL) must hold jq_pg_batch_size() entries; results are in batch order. */
 JQ_EXPORT jq_status_t jq_pg_enqueue_batch(jq_pg_queue_t* queue, const jq_pg_batch_t* batch,
                                           int64_t* ids, int* inserted, char** errptr);
