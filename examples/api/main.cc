@@ -125,10 +125,9 @@ httplib::Server::HandlerResponse CheckBodyFraming(const httplib::Request& req,
   };
   const size_t lengths = req.get_header_value_count("Content-Length");
   const std::string length = req.get_header_value("Content-Length");
-  if (lengths > 1 || (lengths == 1 && (length.empty() || length.size() > 18 ||
-                                       !std::all_of(length.begin(), length.end(), [](char c) {
-                                         return c >= '0' && c <= '9';
-                                       })))) {
+  const bool decimal = !length.empty() && length.size() <= 18 &&
+                       std::all_of(length.begin(), length.end(), absl::ascii_isdigit);
+  if (lengths > 1 || (lengths == 1 && !decimal)) {
     return refuse(400, "Content-Length must be one decimal number");
   }
   const std::string encoding = req.get_header_value("Content-Encoding");

@@ -40,6 +40,8 @@ struct BullJobOptions {
   int64_t delay_ms = 0;
   int64_t priority = 0;  // 0 = none; 1 (highest) .. 2097151 (BullMQ's limit)
   bool lifo = false;
+  // opts.sizeLimit: Add refuses data whose JSON is longer, in bytes. 0 = no limit.
+  int64_t size_limit = 0;
   // opts.timestamp: the job's creation time (ms since the epoch) and the base of its delay, as
   // Node's Queue.add uses it; unset means when it is added.
   std::optional<int64_t> timestamp_ms;

@@ -78,9 +78,6 @@ absl::Status CheckRemoveOn(absl::string_view key, simdjson::dom::element value) 
   return BadOption(key, "true/false, a count, or {age, count, limit}");
 }
 
-// ParseBullJobOptions, also giving opts.sizeLimit (0 when unset: no limit, as Node reads 0).
-absl::StatusOr<BullJobOptions> ParseJobOptions(absl::string_view json, int64_t* size_limit);
-
 }  // namespace
 
 absl::Status BullQueueOptions::Validate() const {
@@ -94,15 +91,7 @@ absl::Status BullQueueOptions::Validate() const {
 }
 
 absl::StatusOr<BullJobOptions> ParseBullJobOptions(absl::string_view json) {
-  int64_t size_limit;
-  return ParseJobOptions(json, &size_limit);
-}
-
-namespace {
-
-absl::StatusOr<BullJobOptions> ParseJobOptions(absl::string_view json, int64_t* size_limit) {
   BullJobOptions out;
-  *size_limit = 0;
   if (json.empty()) return out;
   // One parser per thread: allocating it costs more than parsing options.
   thread_local simdjson::dom::parser parser;
@@ -162,7 +151,7 @@ absl::StatusOr<BullJobOptions> ParseJobOptions(absl::string_view json, int64_t* 
       if (!value.is_int64() || value.get_int64().value() < (key == "attempts" ? 1 : 0)) {
         return BadOption(key, key == "attempts" ? "an integer >= 1" : "a non-negative integer");
       }
-      if (key == "sizeLimit") *size_limit = value.get_int64().value();
+      if (key == "sizeLimit") out.size_limit = value.get_int64().value();
     } else if (key == "backoff") {
       if (value.is_number()) {
         if (value.get_double().value() < 0) return BadOption(key, "non-negative");
@@ -201,8 +190,6 @@ absl::StatusOr<BullJobOptions> ParseJobOptions(absl::string_view json, int64_t* 
   out.json = std::string(json);
   return out;
 }
-
-}  // namespace
 
 BullQueue::BullQueue(std::string name, BullQueueOptions options, std::unique_ptr<RedisPool> pool)
     : name_(std::move(name)), options_(std::move(options)), pool_(std::move(pool)) {}
@@ -276,10 +263,10 @@ absl::StatusOr<std::vector<std::string>> BullQueue::AddBulk(const std::vector<Ne
     if (absl::Status s = ValidateJson(job.data_json); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": data is ", s.message()));
     }
-    int64_t size_limit;
-    absl::StatusOr<BullJobOptions> parsed = ParseJobOptions(job.options.json, &size_limit);
+    absl::StatusOr<BullJobOptions> parsed = ParseBullJobOptions(job.options.json);
     if (!parsed.ok()) return Annotate(parsed.status(), where);
     // As Node's validateOptions: the data's JSON text over opts.sizeLimit bytes is refused.
+    const int64_t size_limit = parsed->size_limit;
     if (size_limit > 0 && job.data_json.size() > static_cast<uint64_t>(size_limit)) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": the size of job ", job.name, " exceeds the limit ", size_limit,

@@ -295,16 +295,14 @@ class RedisConnection::Impl {
         buffered_ = rest;
         if (too_big) {
           freeReplyObject(raw);
-          return Break(absl::ResourceExhaustedError("redis reply larger than max_reply_bytes"));
+          return Break(ReplyTooBig());
         }
         replies.push_back(Convert(static_cast<redisReply*>(raw)));
         freeReplyObject(raw);
         continue;
       }
       // Every complete reply has been taken: what is buffered belongs to the next one.
-      if (buffered_ > options_.max_reply_bytes) {
-        return Break(absl::ResourceExhaustedError("redis reply larger than max_reply_bytes"));
-      }
+      if (buffered_ > options_.max_reply_bytes) return Break(ReplyTooBig());
       absl::Status s = ReadMore(deadline);
       if (absl::IsCancelled(s) && on_cancel_) {
         // The caller ends the wait its own way (e.g. CLIENT UNBLOCK); the replies still come.
@@ -333,14 +331,11 @@ class RedisConnection::Impl {
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
       return Dead();
     }
-    while (true) {
-      char buf[256];
-      ERR_clear_error();
-      const int rc = SSL_read(ssl_, buf, sizeof(buf));
-      if (rc > 0) return Dead();
-      if (SSL_get_error(ssl_, rc) == SSL_ERROR_WANT_READ) return true;
-      return Dead();
-    }
+    char buf[256];
+    ERR_clear_error();
+    const int rc = SSL_read(ssl_, buf, sizeof(buf));
+    if (rc <= 0 && SSL_get_error(ssl_, rc) == SSL_ERROR_WANT_READ) return true;
+    return Dead();
   }
 
   // Any thread: the socket is shut down, so a blocked read returns at once with an error.
@@ -362,6 +357,10 @@ class RedisConnection::Impl {
   void set_on_cancel(std::function<void()> on_cancel) { on_cancel_ = std::move(on_cancel); }
 
  private:
+  static absl::Status ReplyTooBig() {
+    return absl::ResourceExhaustedError("redis reply larger than max_reply_bytes");
+  }
+
   bool Dead() {
     broken_ = true;
     return false;
