@@ -95,7 +95,10 @@ class BullQueue {
     std::string data_json = "{}";
     BullJobOptions options;
   };
-  // Many jobs in one pipelined round trip; all are validated before anything is sent.
+  // Many jobs in one pipelined round trip; all are validated before anything is sent. Not one
+  // transaction (Node's addBulk is one MULTI): jobs go in atomic script calls of up to 256, so
+  // Redis serves workers between them, and an error after the first call (a lost connection)
+  // may leave earlier jobs added. Give jobs an options.job_id to make a retry add no duplicates.
   absl::StatusOr<std::vector<std::string>> AddBulk(const std::vector<NewBullJob>& jobs);
   // NotFound when there is no such job.
   absl::StatusOr<BullJob> GetJob(absl::string_view id);
