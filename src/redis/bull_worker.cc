@@ -169,7 +169,7 @@ class BullWorker::Impl {
   std::optional<int> BlockHere(absl::Duration timeout);
   void ExitIdle(absl::Duration idle) {
     internal::LogInfo("BullMQ worker on {} idle for {}; exiting", queue_,
-                      absl::FormatDuration(idle));
+                      absl::FormatDuration(absl::Trunc(idle, absl::Milliseconds(1))));
     Stop();
   }
   // Past the shutdown deadline: hands the inline handler's job back to wait.
