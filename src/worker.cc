@@ -22,6 +22,7 @@
 #include "jobqueue/status.h"
 #include "pg/connection.h"
 #include "pg/jsonb_text.h"
+#include "pg/queue_sql.h"
 
 namespace jobqueue {
 namespace {
@@ -40,7 +41,7 @@ std::string DefaultWorkerId() {
 
 absl::Status WorkerOptions::Validate() const {
   if (name.empty()) return absl::InvalidArgumentError("worker name is empty");
-  if (worker_id.size() > 256) return absl::InvalidArgumentError("worker id too long");
+  if (!worker_id.empty()) JQ_RETURN_IF_ERROR(internal::ValidateWorkerId(worker_id));
   JQ_RETURN_IF_ERROR(ValidateName("queue", queue));
   if (concurrency < 1 || concurrency > 1024) {
     return absl::InvalidArgumentError(
@@ -481,12 +482,19 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
       queue_->ClaimHeld(NextClaim(out.limit));
   int unfinished = 0;
   std::vector<Lease> mine;  // the batch's jobs this round runs
+  // Jobs the reaper took back while this worker still had them (queued, running or done):
+  // kept at the settle, they carry on under the new lease instead of running again.
+  absl::flat_hash_set<int64_t> adopt;
   {
     absl::MutexLock lock(&mu_);
     reserved_ -= out.limit;
     if (!batch.ok()) return batch.status();
     ++stats_.claims;
     for (const Lease& lease : (*batch)->leases()) {
+      if (held_.contains(lease.job_id)) {
+        adopt.insert(lease.job_id);
+        continue;
+      }
       // A job another of our batches retried with no backoff can be claimed again between
       // that batch's commit and its cleanup, and a job of a batch that rolled back while its
       // handler ran is pending again: leave such jobs untouched here (they stay pending).
@@ -500,7 +508,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
     }
   }
   out.claimed = static_cast<int>((*batch)->leases().size());
-  if (mine.empty()) return out;
+  if (mine.empty() && adopt.empty()) return out;
 
   std::vector<PgQueue::HeldBatch::Outcome> outcomes;
   std::vector<int64_t> keep;
@@ -521,6 +529,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
         outcomes.push_back({lease.job_id, false, std::string(slot.result.status().message())});
       }  // else: left pending, untouched (we are stopping)
     }
+    keep.insert(keep.end(), adopt.begin(), adopt.end());
     ++settling_;  // kept jobs turn processing at the commit, before they are in held_
   }
   absl::StatusOr<PgQueue::HeldBatch::Settled> settled = (*batch)->Settle(outcomes, keep);
@@ -557,6 +566,10 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
                  outcome.will_retry);
     }
     for (const Lease& lease : settled->kept) {
+      if (adopt.contains(lease.job_id)) {
+        AdoptReclaimed(lease);
+        continue;
+      }
       HeldSlot& slot = held_slots_.at(lease.job_id);
       held_.emplace(lease.job_id, lease);
       if (!slot.finished) continue;  // RunOne finishes it as an ordinary lease

@@ -176,6 +176,46 @@ TEST_F(PgQueueTest, HeldBatchSettlesOutcomesInOneWriteAndRollsBackWhenDropped) {
   EXPECT_THAT(queue_->Complete(settled.kept[0], "7"), IsOk());
 }
 
+// A settle refused for bad input (a job not in the batch, a job listed twice) writes nothing
+// and leaves the batch to settle again. Before, the refusal already rolled the batch back: its
+// finished jobs' outcomes were gone and every later settle said "already settled".
+TEST_F(PgQueueTest, HeldBatchSettleRefusedForBadInputCanBeSettledAgain) {
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 2; ++i) {
+    JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("t")));
+    ids.push_back(added.id);
+  }
+  JQ_ASSERT_OK_AND_ASSIGN(auto batch, queue_->ClaimHeld(Request(2, "w1")));
+  ASSERT_EQ(batch->leases().size(), 2u);
+  const std::vector<PgQueue::HeldBatch::Outcome> stranger = {{ids[0], true, "1"},
+                                                             {ids[1] + 100, true, "2"}};
+  EXPECT_THAT(batch->Settle(stranger, {}), StatusIs(absl::StatusCode::kInvalidArgument));
+  const std::vector<PgQueue::HeldBatch::Outcome> twice = {{ids[0], true, "1"}};
+  EXPECT_THAT(batch->Settle(twice, {ids[0]}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("twice")));
+  const std::vector<PgQueue::HeldBatch::Outcome> good = {{ids[0], true, "1"}, {ids[1], true, "2"}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::HeldBatch::Settled settled, batch->Settle(good, {}));
+  EXPECT_EQ(settled.completed, 2);
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() +
+                          ".job_queue WHERE status = 'completed' AND attempts = 1"),
+            "2");
+}
+
+// Postgres refuses a locked_by that is not UTF-8, and a NUL would cut it short (two ids would
+// then fence as one): such a worker id is bad input, not a reason to retry the claim forever.
+TEST_F(PgQueueTest, ClaimRefusesAWorkerIdPostgresCannotStore) {
+  ASSERT_THAT(queue_->Enqueue(Job("t")).status(), IsOk());
+  for (const std::string& id : {std::string("w\xff"), std::string("w\0other", 7)}) {
+    EXPECT_THAT(queue_->Claim(Request(1, id)),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("worker id")));
+    EXPECT_THAT(queue_->ClaimHeld(Request(1, id)).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("worker id")));
+  }
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() +
+                          ".job_queue WHERE status = 'pending' AND attempts = 0"),
+            "1");
+}
+
 TEST_F(PgQueueTest, BulkEnqueueByCopyKeepsInputOrderAndIsAllOrNothing) {
   std::vector<NewJob> jobs;
   for (int i = 0; i < 100; ++i) {

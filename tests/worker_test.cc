@@ -459,6 +459,72 @@ TEST_F(WorkerTest, AJobReclaimedWhileItRunsHereFinishesUnderTheNewLease) {
   EXPECT_EQ(worker->stats().lost, 0);
 }
 
+// The same in short-job mode: the reaper recovers jobs this worker kept past a batch's budget
+// (one running, one still queued) and a later held batch claims them again. Before, the queued
+// one was queued a second time and its new lease was not recorded (the old one stayed): it ran
+// twice, both completions were refused and the job stayed processing; the running one was left
+// pending and ran again after its first run's result was refused.
+TEST_F(WorkerTest, JobsReclaimedFromAHeldBatchRunOnceUnderTheNewLease) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult slow, queue_->Enqueue(MakeJob("slow")));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult queued, queue_->Enqueue(MakeJob("queued")));
+  WorkerOptions options = Options(1);
+  options.batch_size = 4;
+  options.transaction_budget = absl::Milliseconds(100);
+  options.heartbeat_interval = absl::Seconds(60);
+  options.poll_interval = absl::Milliseconds(50);
+  options.shutdown_timeout = absl::Milliseconds(100);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  absl::Notification release_slow;
+  std::atomic<int> slow_runs{0}, queued_runs{0};
+  ASSERT_THAT(worker->Register("slow",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 if (++slow_runs == 1) release_slow.WaitForNotification();
+                                 return std::string("1");
+                               }),
+              IsOk());
+  ASSERT_THAT(worker->Register("queued",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 ++queued_runs;
+                                 return std::string("2");
+                               }),
+              IsOk());
+  Running running(*worker);
+  // Lets the first run end whatever fails below, so the stop does not wait for it forever.
+  struct Release {
+    absl::Notification& n;
+    ~Release() {
+      if (!n.HasBeenNotified()) n.Notify();
+    }
+  } release{release_slow};
+  ASSERT_TRUE(
+      Eventually([&] { return CountWhere("status = 'processing' AND attempts = 1") == 2; }));
+  RecoverOptions recover;
+  recover.stale_after = absl::ZeroDuration();
+  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult recovered, queue_->RecoverStale(recover));
+  ASSERT_EQ(recovered.jobs.size(), 2u);
+  ASSERT_TRUE(Eventually(
+      [&] { return CountWhere(absl::StrCat("id = ", queued.id, " AND attempts = 2")) == 1; }));
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return CountWhere(absl::StrCat("id = ", slow.id,
+                                       " AND status = 'processing' AND attempts = 2")) == 1;
+      },
+      absl::Seconds(5)));
+  release_slow.Notify();
+  EXPECT_TRUE(
+      Eventually([&] { return CountWhere("status = 'completed'") == 2; }, absl::Seconds(10)));
+  EXPECT_THAT(running.Stop(), IsOk());
+  EXPECT_EQ(slow_runs.load(), 1);
+  EXPECT_EQ(queued_runs.load(), 1);
+  for (int64_t id : {slow.id, queued.id}) {
+    JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(id));
+    EXPECT_EQ(row.status, JobStatus::kCompleted) << id;
+    EXPECT_EQ(row.attempts, 2) << id;
+  }
+  EXPECT_EQ(worker->stats().completed, 2);
+  EXPECT_EQ(worker->stats().lost, 0);
+}
+
 // A handler failure the database cannot take yet (the table is away) is written once it is
 // back. Before, it was dropped, and a claim that failed in the same outage made the worker
 // release the job as a lost claim with its attempt given back: a max_attempts=1 job ran twice.
@@ -872,6 +938,13 @@ TEST_F(WorkerTest, RejectsBadOptionsAndRegistrations) {
   options.transaction_budget = absl::Seconds(11);
   EXPECT_THAT(Worker::Create(queue_.get(), options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("transaction budget")));
+  // Refused by Postgres on every claim: Run() retried that forever instead of saying so.
+  for (const std::string& id : {std::string("w\xff"), std::string("w\0other", 7)}) {
+    options = Options();
+    options.worker_id = id;
+    EXPECT_THAT(Worker::Create(queue_.get(), options).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("worker id")));
+  }
   options = Options();
   options.queue = "bad queue'; --";
   EXPECT_THAT(Worker::Create(queue_.get(), options).status(),

@@ -57,7 +57,7 @@ struct PgOptions {
 };
 
 struct ClaimRequest {
-  // Written to locked_by; part of the lease. Required.
+  // Written to locked_by; part of the lease. Required: 1-256 bytes of UTF-8 without NUL.
   std::string worker_id;
   std::string queue = "default";
   // Job types to claim; empty means any type in the queue.
@@ -205,7 +205,9 @@ class PgQueue {
       std::vector<std::pair<Lease, FailOutcome>> failed;
     };
     // Writes the outcomes, turns `keep` into processing leases and commits. Jobs of the batch
-    // in neither stay pending, untouched. Once only; the connection goes back to the pool.
+    // in neither stay pending, untouched. Once only; the connection goes back to the pool. A
+    // job not in the batch or listed twice is InvalidArgument, with nothing sent: the batch is
+    // still held and can be settled again.
     absl::StatusOr<Settled> Settle(absl::Span<const Outcome> outcomes,
                                    absl::Span<const int64_t> keep);
 

@@ -39,7 +39,8 @@ struct WorkerOptions {
   std::string name = "Job";
   // Shown in the start-up line. Default "dev".
   std::string environment = "dev";
-  // Lease owner written to locked_by. Default "<host>:<pid>:<random>".
+  // Lease owner written to locked_by: at most 256 bytes of UTF-8 without NUL. Default
+  // "<host>:<pid>:<random>".
   std::string worker_id;
   // The queue claimed from. Default "default".
   std::string queue = "default";

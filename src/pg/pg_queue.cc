@@ -150,7 +150,7 @@ std::optional<std::string> TypesParam(absl::Span<const std::string> types) {
 
 absl::Status ValidateClaim(const ClaimRequest& request, int min_limit = 1) {
   if (request.worker_id.empty()) return absl::InvalidArgumentError("claim needs a worker id");
-  if (request.worker_id.size() > 256) return absl::InvalidArgumentError("worker id too long");
+  JQ_RETURN_IF_ERROR(internal::ValidateWorkerId(request.worker_id));
   JQ_RETURN_IF_ERROR(ValidateName("queue", request.queue));
   for (const std::string& type : request.job_types)
     JQ_RETURN_IF_ERROR(ValidateName("job type", type));
@@ -680,7 +680,6 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
     if (leases_.empty() && outcomes.empty() && keep.empty()) return out;
     return absl::FailedPreconditionError("held batch already settled");
   }
-  std::unique_ptr<Conn> conn = std::move(conn_);
   absl::flat_hash_map<int64_t, const Lease*> by_id;
   for (const Lease& lease : leases_) by_id.emplace(lease.job_id, &lease);
   std::vector<int64_t> ids;
@@ -692,12 +691,29 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
     bodies.push_back(std::move(body));
     delays.push_back(delay_us);
   };
+  // Bad input is refused before anything is sent, leaving the batch to settle again.
+  absl::flat_hash_set<int64_t> listed;
+  for (int64_t id : keep) {
+    if (!by_id.contains(id)) {
+      return absl::InvalidArgumentError(absl::StrCat("held batch: job ", id, " is not in it"));
+    }
+    if (!listed.insert(id).second) {
+      return absl::InvalidArgumentError(absl::StrCat("held batch: job ", id, " is listed twice"));
+    }
+  }
   for (const Outcome& outcome : outcomes) {
-    auto it = by_id.find(outcome.job_id);
-    if (it == by_id.end()) {
+    if (!by_id.contains(outcome.job_id)) {
       return absl::InvalidArgumentError(
           absl::StrCat("held batch: job ", outcome.job_id, " is not in this batch"));
     }
+    if (!listed.insert(outcome.job_id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("held batch: job ", outcome.job_id, " is listed twice"));
+    }
+  }
+  std::unique_ptr<Conn> conn = std::move(conn_);
+  for (const Outcome& outcome : outcomes) {
+    auto it = by_id.find(outcome.job_id);
     std::string body = outcome.text;
     bool ok = outcome.ok;
     if (ok) {
@@ -716,12 +732,7 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
       add(outcome.job_id, "f", std::move(body), absl::ToInt64Microseconds(delay));
     }
   }
-  for (int64_t id : keep) {
-    if (!by_id.contains(id)) {
-      return absl::InvalidArgumentError(absl::StrCat("held batch: job ", id, " is not in it"));
-    }
-    add(id, "k", "", 0);
-  }
+  for (int64_t id : keep) add(id, "k", "", 0);
   PgConnection& c = *conn->handle;
   const internal::PgStatement& settle = SqlFor(queue_->options_.schema).settle_held;
   auto run = [&](const std::vector<int64_t>& run_ids, const std::vector<std::string>& run_kinds,

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "internal/json_escape.h"
 
 namespace jobqueue::internal {
 namespace {
@@ -170,6 +171,15 @@ absl::Status ValidateSchemaName(absl::string_view schema) {
       return absl::InvalidArgumentError(
           absl::StrCat("schema name \"", schema, "\" must match [a-z_][a-z0-9_]*"));
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateWorkerId(absl::string_view worker_id) {
+  if (worker_id.empty()) return absl::InvalidArgumentError("worker id is empty");
+  if (worker_id.size() > 256) return absl::InvalidArgumentError("worker id too long");
+  if (ToValidUtf8(worker_id) != worker_id) {
+    return absl::InvalidArgumentError("worker id must be UTF-8 without NUL bytes");
   }
   return absl::OkStatus();
 }

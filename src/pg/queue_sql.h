@@ -22,6 +22,10 @@ struct Migration {
 inline constexpr size_t kMaxSchemaNameBytes = 40;
 absl::Status ValidateSchemaName(absl::string_view schema);
 
+// A worker id (locked_by): 1-256 bytes of UTF-8 without NUL. Postgres refuses other bytes on
+// every statement, and libpq would cut a NUL short, so two ids could fence as one.
+absl::Status ValidateWorkerId(absl::string_view worker_id);
+
 std::vector<Migration> QueueMigrations(absl::string_view schema);
 
 struct QueueSql {
