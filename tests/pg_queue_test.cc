@@ -256,6 +256,23 @@ TEST_F(PgQueueTest, BulkEnqueueByCopyKeepsInputOrderAndIsAllOrNothing) {
   EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "100");
 }
 
+// A bulk enqueue whose connection dies during COMMIT cannot know whether it committed: the
+// error says so instead of "nothing was enqueued" (a deferred trigger ends the backend there).
+TEST_F(PgQueueTest, BulkEnqueueLostAtCommitSaysTheOutcomeIsUnknown) {
+  const std::string table = schema_.name() + ".job_queue";
+  schema_.Query(absl::StrCat("CREATE FUNCTION ", schema_.name(),
+                             ".die() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "PERFORM pg_terminate_backend(pg_backend_pid()); "
+                             "PERFORM pg_sleep(5); RETURN NULL; END $$"));
+  schema_.Query(absl::StrCat("CREATE CONSTRAINT TRIGGER die AFTER INSERT ON ", table,
+                             " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ",
+                             schema_.name(), ".die()"));
+  const std::vector<NewJob> jobs(40, Job("bulk"));
+  absl::Status status = queue_->EnqueueMany(jobs).status();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("outcome unknown")));
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("nothing was enqueued")));
+}
+
 // The client's numeric range check gives the server's verdict, edges included, and a number
 // out of range fails the batch before anything is sent, naming the job.
 TEST_F(PgQueueTest, NumbersOutsideNumericAreRefusedBeforeSending) {

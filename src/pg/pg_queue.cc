@@ -470,7 +470,6 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyByCopy(
     for (int r = 0; r < reserved.rows(); ++r) ids.push_back(reserved.GetInt64(r, 0));
     if (ids.size() != jobs.size()) return absl::InternalError("id reservation came back short");
     JQ_RETURN_IF_ERROR(conn->CopyIn(sql.copy_jobs, CopyBinaryRows(jobs, ids), "bulk enqueue"));
-    JQ_RETURN_IF_ERROR(conn->ExecScript("COMMIT", "commit bulk enqueue"));
     return ids;
   };
   absl::StatusOr<std::vector<int64_t>> ids = copy();
@@ -478,6 +477,8 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyByCopy(
     (void)conn->ExecScript("ROLLBACK", "roll back bulk enqueue");
     return Annotate(ids.status(), "nothing was enqueued");
   }
+  // Not under "nothing was enqueued": a connection lost here may have committed.
+  JQ_RETURN_IF_ERROR(conn->ExecScript("COMMIT", "commit bulk enqueue"));
   std::vector<EnqueueResult> out;
   out.reserve(ids->size());
   for (int64_t id : *ids) out.push_back({id, true});
