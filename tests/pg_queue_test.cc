@@ -631,6 +631,13 @@ TEST_F(PgQueueTest, ReaperFailsJobsWhoseAttemptsAreSpentAndHonorsPerTypeTimeouts
   EXPECT_THAT(failed.last_error, HasSubstr("stale lock"));
   JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job still, queue_->Get(patient.id));
   EXPECT_EQ(still.status, JobStatus::kProcessing);
+
+  // A type given two timeouts is ambiguous: refused before anything is recovered.
+  options.stale_after_by_type = {{"patient", absl::Hours(2)}, {"patient", absl::ZeroDuration()}};
+  EXPECT_THAT(queue_->RecoverStale(options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("twice")));
+  JQ_ASSERT_OK_AND_ASSIGN(still, queue_->Get(patient.id));
+  EXPECT_EQ(still.status, JobStatus::kProcessing);
 }
 
 // The seed's own tooling marks rows processing without our heartbeat or lock columns: such a

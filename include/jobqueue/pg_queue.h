@@ -111,7 +111,7 @@ struct RecoveredJob {
 struct RecoverOptions {
   // Processing jobs without a heartbeat for this long are stale. Default 30 min (seed 004).
   absl::Duration stale_after = absl::Minutes(30);
-  // Per job type overrides of stale_after.
+  // Per job type overrides of stale_after; a type listed twice is InvalidArgument.
   std::vector<std::pair<std::string, absl::Duration>> stale_after_by_type;
   // Rows per batch; each batch is its own transaction. Default 500.
   int batch_size = 500;

@@ -65,7 +65,8 @@ struct WorkerOptions {
   // Heartbeats of in-flight jobs are sent this often. Must be well below the reaper's stale
   // timeout. Default 30 s.
   absl::Duration heartbeat_interval = absl::Seconds(30);
-  // On Stop(), in-flight jobs get this long to finish; the rest are released. Default 30 s.
+  // On Stop(), in-flight jobs get this long to finish; the rest are released (a late result
+  // is fenced off). Run() still waits for a handler that never returns. Default 30 s.
   absl::Duration shutdown_timeout = absl::Seconds(30);
   // Run() returns after this long with nothing to do (scale-to-zero); time spent unable to
   // reach the server counts as nothing to do. Default never.

@@ -1038,8 +1038,13 @@ absl::StatusOr<RecoverResult> PgQueue::RecoverStale(const RecoverOptions& option
   }
   std::vector<std::string> types;
   std::vector<int64_t> stale_us;
+  absl::flat_hash_set<std::string> seen;
   for (const auto& [type, after] : options.stale_after_by_type) {
     JQ_RETURN_IF_ERROR(ValidateName("job type", type));
+    if (!seen.insert(type).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("recover: job type ", type, " has a stale timeout twice"));
+    }
     if (after < absl::ZeroDuration()) {
       return absl::InvalidArgumentError(
           absl::StrCat("recover: stale timeout of ", type, " is negative"));
