@@ -282,7 +282,8 @@ JQ_EXPORT jq_status_t jq_pg_cancel(jq_pg_queue_t* queue, int64_t job_id, char** 
 JQ_EXPORT jq_status_t jq_pg_recover_stale(jq_pg_queue_t* queue, int64_t stale_after_ms,
                                           int64_t* to_pending, int64_t* to_failed, char** errptr);
 /* The same with per job type thresholds: job_types[i] is stale after stale_after_ms_by_type[i]
- * (for types known to run long without heartbeats); other types after stale_after_ms. */
+ * (for types known to run long without heartbeats); other types after stale_after_ms. A type
+ * listed twice is JQ_INVALID_ARGUMENT. */
 JQ_EXPORT jq_status_t jq_pg_recover_stale_by_type(jq_pg_queue_t* queue, int64_t stale_after_ms,
                                                   const char* const* job_types,
                                                   const int64_t* stale_after_ms_by_type,
