@@ -597,13 +597,13 @@ TEST_F(BullWorkerTest, PauseStopsClaimingAndResumeWakesTheWorker) {
 TEST_F(BullWorkerTest, RenewsLocksOfLongJobs) {
   const std::string id = Add("{}");
   BullWorkerOptions options;
-  // The job outlives its lock three times over; renewals come every 300 ms, so a 600 ms lock
+  // The job outlives its lock three times over; renewals come every 500 ms, so a 1 s lock
   // tolerates a loaded machine's scheduling delays (150 ms did not, once, under ctest -j2).
-  options.lock_duration = absl::Milliseconds(600);
+  options.lock_duration = absl::Seconds(1);
   options.stalled_interval = absl::Milliseconds(100);
   StartWorker(
       [&](BullJobContext&) -> absl::StatusOr<std::string> {
-        absl::SleepFor(absl::Milliseconds(1800));
+        absl::SleepFor(absl::Seconds(3));
         return std::string("1");
       },
       options);
@@ -646,7 +646,12 @@ TEST_F(BullWorkerTest, GracefulStopHandsBackUnfinishedJobsUnlocked) {
       [&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
         started = true;
         while (!ctx.stopping()) absl::SleepFor(absl::Milliseconds(5));
-        absl::SleepFor(absl::Milliseconds(300));  // ignores the deadline
+        // Ignores the deadline: returns only once the worker has handed the job back (a fixed
+        // 300 ms could end before a late 50 ms deadline on a loaded machine).
+        const absl::Time cap = absl::Now() + absl::Seconds(60);
+        while (worker_->stats().released == 0 && absl::Now() < cap) {
+          absl::SleepFor(absl::Milliseconds(5));
+        }
         return std::string("1");
       },
       options);
@@ -845,8 +850,16 @@ TEST_F(BullWorkerTest, AnIdleWorkerWaitsOnItsClaimingConnectionAfterEachJob) {
 TEST_F(BullWorkerTest, AClaimSentAheadOfTheWaitIsStampedWhenItRuns) {
   BullWorkerOptions options;
   options.drain_delay = absl::Seconds(120);
+  options.name = "stamped";
   StartWorker(Echo(), options);
-  absl::SleepFor(absl::Milliseconds(300));  // the worker is waiting
+  // The worker is blocked in its wait before the add (a sleep here did not make sure of it).
+  const std::string blocked = absl::StrCat("name=bull:", absl::Base64Escape(name_), ":w:stamped ");
+  ASSERT_TRUE(Eventually([&] {
+    for (absl::string_view line : absl::StrSplit(Redis({"CLIENT", "LIST"}).str, '\n')) {
+      if (absl::StrContains(line, blocked)) return absl::StrContains(line, " flags=b ");
+    }
+    return false;
+  }));
   const std::string id = Add("{}");
   ASSERT_TRUE(Completed(1));
   int64_t added = 0, processed = 0;
@@ -1043,13 +1056,18 @@ TEST_F(BullWorkerTest, BadOptionsAndQueueNamesAreRefused) {
 }
 
 TEST_F(BullWorkerTest, AWorkerRunsOnce) {
-  BullWorkerOptions options;
-  options.exit_when_idle = absl::Milliseconds(100);
-  auto worker = BullWorker::Create(url_, name_, Echo(), options);
+  auto worker = BullWorker::Create(url_, name_, Echo());
   ASSERT_THAT(worker.status(), IsOk());
   std::thread first([&] { EXPECT_THAT((*worker)->Run(), IsOk()); });
-  absl::SleepFor(absl::Milliseconds(20));
-  EXPECT_THAT((*worker)->Run(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("once")));
+  // The first Run() is under way (it has made a step) before the second call: a sleep here
+  // let a late-starting thread lose the race, and the second call then ran the worker.
+  const bool running = Eventually([&] { return (*worker)->stats().steps > 0; });
+  EXPECT_TRUE(running);
+  if (running) {
+    EXPECT_THAT((*worker)->Run(),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("once")));
+  }
+  (*worker)->Stop();
   first.join();
   EXPECT_THAT((*worker)->Run(), StatusIs(absl::StatusCode::kFailedPrecondition));
 }

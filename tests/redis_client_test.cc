@@ -353,24 +353,28 @@ TEST(RedisClientTest, ConnectTimeoutCoversAuth) {
 }
 
 // io_timeout bounds a wait without progress, not a whole reply: a big reply that keeps
-// arriving is read to its end.
+// arriving is read to its end. Each gap is a fifth of io_timeout (a loaded machine's
+// scheduling delays must not make one outlast it), the whole reply over twice io_timeout.
 TEST(RedisClientTest, ASlowButSteadyReplyIsReadToItsEnd) {
-  const std::string value(100 * 1000, 'v');
+  const std::string value(40 * 1000, 'v');
   FakeServer drip([&](int fd) {
     char buf[256];
     if (::recv(fd, buf, sizeof(buf), 0) <= 0) return;  // the GET
     const std::string reply = absl::StrCat("$", value.size(), "\r\n", value, "\r\n");
-    for (size_t sent = 0; sent < reply.size(); sent += 10 * 1000) {
-      const std::string chunk = reply.substr(sent, 10 * 1000);
+    for (size_t sent = 0; sent < reply.size(); sent += 4 * 1000) {
+      const std::string chunk = reply.substr(sent, 4 * 1000);
       if (::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) return;
-      absl::SleepFor(absl::Milliseconds(60));
+      absl::SleepFor(absl::Milliseconds(250));
     }
   });
   RedisOptions options;
-  options.io_timeout = absl::Milliseconds(300);
+  options.io_timeout = absl::Milliseconds(1250);
   auto conn = MustConnect(drip.Url(), options);
+  const absl::Time start = absl::Now();
   JQ_ASSERT_OK_AND_ASSIGN(RedisReply reply, conn->Command({"GET", "k"}));
   EXPECT_EQ(reply.str, value);
+  // Only meaningful while the reply outlasts io_timeout (a lower bound: never flaky).
+  EXPECT_GT(absl::Now() - start, options.io_timeout) << "the reply came faster than io_timeout";
 }
 
 // max_reply_bytes limits each reply, not the sum of a pipeline's.

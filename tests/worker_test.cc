@@ -728,10 +728,16 @@ TEST_F(WorkerTest, HeldBatchLostMidRunNeitherRunsTheJobTwiceNorCrashesTheStop) {
   options.reconnect_min = absl::Milliseconds(10);
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
   std::atomic<int> runs{0};
+  std::atomic<bool> release{false};
+  // Runs until the test lets it go, past the stop's deadline: a fixed 2.5 s run could end
+  // before the claims below on a loaded machine, and then the job ran again rightly.
   ASSERT_THAT(worker->Register("slow",
                                [&](JobContext&) -> absl::StatusOr<std::string> {
                                  ++runs;
-                                 absl::SleepFor(absl::Milliseconds(2500));
+                                 const absl::Time cap = absl::Now() + absl::Seconds(60);
+                                 while (!release.load() && absl::Now() < cap) {
+                                   absl::SleepFor(absl::Milliseconds(5));
+                                 }
                                  return std::string("1");
                                }),
               IsOk());
@@ -748,6 +754,8 @@ TEST_F(WorkerTest, HeldBatchLostMidRunNeitherRunsTheJobTwiceNorCrashesTheStop) {
   // Pending again; later rounds claim it and must leave it alone while its run goes on.
   EXPECT_TRUE(Eventually([&] { return worker->stats().claims >= 3; }));
   worker->Stop();
+  absl::SleepFor(absl::Milliseconds(300));  // past shutdown_timeout (100 ms) before it returns
+  release = true;
   runner.join();
   EXPECT_THAT(run_status, IsOk());
   EXPECT_EQ(runs.load(), 1);

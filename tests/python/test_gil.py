@@ -46,11 +46,14 @@ def test_handlers_run_in_parallel_when_they_release_the_gil(queue):
     queue.enqueue_many([("sleepy", {})] * 8)
     worker = jobqueue.Worker(queue, concurrency=8, exit_when_idle=0.3, poll_interval=0.1,
                              log_startup=False)
-    worker.register("sleepy", lambda job: time.sleep(0.5))
-    began = time.monotonic()
-    assert worker.run().completed == 8
-    # Serialised they would take 4 s.
-    assert time.monotonic() - began < 2.5
+    # Each handler waits (GIL released) until all eight are in at once: serialised handlers
+    # would break the barrier and fail their jobs. Before, an upper bound on the run's time
+    # stood for this, which a loaded machine could miss.
+    together = threading.Barrier(8, timeout=30)
+    worker.register("sleepy", lambda job: together.wait())
+    stats = worker.run()
+    assert not together.broken
+    assert stats.completed == 8 and stats.failed == 0
 
 
 def test_threads_run_while_claim_waits_on_a_lock(queue, schema, sql, database_url, ticker):
