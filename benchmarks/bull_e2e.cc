@@ -8,7 +8,14 @@
 //                                 drain JOBS preloaded no-op jobs at concurrency CONC
 //   bull_e2e latency SAMPLES [1 PREFETCH]
 //                                 add -> handler start for an idle worker (concurrency 1)
+//   bull_e2e preload JOBS QUEUE   (internal) what `process` runs in a child process
+//
+// Payload {"n": i, "s": "hello world"} as in shared/PEERS.md. `process` preloads from a child
+// process, so the worker process' CPU and peak RSS are its own (PEERS.md measures a worker
+// process), and its clock starts before the worker connects, as Node's does.
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,11 +65,25 @@ std::unique_ptr<BullQueue> OpenQueue(const Secret& url, const std::string& name)
   return *std::move(queue);
 }
 
+std::string Payload(int64_t i) { return absl::StrCat(R"({"n": )", i, R"(, "s": "hello world"})"); }
+
 void Preload(BullQueue& queue, int64_t jobs) {
   for (int64_t done = 0; done < jobs;) {
     std::vector<BullQueue::NewBullJob> batch;
-    for (; done < jobs && batch.size() < 1000; ++done) batch.push_back({"noop", "{}", {}});
+    for (; done < jobs && batch.size() < 1000; ++done) batch.push_back({"noop", Payload(done), {}});
     if (auto ids = queue.AddBulk(batch); !ids.ok()) Die(ids.status());
+  }
+}
+
+// `bull_e2e preload JOBS QUEUE` in a child process, waited for.
+void PreloadInChild(int64_t jobs, const std::string& name) {
+  std::string self = "bull_e2e", mode = "preload", count = absl::StrCat(jobs), queue = name;
+  char* child_argv[] = {self.data(), mode.data(), count.data(), queue.data(), nullptr};
+  pid_t pid = 0;
+  int status = 0;
+  if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, child_argv, environ) != 0 ||
+      waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    Die(absl::InternalError("preload child failed"));
   }
 }
 
@@ -74,6 +95,12 @@ int Run(int argc, char** argv) {
   }
   const Secret url = Secret::Url(url_env);
   const std::string mode = argv[1];
+  if (mode == "preload" && argc == 4) {
+    int64_t jobs = 0;
+    if (!absl::SimpleAtoi(argv[2], &jobs) || jobs < 1) return 64;
+    Preload(*OpenQueue(url, argv[3]), jobs);
+    return 0;
+  }
   int64_t jobs = 0;
   int concurrency = 1;
   if (!absl::SimpleAtoi(argv[2], &jobs) || jobs < 1) return 64;
@@ -90,7 +117,7 @@ int Run(int argc, char** argv) {
     const double cpu0 = CpuSeconds();
     const absl::Time start = absl::Now();
     for (int64_t i = 0; i < jobs; ++i) {
-      if (auto id = queue->Add("noop", "{}"); !id.ok()) Die(id.status());
+      if (auto id = queue->Add("noop", Payload(i)); !id.ok()) Die(id.status());
     }
     seconds = absl::ToDoubleSeconds(absl::Now() - start);
     cpu = CpuSeconds() - cpu0;
@@ -101,12 +128,15 @@ int Run(int argc, char** argv) {
     seconds = absl::ToDoubleSeconds(absl::Now() - start);
     cpu = CpuSeconds() - cpu0;
   } else if (mode == "process") {
-    Preload(*queue, jobs);
+    PreloadInChild(jobs, name);
     std::atomic<int64_t> handled{0};
     BullWorker* worker_ptr = nullptr;
     BullWorkerOptions options;
     options.concurrency = concurrency;
     options.prefetch = prefetch;
+    // From before the worker connects, as Node's clock starts before `new Worker`.
+    const double cpu0 = CpuSeconds();
+    const absl::Time start = absl::Now();
     auto worker = BullWorker::Create(
         url, name,
         [&](BullJobContext&) -> absl::StatusOr<std::string> {
@@ -116,8 +146,6 @@ int Run(int argc, char** argv) {
         options);
     if (!worker.ok()) Die(worker.status());
     worker_ptr = worker->get();
-    const double cpu0 = CpuSeconds();
-    const absl::Time start = absl::Now();
     if (absl::Status s = (*worker)->Run(); !s.ok()) Die(s);
     seconds = absl::ToDoubleSeconds(absl::Now() - start);
     cpu = CpuSeconds() - cpu0;
@@ -152,7 +180,7 @@ int Run(int argc, char** argv) {
         started = false;
         sent = absl::Now();
       }
-      if (auto id = queue->Add("noop", "{}"); !id.ok()) Die(id.status());
+      if (auto id = queue->Add("noop", Payload(i)); !id.ok()) Die(id.status());
       {
         absl::MutexLock lock(&mu);
         mu.Await(absl::Condition(&started));

@@ -2,15 +2,23 @@
 // the same JSON line, so scripts/bench-bull can put them side by side.
 //
 //   REDIS_URL=... node benchmarks/peers/bullmq_bench.mjs add1|bulk|process|latency N [CONC]
+//   (internal: preload N QUEUE, what `process` runs in a child process)
+//
+// Payload {"n": i, "s": "hello world"} as in shared/PEERS.md. `process` preloads from a child
+// process, so the worker process' CPU (no garbage of the preload to collect) and peak RSS are
+// its own, as PEERS.md measures a worker process.
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { Queue, Worker } from 'bullmq'
 import IORedis from 'ioredis'
 
 const [mode, nArg, concArg] = process.argv.slice(2)
 const jobs = Number(nArg)
-const concurrency = Number(concArg || 1)
+const concurrency = mode === 'preload' ? 1 : Number(concArg || 1)
 const url = process.env.REDIS_URL
 const connection = new IORedis(url, { maxRetriesPerRequest: null })
-const name = `bench-node-${mode}-${process.pid}`
+const name = mode === 'preload' ? concArg : `bench-node-${mode}-${process.pid}`
+const payload = (i) => ({ n: i, s: 'hello world' })
 const queue = new Queue(name, { connection })
 await queue.waitUntilReady()
 
@@ -20,17 +28,22 @@ const rssMb = () => process.resourceUsage().maxRSS / 1024
 async function preload (n) {
   for (let done = 0; done < n; done += 1000) {
     const size = Math.min(1000, n - done)
-    await queue.addBulk(Array.from({ length: size }, () => ({ name: 'noop', data: {} })))
+    await queue.addBulk(Array.from({ length: size }, (_, k) => ({ name: 'noop', data: payload(done + k) })))
   }
 }
 
 let seconds = 0
 let cpu = 0
 let extra = {}
-if (mode === 'add1') {
+if (mode === 'preload') {
+  await preload(jobs)
+  await queue.close()
+  await connection.quit()
+  process.exit(0)
+} else if (mode === 'add1') {
   const cpu0 = cpuSeconds()
   const start = performance.now()
-  for (let i = 0; i < jobs; i++) await queue.add('noop', {})
+  for (let i = 0; i < jobs; i++) await queue.add('noop', payload(i))
   seconds = (performance.now() - start) / 1000
   cpu = cpuSeconds() - cpu0
 } else if (mode === 'bulk') {
@@ -40,7 +53,8 @@ if (mode === 'add1') {
   seconds = (performance.now() - start) / 1000
   cpu = cpuSeconds() - cpu0
 } else if (mode === 'process') {
-  await preload(jobs)
+  execFileSync(process.execPath, [fileURLToPath(import.meta.url), 'preload', String(jobs), name],
+    { stdio: ['ignore', 'ignore', 'inherit'] })
   let handled = 0
   const cpu0 = cpuSeconds()
   const start = performance.now()
@@ -72,7 +86,7 @@ if (mode === 'add1') {
   for (let i = 0; i < jobs; i++) {
     const started = new Promise((resolve) => { onStart = resolve })
     sent = performance.now()
-    await queue.add('noop', {})
+    await queue.add('noop', payload(i))
     await started
     await new Promise((resolve) => setTimeout(resolve, 2))
   }
