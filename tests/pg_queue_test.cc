@@ -30,6 +30,16 @@ class PgQueueTest : public ::testing::Test {
     job.payload_json = std::move(payload);
     return job;
   }
+  // Enqueues n jobs of `type`; their ids in order.
+  std::vector<int64_t> EnqueueN(int n, const std::string& type = "t") {
+    std::vector<int64_t> ids;
+    for (int i = 0; i < n; ++i) {
+      absl::StatusOr<EnqueueResult> added = queue_->Enqueue(Job(type));
+      EXPECT_THAT(added.status(), IsOk());
+      if (added.ok()) ids.push_back(added->id);
+    }
+    return ids;
+  }
   ClaimRequest Request(int limit = 1, std::string worker = "w1") {
     ClaimRequest request;
     request.worker_id = std::move(worker);
@@ -123,11 +133,8 @@ TEST_F(PgQueueTest, CompleteAfterRecoveryIsFenced) {
 }
 
 TEST_F(PgQueueTest, HeldBatchSettlesOutcomesInOneWriteAndRollsBackWhenDropped) {
-  std::vector<int64_t> ids;
-  for (int i = 0; i < 4; ++i) {
-    JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("t")));
-    ids.push_back(added.id);
-  }
+  const std::vector<int64_t> ids = EnqueueN(4);
+  ASSERT_EQ(ids.size(), 4u);
   {
     JQ_ASSERT_OK_AND_ASSIGN(auto dropped, queue_->ClaimHeld(Request(4, "crashing")));
     ASSERT_EQ(dropped->leases().size(), 4u);
@@ -180,11 +187,8 @@ TEST_F(PgQueueTest, HeldBatchSettlesOutcomesInOneWriteAndRollsBackWhenDropped) {
 // and leaves the batch to settle again. Before, the refusal already rolled the batch back: its
 // finished jobs' outcomes were gone and every later settle said "already settled".
 TEST_F(PgQueueTest, HeldBatchSettleRefusedForBadInputCanBeSettledAgain) {
-  std::vector<int64_t> ids;
-  for (int i = 0; i < 2; ++i) {
-    JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("t")));
-    ids.push_back(added.id);
-  }
+  const std::vector<int64_t> ids = EnqueueN(2);
+  ASSERT_EQ(ids.size(), 2u);
   JQ_ASSERT_OK_AND_ASSIGN(auto batch, queue_->ClaimHeld(Request(2, "w1")));
   ASSERT_EQ(batch->leases().size(), 2u);
   const std::vector<PgQueue::HeldBatch::Outcome> stranger = {{ids[0], true, "1"},

@@ -694,24 +694,18 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
   };
   // Bad input is refused before anything is sent, leaving the batch to settle again.
   absl::flat_hash_set<int64_t> listed;
-  for (int64_t id : keep) {
+  auto check_listed = [&](int64_t id) -> absl::Status {
     if (!by_id.contains(id)) {
-      return absl::InvalidArgumentError(absl::StrCat("held batch: job ", id, " is not in it"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("held batch: job ", id, " is not in this batch"));
     }
     if (!listed.insert(id).second) {
       return absl::InvalidArgumentError(absl::StrCat("held batch: job ", id, " is listed twice"));
     }
-  }
-  for (const Outcome& outcome : outcomes) {
-    if (!by_id.contains(outcome.job_id)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("held batch: job ", outcome.job_id, " is not in this batch"));
-    }
-    if (!listed.insert(outcome.job_id).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("held batch: job ", outcome.job_id, " is listed twice"));
-    }
-  }
+    return absl::OkStatus();
+  };
+  for (int64_t id : keep) JQ_RETURN_IF_ERROR(check_listed(id));
+  for (const Outcome& outcome : outcomes) JQ_RETURN_IF_ERROR(check_listed(outcome.job_id));
   std::unique_ptr<Conn> conn = std::move(conn_);
   for (const Outcome& outcome : outcomes) {
     auto it = by_id.find(outcome.job_id);
