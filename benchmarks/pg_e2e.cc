@@ -7,7 +7,8 @@
 //                           [--enqueue-statements N] [--send-seconds S]
 //
 // Measurements (--only NAME): send (one at a time from 1 thread, --seq-jobs), send-8 (from 8
-// threads), send-paired (only when named: 1 thread alternating with pgbench's one-row insert),
+// threads), send-paired and send-paired-8 (only when named: 1 or 8 threads alternating with
+// pgbench's one-row insert),
 // insert (batches of 1,000; insert-2 from 2 threads), work (--jobs preloaded, no-op
 // handler, from Run() until every job is completed), latency (1,000 jobs 2 ms apart to an idle
 // worker: enqueue -> handler start). Worker RSS is measured on the `jobqueue work` process by
@@ -144,69 +145,70 @@ void MeasureSend(const Flags& flags, int threads) {
        sent.load(), seconds, absl::StrCat(",\"threads\":", threads));
 }
 
-// One thread alternating pgbench's one-row insert (the statement of
-// benchmarks/peers/pgbench/insert1.sql, prepared, on bench_raw.job_queue) with Enqueue(),
-// timing each. Both see the disk of the same moment: fsync speed here drifts by up to 4x within
-// minutes, so an insert ceiling and our rate taken in separate runs can mislead.
-void MeasureSendPaired(const Flags& flags) {
-  auto queue = FreshQueue(1);
-  PGconn* raw = PQconnectdb(DatabaseUrl());
-  if (PQstatus(raw) != CONNECTION_OK) Die(PQerrorMessage(raw));
-  PGresult* prepared = PQprepare(raw, "insert1", R"sql(
+// `threads` threads alternating pgbench's one-row insert (the statement of
+// benchmarks/peers/pgbench/insert1.sql, prepared, on bench_raw.job_queue) with Enqueue(), in
+// 100 ms blocks all threads share. Both see the disk of the same moment: fsync speed here
+// drifts by up to 4x within minutes, so an insert ceiling and our rate taken in separate runs
+// can mislead. Blocks, not single statements: a backend woken for each statement would add the
+// same cost to both and flatter the ratio (84% against 74% at one thread).
+void MeasureSendPaired(const Flags& flags, int threads) {
+  auto queue = FreshQueue(threads);
+  constexpr absl::Duration kBlock = absl::Milliseconds(100);
+  // Blocks go raw, ours, ours, raw: neither always follows the other.
+  auto is_raw_block = [](int64_t block) { return block % 4 == 0 || block % 4 == 3; };
+  const int64_t blocks = 4 * std::max<int64_t>(1, flags.send_seconds * 10 / 4);
+  std::atomic<int64_t> raw_jobs{0}, ours_jobs{0};
+  std::atomic<int> n{0};
+  std::vector<PGconn*> raws;
+  for (int t = 0; t < threads; ++t) {
+    PGconn* raw = PQconnectdb(DatabaseUrl());
+    if (PQstatus(raw) != CONNECTION_OK) Die(PQerrorMessage(raw));
+    PGresult* prepared = PQprepare(raw, "insert1", R"sql(
 INSERT INTO bench_raw.job_queue (job_type, payload, status, attempts, run_at, created_at, updated_at)
 VALUES ('bench', jsonb_build_object('n', CAST($1 AS bigint), 's', 'hello world'), 'pending', 0,
         now(), now(), now()))sql",
-                                 1, nullptr);
-  if (PQresultStatus(prepared) != PGRES_COMMAND_OK) {
-    Die(
-        absl::StrCat("send-paired needs bench_raw.job_queue (psql -v rows=0 -f "
-                     "benchmarks/peers/pgbench/setup.sql): ",
-                     PQresultErrorMessage(prepared)));
-  }
-  PQclear(prepared);
-  // Blocks of 100 ms, not single statements: each backend stays warm within its block (a
-  // wake-up per statement would add the same cost to both and flatter the ratio).
-  constexpr absl::Duration kBlock = absl::Milliseconds(100);
-  absl::Duration raw_time, ours_time;
-  int64_t raw_jobs = 0, ours_jobs = 0;
-  int n = 0;
-  auto insert_raw = [&] {
-    const std::string value = absl::StrCat(++n);
-    const char* values[] = {value.c_str()};
-    PGresult* inserted = PQexecPrepared(raw, "insert1", 1, values, nullptr, nullptr, 0);
-    if (PQresultStatus(inserted) != PGRES_COMMAND_OK) Die(PQresultErrorMessage(inserted));
-    PQclear(inserted);
-  };
-  auto enqueue = [&] {
-    if (auto r = queue->Enqueue(Payload(++n)); !r.ok()) Die(r.status().ToString());
-  };
-  auto block = [&](auto&& op, absl::Duration& spent, int64_t& count) {
-    const absl::Time t0 = absl::Now();
-    absl::Time now = t0;
-    for (; now - t0 < kBlock; now = absl::Now()) {
-      op();
-      ++count;
+                                   1, nullptr);
+    if (PQresultStatus(prepared) != PGRES_COMMAND_OK) {
+      Die(
+          absl::StrCat("send-paired needs bench_raw.job_queue (psql -v rows=0 -f "
+                       "benchmarks/peers/pgbench/setup.sql): ",
+                       PQresultErrorMessage(prepared)));
     }
-    spent += now - t0;
-  };
-  const absl::Time deadline = absl::Now() + absl::Seconds(std::max(flags.send_seconds, 1));
-  for (int round = 0; absl::Now() < deadline; ++round) {
-    // Alternating who goes first: neither always follows the other.
-    if (round % 2 == 0) {
-      block(insert_raw, raw_time, raw_jobs);
-      block(enqueue, ours_time, ours_jobs);
-    } else {
-      block(enqueue, ours_time, ours_jobs);
-      block(insert_raw, raw_time, raw_jobs);
-    }
+    PQclear(prepared);
+    raws.push_back(raw);
   }
-  PQfinish(raw);
-  const double raw_rate = raw_jobs / absl::ToDoubleSeconds(raw_time);
-  const double ours_rate = ours_jobs / absl::ToDoubleSeconds(ours_time);
-  Emit("send one at a time, paired with pgbench's insert", ours_jobs,
-       absl::ToDoubleSeconds(ours_time),
-       absl::StrFormat(",\"insert1_jobs_per_s\":%.0f,\"share\":%.3f", raw_rate,
-                       ours_rate / raw_rate));
+  const absl::Time t0 = absl::Now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, raw = raws[t]] {
+      for (;;) {
+        const int64_t block = (absl::Now() - t0) / kBlock;
+        if (block >= blocks) break;
+        const int i = ++n;
+        if (is_raw_block(block)) {
+          const std::string value = absl::StrCat(i);
+          const char* values[] = {value.c_str()};
+          PGresult* inserted = PQexecPrepared(raw, "insert1", 1, values, nullptr, nullptr, 0);
+          if (PQresultStatus(inserted) != PGRES_COMMAND_OK) Die(PQresultErrorMessage(inserted));
+          PQclear(inserted);
+          ++raw_jobs;
+        } else {
+          if (auto r = queue->Enqueue(Payload(i)); !r.ok()) Die(r.status().ToString());
+          ++ours_jobs;
+        }
+      }
+    });
+  }
+  for (std::thread& w : workers) w.join();
+  for (PGconn* raw : raws) PQfinish(raw);
+  const double each_seconds = absl::ToDoubleSeconds(kBlock) * static_cast<double>(blocks / 2);
+  const double raw_rate = raw_jobs / each_seconds;
+  const double ours_rate = ours_jobs / each_seconds;
+  Emit(absl::StrCat("send paired with pgbench's insert, ", threads,
+                    threads == 1 ? " thread" : " threads"),
+       ours_jobs.load(), each_seconds,
+       absl::StrFormat(",\"threads\":%d,\"insert1_jobs_per_s\":%.0f,\"share\":%.3f", threads,
+                       raw_rate, ours_rate / raw_rate));
 }
 
 // Batches of 1,000 (EnqueueMany) from `threads` producers splitting --jobs between them.
@@ -362,10 +364,11 @@ Flags ParseFlags(int argc, char** argv) {
     else
       Die(absl::StrCat("unknown argument ", arg));
   }
-  static const std::set<std::string> kKnown = {"",       "send",     "send-8", "send-paired",
-                                               "insert", "insert-2", "work",   "latency"};
+  static const std::set<std::string> kKnown = {
+      "",       "send",     "send-8", "send-paired", "send-paired-8",
+      "insert", "insert-2", "work",   "latency"};
   if (!kKnown.contains(flags.only)) {
-    Die("--only: send, send-8, send-paired, insert, insert-2, work or latency");
+    Die("--only: send, send-8, send-paired, send-paired-8, insert, insert-2, work or latency");
   }
   if (flags.jobs < 1 || flags.seq_jobs < 1) Die("--jobs and --seq-jobs must be positive");
   return flags;
@@ -381,7 +384,8 @@ int main(int argc, char** argv) {
   if (wants("send")) MeasureSend(flags, 1);
   if (wants("send-8")) MeasureSend(flags, 8);
   // Only when asked: it needs pgbench's table (benchmarks/peers/pgbench/setup.sql).
-  if (flags.only == "send-paired") MeasureSendPaired(flags);
+  if (flags.only == "send-paired") MeasureSendPaired(flags, 1);
+  if (flags.only == "send-paired-8") MeasureSendPaired(flags, 8);
   if (wants("work")) MeasureWork(flags);
   if (wants("latency")) MeasureLatency(flags);
   Sql(absl::StrCat("DROP SCHEMA IF EXISTS ", kSchema, " CASCADE"));
