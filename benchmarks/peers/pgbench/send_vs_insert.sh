@@ -4,6 +4,7 @@
 # (1 client) or `send-8` (8), SECONDS each, and prints both rates and our share. fsync speed on
 # this machine drifts by 4x within an hour, so a ratio taken minutes apart (as in one
 # scripts/bench-pg run) can mislead; back-to-back pairs keep both sides under the same disk.
+# `pg_e2e --only send-paired` (and send-paired-8) alternates 100 ms blocks in one process: steadier.
 #
 #   eval "$(scripts/services env)"
 #   benchmarks/peers/pgbench/send_vs_insert.sh [CLIENTS=1] [ROUNDS=5] [SECONDS=5]
