@@ -2,6 +2,7 @@
 # What a one-row insert into our job_queue costs beyond a plain table with the same columns:
 # pgbench (one client, -M prepared) inserts the row `jobqueue enqueue` would write into
 #   full    a fresh `jobqueue migrate` schema (trigger, guard domains, all indexes)
+#   untrig  full with its notify trigger disabled
 #   plain   the same columns as plain text/integer, primary key and claim index only
 #   checks  plain + the guards as five table CHECK constraints (migration 1's way)
 #   status  plain + the status CHECK only
@@ -9,31 +10,41 @@
 #   domains plain + the guards as domains (migration 2's way)
 #   trigger plain + the notify trigger
 #   indexes plain + the three other partial indexes
-# and prints, in interleaved rounds (the machine is noisy), the average latency of each
-# (durable commits) and then the server's CPU time per insert (the backend's user+system time
-# over N inserts with synchronous_commit off, read from the postmaster's reaped-children times).
+# and prints, ROUNDS times, each one's durable rate and its share of pgbench's insert1.sql on
+# bench_raw.job_queue, all run in turn in 100 ms blocks for SECONDS by
+# build/benchmarks/pg_statement_pairs (the disk's speed drifts too fast for separate runs), then
+# the server's CPU time per insert (the backend's user+system time over N inserts with
+# synchronous_commit off, read from the postmaster's reaped-children times).
 #
 #   eval "$(scripts/services env)"
-#   benchmarks/peers/pgbench/insert_variants.sh [ROUNDS=3] [SECONDS=5] [N=20000]
+#   benchmarks/peers/pgbench/insert_variants.sh [ROUNDS=3] [SECONDS=20] [N=20000]
 #
-# SECONDS=0 skips the latency rounds; N=0 the CPU rounds.
+# SECONDS=0 skips the durable rounds; N=0 the CPU rounds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 rounds=${1:-3}
-seconds=${2:-5}
+seconds=${2:-20}
 inserts=${3:-20000}
 cli=${JOBQUEUE_CLI:-$root/build/examples/jobqueue}
 [[ -x $cli ]] || { echo "insert_variants: build the CLI first ($cli)" >&2; exit 1; }
+pairs=${JOBQUEUE_STATEMENT_PAIRS:-$root/build/benchmarks/pg_statement_pairs}
+[[ -x $pairs ]] || { echo "insert_variants: build pg_statement_pairs first ($pairs)" >&2; exit 1; }
 : "${DATABASE_URL:?eval \"\$(scripts/services env)\" first}"
 PG_BIN=${JOBQUEUE_PG_BIN:-/usr/lib/postgresql/15/bin}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 psql_() { psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c 'SET client_min_messages = warning' "$@"; }
 
-variants=(full plain checks status merged domains trigger indexes)
-cleanup() { for v in "${variants[@]}"; do psql_ -c "DROP SCHEMA IF EXISTS iv_$v CASCADE"; done; }
+variants=(full untrig plain checks status merged domains trigger indexes)
+cleanup() {
+  for v in "${variants[@]}"; do psql_ -c "DROP SCHEMA IF EXISTS iv_$v CASCADE"; done
+  psql_ -c "DROP SCHEMA IF EXISTS bench_raw CASCADE"
+}
 cleanup
-JOBQUEUE_SCHEMA=iv_full "$cli" migrate >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -v rows=0 -f "$root/benchmarks/peers/pgbench/setup.sql" \
+  "$DATABASE_URL" >/dev/null
+for v in full untrig; do JOBQUEUE_SCHEMA=iv_$v "$cli" migrate >/dev/null; done
+psql_ -c "ALTER TABLE iv_untrig.job_queue DISABLE TRIGGER job_queue_notify"
 for v in plain checks status merged domains trigger indexes; do
   psql_ -c "CREATE SCHEMA iv_$v" \
     -c "CREATE TABLE iv_$v.job_queue (LIKE iv_full.job_queue INCLUDING DEFAULTS)" \
@@ -69,7 +80,11 @@ INSERT INTO iv_$v.job_queue (queue, job_type, payload, priority, run_at, max_att
 VALUES ('default', 'bench', jsonb_build_object('n', CAST(:n AS bigint), 's', 'hello world'), 0,
         now(), 5) RETURNING id;
 EOF
+  # The same statement for pg_statement_pairs, whose one parameter is the n.
+  sed -e '1d' -e 's/:n/$1/' -e 's/;$//' "$work/$v.sql" >"$work/$v.pair.sql"
 done
+sed -e '/^--/d' -e '/^\\set/d' -e 's/:n/$1/' -e 's/;$//' \
+  "$root/benchmarks/peers/pgbench/insert1.sql" >"$work/insert1.pair.sql"
 pm=$(head -1 "${JOBQUEUE_STATE_DIR:-$root/.local}/pg/data/postmaster.pid")
 reaped_ticks() { awk '{print $16 + $17}' "/proc/$pm/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
@@ -78,15 +93,9 @@ header() {
   printf ' %8s' "${variants[@]}"
   printf '   (%s)\n' "$1"
 }
-((seconds == 0)) || header "ms per insert"
 for ((r = 1; r <= rounds && seconds > 0; r++)); do
-  printf '%-8s' "$r"
-  for v in "${variants[@]}"; do
-    ms=$("$PG_BIN/pgbench" -n -M prepared -c 1 -T "$seconds" -f "$work/$v.sql" "$DATABASE_URL" 2>&1 |
-      sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p')
-    printf ' %8s' "${ms:-?}"
-  done
-  printf '\n'
+  echo "round $r: durable one-row inserts, 100 ms blocks in turn for ${seconds}s (rate, share of insert1)"
+  (cd "$work" && "$pairs" "$seconds" insert1.pair.sql "${variants[@]/%/.pair.sql}")
 done
 ((inserts == 0)) || header "server CPU µs per insert, synchronous_commit off"
 for ((r = 1; r <= rounds && inserts > 0; r++)); do
