@@ -777,9 +777,15 @@ typedef struct Stopper {
   int use_signal;
 } Stopper;
 
+/* Stops the worker once it has claimed (a fixed sleep could stop it before its first claim on a
+   loaded machine, and the claims check after Run() would fail), then waits into its idle wait. */
 static void* StopLater(void* arg) {
   Stopper* stopper = (Stopper*)arg;
-  SleepMs(300);
+  for (int waited = 0; waited < 30000 && jq_pg_worker_stat(stopper->worker, JQ_WORKER_CLAIMS) < 1;
+       waited += 10) {
+    SleepMs(10);
+  }
+  SleepMs(100);
   if (stopper->use_signal) {
     kill(getpid(), SIGUSR1);
   } else {
@@ -1311,9 +1317,15 @@ typedef struct BullStopper {
   jq_bull_worker_t* worker;
 } BullStopper;
 
+/* As StopLater: once the worker has stepped at least once. */
 static void* StopBullLater(void* arg) {
   BullStopper* stopper = (BullStopper*)arg;
-  SleepMs(300);
+  for (int waited = 0;
+       waited < 30000 && jq_bull_worker_stat(stopper->worker, JQ_BULL_WORKER_STEPS) < 1;
+       waited += 10) {
+    SleepMs(10);
+  }
+  SleepMs(100);
   jq_bull_worker_stop(stopper->worker);
   return NULL;
 }

@@ -308,8 +308,10 @@ def test_stop_lets_handlers_finish_and_releases_the_gil(redis_url, bull_name, ti
             return {"stopped": True}
 
         def stopper():
-            started.wait(10)
-            worker.stop()
+            try:
+                started.wait(10)
+            finally:  # a broken barrier must fail the test, not leave run() waiting forever
+                worker.stop()
 
         thread = threading.Thread(target=stopper)
         thread.start()

@@ -231,7 +231,8 @@ test('(g) Node and C++ workers drain 20,000 jobs together, each processed exactl
 
 test('(i) deduplication with keepLastIfActive: a job added while the deduplicated one runs on the C++ worker runs after it, as with a Node worker', async () => {
   const deduplication = { id: 'd1', keepLastIfActive: true, replace: true }
-  // Adds a deduplicated job, and another while the worker runs it; returns what is left.
+  // Adds a deduplicated job, and another while the worker runs it; returns what is left. Jobs
+  // take 2 s: the second add must land while the first is still active on a loaded machine.
   async function scenario (what, startWorker) {
     const name = queueName(`i-${what}`)
     const queue = open(name)
@@ -260,12 +261,12 @@ test('(i) deduplication with keepLastIfActive: a job added while the deduplicate
     return left
   }
   const viaNode = await scenario('node', (name) => {
-    const worker = new Worker(name, async (job) => { await sleep(500); return job.data },
+    const worker = new Worker(name, async (job) => { await sleep(2000); return job.data },
       { connection: newConnection() })
     return () => worker.close()
   })
   const viaCpp = await scenario('cpp', (name) => {
-    const worker = cppWorker(name, '--handler', 'sleep:500', '--prefetch', '0')
+    const worker = cppWorker(name, '--handler', 'sleep:2000', '--prefetch', '0')
     return async () => {
       worker.kill('SIGTERM')
       const result = await worker.exited
