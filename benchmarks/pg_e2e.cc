@@ -122,7 +122,7 @@ void Preload(PgQueue& queue, int n) {
 // One job per Enqueue() call from `threads` threads: --seq-jobs each, or with --send-seconds
 // as many as fit in that time (pgbench's way of measuring its insert ceiling).
 void MeasureSend(const Flags& flags, int threads) {
-  auto queue = FreshQueue(threads);
+  auto queue = FreshQueue(threads, flags.enqueue_statements);
   std::atomic<int> errors{0};
   std::atomic<int64_t> sent{0};
   const absl::Time t0 = absl::Now();
@@ -152,7 +152,7 @@ void MeasureSend(const Flags& flags, int threads) {
 // can mislead. Blocks, not single statements: a backend woken for each statement would add the
 // same cost to both and flatter the ratio (84% against 74% at one thread).
 void MeasureSendPaired(const Flags& flags, int threads) {
-  auto queue = FreshQueue(threads);
+  auto queue = FreshQueue(threads, flags.enqueue_statements);
   constexpr absl::Duration kBlock = absl::Milliseconds(100);
   // Blocks go raw, ours, ours, raw: neither always follows the other.
   auto is_raw_block = [](int64_t block) { return block % 4 == 0 || block % 4 == 3; };
