@@ -4,15 +4,15 @@
 //   eval "$(scripts/services env)"
 //   build/benchmarks/pg_e2e [--jobs 20000] [--only NAME] [--concurrency 8] [--batch 1000]
 //                           [--dispatchers 2] [--seq-jobs 2000] [--transaction-budget-ms 0]
-//                           [--enqueue-statements N] [--send-seconds S]
+//                           [--enqueue-statements N] [--send-seconds S] [--send-threads 8]
 //
-// Measurements (--only NAME): send (one at a time from 1 thread, --seq-jobs), send-8 (from 8
-// threads), send-paired and send-paired-8 (only when named: 1 or 8 threads alternating with
-// pgbench's one-row insert),
-// insert (batches of 1,000; insert-2 from 2 threads), work (--jobs preloaded, no-op
-// handler, from Run() until every job is completed), latency (1,000 jobs 2 ms apart to an idle
-// worker: enqueue -> handler start). Worker RSS is measured on the `jobqueue work` process by
-// scripts/bench-pg. Schema bench_jobqueue, dropped and recreated before every measurement.
+// Measurements (--only NAME): send (one at a time from 1 thread, --seq-jobs), send-8 (from
+// --send-threads threads), send-paired and send-paired-8 (only when named: 1 or --send-threads
+// threads alternating with pgbench's one-row insert), insert (batches of 1,000; insert-2 from
+// 2 threads), work (--jobs preloaded, no-op handler, from Run() until every job is completed),
+// latency (1,000 jobs 2 ms apart to an idle worker: enqueue -> handler start). Worker RSS is
+// measured on the `jobqueue work` process by scripts/bench-pg. Schema bench_jobqueue, dropped and
+// recreated before every measurement.
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -48,6 +48,7 @@ struct Flags {
   int dispatchers = 2;
   int budget_ms = 0;            // WorkerOptions::transaction_budget; 0 = off
   int send_seconds = 0;         // send/send-8 run this long instead of --seq-jobs per thread
+  int send_threads = 8;         // the threads of send-8 and send-paired-8
   int enqueue_statements = -1;  // PgOptions::max_enqueue_statements; -1 = the default
   std::string only;
 };
@@ -357,6 +358,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.budget_ms = value();
     else if (arg == "--send-seconds")
       flags.send_seconds = value();
+    else if (arg == "--send-threads")
+      flags.send_threads = value();
     else if (arg == "--enqueue-statements")
       flags.enqueue_statements = value();
     else if (arg == "--only" && i + 1 < argc)
@@ -371,6 +374,7 @@ Flags ParseFlags(int argc, char** argv) {
     Die("--only: send, send-8, send-paired, send-paired-8, insert, insert-2, work or latency");
   }
   if (flags.jobs < 1 || flags.seq_jobs < 1) Die("--jobs and --seq-jobs must be positive");
+  if (flags.send_threads < 1) Die("--send-threads must be positive");
   return flags;
 }
 
@@ -382,10 +386,10 @@ int main(int argc, char** argv) {
   if (wants("insert")) MeasureInsert(flags, 1);
   if (wants("insert-2")) MeasureInsert(flags, 2);
   if (wants("send")) MeasureSend(flags, 1);
-  if (wants("send-8")) MeasureSend(flags, 8);
+  if (wants("send-8")) MeasureSend(flags, flags.send_threads);
   // Only when asked: it needs pgbench's table (benchmarks/peers/pgbench/setup.sql).
   if (flags.only == "send-paired") MeasureSendPaired(flags, 1);
-  if (flags.only == "send-paired-8") MeasureSendPaired(flags, 8);
+  if (flags.only == "send-paired-8") MeasureSendPaired(flags, flags.send_threads);
   if (wants("work")) MeasureWork(flags);
   if (wants("latency")) MeasureLatency(flags);
   Sql(absl::StrCat("DROP SCHEMA IF EXISTS ", kSchema, " CASCADE"));
