@@ -151,7 +151,7 @@ void MeasureSend(const Flags& flags, int threads) {
 // 100 ms blocks all threads share. Both see the disk of the same moment: fsync speed here
 // drifts by up to 4x within minutes, so an insert ceiling and our rate taken in separate runs
 // can mislead. Blocks, not single statements: a backend woken for each statement would add the
-// same cost to both and flatter the ratio (84% against 74% at one thread).
+// same cost to both and flatter the ratio.
 void MeasureSendPaired(const Flags& flags, int threads) {
   auto queue = FreshQueue(threads, flags.enqueue_statements);
   constexpr absl::Duration kBlock = absl::Milliseconds(100);
