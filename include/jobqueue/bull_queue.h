@@ -99,6 +99,8 @@ class BullQueue {
   // transaction (Node's addBulk is one MULTI): jobs go in atomic script calls of up to 256, so
   // Redis serves workers between them, and an error after the first call (a lost connection)
   // may leave earlier jobs added. Give jobs an options.job_id to make a retry add no duplicates.
+  // Should the server forget its scripts mid-call (SCRIPT FLUSH), the calls it refused are run
+  // again after the rest: every id still matches its job, but those jobs queue behind later ones.
   absl::StatusOr<std::vector<std::string>> AddBulk(const std::vector<NewBullJob>& jobs);
   // NotFound when there is no such job.
   absl::StatusOr<BullJob> GetJob(absl::string_view id);
