@@ -41,10 +41,11 @@ struct PgOptions {
   absl::Duration connect_timeout = absl::Seconds(10);
   // Shown in pg_stat_activity. Default "jobqueue".
   std::string application_name = "jobqueue";
-  // Enqueue() statements in flight at once. Calls beyond it wait and go together in the next
-  // statement (one commit for all; each call still returns once its own job is committed), so
-  // many threads enqueueing one job each pay far fewer round trips and commits. 0 turns this
-  // off; at most pool_size take effect. Default 2.
+  // Concurrent Enqueue() calls that each send their own statement. With more callers than
+  // that, they wait and go together, one shared statement at a time (one commit for all; each
+  // call still returns once its own job is committed), so many threads enqueueing one job each
+  // pay far fewer round trips and commits. 0 turns this off; at most pool_size take effect.
+  // Default 2.
   int max_enqueue_statements = 2;
   // How long Migrate() waits for a lock on the table before giving up with Unavailable
   // (nothing changed; run it again). A waiting ALTER TABLE holds up every statement queued
