@@ -230,6 +230,26 @@ TEST_F(WorkerTest, NotificationWakesAnIdleWorkerLongBeforeItsPoll) {
   }));
   ASSERT_THAT(queue_->EnqueueMany(std::vector<NewJob>(100, MakeJob("wake"))).status(), IsOk());
   EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 101; }));
+  // So do a small batch (one INSERT ... SELECT) and a job with a dedupe key (ON CONFLICT).
+  const std::string waiters =
+      absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue_waiters");
+  ASSERT_TRUE(Eventually([&] { return schema_.Query(waiters) == "1"; }));
+  ASSERT_THAT(queue_->EnqueueMany(std::vector<NewJob>(3, MakeJob("wake"))).status(), IsOk());
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 104; }));
+  ASSERT_TRUE(Eventually([&] { return schema_.Query(waiters) == "1"; }));
+  NewJob keyed = MakeJob("wake");
+  keyed.options.dedupe_key = "k";
+  ASSERT_THAT(queue_->Enqueue(keyed).status(), IsOk());
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 105; }));
+  // Rows another tool inserts wake workers once an operator adds the trigger docs/postgres.md
+  // shows.
+  ASSERT_TRUE(Eventually([&] { return schema_.Query(waiters) == "1"; }));
+  schema_.Query(absl::StrCat("CREATE TRIGGER job_queue_notify AFTER INSERT ON ", schema_.name(),
+                             ".job_queue FOR EACH STATEMENT EXECUTE FUNCTION ", schema_.name(),
+                             ".job_queue_notify()"));
+  schema_.Query(absl::StrCat("INSERT INTO ", schema_.name(),
+                             ".job_queue (job_type) VALUES ('wake') RETURNING id"));
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 106; }));
   worker->Stop();
   runner.join();
   EXPECT_THAT(run_status, IsOk());

@@ -485,6 +485,7 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyByCopy(
     for (int r = 0; r < reserved.rows(); ++r) ids.push_back(reserved.GetInt64(r, 0));
     if (ids.size() != jobs.size()) return absl::InternalError("id reservation came back short");
     JQ_RETURN_IF_ERROR(conn->CopyIn(sql.copy_jobs, CopyBinaryRows(jobs, ids), "bulk enqueue"));
+    JQ_RETURN_IF_ERROR(conn->Run(sql.wake_waiters, {}).status());
     return ids;
   };
   absl::StatusOr<std::vector<int64_t>> ids = copy();

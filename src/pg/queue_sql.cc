@@ -127,6 +127,27 @@ constexpr absl::string_view kMigration3 = R"sql(
 ALTER TABLE {s}.job_queue_waiters ADD COLUMN IF NOT EXISTS pid integer;
 )sql";
 
+// The statement trigger cost a one-row insert more than its check for waiters: our inserts
+// now check in their own statement (kWakeWaiters). The function stays for operators who want
+// rows other tools insert to wake workers too (docs/postgres.md).
+constexpr absl::string_view kMigration4 = R"sql(
+DO $do$
+BEGIN
+  -- Not DROP TRIGGER IF EXISTS: its notice would reach the operator's terminal.
+  IF EXISTS (SELECT 1 FROM pg_trigger
+              WHERE tgrelid = '{s}.job_queue'::regclass AND tgname = 'job_queue_notify') THEN
+    DROP TRIGGER job_queue_notify ON {s}.job_queue;
+  END IF;
+END
+$do$;
+)sql";
+
+// In an inserting statement: one notification while any worker of the schema waits (they all
+// wake and look), nothing but a look at an empty table otherwise. Uncorrelated, so Postgres
+// evaluates it once per statement however many rows go in.
+constexpr absl::string_view kWakeWaiters =
+    "(SELECT pg_notify('{ch}', '') FROM {s}.job_queue_waiters LIMIT 1)";
+
 // Columns of a claimed job, in the order ParseLeases reads them.
 constexpr absl::string_view kClaimReturning =
     "j.id, j.attempts, j.job_type, j.payload::text, j.max_attempts, j.priority, "
@@ -187,7 +208,8 @@ absl::Status ValidateWorkerId(absl::string_view worker_id) {
 std::vector<Migration> QueueMigrations(absl::string_view schema) {
   return {{1, "create job_queue", Expand(schema, kMigration1)},
           {2, "row checks as domains", Expand(schema, kMigration2)},
-          {3, "waiter backend pid", Expand(schema, kMigration3)}};
+          {3, "waiter backend pid", Expand(schema, kMigration3)},
+          {4, "inserts notify in their own statement", Expand(schema, kMigration4)}};
 }
 
 QueueSql::QueueSql(absl::string_view schema_name)
@@ -205,7 +227,8 @@ VALUES ($1, $2, $3::jsonb, $4, )sql",
                                        RunAtExpr("$5::bigint", "$6::bigint"), R"sql(, $7, $8)
 ON CONFLICT (queue, dedupe_key)
   WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
-RETURNING id)sql"));
+RETURNING id, )sql",
+                                       kWakeWaiters));
 
   // Without a dedupe key there is nothing to conflict with: no arbiter index check.
   enqueue_one_plain =
@@ -213,7 +236,8 @@ RETURNING id)sql"));
 INSERT INTO {s}.job_queue (queue, job_type, payload, priority, run_at, max_attempts)
 VALUES ($1, $2, $3::jsonb, $4, )sql",
                                              RunAtExpr("$5::bigint", "$6::bigint"), R"sql(, $7)
-RETURNING id)sql"));
+RETURNING id, )sql",
+                                             kWakeWaiters));
 
   find_live_dedupe = stmt("find_live_dedupe", R"sql(
 SELECT id FROM {s}.job_queue
@@ -236,7 +260,8 @@ ins AS (
   ON CONFLICT (queue, dedupe_key)
     WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
   RETURNING id)
-SELECT input.id, ins.id IS NOT NULL, existing.id
+SELECT input.id, ins.id IS NOT NULL, existing.id, )sql",
+                                                   kWakeWaiters, R"sql(
   FROM input
   LEFT JOIN ins ON ins.id = input.id
   LEFT JOIN {s}.job_queue existing
@@ -259,13 +284,15 @@ ins AS (
                                               RunAtExpr("run_at_us", "delay_us"), R"sql(,
          max_attempts
     FROM input)
-SELECT id, true, NULL::bigint FROM input ORDER BY ord)sql"));
+SELECT id, true, NULL::bigint, )sql",
+                                              kWakeWaiters, R"sql( FROM input ORDER BY ord)sql"));
 
   // Bulk path: ids reserved first (in input order), then the rows streamed by binary COPY,
   // which skips SQL parsing of every value and writes many rows per WAL record.
   reserve_ids =
       stmt("reserve_ids",
            "SELECT nextval('{s}.job_queue_id_seq'::regclass) FROM generate_series(1, $1)");
+  wake_waiters = stmt("wake_waiters", absl::StrCat("SELECT ", kWakeWaiters));
   copy_jobs = Expand(schema_name,
                      "COPY {s}.job_queue (id, queue, job_type, payload, priority, max_attempts) "
                      "FROM STDIN (FORMAT binary)");

@@ -41,7 +41,8 @@ struct QueueSql {
   PgStatement enqueue_many;
   PgStatement enqueue_many_plain;
   PgStatement reserve_ids;
-  std::string copy_jobs;  // COPY ... FROM STDIN (FORMAT binary) of kCopyColumns
+  PgStatement wake_waiters;  // what an inserting statement does, for COPY's transaction
+  std::string copy_jobs;     // COPY ... FROM STDIN (FORMAT binary) of kCopyColumns
   PgStatement claim;
   PgStatement complete_and_claim;
   PgStatement claim_held;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What a one-row insert into our job_queue costs beyond a plain table with the same columns:
 # pgbench (one client, -M prepared) inserts the row `jobqueue enqueue` would write into
-#   full    a fresh `jobqueue migrate` schema (trigger, guard domains, all indexes)
-#   untrig  full with its notify trigger disabled
+#   full    a fresh `jobqueue migrate` schema (guard domains, all indexes), with the check for
+#           waiting workers our enqueue statement makes in its RETURNING
+#   trig    the schema with the notify trigger migration 4 dropped, and no check of its own
 #   plain   the same columns as plain text/integer, primary key and claim index only
 #   checks  plain + the guards as five table CHECK constraints (migration 1's way)
 #   status  plain + the status CHECK only
@@ -35,7 +36,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 psql_() { psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c 'SET client_min_messages = warning' "$@"; }
 
-variants=(full untrig plain checks status merged domains trigger indexes)
+variants=(full trig plain checks status merged domains trigger indexes)
 cleanup() {
   for v in "${variants[@]}"; do psql_ -c "DROP SCHEMA IF EXISTS iv_$v CASCADE"; done
   psql_ -c "DROP SCHEMA IF EXISTS bench_raw CASCADE"
@@ -43,8 +44,9 @@ cleanup() {
 cleanup
 psql -X -q -v ON_ERROR_STOP=1 -v rows=0 -f "$root/benchmarks/peers/pgbench/setup.sql" \
   "$DATABASE_URL" >/dev/null
-for v in full untrig; do JOBQUEUE_SCHEMA=iv_$v "$cli" migrate >/dev/null; done
-psql_ -c "ALTER TABLE iv_untrig.job_queue DISABLE TRIGGER job_queue_notify"
+for v in full trig; do JOBQUEUE_SCHEMA=iv_$v "$cli" migrate >/dev/null; done
+psql_ -c "CREATE TRIGGER job_queue_notify AFTER INSERT ON iv_trig.job_queue
+            FOR EACH STATEMENT EXECUTE FUNCTION iv_trig.job_queue_notify()"
 for v in plain checks status merged domains trigger indexes; do
   psql_ -c "CREATE SCHEMA iv_$v" \
     -c "CREATE TABLE iv_$v.job_queue (LIKE iv_full.job_queue INCLUDING DEFAULTS)" \
@@ -74,11 +76,14 @@ psql_ -c "ALTER TABLE iv_checks.job_queue ADD CHECK ($checks), ADD CHECK (attemp
         WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing')"
 
 for v in "${variants[@]}"; do
+  returning=id
+  [[ $v == full ]] && returning="id, (SELECT pg_notify('jobqueue_iv_full', '')
+        FROM iv_full.job_queue_waiters LIMIT 1)"
   cat >"$work/$v.sql" <<EOF
 \\set n random(1, 1000000000)
 INSERT INTO iv_$v.job_queue (queue, job_type, payload, priority, run_at, max_attempts)
 VALUES ('default', 'bench', jsonb_build_object('n', CAST(:n AS bigint), 's', 'hello world'), 0,
-        now(), 5) RETURNING id;
+        now(), 5) RETURNING $returning;
 EOF
   # The same statement for pg_statement_pairs, whose one parameter is the n.
   sed -e '1d' -e 's/:n/$1/' -e 's/;$//' "$work/$v.sql" >"$work/$v.pair.sql"
