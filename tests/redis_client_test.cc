@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -15,7 +16,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "internal/resolve.h"
 #include "testing/status_matchers.h"
 
 namespace jobqueue {
@@ -214,6 +217,43 @@ TEST(RedisClientTest, BadUrlsAndUnreachableServers) {
   // Port 1 on loopback: nothing listens.
   EXPECT_THAT(RedisConnection::Connect(Secret::Url("redis://127.0.0.1:1"), quick).status(),
               StatusIs(absl::StatusCode::kUnavailable));
+}
+
+// getaddrinfo() has no timeout: a resolver that does not answer must not hold a connect past
+// connect_timeout. The stand-in lookup blocks until the test lets it go, so Connect returning
+// first is what bounds it.
+TEST(RedisClientTest, ASilentResolverIsBoundedByTheConnectTimeout) {
+  auto release = std::make_shared<absl::Notification>();
+  auto lookups = std::make_shared<std::atomic<int>>(0);
+  internal::SetLookupForTest(
+      [release, lookups](const char*, const char*, const addrinfo*, addrinfo**) {
+        ++*lookups;
+        release->WaitForNotificationWithTimeout(absl::Seconds(60));
+        return EAI_AGAIN;
+      });
+  RedisOptions quick;
+  quick.connect_timeout = absl::Milliseconds(200);
+  EXPECT_THAT(
+      RedisConnection::Connect(Secret::Url("redis://:pw@silent.invalid:6379"), quick).status(),
+      StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("resolving silent.invalid")));
+  EXPECT_EQ(lookups->load(), 1);
+  EXPECT_FALSE(release->HasBeenNotified());
+  release->Notify();
+  // A lookup that fails says so; numeric addresses never reach the lookup.
+  internal::SetLookupForTest([lookups](const char*, const char*, const addrinfo*, addrinfo**) {
+    ++*lookups;
+    return EAI_NONAME;
+  });
+  EXPECT_THAT(RedisConnection::Connect(Secret::Url("redis://nowhere.invalid:6379"), quick).status(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("resolving nowhere.invalid")));
+  EXPECT_EQ(lookups->load(), 2);
+  internal::SetLookupForTest(nullptr);
+  auto conn = MustConnect(Env("REDIS_URL"));
+  EXPECT_EQ(lookups->load(), 2);
+  // A name still resolves through the real resolver.
+  auto by_name = MustConnect(absl::StrReplaceAll(Env("REDIS_URL"), {{"127.0.0.1", "localhost"}}));
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply pong, by_name->Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
 }
 
 // A pool that cannot connect says why, not only that it waited.

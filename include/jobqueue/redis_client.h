@@ -21,7 +21,7 @@
 namespace jobqueue {
 
 struct RedisOptions {
-  // Per connection attempt, TLS handshake and AUTH included. Default 5 s.
+  // Per connection attempt: host name lookup, TLS handshake and AUTH included. Default 5 s.
   absl::Duration connect_timeout = absl::Seconds(5);
   // Longest wait without progress: for the first byte of a reply (blocking commands add their
   // own server timeout), then between bytes sent or received. Default 5 s.

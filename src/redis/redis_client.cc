@@ -24,6 +24,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "internal/resolve.h"
 #include "jobqueue/status.h"
 #include "url.h"
 
@@ -404,17 +405,14 @@ class RedisConnection::Impl {
   }
 
   absl::Status ConnectTcp(absl::Time deadline) {
-    addrinfo hints = {};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    const std::string port = absl::StrCat(endpoint_.port);
-    if (int rc = getaddrinfo(endpoint_.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-      return Unavailable(absl::StrCat("resolving ", endpoint_.host), gai_strerror(rc));
+    absl::StatusOr<internal::AddrInfoList> found =
+        internal::ResolveTcp(endpoint_.host, absl::StrCat(endpoint_.port), deadline);
+    if (!found.ok()) {
+      return absl::Status(found.status().code(), absl::StrCat("redis ", found.status().message()));
     }
     const std::string where = absl::StrCat(endpoint_.host, ":", endpoint_.port);
     absl::Status last = Unavailable(absl::StrCat("connect to ", where), "no address");
-    for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    for (addrinfo* ai = found->get(); ai != nullptr; ai = ai->ai_next) {
       if (fd_ >= 0) ::close(fd_);
       fd_ =
           ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
@@ -426,7 +424,6 @@ class RedisConnection::Impl {
       last = FinishConnect(deadline, where);
       if (last.ok()) break;
     }
-    freeaddrinfo(found);
     if (last.ok()) {
       const int one = 1;
       setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -1,0 +1,76 @@
+#include "internal/resolve.h"
+
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+
+namespace jobqueue::internal {
+namespace {
+
+absl::Mutex lookup_mu;
+LookupFunction* lookup_for_test ABSL_GUARDED_BY(lookup_mu) = nullptr;
+
+LookupFunction CurrentLookup() {
+  absl::MutexLock lock(&lookup_mu);
+  if (lookup_for_test != nullptr) return *lookup_for_test;
+  return [](const char* host, const char* port, const addrinfo* hints, addrinfo** out) {
+    return getaddrinfo(host, port, hints, out);
+  };
+}
+
+// Shared by the caller and the lookup thread; whichever lets go last frees it.
+struct Lookup {
+  absl::Mutex mu;
+  bool done ABSL_GUARDED_BY(mu) = false;
+  bool abandoned ABSL_GUARDED_BY(mu) = false;
+  int rc ABSL_GUARDED_BY(mu) = 0;
+  addrinfo* found ABSL_GUARDED_BY(mu) = nullptr;
+};
+
+}  // namespace
+
+void SetLookupForTest(LookupFunction lookup) {
+  absl::MutexLock lock(&lookup_mu);
+  delete lookup_for_test;
+  lookup_for_test = lookup ? new LookupFunction(std::move(lookup)) : nullptr;
+}
+
+absl::StatusOr<AddrInfoList> ResolveTcp(const std::string& host, const std::string& port,
+                                        absl::Time deadline) {
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) == 0) return AddrInfoList(found);
+  hints.ai_flags = 0;
+  auto lookup = std::make_shared<Lookup>();
+  std::thread([lookup, host, port, hints, resolve = CurrentLookup()] {
+    addrinfo* result = nullptr;
+    const int rc = resolve(host.c_str(), port.c_str(), &hints, &result);
+    absl::MutexLock lock(&lookup->mu);
+    if (lookup->abandoned) {
+      if (result != nullptr) freeaddrinfo(result);
+      return;
+    }
+    lookup->rc = rc;
+    lookup->found = result;
+    lookup->done = true;
+  }).detach();
+  absl::MutexLock lock(&lookup->mu);
+  if (!lookup->mu.AwaitWithDeadline(absl::Condition(&lookup->done), deadline)) {
+    lookup->abandoned = true;
+    return absl::DeadlineExceededError(
+        absl::StrCat("resolving ", host, ": no answer within the connect timeout"));
+  }
+  if (lookup->rc != 0) {
+    return absl::UnavailableError(absl::StrCat("resolving ", host, ": ", gai_strerror(lookup->rc)));
+  }
+  return AddrInfoList(lookup->found);
+}
+
+}  // namespace jobqueue::internal
