@@ -2,10 +2,16 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netdb.h>
 
+#include <memory>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/notification.h"
+#include "internal/resolve.h"
 #include "jobqueue/json.h"
 #include "pg/queue_sql.h"
 #include "testing/eventually.h"
@@ -81,6 +87,32 @@ TEST(PgQueueOpenTest, PasswordsThatNeedPercentEncodingAreRefusedUnshown) {
   // Percent-encoded, the same password reaches the server (which refuses it: wrong password).
   EXPECT_THAT(PgQueue::Open(Secret("postgresql://app:Sup3r%2FSECRET@127.0.0.1:1/app")).status(),
               StatusIs(absl::StatusCode::kUnavailable));
+}
+
+// libpq's connect_timeout does not cover the host name lookup; ours does. The stand-in lookup
+// blocks until the test lets it go, so Open returning first is what bounds it.
+TEST(PgQueueOpenTest, ASilentResolverIsBoundedByTheConnectTimeout) {
+  auto release = std::make_shared<absl::Notification>();
+  internal::SetLookupForTest([release](const char*, const char*, const addrinfo*, addrinfo**) {
+    release->WaitForNotificationWithTimeout(absl::Seconds(60));
+    return EAI_AGAIN;
+  });
+  PgOptions options;
+  options.connect_timeout = absl::Seconds(1);
+  const absl::Status status =
+      PgQueue::Open(Secret("postgresql://app:HIDDEN@silent.invalid:5432/app"), options).status();
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("resolving silent.invalid")));
+  EXPECT_THAT(status.message(), Not(HasSubstr("HIDDEN")));
+  EXPECT_FALSE(release->HasBeenNotified());
+  release->Notify();
+  internal::SetLookupForTest(nullptr);
+  // A name resolves through the real resolver, and libpq connects to what it found.
+  std::string by_name(testing::TestDatabaseUrl().Reveal());
+  ASSERT_TRUE(absl::StrContains(by_name, "127.0.0.1"));
+  absl::StrReplaceAll({{"127.0.0.1", "localhost"}}, &by_name);
+  // Open connects once, so a wrong address would fail it.
+  EXPECT_THAT(PgQueue::Open(Secret(by_name)).status(), IsOk());
 }
 
 // An option value libpq refuses before connecting is bad input too, not an outage to retry.

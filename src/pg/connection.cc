@@ -1,9 +1,12 @@
 #include "pg/connection.h"
 
+#include <netdb.h>
 #include <poll.h>
 
 #include <algorithm>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -12,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "internal/log.h"
+#include "internal/resolve.h"
 #include "url.h"
 
 namespace jobqueue::internal {
@@ -102,17 +106,52 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
     return absl::InvalidArgumentError(
         absl::StrCat("connection string ", url.Redacted(), " is not valid: ", why));
   }
-  std::string password;
+  std::string password, host;
+  bool has_hostaddr = false;
   for (const PQconninfoOption* option = parsed; option->keyword != nullptr; ++option) {
-    if (std::strcmp(option->keyword, "password") == 0 && option->val != nullptr) {
-      password = option->val;
-    }
+    if (option->val == nullptr) continue;
+    if (std::strcmp(option->keyword, "password") == 0) password = option->val;
+    if (std::strcmp(option->keyword, "host") == 0) host = option->val;
+    if (std::strcmp(option->keyword, "hostaddr") == 0) has_hostaddr = *option->val != '\0';
   }
   PQconninfoFree(parsed);
+  // libpq's connect_timeout does not cover its getaddrinfo(): one host name is looked up
+  // here under the timeout, and libpq gets its addresses (hostaddr, one per repeat of the
+  // name, so TLS still checks the name). Lists of hosts and socket paths go to libpq as given.
+  std::string hosts, hostaddrs;
+  if (!has_hostaddr && !host.empty() && host.front() != '/' && host.front() != '@' &&
+      !absl::StrContains(host, ',')) {
+    absl::StatusOr<internal::AddrInfoList> found =
+        internal::ResolveTcp(host, "0", absl::Now() + connect_timeout);
+    if (!found.ok()) {
+      // Unavailable, as libpq's own connect timeout: callers retry it like any outage.
+      return absl::UnavailableError(
+          absl::StrCat("connecting to ", url.Redacted(), ": ", found.status().message()));
+    }
+    std::vector<std::string> addresses;
+    for (const addrinfo* ai = found->get(); ai != nullptr; ai = ai->ai_next) {
+      char text[NI_MAXHOST];
+      if (getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof(text), nullptr, 0,
+                      NI_NUMERICHOST) == 0 &&
+          std::find(addresses.begin(), addresses.end(), text) == addresses.end()) {
+        addresses.push_back(text);
+      }
+    }
+    if (!addresses.empty()) {
+      hostaddrs = absl::StrJoin(addresses, ",");
+      hosts = absl::StrJoin(std::vector<std::string>(addresses.size(), host), ",");
+    }
+  }
   // expand_dbname=1 lets `dsn` be a URL or key=value string; later keys override it.
-  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
-  const char* values[] = {dsn.c_str(), timeout.c_str(), app.c_str(), nullptr};
-  PGconn* conn = PQconnectdbParams(keys, values, 1);
+  std::vector<const char*> keys = {"dbname", "connect_timeout", "application_name"};
+  std::vector<const char*> values = {dsn.c_str(), timeout.c_str(), app.c_str()};
+  if (!hostaddrs.empty()) {
+    keys.insert(keys.end(), {"host", "hostaddr"});
+    values.insert(values.end(), {hosts.c_str(), hostaddrs.c_str()});
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn* conn = PQconnectdbParams(keys.data(), values.data(), 1);
   if (conn == nullptr) return absl::ResourceExhaustedError("libpq could not allocate a connection");
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string message = Trimmed(PQerrorMessage(conn));
