@@ -1,5 +1,6 @@
 #include "internal/resolve.h"
 
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -31,6 +32,10 @@ struct Lookup {
   addrinfo* found ABSL_GUARDED_BY(mu) = nullptr;
 };
 
+absl::Status LookupFailed(const std::string& host, int rc) {
+  return absl::UnavailableError(absl::StrCat("resolving ", host, ": ", gai_strerror(rc)));
+}
+
 }  // namespace
 
 void SetLookupForTest(LookupFunction lookup) {
@@ -49,27 +54,34 @@ absl::StatusOr<AddrInfoList> ResolveTcp(const std::string& host, const std::stri
   if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) == 0) return AddrInfoList(found);
   hints.ai_flags = 0;
   auto lookup = std::make_shared<Lookup>();
-  std::thread([lookup, host, port, hints, resolve = CurrentLookup()] {
+  LookupFunction resolve = CurrentLookup();
+  try {
+    std::thread([lookup, host, port, hints, resolve] {
+      addrinfo* result = nullptr;
+      const int rc = resolve(host.c_str(), port.c_str(), &hints, &result);
+      absl::MutexLock lock(&lookup->mu);
+      if (lookup->abandoned) {
+        if (result != nullptr) freeaddrinfo(result);
+        return;
+      }
+      lookup->rc = rc;
+      lookup->found = result;
+      lookup->done = true;
+    }).detach();
+  } catch (const std::system_error&) {
+    // No thread to spare: look up here, unbounded, rather than fail.
     addrinfo* result = nullptr;
     const int rc = resolve(host.c_str(), port.c_str(), &hints, &result);
-    absl::MutexLock lock(&lookup->mu);
-    if (lookup->abandoned) {
-      if (result != nullptr) freeaddrinfo(result);
-      return;
-    }
-    lookup->rc = rc;
-    lookup->found = result;
-    lookup->done = true;
-  }).detach();
+    if (rc != 0) return LookupFailed(host, rc);
+    return AddrInfoList(result);
+  }
   absl::MutexLock lock(&lookup->mu);
   if (!lookup->mu.AwaitWithDeadline(absl::Condition(&lookup->done), deadline)) {
     lookup->abandoned = true;
     return absl::DeadlineExceededError(
         absl::StrCat("resolving ", host, ": no answer within the connect timeout"));
   }
-  if (lookup->rc != 0) {
-    return absl::UnavailableError(absl::StrCat("resolving ", host, ": ", gai_strerror(lookup->rc)));
-  }
+  if (lookup->rc != 0) return LookupFailed(host, lookup->rc);
   return AddrInfoList(lookup->found);
 }
 
