@@ -210,11 +210,10 @@ TEST_F(WorkerTest, NotificationWakesAnIdleWorkerLongBeforeItsPoll) {
       IsOk());
   absl::Status run_status;
   std::thread runner([&] { run_status = worker->Run(); });
+  const std::string waiters =
+      absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue_waiters");
   // Wait until the worker has gone idle and registered as a waiter.
-  ASSERT_TRUE(Eventually([&] {
-    return schema_.Query(
-               absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue_waiters")) == "1";
-  }));
+  ASSERT_TRUE(Eventually([&] { return schema_.Query(waiters) == "1"; }));
   // The row names the listening session, so a killed worker's row can be cleaned up.
   EXPECT_EQ(schema_.Query(absl::StrCat("SELECT count(*) FROM ", schema_.name(),
                                        ".job_queue_waiters w JOIN pg_stat_activity a ON a.pid = "
@@ -224,15 +223,10 @@ TEST_F(WorkerTest, NotificationWakesAnIdleWorkerLongBeforeItsPoll) {
   // With a one-hour poll, only the notification can get this job done.
   EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
   // A bulk enqueue (the COPY path) notifies as well.
-  ASSERT_TRUE(Eventually([&] {
-    return schema_.Query(
-               absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue_waiters")) == "1";
-  }));
+  ASSERT_TRUE(Eventually([&] { return schema_.Query(waiters) == "1"; }));
   ASSERT_THAT(queue_->EnqueueMany(std::vector<NewJob>(100, MakeJob("wake"))).status(), IsOk());
   EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 101; }));
   // So do a small batch (one INSERT ... SELECT) and a job with a dedupe key (ON CONFLICT).
-  const std::string waiters =
-      absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue_waiters");
   ASSERT_TRUE(Eventually([&] { return schema_.Query(waiters) == "1"; }));
   ASSERT_THAT(queue_->EnqueueMany(std::vector<NewJob>(3, MakeJob("wake"))).status(), IsOk());
   EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 104; }));
@@ -254,9 +248,7 @@ TEST_F(WorkerTest, NotificationWakesAnIdleWorkerLongBeforeItsPoll) {
   runner.join();
   EXPECT_THAT(run_status, IsOk());
   // A stopped worker no longer asks for notifications.
-  EXPECT_EQ(
-      schema_.Query(absl::StrCat("SELECT count(*) FROM ", schema_.name(), ".job_queue_waiters")),
-      "0");
+  EXPECT_EQ(schema_.Query(waiters), "0");
 }
 
 TEST_F(WorkerTest, DelayedJobRunsWhenDueWithoutWaitingForThePoll) {

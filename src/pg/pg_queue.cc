@@ -244,7 +244,6 @@ struct PgQueue::Combiner {
   };
   static constexpr size_t kMaxGroup = 1000;
   absl::Mutex mu;
-  int in_flight ABSL_GUARDED_BY(mu) = 0;
   size_t jobs_in_flight ABSL_GUARDED_BY(mu) = 0;
   // Jobs of the statement that finished last: more than one means callers are queueing.
   size_t last_jobs ABSL_GUARDED_BY(mu) = 1;
@@ -340,8 +339,9 @@ absl::StatusOr<EnqueueResult> PgQueue::Enqueue(const NewJob& job) {
   std::vector<Combiner::Request*> group;
   // Whether `jobs` more may go now without waiting for the statements in flight.
   auto may_send = [&](size_t jobs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c.mu) {
-    return c.in_flight == 0 || (c.in_flight < limit && c.last_jobs == 1 &&
-                                c.jobs_in_flight + jobs <= static_cast<size_t>(limit));
+    // Each statement carries a job at least, so this also keeps statements within the limit.
+    return c.jobs_in_flight == 0 ||
+           (c.last_jobs == 1 && c.jobs_in_flight + jobs <= static_cast<size_t>(limit));
   };
   {
     absl::MutexLock lock(&c.mu);
@@ -361,7 +361,6 @@ absl::StatusOr<EnqueueResult> PgQueue::Enqueue(const NewJob& job) {
     } else {
       group.push_back(&me);
     }
-    ++c.in_flight;
     c.jobs_in_flight += group.size();
   }
   if (group.size() == 1) {
@@ -382,7 +381,6 @@ absl::StatusOr<EnqueueResult> PgQueue::Enqueue(const NewJob& job) {
     }
   }
   absl::MutexLock lock(&c.mu);
-  --c.in_flight;
   c.jobs_in_flight -= group.size();
   c.last_jobs = group.size();
   for (Combiner::Request* r : group) r->done = true;
