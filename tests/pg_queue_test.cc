@@ -258,9 +258,10 @@ TEST_F(PgQueueTest, ClaimRefusesAWorkerIdPostgresCannotStore) {
             "1");
 }
 
+// 1,001 jobs go as three COPYs in one transaction: order, ids and all-or-nothing hold across them.
 TEST_F(PgQueueTest, BulkEnqueueByCopyKeepsInputOrderAndIsAllOrNothing) {
   std::vector<NewJob> jobs;
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 1001; ++i) {
     NewJob job =
         Job(absl::StrCat("bulk_", i % 3), absl::StrCat(R"({"i": )", i, R"(, "s": "é\t\"q\""})"));
     job.options.queue = "bulkq";
@@ -291,11 +292,24 @@ TEST_F(PgQueueTest, BulkEnqueueByCopyKeepsInputOrderAndIsAllOrNothing) {
                                        ".job_queue WHERE id = ", added[42].id)),
             "42");
 
-  // JSON that simdjson accepts but jsonb refuses (\u0000): the whole batch is refused.
-  jobs[50].payload_json = R"({"s": "\u0000"})";
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT (payload->>'i')::int FROM ", schema_.name(),
+                                       ".job_queue WHERE id = ", added[1000].id)),
+            "1000");
+
+  // A row the server refuses in the last COPY: the COPYs before it are rolled back too.
+  schema_.Query(
+      absl::StrCat("ALTER TABLE ", schema_.name(),
+                   ".job_queue ADD CONSTRAINT not_950 CHECK (payload->>'i' <> '950') NOT VALID"));
+  absl::Status refused = queue_->EnqueueMany(jobs).status();
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not_950")));
+  EXPECT_THAT(refused.message(), HasSubstr("nothing was enqueued"));
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "1001");
+
+  // JSON that simdjson accepts but jsonb refuses (\u0000): refused before anything is sent.
+  jobs[950].payload_json = R"({"s": "\u0000"})";
   EXPECT_THAT(queue_->EnqueueMany(jobs).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nothing was enqueued")));
-  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "100");
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "1001");
 }
 
 // A bulk enqueue whose connection dies during COMMIT cannot know whether it committed: the
