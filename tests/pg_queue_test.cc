@@ -1278,6 +1278,38 @@ TEST_F(PgQueueTest, RetryFailedSkipsJobsWhoseDedupeKeyIsTaken) {
   EXPECT_EQ(live_job.status, JobStatus::kPending);
 }
 
+// Only a batch that writes a job wakes waiting workers: a batch of duplicates wakes nobody.
+TEST_F(PgQueueTest, EnqueueManyOfDuplicatesWakesNobody) {
+  PGconn* listener = schema_.Connect();
+  PQclear(PQexec(listener, absl::StrCat("LISTEN \"jobqueue_", schema_.name(), "\"").c_str()));
+  ASSERT_THAT(queue_->SetWaiting("idle", "default", true, PQbackendPID(listener)), IsOk());
+  // A round trip on the listening connection: notifications committed before it come first.
+  auto notifications = [&] {
+    PQclear(PQexec(listener, "SELECT 1"));
+    int count = 0;
+    while (PGnotify* note = PQnotifies(listener)) {
+      ++count;
+      PQfreemem(note);
+    }
+    return count;
+  };
+  NewJob a = Job("sync");
+  a.options.dedupe_key = "a";
+  NewJob b = Job("sync");
+  b.options.dedupe_key = "b";
+  ASSERT_THAT(queue_->EnqueueMany({a, b}).status(), IsOk());
+  EXPECT_TRUE(testing::Eventually([&] { return notifications() > 0; }));
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<EnqueueResult> again, queue_->EnqueueMany({a, b}));
+  EXPECT_FALSE(again[0].inserted);
+  EXPECT_FALSE(again[1].inserted);
+  EXPECT_EQ(notifications(), 0);
+  NewJob c = Job("sync");
+  c.options.dedupe_key = "c";
+  ASSERT_THAT(queue_->EnqueueMany({a, c}).status(), IsOk());
+  EXPECT_TRUE(testing::Eventually([&] { return notifications() > 0; }));
+  PQfinish(listener);
+}
+
 // A worker killed with SIGKILL never unregisters; its listening connection closes though, and
 // the next registration drops the row (while any row exists, every insert sends NOTIFY).
 TEST_F(PgQueueTest, RegisteringAWaiterDropsRowsOfDeadListeners) {

@@ -244,7 +244,8 @@ SELECT id FROM {s}.job_queue
  WHERE queue = $1 AND dedupe_key = $2 AND status IN ('pending', 'processing'))sql");
 
   // Ids are drawn per input row first, so results map back to input order without relying
-  // on the order of RETURNING.
+  // on the order of RETURNING. The wake-up check runs at the first row inserted, if any: a
+  // batch of duplicates wakes nobody.
   enqueue_many = stmt("enqueue_many", absl::StrCat(R"sql(
 WITH input AS MATERIALIZED (
   SELECT nextval('{s}.job_queue_id_seq'::regclass) AS id, t.*
@@ -260,8 +261,9 @@ ins AS (
   ON CONFLICT (queue, dedupe_key)
     WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
   RETURNING id)
-SELECT input.id, ins.id IS NOT NULL, existing.id, )sql",
-                                                   kWakeWaiters, R"sql(
+SELECT input.id, ins.id IS NOT NULL, existing.id,
+       CASE WHEN ins.id IS NOT NULL THEN )sql",
+                                                   kWakeWaiters, R"sql( END
   FROM input
   LEFT JOIN ins ON ins.id = input.id
   LEFT JOIN {s}.job_queue existing
