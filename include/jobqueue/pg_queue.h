@@ -37,8 +37,7 @@ struct PgOptions {
   std::string schema = "ops";
   // Connections kept open. Default 4.
   int pool_size = 4;
-  // Per connection attempt, host name lookup included (per host of a host list, like libpq's:
-  // a name that does not resolve in time is passed over). Default 10 s.
+  // Per connection attempt, host name lookup included. Default 10 s.
   absl::Duration connect_timeout = absl::Seconds(10);
   // Shown in pg_stat_activity. Default "jobqueue".
   std::string application_name = "jobqueue";

@@ -14,10 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "absl/strings/str_split.h"
 #include "internal/log.h"
 #include "internal/resolve.h"
-#include "jobqueue/status.h"
 #include "url.h"
 
 namespace jobqueue::internal {
@@ -89,78 +87,6 @@ int64_t PgResult::GetInt64(int row, int col) const {
   return value;
 }
 
-namespace {
-
-// What libpq gets for host, hostaddr and port once our lookups are done.
-struct ResolvedHosts {
-  bool given_to_libpq = false;  // false: libpq gets the connection string's own values
-  std::string hosts, hostaddrs, ports;
-};
-
-// libpq's connect_timeout does not cover its getaddrinfo(): host names are looked up here, each
-// under the timeout (libpq too gives every host its own), and libpq gets their addresses as
-// hostaddr, one per repeat of the name so TLS and .pgpass still see the name. Socket paths stay
-// as they are. A name that cannot be resolved is left out, as libpq would move past it; all of
-// them failing is Unavailable. A hostaddr the user set goes to libpq untouched.
-absl::StatusOr<ResolvedHosts> ResolveHosts(const std::string& host, const std::string& port,
-                                           bool has_hostaddr, absl::Duration connect_timeout,
-                                           const Secret& url) {
-  ResolvedHosts out;
-  if (has_hostaddr || host.empty()) return out;
-  const std::vector<std::string> names = absl::StrSplit(host, ',');
-  const std::vector<std::string> ports = absl::StrSplit(port, ',');
-  // libpq: one port for every host, or one per host (it reports a mismatch itself).
-  if (ports.size() > 1 && ports.size() != names.size()) return out;
-  std::vector<std::string> hosts, hostaddrs, host_ports;
-  bool looked_up = false;
-  absl::Status first_failure;
-  for (size_t i = 0; i < names.size(); ++i) {
-    const std::string& name = names[i];
-    const std::string& its_port = ports.size() > 1 ? ports[i] : ports[0];
-    if (name.empty() || name.front() == '/' || name.front() == '@') {
-      hosts.push_back(name);
-      hostaddrs.emplace_back();
-      host_ports.push_back(its_port);
-      continue;
-    }
-    looked_up = true;
-    absl::StatusOr<internal::AddrInfoList> found =
-        internal::ResolveTcp(name, "0", absl::Now() + connect_timeout);
-    if (!found.ok()) {
-      if (first_failure.ok()) first_failure = found.status();
-      continue;
-    }
-    std::vector<std::string> addresses;
-    for (const addrinfo* ai = found->get(); ai != nullptr; ai = ai->ai_next) {
-      char text[NI_MAXHOST];
-      if (getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof(text), nullptr, 0,
-                      NI_NUMERICHOST) == 0 &&
-          std::find(addresses.begin(), addresses.end(), text) == addresses.end()) {
-        addresses.push_back(text);
-      }
-    }
-    for (const std::string& address : addresses) {
-      hosts.push_back(name);
-      hostaddrs.push_back(address);
-      host_ports.push_back(its_port);
-    }
-  }
-  if (hosts.empty()) {
-    // Unavailable, as libpq's own connect timeout: callers retry it like any outage.
-    return absl::UnavailableError(
-        absl::StrCat("connecting to ", url.Redacted(), ": ",
-                     first_failure.ok() ? "no address found" : first_failure.message()));
-  }
-  if (!looked_up) return out;
-  out.given_to_libpq = true;
-  out.hosts = absl::StrJoin(hosts, ",");
-  out.hostaddrs = absl::StrJoin(hostaddrs, ",");
-  if (ports.size() > 1) out.ports = absl::StrJoin(host_ports, ",");
-  return out;
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
     const Secret& url, absl::Duration connect_timeout, absl::string_view application_name) {
   const std::string timeout =
@@ -180,28 +106,48 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
     return absl::InvalidArgumentError(
         absl::StrCat("connection string ", url.Redacted(), " is not valid: ", why));
   }
-  std::string password, host, port;
+  std::string password, host;
   bool has_hostaddr = false;
   for (const PQconninfoOption* option = parsed; option->keyword != nullptr; ++option) {
     if (option->val == nullptr) continue;
     if (std::strcmp(option->keyword, "password") == 0) password = option->val;
     if (std::strcmp(option->keyword, "host") == 0) host = option->val;
-    if (std::strcmp(option->keyword, "port") == 0) port = option->val;
     if (std::strcmp(option->keyword, "hostaddr") == 0) has_hostaddr = *option->val != '\0';
   }
   PQconninfoFree(parsed);
-  JQ_ASSIGN_OR_RETURN(ResolvedHosts resolved,
-                      ResolveHosts(host, port, has_hostaddr, connect_timeout, url));
+  // libpq's connect_timeout does not cover its getaddrinfo(): one host name is looked up
+  // here under the timeout, and libpq gets its addresses (hostaddr, one per repeat of the
+  // name, so TLS still checks the name). Lists of hosts and socket paths go to libpq as given.
+  std::string hosts, hostaddrs;
+  if (!has_hostaddr && !host.empty() && host.front() != '/' && host.front() != '@' &&
+      !absl::StrContains(host, ',')) {
+    absl::StatusOr<internal::AddrInfoList> found =
+        internal::ResolveTcp(host, "0", absl::Now() + connect_timeout);
+    if (!found.ok()) {
+      // Unavailable, as libpq's own connect timeout: callers retry it like any outage.
+      return absl::UnavailableError(
+          absl::StrCat("connecting to ", url.Redacted(), ": ", found.status().message()));
+    }
+    std::vector<std::string> addresses;
+    for (const addrinfo* ai = found->get(); ai != nullptr; ai = ai->ai_next) {
+      char text[NI_MAXHOST];
+      if (getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof(text), nullptr, 0,
+                      NI_NUMERICHOST) == 0 &&
+          std::find(addresses.begin(), addresses.end(), text) == addresses.end()) {
+        addresses.push_back(text);
+      }
+    }
+    if (!addresses.empty()) {
+      hostaddrs = absl::StrJoin(addresses, ",");
+      hosts = absl::StrJoin(std::vector<std::string>(addresses.size(), host), ",");
+    }
+  }
   // expand_dbname=1 lets `dsn` be a URL or key=value string; later keys override it.
   std::vector<const char*> keys = {"dbname", "connect_timeout", "application_name"};
   std::vector<const char*> values = {dsn.c_str(), timeout.c_str(), app.c_str()};
-  if (resolved.given_to_libpq) {
+  if (!hostaddrs.empty()) {
     keys.insert(keys.end(), {"host", "hostaddr"});
-    values.insert(values.end(), {resolved.hosts.c_str(), resolved.hostaddrs.c_str()});
-    if (!resolved.ports.empty()) {
-      keys.push_back("port");
-      values.push_back(resolved.ports.c_str());
-    }
+    values.insert(values.end(), {hosts.c_str(), hostaddrs.c_str()});
   }
   keys.push_back(nullptr);
   values.push_back(nullptr);
