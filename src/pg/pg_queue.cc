@@ -444,7 +444,7 @@ void PutField(absl::string_view bytes, std::string* out) {
 size_t CopyPieces(size_t jobs) { return jobs <= 1500 ? (jobs + 499) / 500 : 1; }
 
 // COPY's binary format: the columns of QueueSql::copy_jobs for every job, ids[i] for jobs[i].
-std::string CopyBinaryRows(absl::Span<const NewJob> jobs, const int64_t* ids) {
+std::string CopyBinaryRows(absl::Span<const NewJob> jobs, absl::Span<const int64_t> ids) {
   std::string out("PGCOPY\n\377\r\n\0", 11);
   PutBigEndian(0, 4, &out);  // flags
   PutBigEndian(0, 4, &out);  // header extension length
@@ -492,8 +492,10 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyByCopy(
     const size_t pieces = CopyPieces(jobs.size());
     for (size_t piece = 0, at = 0; piece < pieces; ++piece) {
       const size_t n = (jobs.size() - at) / (pieces - piece);
-      JQ_RETURN_IF_ERROR(conn->CopyIn(
-          sql.copy_jobs, CopyBinaryRows(jobs.subspan(at, n), ids.data() + at), "bulk enqueue"));
+      JQ_RETURN_IF_ERROR(
+          conn->CopyIn(sql.copy_jobs,
+                       CopyBinaryRows(jobs.subspan(at, n), absl::MakeConstSpan(ids).subspan(at, n)),
+                       "bulk enqueue"));
       at += n;
     }
     JQ_RETURN_IF_ERROR(conn->Run(sql.wake_waiters, {}).status());
