@@ -329,6 +329,29 @@ TEST_F(PgQueueTest, BulkEnqueueLostAtCommitSaysTheOutcomeIsUnknown) {
   EXPECT_THAT(std::string(status.message()), Not(HasSubstr("nothing was enqueued")));
 }
 
+// A bulk enqueue whose connection dies before the server has its last COPY cannot have
+// committed (COMMIT follows that COPY in the script): the error says nothing was enqueued.
+TEST_F(PgQueueTest, BulkEnqueueLostBeforeItsLastCopySaysNothingWasEnqueued) {
+  const std::string table = schema_.name() + ".job_queue";
+  schema_.Query(absl::StrCat("CREATE FUNCTION ", schema_.name(),
+                             ".die() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "IF NEW.payload->>'i' = '10' THEN "
+                             "PERFORM pg_terminate_backend(pg_backend_pid()); "
+                             "PERFORM pg_sleep(5); END IF; RETURN NEW; END $$"));
+  schema_.Query(absl::StrCat("CREATE TRIGGER die BEFORE INSERT ON ", table,
+                             " FOR EACH ROW EXECUTE FUNCTION ", schema_.name(), ".die()"));
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 1001; ++i) jobs.push_back(Job("bulk", absl::StrCat(R"({"i": )", i, "}")));
+  absl::Status status = queue_->EnqueueMany(jobs).status();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("nothing was enqueued")));
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + table), "0");
+  // The pool replaces the dead connection: the next batch goes in.
+  schema_.Query("DROP TRIGGER die ON " + table);
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<EnqueueResult> added, queue_->EnqueueMany(jobs));
+  EXPECT_EQ(added.size(), jobs.size());
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + table), "1001");
+}
+
 // The client's numeric range check gives the server's verdict, edges included, and a number
 // out of range fails the batch before anything is sent, naming the job.
 TEST_F(PgQueueTest, NumbersOutsideNumericAreRefusedBeforeSending) {

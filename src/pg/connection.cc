@@ -247,34 +247,49 @@ absl::Status PgConnection::ExecScript(absl::string_view sql, absl::string_view c
   return result.status();
 }
 
-absl::Status PgConnection::CopyIn(absl::string_view copy_sql, absl::string_view data,
-                                  absl::string_view context) {
-  const std::string text(copy_sql);
-  PGresult* started = PQexec(conn_, text.c_str());
-  if (PQresultStatus(started) != PGRES_COPY_IN) {
-    absl::Status error = StatusFromPg(conn_, started, context);
-    PQclear(started);
-    return error;
-  }
-  PQclear(started);
-  constexpr size_t kChunk = size_t{1} << 20;
-  bool sent = true;
-  for (size_t at = 0; sent && at < data.size(); at += kChunk) {
-    const size_t n = std::min(kChunk, data.size() - at);
-    sent = PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) == 1;
-  }
-  // Ending with an error message aborts the COPY server-side, so nothing is half-written.
-  if (PQputCopyEnd(conn_, sent ? nullptr : "client could not send the data") != 1) {
-    return StatusFromPg(conn_, nullptr, context);
-  }
-  absl::Status status = absl::OkStatus();
-  while (PGresult* result = PQgetResult(conn_)) {
-    if (status.ok() && PQresultStatus(result) != PGRES_COMMAND_OK) {
-      status = StatusFromPg(conn_, result, context);
+absl::Status PgConnection::RunCopyScript(
+    absl::string_view script,
+    absl::FunctionRef<absl::StatusOr<std::string>(int copy, absl::Span<const PgResult> rows)>
+        copy_data,
+    absl::string_view context, int* copies_sent) {
+  *copies_sent = 0;
+  const std::string text(script);
+  if (PQsendQuery(conn_, text.c_str()) != 1) return StatusFromPg(conn_, nullptr, context);
+  std::vector<PgResult> rows;
+  // The server's error is read after the script's results are drained: a FATAL one is
+  // followed by the connection closing, which decides whether the outcome is known.
+  PgResult failed;
+  absl::Status client_error = absl::OkStatus();
+  int copies = 0;
+  while (PGresult* raw = PQgetResult(conn_)) {
+    PgResult result(raw);
+    const ExecStatusType kind = PQresultStatus(raw);
+    const bool ok_so_far = failed.raw() == nullptr && client_error.ok();
+    if (kind == PGRES_TUPLES_OK) {
+      rows.push_back(std::move(result));
+    } else if (kind == PGRES_COPY_IN) {
+      absl::StatusOr<std::string> data =
+          ok_so_far ? copy_data(copies, rows) : absl::CancelledError("script already failed");
+      ++copies;
+      if (ok_so_far) client_error = data.status();
+      bool sent = data.ok();
+      constexpr size_t kChunk = size_t{1} << 20;
+      for (size_t at = 0; sent && at < data->size(); at += kChunk) {
+        const size_t n = std::min(kChunk, data->size() - at);
+        sent = PQputCopyData(conn_, data->data() + at, static_cast<int>(n)) == 1;
+      }
+      // Ending with an error message aborts the COPY server-side, so nothing is half-written.
+      if (PQputCopyEnd(conn_, sent ? nullptr : "client could not send the data") != 1) {
+        return client_error.ok() ? StatusFromPg(conn_, failed.raw(), context) : client_error;
+      }
+      if (sent) ++*copies_sent;
+    } else if (kind != PGRES_COMMAND_OK && ok_so_far) {
+      failed = std::move(result);
     }
-    PQclear(result);
   }
-  return status;
+  if (!client_error.ok()) return client_error;
+  if (failed.raw() != nullptr) return StatusFromPg(conn_, failed.raw(), context);
+  return absl::OkStatus();
 }
 
 PgPool::PgPool(Secret url, int size, absl::Duration connect_timeout, std::string application_name)

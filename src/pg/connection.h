@@ -12,10 +12,12 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "jobqueue/secret.h"
 
 namespace jobqueue::internal {
@@ -78,9 +80,16 @@ class PgConnection {
   absl::StatusOr<PgResult> Exec(absl::string_view sql, const PgParams& params = {});
   // Runs a script of several statements without parameters.
   absl::Status ExecScript(absl::string_view sql, absl::string_view context);
-  // Runs `copy_sql` (a COPY ... FROM STDIN) and streams `data` into it.
-  absl::Status CopyIn(absl::string_view copy_sql, absl::string_view data,
-                      absl::string_view context);
+  // Sends `script`, statements with COPY ... FROM STDIN among them, as one query, so the whole
+  // script costs a round trip per COPY plus one. The i-th COPY streams copy_data(i, row results
+  // so far). The first failure ends the script: the server skips the rest after its own
+  // errors, and a copy_data error aborts that COPY, so what follows it never runs.
+  // *copies_sent counts COPYs whose data went out whole.
+  absl::Status RunCopyScript(
+      absl::string_view script,
+      absl::FunctionRef<absl::StatusOr<std::string>(int copy, absl::Span<const PgResult> rows)>
+          copy_data,
+      absl::string_view context, int* copies_sent);
 
   bool ok() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
   PGconn* raw() { return conn_; }

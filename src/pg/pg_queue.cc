@@ -482,35 +482,40 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyByCopy(
     absl::Span<const NewJob> jobs) {
   const QueueSql& sql = SqlFor(options_.schema);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_RETURN_IF_ERROR(conn->ExecScript("BEGIN", "begin bulk enqueue"));
-  auto copy = [&]() -> absl::StatusOr<std::vector<int64_t>> {
-    JQ_ASSIGN_OR_RETURN(PgResult reserved, conn->Run(sql.reserve_ids, {absl::StrCat(jobs.size())}));
-    std::vector<int64_t> ids;
-    ids.reserve(jobs.size());
-    for (int r = 0; r < reserved.rows(); ++r) ids.push_back(reserved.GetInt64(r, 0));
-    if (ids.size() != jobs.size()) return absl::InternalError("id reservation came back short");
-    const size_t pieces = CopyPieces(jobs.size());
-    for (size_t piece = 0, at = 0; piece < pieces; ++piece) {
-      const size_t n = (jobs.size() - at) / (pieces - piece);
-      JQ_RETURN_IF_ERROR(
-          conn->CopyIn(sql.copy_jobs,
-                       CopyBinaryRows(jobs.subspan(at, n), absl::MakeConstSpan(ids).subspan(at, n)),
-                       "bulk enqueue"));
-      at += n;
+  const size_t pieces = CopyPieces(jobs.size());
+  std::vector<int64_t> ids;
+  size_t at = 0;
+  auto piece_rows = [&](int piece, absl::Span<const PgResult> rows) -> absl::StatusOr<std::string> {
+    if (piece == 0) {
+      if (rows.size() != 1 || rows[0].rows() != static_cast<int>(jobs.size())) {
+        return absl::InternalError("id reservation came back short");
+      }
+      ids.reserve(jobs.size());
+      for (int r = 0; r < rows[0].rows(); ++r) ids.push_back(rows[0].GetInt64(r, 0));
     }
-    JQ_RETURN_IF_ERROR(conn->Run(sql.wake_waiters, {}).status());
-    return ids;
+    const size_t n = (jobs.size() - at) / (pieces - piece);
+    std::string data = CopyBinaryRows(jobs.subspan(at, n), absl::MakeConstSpan(ids).subspan(at, n));
+    at += n;
+    return data;
   };
-  absl::StatusOr<std::vector<int64_t>> ids = copy();
-  if (!ids.ok()) {
-    (void)conn->ExecScript("ROLLBACK", "roll back bulk enqueue");
-    return Annotate(ids.status(), "nothing was enqueued");
+  int copies_sent = 0;
+  absl::Status status = conn->RunCopyScript(sql.BulkEnqueueScript(jobs.size(), pieces), piece_rows,
+                                            "bulk enqueue", &copies_sent);
+  if (!status.ok()) {
+    // A server that reports the failure has stopped the script before COMMIT, or refused the
+    // COMMIT; a lost one cannot have committed before it had every COPY's data.
+    if (conn->ok()) {
+      if (PQtransactionStatus(conn->raw()) != PQTRANS_IDLE) {
+        (void)conn->ExecScript("ROLLBACK", "roll back bulk enqueue");
+      }
+      return Annotate(status, "nothing was enqueued");
+    }
+    if (copies_sent < static_cast<int>(pieces)) return Annotate(status, "nothing was enqueued");
+    return status;
   }
-  // Not under "nothing was enqueued": a connection lost here may have committed.
-  JQ_RETURN_IF_ERROR(conn->ExecScript("COMMIT", "commit bulk enqueue"));
   std::vector<EnqueueResult> out;
-  out.reserve(ids->size());
-  for (int64_t id : *ids) out.push_back({id, true});
+  out.reserve(ids.size());
+  for (int64_t id : ids) out.push_back({id, true});
   return out;
 }
 

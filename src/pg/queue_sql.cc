@@ -291,13 +291,12 @@ SELECT id, true, NULL::bigint, )sql",
 
   // Bulk path: ids reserved first (in input order), then the rows streamed by binary COPY,
   // which skips SQL parsing of every value and writes many rows per WAL record.
-  reserve_ids =
-      stmt("reserve_ids",
-           "SELECT nextval('{s}.job_queue_id_seq'::regclass) FROM generate_series(1, $1)");
-  wake_waiters = stmt("wake_waiters", absl::StrCat("SELECT ", kWakeWaiters));
-  copy_jobs = Expand(schema_name,
-                     "COPY {s}.job_queue (id, queue, job_type, payload, priority, max_attempts) "
-                     "FROM STDIN (FORMAT binary)");
+  reserve_ids_ = Expand(
+      schema_name, "SELECT nextval('{s}.job_queue_id_seq'::regclass) FROM generate_series(1, ");
+  copy_jobs_ = Expand(schema_name,
+                      "COPY {s}.job_queue (id, queue, job_type, payload, priority, max_attempts) "
+                      "FROM STDIN (FORMAT binary)");
+  wake_waiters_ = Expand(schema_name, absl::StrCat("SELECT ", kWakeWaiters));
 
   claim = stmt("claim", absl::StrCat("WITH next AS (", kClaimNext, ")", kClaimUpdate, " RETURNING ",
                                      kClaimReturning));
@@ -540,6 +539,13 @@ SELECT pg_notify('{ch}', $1)
 
   try_sweep_lock =
       stmt("try_sweep_lock", "SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext('{s}'))");
+}
+
+std::string QueueSql::BulkEnqueueScript(size_t jobs, size_t copies) const {
+  std::string script = absl::StrCat("BEGIN; ", reserve_ids_, jobs, "); ");
+  for (size_t i = 0; i < copies; ++i) absl::StrAppend(&script, copy_jobs_, "; ");
+  absl::StrAppend(&script, wake_waiters_, "; COMMIT");
+  return script;
 }
 
 }  // namespace jobqueue::internal

@@ -40,9 +40,10 @@ struct QueueSql {
   PgStatement find_live_dedupe;
   PgStatement enqueue_many;
   PgStatement enqueue_many_plain;
-  PgStatement reserve_ids;
-  PgStatement wake_waiters;  // what an inserting statement does, for COPY's transaction
-  std::string copy_jobs;     // COPY ... FROM STDIN (FORMAT binary) of kCopyColumns
+  // One transaction sent as one query: reserves `jobs` ids (a row result, in input order),
+  // then `copies` COPYs ... FROM STDIN (FORMAT binary) of (id, queue, job_type, payload,
+  // priority, max_attempts), wakes waiting workers and commits.
+  std::string BulkEnqueueScript(size_t jobs, size_t copies) const;
   PgStatement claim;
   PgStatement complete_and_claim;
   PgStatement claim_held;
@@ -66,6 +67,11 @@ struct QueueSql {
   PgStatement remove_waiter;
   PgStatement notify_if_waiting;
   PgStatement try_sweep_lock;
+
+ private:
+  std::string reserve_ids_;  // ends in generate_series(1, : the count follows
+  std::string copy_jobs_;
+  std::string wake_waiters_;
 };
 
 }  // namespace jobqueue::internal
