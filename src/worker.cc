@@ -195,6 +195,8 @@ class Worker::Impl {
   void DropListener();
   void WaitForWake(absl::Duration timeout);
   void Shutdown();
+  // Releases leases at a stop (unstarted, or overdue at the deadline) and forgets them.
+  void GiveBack(absl::Span<const Lease> leases);
 
   PgQueue* const queue_;
   WorkerOptions options_;
@@ -861,6 +863,19 @@ absl::Status Worker::Impl::Run() {
   return cannot_run;
 }
 
+void Worker::Impl::GiveBack(absl::Span<const Lease> leases) {
+  // A statement per chunk, not per job: a stop hands back up to a whole batch, and a database
+  // that stopped answering costs one timeout per chunk.
+  constexpr size_t kChunk = 1000;
+  for (size_t at = 0; at < leases.size(); at += kChunk) {
+    absl::Span<const Lease> chunk = leases.subspan(at, kChunk);
+    absl::StatusOr<std::vector<int64_t>> lost = queue_->ReleaseMany(chunk);
+    absl::MutexLock lock(&mu_);
+    for (const Lease& lease : chunk) Forget(lease);
+    if (lost.ok()) stats_.released += static_cast<int64_t>(chunk.size() - lost->size());
+  }
+}
+
 void Worker::Impl::Shutdown() {
   shutting_down_.store(true);
   {
@@ -875,17 +890,12 @@ void Worker::Impl::Shutdown() {
     absl::MutexLock lock(&mu_);
     unstarted.swap(ready_);
   }
-  for (const Lease& queued : unstarted) {
-    Lease lease;
-    {
-      absl::MutexLock lock(&mu_);
-      lease = CurrentLease(queued);
-    }
-    absl::Status released = queue_->Release(lease);
+  std::vector<Lease> unstarted_leases;
+  {
     absl::MutexLock lock(&mu_);
-    Forget(lease);
-    if (released.ok()) ++stats_.released;
+    for (const Lease& queued : unstarted) unstarted_leases.push_back(CurrentLease(queued));
   }
+  GiveBack(unstarted_leases);
   const absl::Time deadline = internal::MonotonicNow() + options_.shutdown_timeout;
   // Handlers still running keep their leases alive: a long shutdown_timeout must not let the
   // reaper hand their jobs to another worker meanwhile.
@@ -916,11 +926,8 @@ void Worker::Impl::Shutdown() {
       given_back_.insert(id);
     }
   }
+  GiveBack(overdue);
   for (const Lease& lease : overdue) {
-    absl::Status released = queue_->Release(lease);
-    absl::MutexLock lock(&mu_);
-    Forget(lease);
-    if (released.ok()) ++stats_.released;
     internal::LogWarn("job {} ({}) still running at the shutdown deadline: released", lease.job_id,
                       lease.job_type);
   }

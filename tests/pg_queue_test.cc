@@ -25,6 +25,7 @@ using ::jobqueue::testing::IsOk;
 using ::jobqueue::testing::StatusIs;
 using ::jobqueue::testing::TestSchema;
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -168,6 +169,38 @@ TEST_F(PgQueueTest, CompleteAfterRecoveryIsFenced) {
   EXPECT_THAT(queue_->Complete(second[0]), IsOk());
   JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job job, queue_->Get(added.id));
   EXPECT_EQ(job.locked_by, "alive");
+}
+
+// ReleaseMany hands back the leases still held, attempts given back, and reports the one
+// recovered and claimed by another worker meanwhile, whose row it leaves alone.
+TEST_F(PgQueueTest, ReleaseManyGivesBackHeldLeasesAndSkipsLostOnes) {
+  const std::vector<int64_t> ids = EnqueueN(3);
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> mine, queue_->Claim(Request(3, "stopping")));
+  ASSERT_EQ(mine.size(), 3u);
+  schema_.Query(absl::StrCat(
+      "UPDATE ", schema_.name(),
+      ".job_queue SET heartbeat_at = now() - interval '1 hour' WHERE id = ", mine[1].job_id));
+  RecoverOptions recover;
+  recover.stale_after = absl::Minutes(30);
+  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult recovered, queue_->RecoverStale(recover));
+  ASSERT_EQ(recovered.jobs.size(), 1u);
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> theirs, queue_->Claim(Request(1, "other")));
+  ASSERT_EQ(theirs.size(), 1u);
+  ASSERT_EQ(theirs[0].job_id, mine[1].job_id);
+
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> lost, queue_->ReleaseMany(mine));
+  EXPECT_THAT(lost, ElementsAre(mine[1].job_id));
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT string_agg(id || ':' || status || ':' || attempts "
+                                       "|| ':' || coalesce(locked_by, '-'), ',' ORDER BY id) FROM ",
+                                       schema_.name(), ".job_queue")),
+            absl::StrCat(ids[0], ":pending:0:-,", ids[1], ":processing:2:other,", ids[2],
+                         ":pending:0:-"));
+  // Leases of two workers in one call: refused, nothing changed.
+  EXPECT_THAT(queue_->ReleaseMany({theirs[0], mine[0]}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one worker")));
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT count(*) FROM ", schema_.name(),
+                                       ".job_queue WHERE status = 'processing'")),
+            "1");
 }
 
 TEST_F(PgQueueTest, HeldBatchSettlesOutcomesInOneWriteAndRollsBackWhenDropped) {

@@ -284,12 +284,27 @@ TEST_F(WorkerTest, GracefulStopReleasesUnfinishedJobs) {
   absl::Status run_status;
   std::thread runner([&] { run_status = worker->Run(); });
   ASSERT_TRUE(Eventually([&] { return started.load() == 2; }));
+  // Each statement that hands jobs back logs how many: the four unstarted jobs go in one, the
+  // two still running at the deadline in another (not a statement per job).
+  const std::string s = schema_.name();
+  schema_.Query(absl::StrCat("CREATE TABLE ", s, ".handed_back (jobs bigint)"));
+  schema_.Query(absl::StrCat("CREATE FUNCTION ", s,
+                             ".log_hand_back() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "INSERT INTO ",
+                             s, ".handed_back SELECT count(*) FROM changed ",
+                             "WHERE status = 'pending' HAVING count(*) > 0; RETURN NULL; END $$"));
+  schema_.Query(absl::StrCat("CREATE TRIGGER log_hand_back AFTER UPDATE ON ", s,
+                             ".job_queue REFERENCING NEW TABLE AS changed FOR EACH STATEMENT ",
+                             "EXECUTE FUNCTION ", s, ".log_hand_back()"));
   worker->Stop();
   runner.join();
   EXPECT_THAT(run_status, IsOk());
   EXPECT_EQ(CountWhere("status = 'processing'"), 0);
   EXPECT_EQ(CountWhere("status = 'pending' AND attempts = 0"), 6);
   EXPECT_EQ(worker->stats().released, 6);
+  EXPECT_EQ(schema_.Query(absl::StrCat(
+                "SELECT string_agg(jobs::text, ',' ORDER BY jobs DESC) FROM ", s, ".handed_back")),
+            "4,2");
 }
 
 TEST_F(WorkerTest, HandlersSeeStoppingAndTheirJobsAreReleased) {

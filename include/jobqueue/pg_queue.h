@@ -29,6 +29,7 @@ namespace jobqueue {
 
 namespace internal {
 class PgPool;
+struct PgStatement;
 }  // namespace internal
 
 struct PgOptions {
@@ -235,6 +236,9 @@ class PgQueue {
                                    std::optional<absl::Duration> retry_delay = std::nullopt);
   // Gives a claimed job back without using up an attempt (graceful shutdown).
   absl::Status Release(const Lease& lease);
+  // Release() for many leases of one worker in one statement; returns the job ids whose
+  // leases were lost (those rows are left as they are).
+  absl::StatusOr<std::vector<int64_t>> ReleaseMany(absl::Span<const Lease> leases);
   // Back to pending, attempt given back: `processing` jobs locked by `worker_id` other than
   // `held_job_ids`. A worker calls it after an outage, for claims whose reply was lost after
   // the server committed them. Returns how many. Worker ids must be unique among live workers.
@@ -281,6 +285,11 @@ class PgQueue {
   absl::StatusOr<std::vector<EnqueueResult>> EnqueueManyValidated(absl::Span<const NewJob> jobs);
   absl::StatusOr<std::vector<EnqueueResult>> EnqueueManyByCopy(absl::Span<const NewJob> jobs);
   absl::StatusOr<EnqueueResult> EnqueueAlone(const NewJob& job);
+  // Runs a statement taking (worker id, ids, attempts, claimed_at_us) over `leases` and
+  // returning the ids it wrote; returns the others.
+  absl::StatusOr<std::vector<int64_t>> UpdateLeases(absl::Span<const Lease> leases,
+                                                    absl::string_view what,
+                                                    const internal::PgStatement& statement);
 
   struct Combiner;
 

@@ -646,7 +646,15 @@ absl::StatusOr<PgQueue::CompleteAndClaimResult> PgQueue::CompleteAndClaim(
   ids.reserve(done.size());
   attempts.reserve(done.size());
   results.reserve(done.size());
-  for (const Completion& completion : done) {
+  // In id order, like UpdateLeases: a heartbeat of the same rows at once cannot deadlock.
+  std::vector<const Completion*> sorted;
+  sorted.reserve(done.size());
+  for (const Completion& completion : done) sorted.push_back(&completion);
+  std::sort(sorted.begin(), sorted.end(), [](const Completion* a, const Completion* b) {
+    return a->lease.job_id < b->lease.job_id;
+  });
+  for (const Completion* c : sorted) {
+    const Completion& completion = *c;
     if (completion.lease.worker_id != next.worker_id) {
       return absl::InvalidArgumentError(
           "CompleteAndClaim: leases must belong to the claiming worker");
@@ -880,26 +888,42 @@ absl::Status PgQueue::Heartbeat(const Lease& lease) {
 }
 
 absl::StatusOr<std::vector<int64_t>> PgQueue::HeartbeatMany(absl::Span<const Lease> leases) {
+  return UpdateLeases(leases, "HeartbeatMany", SqlFor(options_.schema).heartbeat_many);
+}
+
+absl::StatusOr<std::vector<int64_t>> PgQueue::UpdateLeases(absl::Span<const Lease> leases,
+                                                           absl::string_view what,
+                                                           const internal::PgStatement& statement) {
   if (leases.empty()) return std::vector<int64_t>();
-  std::vector<int64_t> ids, attempts, claimed_at;
+  // In id order, as every statement that locks a worker's rows sends them, so two of them at
+  // once (a heartbeat and a completion) queue behind each other instead of deadlocking.
+  std::vector<const Lease*> sorted;
+  sorted.reserve(leases.size());
   for (const Lease& lease : leases) {
     if (lease.worker_id != leases[0].worker_id) {
-      return absl::InvalidArgumentError("HeartbeatMany: all leases must belong to one worker");
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": all leases must belong to one worker"));
     }
-    ids.push_back(lease.job_id);
-    attempts.push_back(lease.attempt);
-    claimed_at.push_back(lease.claimed_at_us);
+    sorted.push_back(&lease);
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Lease* a, const Lease* b) { return a->job_id < b->job_id; });
+  std::vector<int64_t> ids, attempts, claimed_at;
+  for (const Lease* lease : sorted) {
+    ids.push_back(lease->job_id);
+    attempts.push_back(lease->attempt);
+    claimed_at.push_back(lease->claimed_at_us);
   }
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(SqlFor(options_.schema).heartbeat_many,
-                                                 {leases[0].worker_id, internal::PgInt64Array(ids),
-                                                  internal::PgInt64Array(attempts),
-                                                  internal::PgInt64Array(claimed_at)}));
-  absl::flat_hash_set<int64_t> held;
-  for (int r = 0; r < result.rows(); ++r) held.insert(result.GetInt64(r, 0));
+  JQ_ASSIGN_OR_RETURN(
+      PgResult result,
+      conn->Run(statement, {leases[0].worker_id, internal::PgInt64Array(ids),
+                            internal::PgInt64Array(attempts), internal::PgInt64Array(claimed_at)}));
+  absl::flat_hash_set<int64_t> written;
+  for (int r = 0; r < result.rows(); ++r) written.insert(result.GetInt64(r, 0));
   std::vector<int64_t> lost;
   for (int64_t id : ids) {
-    if (!held.contains(id)) lost.push_back(id);
+    if (!written.contains(id)) lost.push_back(id);
   }
   return lost;
 }
@@ -940,14 +964,15 @@ absl::StatusOr<FailOutcome> PgQueue::Fail(const Lease& lease, absl::string_view 
 }
 
 absl::Status PgQueue::Release(const Lease& lease) {
-  const QueueSql& sql = SqlFor(options_.schema);
+  JQ_ASSIGN_OR_RETURN(std::vector<int64_t> lost,
+                      ForJob(ReleaseMany(absl::MakeConstSpan(&lease, 1)), "release", lease.job_id));
+  if (lost.empty()) return absl::OkStatus();
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, ForJob(pool_->Acquire(), "release", lease.job_id));
-  PgParams params = FenceParams(lease);
-  params.push_back(ClaimedAt(lease));
-  JQ_ASSIGN_OR_RETURN(PgResult result,
-                      ForJob(conn->Run(sql.release, params), "release", lease.job_id));
-  if (result.rows() == 1) return absl::OkStatus();
-  return LeaseLost(*conn, sql, lease, "release");
+  return LeaseLost(*conn, SqlFor(options_.schema), lease, "release");
+}
+
+absl::StatusOr<std::vector<int64_t>> PgQueue::ReleaseMany(absl::Span<const Lease> leases) {
+  return UpdateLeases(leases, "ReleaseMany", SqlFor(options_.schema).release_many);
 }
 
 absl::StatusOr<int64_t> PgQueue::ReleaseOrphans(absl::string_view worker_id,

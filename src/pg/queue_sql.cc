@@ -396,14 +396,16 @@ UPDATE {s}.job_queue
    AND (extract(epoch FROM locked_at) * 1000000)::bigint = $6
 RETURNING status, (extract(epoch FROM run_at) * 1000000)::bigint, attempts)sql");
 
-  release = stmt("release", R"sql(
+  // Gives leases back without using up their attempts (a graceful stop).
+  release_many = stmt("release_many", R"sql(
 WITH released AS (
-  UPDATE {s}.job_queue
-     SET status = 'pending', attempts = attempts - 1, locked_by = NULL, locked_at = NULL,
+  UPDATE {s}.job_queue j
+     SET status = 'pending', attempts = j.attempts - 1, locked_by = NULL, locked_at = NULL,
          heartbeat_at = NULL, updated_at = now()
-   WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND status = 'processing'
-     AND (extract(epoch FROM locked_at) * 1000000)::bigint = $4
-  RETURNING id, queue)
+    FROM unnest($2::bigint[], $3::int[], $4::bigint[]) AS l(id, attempt, claimed_at_us)
+   WHERE j.id = l.id AND j.attempts = l.attempt AND j.locked_by = $1 AND j.status = 'processing'
+     AND (extract(epoch FROM j.locked_at) * 1000000)::bigint = l.claimed_at_us
+  RETURNING j.id, j.queue)
 SELECT id, pg_notify('{ch}', queue) FROM released)sql");
 
   // Claims of this worker whose reply never arrived (the connection broke after the commit):

@@ -51,7 +51,7 @@ struct QueueSql {
   PgStatement relock_held;
   PgStatement complete;
   PgStatement fail;
-  PgStatement release;
+  PgStatement release_many;
   PgStatement release_orphans;
   PgStatement heartbeat_many;
   PgStatement lease_state;
