@@ -821,6 +821,50 @@ TEST_F(PgQueueTest, ReaperSweepIsBoundedByMaxBatches) {
   EXPECT_THAT(queue_->RecoverStale(options).status(), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// A row trigger that lets the first statement's row through and refuses any row after it:
+// the first batch commits, the second fails.
+void RefuseAfterTheFirstRow(TestSchema& schema, const std::string& event) {
+  schema.Query("CREATE TABLE " + schema.name() + ".seen (n int)");
+  schema.AddTrigger("refuse_second", "BEFORE " + event, "FOR EACH ROW",
+                    "IF EXISTS (SELECT 1 FROM {s}.seen) THEN "
+                    "RAISE EXCEPTION 'second batch refused'; END IF; "
+                    "INSERT INTO {s}.seen VALUES (1); "
+                    "RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;");
+}
+
+// A sweep whose second batch fails says how many jobs its first batch recovered (committed
+// and logged) instead of an error alone.
+TEST_F(PgQueueTest, ReaperErrorCountsTheBatchesItCommitted) {
+  for (int i = 0; i < 2; ++i) ASSERT_THAT(queue_->Enqueue(Job("t")).status(), IsOk());
+  ASSERT_THAT(queue_->Claim(Request(2, "gone")).status(), IsOk());
+  RefuseAfterTheFirstRow(schema_, "UPDATE");
+  RecoverOptions options;
+  options.stale_after = absl::ZeroDuration();
+  options.batch_size = 1;
+  EXPECT_THAT(queue_->RecoverStale(options).status(),
+              StatusIs(absl::StatusCode::kInternal,
+                       AllOf(HasSubstr("recovered 1 stale job(s) in earlier batches"),
+                             HasSubstr("second batch refused"))));
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT string_agg(status, ',' ORDER BY status) FROM ",
+                                       schema_.name(), ".job_queue")),
+            "pending,processing");
+}
+
+TEST_F(PgQueueTest, PurgeErrorCountsTheBatchesItDeleted) {
+  for (int i = 0; i < 2; ++i) ASSERT_THAT(queue_->Enqueue(Job("t")).status(), IsOk());
+  schema_.Query(absl::StrCat("UPDATE ", schema_.name(),
+                             ".job_queue SET status = 'completed', finished_at = now() - "
+                             "interval '90 days'"));
+  RefuseAfterTheFirstRow(schema_, "DELETE");
+  PurgeOptions options;
+  options.batch_size = 1;
+  EXPECT_THAT(queue_->Purge(options).status(),
+              StatusIs(absl::StatusCode::kInternal,
+                       AllOf(HasSubstr("deleted 1 finished job(s) in earlier batches"),
+                             HasSubstr("second batch refused"))));
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "1");
+}
+
 // Completed and failed jobs take turns: a backlog of one cannot starve the other.
 TEST_F(PgQueueTest, PurgeGivesFailedJobsTheirTurn) {
   for (int i = 0; i < 12; ++i) ASSERT_THAT(queue_->Enqueue(Job("t")).status(), IsOk());

@@ -288,14 +288,10 @@ TEST_F(WorkerTest, GracefulStopReleasesUnfinishedJobs) {
   // two still running at the deadline in another (not a statement per job).
   const std::string s = schema_.name();
   schema_.Query(absl::StrCat("CREATE TABLE ", s, ".handed_back (jobs bigint)"));
-  schema_.Query(absl::StrCat("CREATE FUNCTION ", s,
-                             ".log_hand_back() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                             "INSERT INTO ",
-                             s, ".handed_back SELECT count(*) FROM changed ",
-                             "WHERE status = 'pending' HAVING count(*) > 0; RETURN NULL; END $$"));
-  schema_.Query(absl::StrCat("CREATE TRIGGER log_hand_back AFTER UPDATE ON ", s,
-                             ".job_queue REFERENCING NEW TABLE AS changed FOR EACH STATEMENT ",
-                             "EXECUTE FUNCTION ", s, ".log_hand_back()"));
+  schema_.AddTrigger("log_hand_back", "AFTER UPDATE",
+                     "REFERENCING NEW TABLE AS changed FOR EACH STATEMENT",
+                     "INSERT INTO {s}.handed_back SELECT count(*) FROM changed "
+                     "WHERE status = 'pending' HAVING count(*) > 0; RETURN NULL;");
   worker->Stop();
   runner.join();
   EXPECT_THAT(run_status, IsOk());

@@ -1112,43 +1112,46 @@ absl::StatusOr<RecoverResult> PgQueue::RecoverStale(const RecoverOptions& option
   // sweep, and a sweep is bounded by max_batches. Each batch takes the sweep lock again, so
   // another reaper may act between two batches; SKIP LOCKED keeps them off each other's rows.
   for (int batches = 0; batches < options.max_batches; ++batches) {
-    JQ_RETURN_IF_ERROR(conn->ExecScript("BEGIN", "recover"));
     const size_t before = out.jobs.size();
     int rows = 0;
-    absl::Status status = [&]() -> absl::Status {
-      JQ_ASSIGN_OR_RETURN(PgResult lock, conn->Run(sql.try_sweep_lock, {"jobqueue_reaper"}));
-      if (lock.Get(0, 0) != "t") return absl::OkStatus();
-      out.acted = true;
-      JQ_ASSIGN_OR_RETURN(PgResult batch,
-                          conn->Run(sql.recover_batch,
-                                    {internal::PgTextArray(types), internal::PgInt64Array(stale_us),
-                                     absl::StrCat(AgeMicros(options.stale_after)),
-                                     absl::StrCat(options.batch_size)}));
-      absl::flat_hash_set<std::string> queues_to_wake;
-      for (int r = 0; r < batch.rows(); ++r) {
-        RecoveredJob job;
-        job.id = batch.GetInt64(r, 0);
-        job.job_type = std::string(batch.Get(r, 1));
-        JQ_ASSIGN_OR_RETURN(job.new_status, ParseJobStatus(batch.Get(r, 2)));
-        job.previous_owner = std::string(batch.Get(r, 3));
-        if (job.new_status == JobStatus::kPending)
-          queues_to_wake.insert(std::string(batch.Get(r, 4)));
-        out.jobs.push_back(std::move(job));
-      }
-      rows = batch.rows();
-      for (const std::string& queue : queues_to_wake) {
-        JQ_RETURN_IF_ERROR(conn->Run(sql.notify_if_waiting, {queue}).status());
-      }
-      return absl::OkStatus();
-    }();
+    absl::Status status = conn->ExecScript("BEGIN", "recover");
+    if (status.ok())
+      status = [&]() -> absl::Status {
+        JQ_ASSIGN_OR_RETURN(PgResult lock, conn->Run(sql.try_sweep_lock, {"jobqueue_reaper"}));
+        if (lock.Get(0, 0) != "t") return absl::OkStatus();
+        out.acted = true;
+        JQ_ASSIGN_OR_RETURN(PgResult batch, conn->Run(sql.recover_batch,
+                                                      {internal::PgTextArray(types),
+                                                       internal::PgInt64Array(stale_us),
+                                                       absl::StrCat(AgeMicros(options.stale_after)),
+                                                       absl::StrCat(options.batch_size)}));
+        absl::flat_hash_set<std::string> queues_to_wake;
+        for (int r = 0; r < batch.rows(); ++r) {
+          RecoveredJob job;
+          job.id = batch.GetInt64(r, 0);
+          job.job_type = std::string(batch.Get(r, 1));
+          JQ_ASSIGN_OR_RETURN(job.new_status, ParseJobStatus(batch.Get(r, 2)));
+          job.previous_owner = std::string(batch.Get(r, 3));
+          if (job.new_status == JobStatus::kPending)
+            queues_to_wake.insert(std::string(batch.Get(r, 4)));
+          out.jobs.push_back(std::move(job));
+        }
+        rows = batch.rows();
+        for (const std::string& queue : queues_to_wake) {
+          JQ_RETURN_IF_ERROR(conn->Run(sql.notify_if_waiting, {queue}).status());
+        }
+        return absl::OkStatus();
+      }();
+    if (status.ok()) status = conn->ExecScript("COMMIT", "recover");
     if (!status.ok()) {
-      (void)conn->ExecScript("ROLLBACK", "recover");
-      out.jobs.resize(before);
-      return status;
-    }
-    if (absl::Status committed = conn->ExecScript("COMMIT", "recover"); !committed.ok()) {
-      out.jobs.resize(before);
-      return committed;
+      if (PQtransactionStatus(conn->raw()) != PQTRANS_IDLE) {
+        (void)conn->ExecScript("ROLLBACK", "recover");
+      }
+      // Earlier batches committed (and were logged): say so, or a caller counting would
+      // miss them.
+      if (before == 0) return status;
+      return Annotate(status,
+                      absl::StrCat("recovered ", before, " stale job(s) in earlier batches, then"));
     }
     for (size_t i = before; i < out.jobs.size(); ++i) {
       const RecoveredJob& job = out.jobs[i];
@@ -1182,13 +1185,17 @@ absl::StatusOr<int64_t> PgQueue::Purge(const PurgeOptions& options) {
   while (batches < options.max_batches && !(done[0] && done[1])) {
     for (int g = 0; g < 2 && batches < options.max_batches; ++g) {
       if (done[g]) continue;
-      JQ_ASSIGN_OR_RETURN(
-          PgResult r,
+      absl::StatusOr<PgResult> r =
           conn->Run(sql.purge_batch, {groups[g].first, absl::StrCat(AgeMicros(groups[g].second)),
-                                      absl::StrCat(options.batch_size)}));
+                                      absl::StrCat(options.batch_size)});
+      if (!r.ok()) {
+        if (deleted == 0) return r.status();
+        return Annotate(r.status(), absl::StrCat("deleted ", deleted,
+                                                 " finished job(s) in earlier batches, then"));
+      }
       ++batches;
       int64_t n = 0;
-      (void)absl::SimpleAtoi(PQcmdTuples(r.raw()), &n);
+      (void)absl::SimpleAtoi(PQcmdTuples(r->raw()), &n);
       deleted += n;
       if (n < options.batch_size) done[g] = true;
     }

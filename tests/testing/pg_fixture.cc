@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 
 namespace jobqueue::testing {
 
@@ -50,6 +51,15 @@ PGconn* TestSchema::Connect() const {
   PGconn* conn = PQconnectdb(std::string(url.Reveal()).c_str());
   if (PQstatus(conn) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(conn));
   return conn;
+}
+
+void TestSchema::AddTrigger(const std::string& name, const std::string& event,
+                            const std::string& level, const std::string& body) const {
+  const std::string function = absl::StrCat(name_, ".", name, "()");
+  Query(absl::StrCat("CREATE FUNCTION ", function, " RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ",
+                     absl::StrReplaceAll(body, {{"{s}", name_}}), " END $$"));
+  Query(absl::StrCat("CREATE TRIGGER ", name, " ", event, " ON ", name_, ".job_queue ", level,
+                     " EXECUTE FUNCTION ", function));
 }
 
 std::string TestSchema::Query(const std::string& sql) const {

@@ -30,6 +30,12 @@ class TestSchema {
   PGconn* Connect() const;
   // Runs SQL on a fresh connection and returns the first column of the first row ("" if none).
   std::string Query(const std::string& sql) const;
+  // Creates a plpgsql function <schema>.<name>() running `body` (the text between BEGIN and
+  // END, naming the schema {s}) and a trigger <name> `event` ON job_queue `level`: say
+  // "BEFORE INSERT", "FOR EACH ROW" or "AFTER UPDATE", "REFERENCING NEW TABLE AS n FOR EACH
+  // STATEMENT".
+  void AddTrigger(const std::string& name, const std::string& event, const std::string& level,
+                  const std::string& body) const;
 
  private:
   std::string name_;
