@@ -99,6 +99,10 @@ class Worker::Impl {
     stop_requested_.store(true);
     internal::WakeFd(wake_fd_);
   }
+  void StopNow() {
+    hurry_requested_.store(true);
+    Stop();
+  }
   WorkerStats stats() const {
     absl::MutexLock lock(&mu_);
     return stats_;
@@ -119,6 +123,11 @@ class Worker::Impl {
 
   bool StopWanted() const {
     return stop_requested_.load() || internal::StopGeneration() != signal_generation_;
+  }
+  // StopNow(), or a second stop signal (a second Ctrl-C): hand back running jobs at once
+  // instead of waiting out shutdown_timeout.
+  bool HurryWanted() const {
+    return hurry_requested_.load() || internal::StopGeneration() - signal_generation_ >= 2;
   }
   void HandlerLoop();
   void RunOne(const Lease& lease);
@@ -203,6 +212,7 @@ class Worker::Impl {
   const int wake_fd_;
   int capacity_ = 1;
   std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> hurry_requested_{false};
   const uint64_t signal_generation_ = internal::StopGeneration();
   std::atomic<bool> shutting_down_{false};
   // Some dispatcher's round claimed or finished jobs: the schema and rights were fine once.
@@ -910,6 +920,10 @@ void Worker::Impl::Shutdown() {
     }
     if (have_done && !Exchange(/*claim=*/false).ok()) absl::SleepFor(options_.reconnect_min);
     if (!busy || internal::MonotonicNow() >= deadline) break;
+    if (HurryWanted()) {
+      internal::LogWarn("stopped again: handing back running jobs without waiting for them");
+      break;
+    }
     if (internal::MonotonicNow() >= next_heartbeat) {
       Heartbeat();
       next_heartbeat = internal::MonotonicNow() + options_.heartbeat_interval;
@@ -928,7 +942,7 @@ void Worker::Impl::Shutdown() {
   }
   GiveBack(overdue);
   for (const Lease& lease : overdue) {
-    internal::LogWarn("job {} ({}) still running at the shutdown deadline: released", lease.job_id,
+    internal::LogWarn("job {} ({}) still running at shutdown: released", lease.job_id,
                       lease.job_type);
   }
   {
@@ -984,6 +998,7 @@ absl::Status Worker::Register(absl::string_view job_type, JobHandler handler) {
 }
 absl::Status Worker::Run() { return impl_->Run(); }
 void Worker::Stop() { impl_->Stop(); }
+void Worker::StopNow() { impl_->StopNow(); }
 WorkerStats Worker::stats() const { return impl_->stats(); }
 const std::string& Worker::worker_id() const { return impl_->worker_id(); }
 

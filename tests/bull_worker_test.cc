@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "jobqueue/json.h"
 #include "jobqueue/retry.h"
@@ -661,6 +662,34 @@ TEST_F(BullWorkerTest, GracefulStopHandsBackUnfinishedJobsUnlocked) {
   EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
   EXPECT_THAT(Redis({"LRANGE", Key("wait"), "0", "-1"}).elements.size(), 1u);
   EXPECT_EQ(Redis({"EXISTS", Key(id + ":lock")}).integer, 0);
+  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 0);  // the late result was refused
+}
+
+// StopNow() while stopping (what a second Ctrl-C does) hands the running job back at once
+// instead of waiting out a long shutdown_timeout.
+TEST_F(BullWorkerTest, StopNowHandsBackRunningJobsAtOnce) {
+  const std::string id = Add("{}");
+  std::atomic<bool> started{false};
+  absl::Notification finish;
+  BullWorkerOptions options;
+  options.shutdown_timeout = absl::Seconds(60);
+  StartWorker(
+      [&](BullJobContext&) -> absl::StatusOr<std::string> {
+        started = true;
+        finish.WaitForNotificationWithTimeout(absl::Seconds(60));
+        return std::string("1");
+      },
+      options);
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  worker_->Stop();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 1);  // the first stop waits for the handler
+  worker_->StopNow();
+  EXPECT_TRUE(Eventually([&] { return Redis({"LLEN", Key("wait")}).integer == 1; }));
+  EXPECT_EQ(Redis({"EXISTS", Key(id + ":lock")}).integer, 0);
+  finish.Notify();
+  StopWorker();
+  EXPECT_EQ(stats_.released, 1);
   EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 0);  // the late result was refused
 }
 

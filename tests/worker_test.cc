@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -57,6 +58,9 @@ class WorkerTest : public ::testing::Test {
             "one", [](JobContext&) -> absl::StatusOr<std::string> { return std::string("1"); }),
         IsOk());
   }
+
+  // Stop(), then StopNow() or two stop signals, while a handler runs (see its definition).
+  void ExpectASecondStopReleasesRunningJobsAtOnce(bool by_signal);
 
   WorkerOptions Options(int concurrency = 2) {
     WorkerOptions options;
@@ -301,6 +305,47 @@ TEST_F(WorkerTest, GracefulStopReleasesUnfinishedJobs) {
   EXPECT_EQ(schema_.Query(absl::StrCat(
                 "SELECT string_agg(jobs::text, ',' ORDER BY jobs DESC) FROM ", s, ".handed_back")),
             "4,2");
+}
+
+// StopNow() while stopping, or a second stop signal (a second Ctrl-C), releases the running
+// job at once instead of waiting out a long shutdown_timeout; the handler's late result is
+// dropped.
+void WorkerTest::ExpectASecondStopReleasesRunningJobsAtOnce(bool by_signal) {
+  ASSERT_THAT(queue_->Enqueue(MakeJob("stubborn")).status(), IsOk());
+  WorkerOptions options = Options(1);
+  options.shutdown_timeout = absl::Seconds(60);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<bool> started{false};
+  absl::Notification finish;
+  ASSERT_THAT(worker->Register("stubborn",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 started = true;
+                                 finish.WaitForNotificationWithTimeout(absl::Seconds(60));
+                                 return std::string("\"late\"");
+                               }),
+              IsOk());
+  if (by_signal) StopWorkersOnSignals();
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  by_signal ? (void)std::raise(SIGTERM) : worker->Stop();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(CountWhere("status = 'processing'"), 1);  // the first stop waits for the handler
+  by_signal ? (void)std::raise(SIGTERM) : worker->StopNow();
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'pending' AND attempts = 0") == 1; }));
+  finish.Notify();
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
+  EXPECT_EQ(worker->stats().released, 1);
+  EXPECT_EQ(CountWhere("status = 'pending' AND attempts = 0 AND result IS NULL"), 1);
+}
+
+TEST_F(WorkerTest, StopNowReleasesRunningJobsAtOnce) {
+  ExpectASecondStopReleasesRunningJobsAtOnce(/*by_signal=*/false);
+}
+
+TEST_F(WorkerTest, ASecondStopSignalReleasesRunningJobsAtOnce) {
+  ExpectASecondStopReleasesRunningJobsAtOnce(/*by_signal=*/true);
 }
 
 TEST_F(WorkerTest, HandlersSeeStoppingAndTheirJobsAreReleased) {

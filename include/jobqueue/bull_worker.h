@@ -119,6 +119,9 @@ class BullWorker {
   absl::Status Run();
   // Asks Run() to stop. Thread-safe; returns at once.
   void Stop();
+  // Stop(), but the jobs still running are handed back at once instead of after
+  // shutdown_timeout. A second stop signal does this (a second Ctrl-C).
+  void StopNow();
   BullWorkerStats stats() const;
 
  private:

@@ -107,6 +107,10 @@ class Worker {
   absl::Status Run();
   // Asks Run() to stop gracefully. Thread-safe; returns at once.
   void Stop();
+  // Stop(), but the jobs still running are released at once instead of after shutdown_timeout
+  // (their late results are dropped); Run() still returns only once their handlers do. A
+  // second stop signal does this (a second Ctrl-C).
+  void StopNow();
 
   WorkerStats stats() const;
   const std::string& worker_id() const;

@@ -99,6 +99,10 @@ class BullWorker::Impl {
     stop_requested_.store(true);
     internal::WakeFd(wake_fd_);
   }
+  void StopNow() {
+    hurry_requested_.store(true);
+    Stop();
+  }
   BullWorkerStats stats() const {
     absl::MutexLock lock(&mu_);
     return stats_;
@@ -121,11 +125,22 @@ class BullWorker::Impl {
   bool StopWanted() const {
     return stop_requested_.load() || internal::StopGeneration() != signal_generation_;
   }
+  // StopNow(), or a second stop signal (a second Ctrl-C): hand back running jobs at once
+  // instead of waiting out shutdown_timeout.
+  bool HurryWanted() const {
+    return hurry_requested_.load() || internal::StopGeneration() - signal_generation_ >= 2;
+  }
   // Starts the shutdown clock once a stop is wanted.
   void NoteStop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!stopping_ && StopWanted()) {
       stopping_ = true;
       stop_deadline_ = internal::MonotonicNow() + options_.shutdown_timeout;
+    }
+    if (stopping_ && !hurried_ && HurryWanted()) {
+      hurried_ = true;
+      stop_deadline_ = std::min(stop_deadline_, internal::MonotonicNow());
+      internal::LogWarn("BullMQ worker on {}: stopped again: handing back running jobs now",
+                        queue_);
     }
   }
   absl::StatusOr<std::unique_ptr<RedisConnection>> Open(bool named) {
@@ -193,6 +208,7 @@ class BullWorker::Impl {
   const int wake_fd_;
   const std::string token_prefix_;
   std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> hurry_requested_{false};
   const uint64_t signal_generation_ = internal::StopGeneration();
   std::atomic<bool> quit_{false};  // tells helper threads to exit
   // Recent time per job in Process (a moving average; 0 until the first job). Updates from
@@ -221,6 +237,7 @@ class BullWorker::Impl {
   bool inline_handler_ = false;
   absl::Duration hold_limit_;
   absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  bool hurried_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<std::pair<std::string, std::string>> running_ ABSL_GUARDED_BY(mu_);  // id, token
   bool running_released_ ABSL_GUARDED_BY(mu_) = false;
   // Results of inline jobs not yet sent, and when the first of them was done.
@@ -918,6 +935,7 @@ absl::StatusOr<std::unique_ptr<BullWorker>> BullWorker::Create(const Secret& red
 
 absl::Status BullWorker::Run() { return impl_->Run(); }
 void BullWorker::Stop() { impl_->Stop(); }
+void BullWorker::StopNow() { impl_->StopNow(); }
 BullWorkerStats BullWorker::stats() const { return impl_->stats(); }
 
 }  // namespace jobqueue

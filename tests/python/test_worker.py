@@ -219,6 +219,40 @@ def test_sigint_stops_gracefully_and_restores_the_handler(queue):
     assert signal.getsignal(signal.SIGINT) is previous
 
 
+def test_a_second_sigint_hands_the_running_job_back_at_once(queue):
+    queue.enqueue("t")
+    worker = make_worker(queue, exit_when_idle=None, shutdown_timeout=60)
+    started, finish = threading.Event(), threading.Event()
+
+    def stubborn(job):
+        started.set()
+        finish.wait(60)
+        return "late"
+
+    worker.register("t", stubborn)
+
+    processing_after_first = []
+
+    def interrupt_twice():
+        started.wait(10)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)
+        processing_after_first.append(queue.count(status="processing"))
+        os.kill(os.getpid(), signal.SIGINT)
+        deadline = time.monotonic() + 10
+        while queue.count(status="pending") != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        finish.set()
+
+    helper = threading.Thread(target=interrupt_twice)
+    helper.start()
+    stats = worker.run()
+    helper.join()
+    assert processing_after_first == [1]  # the first SIGINT waits for the handler
+    assert stats.released == 1
+    assert queue.count(status="pending") == 1 and queue.count(status="completed") == 0
+
+
 def test_keyboard_interrupt_without_signal_handling_still_stops_gracefully(queue):
     queue.enqueue("t")
     worker = make_worker(queue, exit_when_idle=None)

@@ -212,8 +212,8 @@ BullWorkerStats RunBull(PyBullWorker& w, bool handle_signals) {
   w.ran = true;
   w.handlers->frozen = true;
   BullWorker* worker = w.worker.get();
-  RunUntilStopped([worker] { return worker->Run(); }, [worker] { worker->Stop(); }, handle_signals,
-                  w.shutdown_timeout);
+  RunUntilStopped([worker] { return worker->Run(); }, [worker] { worker->Stop(); },
+                  [worker] { worker->StopNow(); }, handle_signals, w.shutdown_timeout);
   return worker->stats();
 }
 
@@ -537,8 +537,18 @@ previous handlers are restored afterwards), or exit_when_idle, with the GIL rele
 gracefully: in-flight handlers get shutdown_timeout, the rest go back to wait and no lock is
 left behind. Returns the BullWorkerStats. A worker runs once.)doc")
       .def(
-          "stop", [](PyBullWorker& w) { w.worker->Stop(); },
-          "Asks run() to stop gracefully; returns at once. Safe from any thread and handler.")
+          "stop",
+          [](PyBullWorker& w, bool now) {
+            if (now) {
+              w.worker->StopNow();
+            } else {
+              w.worker->Stop();
+            }
+          },
+          py::kw_only(), py::arg("now") = false,
+          "Asks run() to stop gracefully; returns at once. Safe from any thread and handler. "
+          "now=True hands back running jobs at once instead of waiting out shutdown_timeout (as a "
+          "second SIGINT does).")
       .def_property_readonly("stats", [](const PyBullWorker& w) { return w.worker->stats(); })
       .def_property_readonly("queue", [](const PyBullWorker& w) { return w.queue; })
       .def_property_readonly(

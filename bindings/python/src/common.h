@@ -159,7 +159,8 @@ void StopWorkersAtExit();
 // `stop`, and the previous handlers are restored afterwards; an exception a signal handler
 // raises calls `stop` and is re-raised once `run` returned. A non-OK status is raised.
 void RunUntilStopped(const std::function<absl::Status()>& run, const std::function<void()>& stop,
-                     bool handle_signals, absl::Duration grace);
+                     const std::function<void()>& stop_now, bool handle_signals,
+                     absl::Duration grace);
 
 // Creates the exception hierarchy on `module` and registers the translator.
 void RegisterErrors(py::module_& module);

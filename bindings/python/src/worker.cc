@@ -182,7 +182,8 @@ std::optional<std::string> SafeStr(py::handle value) {
 }
 
 void RunUntilStopped(const std::function<absl::Status()>& run, const std::function<void()>& stop,
-                     bool handle_signals, absl::Duration grace) {
+                     const std::function<void()>& stop_now, bool handle_signals,
+                     absl::Duration grace) {
   py::module_ signal = py::module_::import("signal");
   py::module_ threading = py::module_::import("threading");
   const bool main_thread = threading.attr("current_thread")().is(threading.attr("main_thread")());
@@ -190,7 +191,10 @@ void RunUntilStopped(const std::function<absl::Status()>& run, const std::functi
   // runtime to stop, and the loop below gives Python the chance to run them.
   std::vector<std::pair<py::object, py::object>> saved;
   if (handle_signals && main_thread) {
-    py::cpp_function on_signal([stop](const py::args&) { stop(); });
+    // The first signal stops gracefully, a second one (a second Ctrl-C) without waiting.
+    auto signals = std::make_shared<int>(0);
+    py::cpp_function on_signal(
+        [stop, stop_now, signals](const py::args&) { (++*signals == 1 ? stop : stop_now)(); });
     for (const char* name : {"SIGINT", "SIGTERM"}) {
       py::object signum = signal.attr(name);
       saved.emplace_back(signum, signal.attr("getsignal")(signum));
@@ -228,9 +232,15 @@ void RunUntilStopped(const std::function<absl::Status()>& run, const std::functi
         py::gil_scoped_acquire gil;
         // A handler that raises (KeyboardInterrupt without handle_signals, say) stops the
         // worker gracefully; the exception is raised once it has stopped.
-        if (error_type == nullptr && PyErr_CheckSignals() != 0) {
-          PyErr_Fetch(&error_type, &error_value, &error_trace);
-          stop();
+        if (PyErr_CheckSignals() != 0) {
+          // The first is raised once stopped; a second one stops without waiting.
+          if (error_type == nullptr) {
+            PyErr_Fetch(&error_type, &error_value, &error_trace);
+            stop();
+          } else {
+            PyErr_Clear();
+            stop_now();
+          }
         }
 #if defined(__GLIBCXX__)
       } catch (abi::__forced_unwind&) {
@@ -263,8 +273,8 @@ WorkerStats Run(PyWorker& w, bool handle_signals) {
   if (w.ran) throw StatusError(absl::FailedPreconditionError("a worker runs only once"));
   w.ran = true;
   Worker* worker = w.worker.get();
-  RunUntilStopped([worker] { return worker->Run(); }, [worker] { worker->Stop(); }, handle_signals,
-                  w.shutdown_timeout);
+  RunUntilStopped([worker] { return worker->Run(); }, [worker] { worker->Stop(); },
+                  [worker] { worker->StopNow(); }, handle_signals, w.shutdown_timeout);
   return worker->stats();
 }
 
@@ -387,8 +397,17 @@ Processes jobs until stop(), SIGINT/SIGTERM (when handle_signals and on the main
 previous handlers are restored afterwards), or exit_when_idle. Stops gracefully: running
 handlers get shutdown_timeout to finish. Returns the WorkerStats. A worker runs once.)doc")
       .def(
-          "stop", [](PyWorker& w) { w.worker->Stop(); },
-          "Asks run() to stop gracefully; returns at once. Safe from any thread.")
+          "stop",
+          [](PyWorker& w, bool now) {
+            if (now) {
+              w.worker->StopNow();
+            } else {
+              w.worker->Stop();
+            }
+          },
+          py::kw_only(), py::arg("now") = false,
+          "Asks run() to stop gracefully; returns at once. Safe from any thread. now=True releases "
+          "running jobs at once instead of waiting out shutdown_timeout (as a second SIGINT does).")
       .def_property_readonly("stats", [](const PyWorker& w) { return w.worker->stats(); })
       .def_property_readonly("worker_id", [](const PyWorker& w) { return w.worker->worker_id(); })
       .def_property_readonly("job_types", [](const PyWorker& w) { return w.job_types; });
