@@ -284,6 +284,7 @@ class PgQueue {
   // EnqueueMany after every job passed ValidateNewJob (at most 100000).
   absl::StatusOr<std::vector<EnqueueResult>> EnqueueManyValidated(absl::Span<const NewJob> jobs);
   absl::StatusOr<std::vector<EnqueueResult>> EnqueueManyByCopy(absl::Span<const NewJob> jobs);
+  // One validated job in a statement of its own.
   absl::StatusOr<EnqueueResult> EnqueueAlone(const NewJob& job);
   // Runs a statement taking (worker id, ids, attempts, claimed_at_us) over `leases` and
   // returning the ids it wrote; returns the others.

@@ -122,9 +122,9 @@ PgParams EnqueueOneParams(const NewJob& job) {
           o.dedupe_key.empty() ? std::nullopt : std::optional<std::string>(o.dedupe_key)};
 }
 
-absl::StatusOr<EnqueueResult> EnqueueOneOn(PgConnection& conn, const QueueSql& sql,
-                                           const NewJob& job) {
-  JQ_RETURN_IF_ERROR(ValidateNewJob(job));
+// `job` passed ValidateNewJob (its JSON check is the costly part for big payloads).
+absl::StatusOr<EnqueueResult> EnqueueValidatedOn(PgConnection& conn, const QueueSql& sql,
+                                                 const NewJob& job) {
   PgParams params = EnqueueOneParams(job);
   if (job.options.dedupe_key.empty()) {
     params.pop_back();
@@ -326,7 +326,7 @@ absl::StatusOr<int> PgQueue::Migrate() {
 
 absl::StatusOr<EnqueueResult> PgQueue::EnqueueAlone(const NewJob& job) {
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  return EnqueueOneOn(*conn, SqlFor(options_.schema), job);
+  return EnqueueValidatedOn(*conn, SqlFor(options_.schema), job);
 }
 
 absl::StatusOr<EnqueueResult> PgQueue::Enqueue(const NewJob& job) {
@@ -609,7 +609,7 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueManyValidated(
       } else if (!result.IsNull(r, 2)) {
         out[i] = {result.GetInt64(r, 2), false};
       } else {
-        JQ_ASSIGN_OR_RETURN(out[i], EnqueueOneOn(*conn, sql, jobs[i]));
+        JQ_ASSIGN_OR_RETURN(out[i], EnqueueValidatedOn(*conn, sql, jobs[i]));
       }
     }
     return absl::OkStatus();
