@@ -202,6 +202,8 @@ class Worker::Impl {
   void ReleaseOrphans();
   absl::Status EnsureListening();
   void DropListener();
+  // Reads the listening connection's notifications without blocking.
+  void DrainListener();
   void WaitForWake(absl::Duration timeout);
   void Shutdown();
   // Releases leases at a stop (unstarted, or overdue at the deadline) and forgets them.
@@ -721,16 +723,19 @@ void Worker::Impl::WaitForWake(absl::Duration timeout) {
     ssize_t n = ::read(wake_fd_, &counter, sizeof(counter));
     (void)n;
   }
-  if (nfds == 2 && fds[1].revents != 0) {
-    PGconn* conn = listener_->raw();
-    if (PQconsumeInput(conn) == 0) {
-      internal::LogWarn("notification connection lost; polling until it is back");
-      DropListener();
-      waiting_registered_ = false;
-      return;
-    }
-    while (PGnotify* notify = PQnotifies(conn)) PQfreemem(notify);
+  if (nfds == 2 && fds[1].revents != 0) DrainListener();
+}
+
+void Worker::Impl::DrainListener() {
+  if (listener_ == nullptr) return;
+  PGconn* conn = listener_->raw();
+  if (PQconsumeInput(conn) == 0) {
+    internal::LogWarn("notification connection lost; polling until it is back");
+    DropListener();
+    waiting_registered_ = false;
+    return;
   }
+  while (PGnotify* notify = PQnotifies(conn)) PQfreemem(notify);
 }
 
 absl::Status Worker::Impl::Run() {
@@ -774,6 +779,10 @@ absl::Status Worker::Impl::Run() {
   };
   while (!StopWanted()) {
     bool drained = false;
+    // A busy worker may go long without waiting: read what its listening connection got
+    // meanwhile, or its backend, blocked on a full socket, holds back the server's notification
+    // queue for everyone.
+    DrainListener();
     // Before the round: a busy loop (claims filling up, flushes) must not put heartbeats off.
     if (internal::MonotonicNow() >= next_heartbeat) {
       Heartbeat();
