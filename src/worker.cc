@@ -124,10 +124,11 @@ class Worker::Impl {
   bool StopWanted() const {
     return stop_requested_.load() || internal::StopGeneration() != signal_generation_;
   }
-  // StopNow(), or a second stop signal (a second Ctrl-C): hand back running jobs at once
-  // instead of waiting out shutdown_timeout.
+  // StopNow(), or a second stop signal (a second Ctrl-C, kHurrySignalGap or more after the
+  // first): hand back running jobs at once instead of waiting out shutdown_timeout.
   bool HurryWanted() const {
-    return hurry_requested_.load() || internal::StopGeneration() - signal_generation_ >= 2;
+    return hurry_requested_.load() ||
+           internal::SpacedStopGeneration() - spaced_signal_generation_ >= 2;
   }
   void HandlerLoop();
   void RunOne(const Lease& lease);
@@ -207,7 +208,8 @@ class Worker::Impl {
   void WaitForWake(absl::Duration timeout);
   void Shutdown();
   // Releases leases at a stop (unstarted, or overdue at the deadline) and forgets them.
-  void GiveBack(absl::Span<const Lease> leases);
+  // Returns the job ids not released (lease lost, or the database did not answer).
+  absl::flat_hash_set<int64_t> GiveBack(absl::Span<const Lease> leases);
 
   PgQueue* const queue_;
   WorkerOptions options_;
@@ -216,6 +218,7 @@ class Worker::Impl {
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> hurry_requested_{false};
   const uint64_t signal_generation_ = internal::StopGeneration();
+  const uint64_t spaced_signal_generation_ = internal::SpacedStopGeneration();
   std::atomic<bool> shutting_down_{false};
   // Some dispatcher's round claimed or finished jobs: the schema and rights were fine once.
   std::atomic<bool> worked_{false};
@@ -882,17 +885,24 @@ absl::Status Worker::Impl::Run() {
   return cannot_run;
 }
 
-void Worker::Impl::GiveBack(absl::Span<const Lease> leases) {
+absl::flat_hash_set<int64_t> Worker::Impl::GiveBack(absl::Span<const Lease> leases) {
+  absl::flat_hash_set<int64_t> kept;
   // A statement per chunk, not per job: a stop hands back up to a whole batch, and a database
   // that stopped answering costs one timeout per chunk.
   constexpr size_t kChunk = 1000;
   for (size_t at = 0; at < leases.size(); at += kChunk) {
     absl::Span<const Lease> chunk = leases.subspan(at, kChunk);
     absl::StatusOr<std::vector<int64_t>> lost = queue_->ReleaseMany(chunk);
+    if (lost.ok()) {
+      kept.insert(lost->begin(), lost->end());
+    } else {
+      for (const Lease& lease : chunk) kept.insert(lease.job_id);
+    }
     absl::MutexLock lock(&mu_);
     for (const Lease& lease : chunk) Forget(lease);
     if (lost.ok()) stats_.released += static_cast<int64_t>(chunk.size() - lost->size());
   }
+  return kept;
 }
 
 void Worker::Impl::Shutdown() {
@@ -949,10 +959,12 @@ void Worker::Impl::Shutdown() {
       given_back_.insert(id);
     }
   }
-  GiveBack(overdue);
+  const absl::flat_hash_set<int64_t> kept = GiveBack(overdue);
   for (const Lease& lease : overdue) {
-    internal::LogWarn("job {} ({}) still running at shutdown: released", lease.job_id,
-                      lease.job_type);
+    internal::LogWarn("job {} ({}) still running at shutdown: {}", lease.job_id, lease.job_type,
+                      kept.contains(lease.job_id)
+                          ? "not released (lease lost, or the database did not answer)"
+                          : "released");
   }
   {
     absl::MutexLock lock(&mu_);

@@ -120,7 +120,8 @@ class BullWorker {
   // Asks Run() to stop. Thread-safe; returns at once.
   void Stop();
   // Stop(), but the jobs still running are handed back at once instead of after
-  // shutdown_timeout. A second stop signal does this (a second Ctrl-C).
+  // shutdown_timeout. A second stop signal a second or more after the first does this (a
+  // second Ctrl-C).
   void StopNow();
   BullWorkerStats stats() const;
 

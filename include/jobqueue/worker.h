@@ -109,7 +109,7 @@ class Worker {
   void Stop();
   // Stop(), but the jobs still running are released at once instead of after shutdown_timeout
   // (their late results are dropped); Run() still returns only once their handlers do. A
-  // second stop signal does this (a second Ctrl-C).
+  // second stop signal a second or more after the first does this (a second Ctrl-C).
   void StopNow();
 
   WorkerStats stats() const;

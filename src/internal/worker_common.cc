@@ -21,12 +21,23 @@ constexpr int kMaxSignalWorkers = 64;
 std::atomic<int> g_wake_fds[kMaxSignalWorkers];
 // Bumped by every stop signal; a worker stops once it differs from its value at creation.
 std::atomic<uint64_t> g_stop_generation{0};
+std::atomic<uint64_t> g_spaced_stop_generation{0};
+std::atomic<int64_t> g_last_spaced_stop_ns{INT64_MIN};
+const int64_t kHurrySignalGapNs = absl::ToInt64Nanoseconds(kHurrySignalGap);
 // Signal handlers between reading a slot and writing to its fd: an unregistering worker waits
 // for them, so none writes to its fd after it was closed (and its number maybe reused).
 std::atomic<int> g_handlers_waking{0};
 
 void OnStopSignal(int) {
   g_stop_generation.fetch_add(1);
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
+  const int64_t now_ns = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+  const int64_t last_ns = g_last_spaced_stop_ns.load();
+  if (last_ns == INT64_MIN || now_ns - last_ns >= kHurrySignalGapNs) {
+    g_last_spaced_stop_ns.store(now_ns);
+    g_spaced_stop_generation.fetch_add(1);
+  }
   g_handlers_waking.fetch_add(1);
   for (auto& slot : g_wake_fds) {
     const int fd_plus_one = slot.load();
@@ -62,6 +73,7 @@ void UnregisterStopWakeFd(int slot) {
 }
 
 uint64_t StopGeneration() { return g_stop_generation.load(); }
+uint64_t SpacedStopGeneration() { return g_spaced_stop_generation.load(); }
 
 absl::Time MonotonicNow() {
   timespec now;

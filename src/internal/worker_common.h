@@ -30,6 +30,11 @@ void UnregisterStopWakeFd(int slot);
 // value when it is made and stops once it changes, so a worker made after a signal (a test,
 // a Python process restarting its worker) is not stopped by that old signal.
 uint64_t StopGeneration();
+// Like StopGeneration(), but signals within kHurrySignalGap of the last one counted are not
+// counted: a launcher that forwards the terminal's Ctrl-C to a process that got it from the
+// terminal too must not look like a second Ctrl-C. Two counted signals hurry the stop.
+inline constexpr absl::Duration kHurrySignalGap = absl::Seconds(1);
+uint64_t SpacedStopGeneration();
 
 // The longest lock or period a BullMQ worker or consumer sends to Redis: a PX beyond Redis'
 // range fails only inside a claim script, after it moved jobs to active.

@@ -125,10 +125,11 @@ class BullWorker::Impl {
   bool StopWanted() const {
     return stop_requested_.load() || internal::StopGeneration() != signal_generation_;
   }
-  // StopNow(), or a second stop signal (a second Ctrl-C): hand back running jobs at once
-  // instead of waiting out shutdown_timeout.
+  // StopNow(), or a second stop signal (a second Ctrl-C, kHurrySignalGap or more after the
+  // first): hand back running jobs at once instead of waiting out shutdown_timeout.
   bool HurryWanted() const {
-    return hurry_requested_.load() || internal::StopGeneration() - signal_generation_ >= 2;
+    return hurry_requested_.load() ||
+           internal::SpacedStopGeneration() - spaced_signal_generation_ >= 2;
   }
   // Starts the shutdown clock once a stop is wanted.
   void NoteStop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -210,6 +211,7 @@ class BullWorker::Impl {
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> hurry_requested_{false};
   const uint64_t signal_generation_ = internal::StopGeneration();
+  const uint64_t spaced_signal_generation_ = internal::SpacedStopGeneration();
   std::atomic<bool> quit_{false};  // tells helper threads to exit
   // Recent time per job in Process (a moving average; 0 until the first job). Updates from
   // several handler threads may overwrite each other: it is only a pace estimate.

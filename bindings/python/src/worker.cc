@@ -9,11 +9,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common.h"
 #include "jobqueue/config.h"
 
@@ -191,10 +193,18 @@ void RunUntilStopped(const std::function<absl::Status()>& run, const std::functi
   // runtime to stop, and the loop below gives Python the chance to run them.
   std::vector<std::pair<py::object, py::object>> saved;
   if (handle_signals && main_thread) {
-    // The first signal stops gracefully, a second one (a second Ctrl-C) without waiting.
-    auto signals = std::make_shared<int>(0);
-    py::cpp_function on_signal(
-        [stop, stop_now, signals](const py::args&) { (++*signals == 1 ? stop : stop_now)(); });
+    // The first signal stops gracefully, a later one (a second Ctrl-C) without waiting. One
+    // that follows the first within a second is the same Ctrl-C forwarded by a launcher.
+    auto first_signal = std::make_shared<std::optional<absl::Time>>();
+    py::cpp_function on_signal([stop, stop_now, first_signal](const py::args&) {
+      const absl::Time now = absl::Now();
+      if (!first_signal->has_value()) {
+        *first_signal = now;
+        stop();
+      } else if (now - **first_signal >= absl::Seconds(1)) {
+        stop_now();
+      }
+    });
     for (const char* name : {"SIGINT", "SIGTERM"}) {
       py::object signum = signal.attr(name);
       saved.emplace_back(signum, signal.attr("getsignal")(signum));
@@ -232,15 +242,9 @@ void RunUntilStopped(const std::function<absl::Status()>& run, const std::functi
         py::gil_scoped_acquire gil;
         // A handler that raises (KeyboardInterrupt without handle_signals, say) stops the
         // worker gracefully; the exception is raised once it has stopped.
-        if (PyErr_CheckSignals() != 0) {
-          // The first is raised once stopped; a second one stops without waiting.
-          if (error_type == nullptr) {
-            PyErr_Fetch(&error_type, &error_value, &error_trace);
-            stop();
-          } else {
-            PyErr_Clear();
-            stop_now();
-          }
+        if (error_type == nullptr && PyErr_CheckSignals() != 0) {
+          PyErr_Fetch(&error_type, &error_value, &error_trace);
+          stop();
         }
 #if defined(__GLIBCXX__)
       } catch (abi::__forced_unwind&) {

@@ -407,7 +407,8 @@ JQ_EXPORT jq_status_t jq_pg_worker_run(jq_pg_worker_t* worker, char** errptr);
  * handler (it only stores an atomic and writes to an eventfd). */
 JQ_EXPORT void jq_pg_worker_stop(jq_pg_worker_t* worker);
 /* SIGTERM and SIGINT stop every worker running in the process; a second one while they stop
- * hands their running jobs back at once instead of waiting out the shutdown timeout. */
+ * (a second or more after the first) hands their running jobs back at once instead of waiting
+ * out the shutdown timeout. */
 JQ_EXPORT void jq_stop_workers_on_signals(void);
 JQ_EXPORT const char* jq_pg_worker_id(const jq_pg_worker_t* worker);
 
