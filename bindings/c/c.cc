@@ -1194,6 +1194,10 @@ void jq_pg_worker_stop(jq_pg_worker_t* worker) {
   if (worker != nullptr) worker->worker->Stop();
 }
 
+void jq_pg_worker_stop_now(jq_pg_worker_t* worker) {
+  if (worker != nullptr) worker->worker->StopNow();
+}
+
 void jq_stop_workers_on_signals(void) { jobqueue::StopWorkersOnSignals(); }
 
 const char* jq_pg_worker_id(const jq_pg_worker_t* worker) {
@@ -1812,6 +1816,10 @@ jq_status_t jq_bull_worker_run(jq_bull_worker_t* worker, char** errptr) {
 
 void jq_bull_worker_stop(jq_bull_worker_t* worker) {
   if (worker != nullptr) worker->worker->Stop();
+}
+
+void jq_bull_worker_stop_now(jq_bull_worker_t* worker) {
+  if (worker != nullptr) worker->worker->StopNow();
 }
 
 int64_t jq_bull_worker_stat(const jq_bull_worker_t* worker, jq_bull_worker_stat_t stat) {

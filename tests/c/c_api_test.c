@@ -813,6 +813,75 @@ static void RunAndStop(jq_pg_queue_t* queue, int use_signal) {
   jq_pg_worker_destroy(worker);
 }
 
+typedef struct Stubborn {
+  atomic_int started;
+  atomic_int finish;
+} Stubborn;
+
+/* Runs until told to finish (or 60 s), whatever the worker's stopping flag says. */
+static jq_status_t HandleStubborn(void* user_data, jq_job_context_t* job) {
+  Stubborn* stubborn = (Stubborn*)user_data;
+  atomic_store(&stubborn->started, 1);
+  for (int waited = 0; waited < 60000 && !atomic_load(&stubborn->finish); waited += 5) SleepMs(5);
+  jq_job_context_set_result(job, "\"late\"");
+  return JQ_OK;
+}
+
+typedef struct StopNowRun {
+  jq_pg_worker_t* worker;
+  jq_status_t status;
+} StopNowRun;
+
+static void* RunWorker(void* arg) {
+  StopNowRun* run = (StopNowRun*)arg;
+  char* err = NULL;
+  run->status = jq_pg_worker_run(run->worker, &err);
+  if (run->status != JQ_OK) fprintf(stderr, "stop_now run: %s\n", err ? err : "(no message)");
+  jq_free(err);
+  return NULL;
+}
+
+/* jq_pg_worker_stop leaves a running job running (the shutdown timeout is long);
+   jq_pg_worker_stop_now then releases it while its handler still runs. */
+static void TestStopNow(jq_pg_queue_t* queue) {
+  StartPhase("worker: stop_now releases a running job at once");
+  int64_t id = 0;
+  int inserted = 0;
+  CHECK_OK(jq_pg_enqueue(queue, "c_stubborn", "{}", NULL, &id, &inserted, OK_ERR));
+  jq_worker_options_t* options = WorkerOptions(-1);
+  jq_worker_options_set_shutdown_timeout_ms(options, 60000);
+  jq_pg_worker_t* worker = NULL;
+  CHECK_OK(jq_pg_worker_create(queue, options, &worker, OK_ERR));
+  jq_worker_options_destroy(options);
+  if (worker == NULL) return;
+  Stubborn stubborn;
+  atomic_init(&stubborn.started, 0);
+  atomic_init(&stubborn.finish, 0);
+  CHECK_OK(jq_pg_worker_register(worker, "c_stubborn", HandleStubborn, &stubborn, OK_ERR));
+  StopNowRun run = {worker, JQ_OK};
+  pthread_t thread;
+  CHECK(pthread_create(&thread, NULL, RunWorker, &run) == 0);
+  for (int waited = 0; waited < 30000 && !atomic_load(&stubborn.started); waited += 10) SleepMs(10);
+  CHECK(atomic_load(&stubborn.started));
+  jq_pg_worker_stop(worker);
+  SleepMs(300);
+  CHECK(strcmp(JobStatus(queue, id, NULL, 0), "processing") == 0);
+  jq_pg_worker_stop_now(worker);
+  int released = 0;
+  for (int waited = 0; waited < 10000 && !released; waited += 20) {
+    released = strcmp(JobStatus(queue, id, NULL, 0), "pending") == 0;
+    if (!released) SleepMs(20);
+  }
+  CHECK(released);
+  atomic_store(&stubborn.finish, 1);
+  pthread_join(thread, NULL);
+  CHECK(run.status == JQ_OK);
+  CHECK(jq_pg_worker_stat(worker, JQ_WORKER_RELEASED) == 1);
+  CHECK(strcmp(JobStatus(queue, id, NULL, 0), "pending") == 0);
+  jq_pg_worker_destroy(worker);
+  jq_pg_worker_stop_now(NULL);
+}
+
 static void TestWorker(jq_pg_queue_t* queue) {
   StartPhase("worker: handlers");
   jq_pg_batch_t* batch = jq_pg_batch_create();
@@ -1517,6 +1586,7 @@ int main(void) {
     TestEnqueue(queue);
     TestLeases(queue);
     TestWorker(queue);
+    TestStopNow(queue);
     jq_pg_queue_close(queue);
   }
   TestBull();

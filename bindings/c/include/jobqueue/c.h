@@ -406,6 +406,9 @@ JQ_EXPORT jq_status_t jq_pg_worker_run(jq_pg_worker_t* worker, char** errptr);
 /* Asks run to stop gracefully and returns at once. Safe from any thread and from a signal
  * handler (it only stores an atomic and writes to an eventfd). */
 JQ_EXPORT void jq_pg_worker_stop(jq_pg_worker_t* worker);
+/* As jq_pg_worker_stop, but running jobs are released at once instead of after the shutdown
+ * timeout (their late results are dropped); run still returns only once their handlers do. */
+JQ_EXPORT void jq_pg_worker_stop_now(jq_pg_worker_t* worker);
 /* SIGTERM and SIGINT stop every worker running in the process; a second one while they stop
  * (a second or more after the first) hands their running jobs back at once instead of waiting
  * out the shutdown timeout. */
@@ -694,6 +697,9 @@ JQ_EXPORT jq_status_t jq_bull_worker_run(jq_bull_worker_t* worker, char** errptr
 /* Asks run to stop gracefully and returns at once. Safe from any thread and from a signal
  * handler (it only stores an atomic and writes to an eventfd). */
 JQ_EXPORT void jq_bull_worker_stop(jq_bull_worker_t* worker);
+/* As jq_bull_worker_stop, but running jobs are handed back at once instead of after the
+ * shutdown timeout. */
+JQ_EXPORT void jq_bull_worker_stop_now(jq_bull_worker_t* worker);
 
 typedef enum jq_bull_worker_stat_t {
   JQ_BULL_WORKER_COMPLETED = 0,
