@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 
 #include "jobqueue/worker.h"
@@ -29,13 +30,15 @@ const int64_t kHurrySignalGapNs = absl::ToInt64Nanoseconds(kHurrySignalGap);
 std::atomic<int> g_handlers_waking{0};
 
 void OnStopSignal(int) {
+  const int saved_errno = errno;
   g_stop_generation.fetch_add(1);
   timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
   const int64_t now_ns = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
-  const int64_t last_ns = g_last_spaced_stop_ns.load();
-  if (last_ns == INT64_MIN || now_ns - last_ns >= kHurrySignalGapNs) {
-    g_last_spaced_stop_ns.store(now_ns);
+  int64_t last_ns = g_last_spaced_stop_ns.load();
+  // Two handlers at once (a signal per thread): only the one that moves the time counts.
+  if ((last_ns == INT64_MIN || now_ns - last_ns >= kHurrySignalGapNs) &&
+      g_last_spaced_stop_ns.compare_exchange_strong(last_ns, now_ns)) {
     g_spaced_stop_generation.fetch_add(1);
   }
   g_handlers_waking.fetch_add(1);
@@ -44,6 +47,7 @@ void OnStopSignal(int) {
     if (fd_plus_one > 0) WakeFd(fd_plus_one - 1);
   }
   g_handlers_waking.fetch_sub(1);
+  errno = saved_errno;
 }
 
 }  // namespace

@@ -9,13 +9,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
 #include "common.h"
 #include "jobqueue/config.h"
 
@@ -195,13 +195,14 @@ void RunUntilStopped(const std::function<absl::Status()>& run, const std::functi
   if (handle_signals && main_thread) {
     // The first signal stops gracefully, a later one (a second Ctrl-C) without waiting. One
     // that follows the first within a second is the same Ctrl-C forwarded by a launcher.
-    auto first_signal = std::make_shared<std::optional<absl::Time>>();
+    using Clock = std::chrono::steady_clock;
+    auto first_signal = std::make_shared<std::optional<Clock::time_point>>();
     py::cpp_function on_signal([stop, stop_now, first_signal](const py::args&) {
-      const absl::Time now = absl::Now();
+      const Clock::time_point now = Clock::now();
       if (!first_signal->has_value()) {
         *first_signal = now;
         stop();
-      } else if (now - **first_signal >= absl::Seconds(1)) {
+      } else if (now - **first_signal >= std::chrono::seconds(1)) {
         stop_now();
       }
     });
