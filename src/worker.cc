@@ -96,12 +96,12 @@ class Worker::Impl {
 
   absl::Status Run();
   void Stop() {
-    stop_requested_.store(true);
+    stop_.Request();
     internal::WakeFd(wake_fd_);
   }
   void StopNow() {
-    hurry_requested_.store(true);
-    Stop();
+    stop_.RequestNow();
+    internal::WakeFd(wake_fd_);
   }
   WorkerStats stats() const {
     absl::MutexLock lock(&mu_);
@@ -121,15 +121,7 @@ class Worker::Impl {
     const Impl* impl_;
   };
 
-  bool StopWanted() const {
-    return stop_requested_.load() || internal::StopGeneration() != signal_generation_;
-  }
-  // StopNow(), or a second stop signal (a second Ctrl-C, kHurrySignalGap or more after the
-  // first): hand back running jobs at once instead of waiting out shutdown_timeout.
-  bool HurryWanted() const {
-    return hurry_requested_.load() ||
-           internal::SpacedStopGeneration() - spaced_signal_generation_ >= 2;
-  }
+  bool StopWanted() const { return stop_.Wanted(); }
   void HandlerLoop();
   void RunOne(const Lease& lease);
   // A handler error on an ordinary lease: lost, released (stopping) or failed.
@@ -215,10 +207,7 @@ class Worker::Impl {
   WorkerOptions options_;
   const int wake_fd_;
   int capacity_ = 1;
-  std::atomic<bool> stop_requested_{false};
-  std::atomic<bool> hurry_requested_{false};
-  const uint64_t signal_generation_ = internal::StopGeneration();
-  const uint64_t spaced_signal_generation_ = internal::SpacedStopGeneration();
+  internal::StopRequest stop_;
   std::atomic<bool> shutting_down_{false};
   // Some dispatcher's round claimed or finished jobs: the schema and rights were fine once.
   std::atomic<bool> worked_{false};
@@ -939,7 +928,7 @@ void Worker::Impl::Shutdown() {
     }
     if (have_done && !Exchange(/*claim=*/false).ok()) absl::SleepFor(options_.reconnect_min);
     if (!busy || internal::MonotonicNow() >= deadline) break;
-    if (HurryWanted()) {
+    if (stop_.Hurry()) {
       internal::LogWarn("stopped again: handing back running jobs without waiting for them");
       break;
     }

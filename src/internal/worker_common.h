@@ -4,6 +4,7 @@
 #ifndef JOBQUEUE_SRC_INTERNAL_WORKER_COMMON_H_
 #define JOBQUEUE_SRC_INTERNAL_WORKER_COMMON_H_
 
+#include <atomic>
 #include <cstdint>
 #if defined(__GLIBCXX__)
 #include <cxxabi.h>
@@ -35,6 +36,27 @@ uint64_t StopGeneration();
 // terminal too must not look like a second Ctrl-C. Two counted signals hurry the stop.
 inline constexpr absl::Duration kHurrySignalGap = absl::Seconds(1);
 uint64_t SpacedStopGeneration();
+
+// What a worker's Stop() and StopNow() and the stop signals since its creation asked of it.
+// Safe from a signal handler (lock-free atomics only).
+class StopRequest {
+ public:
+  void Request() { requested_.store(true); }
+  void RequestNow() {
+    now_.store(true);
+    requested_.store(true);
+  }
+  bool Wanted() const { return requested_.load() || StopGeneration() != generation_; }
+  // StopNow(), or a second stop signal (a second Ctrl-C, kHurrySignalGap or more after the
+  // first): hand back running jobs at once instead of waiting out shutdown_timeout.
+  bool Hurry() const { return now_.load() || SpacedStopGeneration() - spaced_generation_ >= 2; }
+
+ private:
+  std::atomic<bool> requested_{false};
+  std::atomic<bool> now_{false};
+  const uint64_t generation_ = StopGeneration();
+  const uint64_t spaced_generation_ = SpacedStopGeneration();
+};
 
 // The longest lock or period a BullMQ worker or consumer sends to Redis: a PX beyond Redis'
 // range fails only inside a claim script, after it moved jobs to active.

@@ -422,6 +422,19 @@ absl::StatusOr<EnqueueResult> PgQueue::EnqueueOn(PGconn* raw, const NewJob& job,
 
 namespace {
 
+// Pointers to `items` sorted by job id. Statements that lock many of a worker's rows take them
+// in that order, so two at once over the same rows (a heartbeat and a completion) queue
+// behind each other instead of deadlocking, under Postgres's usual plan for them.
+template <typename T, typename JobId>
+std::vector<const T*> InJobIdOrder(absl::Span<const T> items, JobId job_id) {
+  std::vector<const T*> sorted;
+  sorted.reserve(items.size());
+  for (const T& item : items) sorted.push_back(&item);
+  std::sort(sorted.begin(), sorted.end(),
+            [&](const T* a, const T* b) { return job_id(*a) < job_id(*b); });
+  return sorted;
+}
+
 // Batches at least this big, with no dedupe key, delay or run-at, go by COPY.
 constexpr size_t kCopyMinJobs = 32;
 
@@ -646,14 +659,8 @@ absl::StatusOr<PgQueue::CompleteAndClaimResult> PgQueue::CompleteAndClaim(
   ids.reserve(done.size());
   attempts.reserve(done.size());
   results.reserve(done.size());
-  // In id order, like UpdateLeases: a heartbeat of the same rows at once cannot deadlock.
-  std::vector<const Completion*> sorted;
-  sorted.reserve(done.size());
-  for (const Completion& completion : done) sorted.push_back(&completion);
-  std::sort(sorted.begin(), sorted.end(), [](const Completion* a, const Completion* b) {
-    return a->lease.job_id < b->lease.job_id;
-  });
-  for (const Completion* c : sorted) {
+  for (const Completion* c :
+       InJobIdOrder(done, [](const Completion& c) { return c.lease.job_id; })) {
     const Completion& completion = *c;
     if (completion.lease.worker_id != next.worker_id) {
       return absl::InvalidArgumentError(
@@ -895,21 +902,14 @@ absl::StatusOr<std::vector<int64_t>> PgQueue::UpdateLeases(absl::Span<const Leas
                                                            absl::string_view what,
                                                            const internal::PgStatement& statement) {
   if (leases.empty()) return std::vector<int64_t>();
-  // In id order, as every statement that locks a worker's rows sends them, so two of them at
-  // once (a heartbeat and a completion) queue behind each other instead of deadlocking.
-  std::vector<const Lease*> sorted;
-  sorted.reserve(leases.size());
   for (const Lease& lease : leases) {
     if (lease.worker_id != leases[0].worker_id) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": all leases must belong to one worker"));
     }
-    sorted.push_back(&lease);
   }
-  std::sort(sorted.begin(), sorted.end(),
-            [](const Lease* a, const Lease* b) { return a->job_id < b->job_id; });
   std::vector<int64_t> ids, attempts, claimed_at;
-  for (const Lease* lease : sorted) {
+  for (const Lease* lease : InJobIdOrder(leases, [](const Lease& l) { return l.job_id; })) {
     ids.push_back(lease->job_id);
     attempts.push_back(lease->attempt);
     claimed_at.push_back(lease->claimed_at_us);

@@ -96,12 +96,12 @@ class BullWorker::Impl {
   absl::Status Connect();
   absl::Status Run();
   void Stop() {
-    stop_requested_.store(true);
+    stop_.Request();
     internal::WakeFd(wake_fd_);
   }
   void StopNow() {
-    hurry_requested_.store(true);
-    Stop();
+    stop_.RequestNow();
+    internal::WakeFd(wake_fd_);
   }
   BullWorkerStats stats() const {
     absl::MutexLock lock(&mu_);
@@ -122,22 +122,14 @@ class BullWorker::Impl {
     if (auto it = held_.find(id); it != held_.end() && it->second == token) held_.erase(it);
   }
 
-  bool StopWanted() const {
-    return stop_requested_.load() || internal::StopGeneration() != signal_generation_;
-  }
-  // StopNow(), or a second stop signal (a second Ctrl-C, kHurrySignalGap or more after the
-  // first): hand back running jobs at once instead of waiting out shutdown_timeout.
-  bool HurryWanted() const {
-    return hurry_requested_.load() ||
-           internal::SpacedStopGeneration() - spaced_signal_generation_ >= 2;
-  }
+  bool StopWanted() const { return stop_.Wanted(); }
   // Starts the shutdown clock once a stop is wanted.
   void NoteStop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!stopping_ && StopWanted()) {
       stopping_ = true;
       stop_deadline_ = internal::MonotonicNow() + options_.shutdown_timeout;
     }
-    if (stopping_ && !hurried_ && HurryWanted()) {
+    if (stopping_ && !hurried_ && stop_.Hurry()) {
       hurried_ = true;
       stop_deadline_ = std::min(stop_deadline_, internal::MonotonicNow());
       internal::LogWarn("BullMQ worker on {}: stopped again: handing back running jobs now",
@@ -208,10 +200,7 @@ class BullWorker::Impl {
   const internal::BullKeys keys_;
   const int wake_fd_;
   const std::string token_prefix_;
-  std::atomic<bool> stop_requested_{false};
-  std::atomic<bool> hurry_requested_{false};
-  const uint64_t signal_generation_ = internal::StopGeneration();
-  const uint64_t spaced_signal_generation_ = internal::SpacedStopGeneration();
+  internal::StopRequest stop_;
   std::atomic<bool> quit_{false};  // tells helper threads to exit
   // Recent time per job in Process (a moving average; 0 until the first job). Updates from
   // several handler threads may overwrite each other: it is only a pace estimate.

@@ -537,15 +537,8 @@ previous handlers are restored afterwards), or exit_when_idle, with the GIL rele
 gracefully: in-flight handlers get shutdown_timeout, the rest go back to wait and no lock is
 left behind. Returns the BullWorkerStats. A worker runs once.)doc")
       .def(
-          "stop",
-          [](PyBullWorker& w, bool now) {
-            if (now) {
-              w.worker->StopNow();
-            } else {
-              w.worker->Stop();
-            }
-          },
-          py::kw_only(), py::arg("now") = false,
+          "stop", [](PyBullWorker& w, bool now) { StopWorker(*w.worker, now); }, py::kw_only(),
+          py::arg("now") = false,
           "Asks run() to stop gracefully; returns at once. Safe from any thread and handler. "
           "now=True hands back running jobs at once instead of waiting out shutdown_timeout (as a "
           "second SIGINT does).")

@@ -162,6 +162,16 @@ void RunUntilStopped(const std::function<absl::Status()>& run, const std::functi
                      const std::function<void()>& stop_now, bool handle_signals,
                      absl::Duration grace);
 
+// A worker's stop(now=...): Stop(), or StopNow() to hand back running jobs at once.
+template <typename W>
+void StopWorker(W& worker, bool now) {
+  if (now) {
+    worker.StopNow();
+  } else {
+    worker.Stop();
+  }
+}
+
 // Creates the exception hierarchy on `module` and registers the translator.
 void RegisterErrors(py::module_& module);
 // The class raised for `code` (a borrowed reference).

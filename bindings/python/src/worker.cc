@@ -402,15 +402,8 @@ Processes jobs until stop(), SIGINT/SIGTERM (when handle_signals and on the main
 previous handlers are restored afterwards), or exit_when_idle. Stops gracefully: running
 handlers get shutdown_timeout to finish. Returns the WorkerStats. A worker runs once.)doc")
       .def(
-          "stop",
-          [](PyWorker& w, bool now) {
-            if (now) {
-              w.worker->StopNow();
-            } else {
-              w.worker->Stop();
-            }
-          },
-          py::kw_only(), py::arg("now") = false,
+          "stop", [](PyWorker& w, bool now) { StopWorker(*w.worker, now); }, py::kw_only(),
+          py::arg("now") = false,
           "Asks run() to stop gracefully; returns at once. Safe from any thread. now=True releases "
           "running jobs at once instead of waiting out shutdown_timeout (as a second SIGINT does).")
       .def_property_readonly("stats", [](const PyWorker& w) { return w.worker->stats(); })
