@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 #include <netdb.h>
 
+#include <algorithm>
 #include <memory>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "internal/resolve.h"
@@ -201,6 +203,54 @@ TEST_F(PgQueueTest, ReleaseManyGivesBackHeldLeasesAndSkipsLostOnes) {
   EXPECT_EQ(schema_.Query(absl::StrCat("SELECT count(*) FROM ", schema_.name(),
                                        ".job_queue WHERE status = 'processing'")),
             "1");
+}
+
+// Writes to many leases lock their rows in job id order, whatever order the caller passes,
+// so two of them over the same rows (a heartbeat and a completion) queue instead of
+// deadlocking. The rows' versions are laid out in descending id order first, so a plan that
+// followed the table's order would log them descending.
+TEST_F(PgQueueTest, ManyLeaseWritesLockRowsInJobIdOrder) {
+  const std::vector<int64_t> ids = EnqueueN(6);
+  const std::string s = schema_.name();
+  for (auto id = ids.rbegin(); id != ids.rend(); ++id) {
+    schema_.Query(absl::StrCat("UPDATE ", s, ".job_queue SET priority = 0 WHERE id = ", *id));
+  }
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue_->Claim(Request(6, "w1")));
+  ASSERT_EQ(leases.size(), 6u);
+  std::vector<Lease> shuffled = {leases[3], leases[0], leases[5], leases[1], leases[4], leases[2]};
+  schema_.Query(absl::StrCat("CREATE TABLE ", s, ".write_order (seq serial, id bigint)"));
+  schema_.AddTrigger("log_write_order", "BEFORE UPDATE", "FOR EACH ROW",
+                     "INSERT INTO {s}.write_order (id) VALUES (NEW.id); RETURN NEW;");
+  const std::string ascending = absl::StrJoin(ids, ",");
+  auto written_in_order = [&] {
+    const std::string order = schema_.Query(
+        absl::StrCat("SELECT string_agg(id::text, ',' ORDER BY seq) FROM ", s, ".write_order"));
+    schema_.Query(absl::StrCat("TRUNCATE ", s, ".write_order"));
+    return order;
+  };
+
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> lost, queue_->HeartbeatMany(shuffled));
+  EXPECT_TRUE(lost.empty());
+  EXPECT_EQ(written_in_order(), ascending);
+
+  std::vector<PgQueue::Completion> done;
+  for (const Lease& lease : shuffled) done.push_back({lease, "null"});
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::CompleteAndClaimResult completed,
+                          queue_->CompleteAndClaim(done, Request(0, "w1")));
+  EXPECT_TRUE(completed.lost_job_ids.empty());
+  EXPECT_EQ(written_in_order(), ascending);
+
+  const std::vector<int64_t> more = EnqueueN(6);
+  for (auto id = more.rbegin(); id != more.rend(); ++id) {
+    schema_.Query(absl::StrCat("UPDATE ", s, ".job_queue SET priority = 0 WHERE id = ", *id));
+  }
+  JQ_ASSERT_OK_AND_ASSIGN(leases, queue_->Claim(Request(6, "w1")));
+  ASSERT_EQ(leases.size(), 6u);
+  (void)written_in_order();  // the writes before the release
+  std::reverse(leases.begin(), leases.end());
+  JQ_ASSERT_OK_AND_ASSIGN(lost, queue_->ReleaseMany(leases));
+  EXPECT_TRUE(lost.empty());
+  EXPECT_EQ(written_in_order(), absl::StrJoin(more, ","));
 }
 
 TEST_F(PgQueueTest, HeldBatchSettlesOutcomesInOneWriteAndRollsBackWhenDropped) {
