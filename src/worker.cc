@@ -192,7 +192,9 @@ class Worker::Impl {
     pump_cv_.SignalAll();
   }
   void Heartbeat();
-  void ReleaseOrphans();
+  // Hands back jobs processing under our id that we do not hold (claims whose reply was lost)
+  // if a failure may have left some. False when the database did not take it.
+  bool ReleaseOrphans();
   absl::Status EnsureListening();
   void DropListener();
   // Reads the listening connection's notifications without blocking.
@@ -248,7 +250,8 @@ class Worker::Impl {
   // A claim or settle failed after it may have committed: some rows may be processing under
   // our id without our knowing. Checked by the main dispatcher once the database answers.
   bool orphans_possible_ ABSL_GUARDED_BY(mu_) = false;
-  int settling_ ABSL_GUARDED_BY(mu_) = 0;  // held-batch settles in flight
+  int settling_ ABSL_GUARDED_BY(mu_) = 0;                // held-batch settles in flight
+  bool releasing_orphans_ ABSL_GUARDED_BY(mu_) = false;  // no claims or settles start
 };
 
 void Worker::Impl::HandlerLoop() {
@@ -386,7 +389,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) 
       // Jobs done but not yet flushed leave with this round trip: their slots are free. Other
       // dispatchers' claims in flight have reserved theirs.
       const int held = HeldCount() - static_cast<int>(done.size());
-      limit = std::clamp(capacity_ - held - reserved_, 0, per_claim_);
+      limit = releasing_orphans_ ? 0 : std::clamp(capacity_ - held - reserved_, 0, per_claim_);
       reserved_ += limit;
     }
   }
@@ -480,7 +483,8 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
   JQ_ASSIGN_OR_RETURN(ExchangeResult out, Exchange(/*claim=*/false));
   {
     absl::MutexLock lock(&mu_);
-    out.limit = std::clamp(capacity_ - HeldCount() - reserved_, 0, per_claim_);
+    out.limit =
+        releasing_orphans_ ? 0 : std::clamp(capacity_ - HeldCount() - reserved_, 0, per_claim_);
     reserved_ += out.limit;
   }
   if (out.limit == 0) return out;
@@ -523,6 +527,10 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
     mu_.AwaitWithTimeout(absl::Condition(
                              +[](int* left) { return *left == 0; }, &unfinished),
                          options_.transaction_budget);
+    mu_.Await(absl::Condition(
+        +[](Impl* impl)
+             ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu_) { return !impl->releasing_orphans_; },
+        this));
     for (const Lease& lease : mine) {
       HeldSlot& slot = held_slots_.at(lease.job_id);
       if (!slot.finished) {
@@ -618,27 +626,42 @@ void Worker::Impl::PumpLoop() {
   }
 }
 
-void Worker::Impl::ReleaseOrphans() {
-  absl::MutexLock lock(&mu_);
-  if (!orphans_possible_) return;
-  // Every claim that committed is then either in held_ or lost; none is still in flight.
-  mu_.Await(absl::Condition(
-      +[](Impl* impl) ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu_) {
-        return impl->reserved_ == 0 && impl->settling_ == 0;
-      },
-      this));
+bool Worker::Impl::ReleaseOrphans() {
   std::vector<int64_t> held_ids;
-  held_ids.reserve(held_.size());
-  for (const auto& [id, lease] : held_) held_ids.push_back(id);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!orphans_possible_) return true;
+    // No claim or settle may start until the statement is done (a job turning processing
+    // under our id meanwhile would look orphaned); those in flight finish first, so every
+    // claim that committed is then either in held_ or lost. Handlers and completions go on.
+    releasing_orphans_ = true;
+    mu_.Await(absl::Condition(
+        +[](Impl* impl) ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu_) {
+          return impl->reserved_ == 0 && impl->settling_ == 0;
+        },
+        this));
+    held_ids.reserve(held_.size());
+    for (const auto& [id, lease] : held_) held_ids.push_back(id);
+  }
   absl::StatusOr<int64_t> released = queue_->ReleaseOrphans(options_.worker_id, held_ids);
-  if (!released.ok()) return;  // still flagged: the next turn tries again
-  orphans_possible_ = false;
+  {
+    absl::MutexLock lock(&mu_);
+    releasing_orphans_ = false;
+    if (released.ok()) orphans_possible_ = false;  // else still flagged: tried again later
+    pump_cv_.SignalAll();
+  }
+  if (!released.ok()) {
+    internal::LogWarn("cannot yet release jobs claimed before a connection failure: {}",
+                      released.status().ToString());
+    return false;
+  }
   if (*released > 0) {
     internal::LogWarn(
         "{} job(s) claimed before a connection failure were never received; "
         "released them",
         *released);
   }
+  return true;
 }
 
 void Worker::Impl::Heartbeat() {
@@ -972,6 +995,10 @@ void Worker::Impl::Shutdown() {
     absl::SleepFor(options_.reconnect_min);
   }
   RetryUnrecordedFailures();
+  // Claims lost in an outage that had not ended would otherwise wait for the reaper.
+  for (int attempt = 0; attempt < 3 && !ReleaseOrphans(); ++attempt) {
+    absl::SleepFor(options_.reconnect_min);
+  }
   {
     absl::MutexLock lock(&mu_);
     const size_t completions = done_.size(), failures = unrecorded_failures_.size();

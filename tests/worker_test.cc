@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <stdexcept>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -68,6 +69,30 @@ class WorkerTest : public ::testing::Test {
     options.poll_interval = absl::Milliseconds(200);
     options.log_startup = false;
     return options;
+  }
+
+  // A job of type "orphan" processing under `worker_id` that the worker never received (a claim
+  // whose reply was lost), and a switch that refuses claims from connections named
+  // `application_name` (an outage for claims only) while the schema's claims_refused table has
+  // a row (it starts empty). Returns the job's id.
+  int64_t ClaimUnderAndRefuseClaimsOf(const std::string& worker_id,
+                                      const std::string& application_name) {
+    absl::StatusOr<EnqueueResult> orphan = queue_->Enqueue(MakeJob("orphan"));
+    if (!orphan.ok()) throw std::runtime_error(orphan.status().ToString());
+    ClaimRequest request;
+    request.worker_id = worker_id;
+    request.limit = 1;
+    absl::StatusOr<std::vector<Lease>> claimed = queue_->Claim(request);
+    if (!claimed.ok() || claimed->size() != 1) throw std::runtime_error("orphan not claimed");
+    schema_.Query(
+        absl::StrCat("CREATE TABLE ", schema_.name(), ".claims_refused (refused boolean)"));
+    schema_.AddTrigger("refuse_claims", "BEFORE UPDATE", "FOR EACH STATEMENT",
+                       absl::StrCat("IF current_setting('application_name') = '", application_name,
+                                    "' AND current_query() LIKE '%SKIP LOCKED%' AND EXISTS "
+                                    "(SELECT 1 FROM {s}.claims_refused) THEN RAISE EXCEPTION "
+                                    "'claims refused' USING ERRCODE = '57P03'; END IF; "
+                                    "RETURN NULL;"));
+    return orphan->id;
   }
 
   int64_t CountWhere(const std::string& where) {
@@ -982,6 +1007,93 @@ TEST_F(WorkerTest, ClaimsLostInAnOutageAreReleasedWhenTheDatabaseAnswers) {
   JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(orphan.id));
   EXPECT_EQ(row.attempts, 1);  // the lost claim's attempt was given back
   EXPECT_GE(worker->stats().reconnects, 1);
+}
+
+// As above, the orphan made by claiming under the worker's id directly; here every claim of
+// the worker fails until it stops (a trigger refuses its connections' claims while
+// claims_refused has a row), so no round succeeds before the stop: the stop releases it.
+TEST_F(WorkerTest, ClaimsLostInAnOutageStillGoingAtStopAreReleasedByTheStop) {
+  const std::string s = schema_.name();
+  const std::string worker_id = absl::StrCat("orphan-stop-", s);
+  const int64_t orphan = ClaimUnderAndRefuseClaimsOf(worker_id, "orphan-stop");
+  schema_.Query(absl::StrCat("INSERT INTO ", s, ".claims_refused VALUES (true)"));
+  WorkerOptions options = Options(1);
+  options.worker_id = worker_id;
+  options.reconnect_min = absl::Milliseconds(10);
+  PgOptions worker_queue_options;
+  worker_queue_options.application_name = "orphan-stop";
+  std::unique_ptr<PgQueue> worker_queue = schema_.OpenQueue(4, worker_queue_options);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(worker_queue.get(), options));
+  RegisterOne(*worker);
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return worker->stats().reconnects >= 2; }));
+  worker->Stop();
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(orphan));
+  EXPECT_EQ(row.status, JobStatus::kPending);
+  EXPECT_EQ(row.attempts, 0);
+  EXPECT_EQ(worker->stats().completed, 0);
+}
+
+// While the statement that releases lost claims waits (here on a row lock a session holds on
+// the orphan), the worker's running job still finishes and its completion is written.
+TEST_F(WorkerTest, JobsFinishWhileLostClaimsWaitToBeReleased) {
+  const std::string s = schema_.name();
+  const std::string worker_id = absl::StrCat("orphan-wait-", s);
+  const int64_t orphan = ClaimUnderAndRefuseClaimsOf(worker_id, "orphan-wait");
+  PGconn* locker = schema_.Connect();
+  PQclear(PQexec(locker, "BEGIN"));
+  PQclear(PQexec(
+      locker,
+      absl::StrCat("SELECT id FROM ", s, ".job_queue WHERE id = ", orphan, " FOR UPDATE").c_str()));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult job, queue_->Enqueue(MakeJob("job")));
+  WorkerOptions options = Options(2);
+  options.dispatchers = 2;
+  options.worker_id = worker_id;
+  options.poll_interval = absl::Milliseconds(50);
+  options.reconnect_min = absl::Milliseconds(10);
+  PgOptions worker_queue_options;
+  worker_queue_options.application_name = "orphan-wait";
+  std::unique_ptr<PgQueue> worker_queue = schema_.OpenQueue(6, worker_queue_options);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(worker_queue.get(), options));
+  std::atomic<int> started{0};
+  absl::Notification finish;
+  ASSERT_THAT(worker->Register("job",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 ++started;
+                                 finish.WaitForNotificationWithTimeout(absl::Seconds(60));
+                                 return std::string("1");
+                               }),
+              IsOk());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = worker->Run(); });
+  ASSERT_TRUE(Eventually([&] { return started.load() == 1; }));
+  // A claim fails while the job runs, so claims may have been lost; once claims work again
+  // the worker releases such jobs, which waits for the locker.
+  schema_.Query(absl::StrCat("INSERT INTO ", s, ".claims_refused VALUES (true)"));
+  ASSERT_TRUE(Eventually([&] { return worker->stats().reconnects >= 1; }));
+  schema_.Query(absl::StrCat("DELETE FROM ", s, ".claims_refused"));
+  ASSERT_TRUE(Eventually([&] {
+    return schema_.Query(absl::StrCat(
+               "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orphan-wait' "
+               "AND wait_event_type = 'Lock' AND query LIKE '%NOT (id = ANY%'")) == "1";
+  }));
+  finish.Notify();
+  EXPECT_TRUE(Eventually(
+      [&] { return CountWhere(absl::StrCat("id = ", job.id, " AND status = 'completed'")) == 1; },
+      absl::Seconds(15)));
+  EXPECT_EQ(CountWhere(absl::StrCat("id = ", orphan, " AND status = 'processing'")), 1);
+  PQclear(PQexec(locker, "COMMIT"));
+  PQfinish(locker);
+  EXPECT_TRUE(Eventually([&] {
+    return CountWhere(absl::StrCat("id = ", orphan, " AND status = 'pending' AND attempts = 0")) ==
+           1;
+  }));
+  worker->Stop();
+  runner.join();
+  EXPECT_THAT(run_status, IsOk());
 }
 
 TEST_F(WorkerTest, HeldJobOutlivingTheBudgetBecomesAProcessingLease) {
