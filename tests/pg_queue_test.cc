@@ -307,6 +307,34 @@ TEST_F(PgQueueTest, HeldBatchSettlesOutcomesInOneWriteAndRollsBackWhenDropped) {
 // A settle refused for bad input (a job not in the batch, a job listed twice) writes nothing
 // and leaves the batch to settle again. Before, the refusal already rolled the batch back: its
 // finished jobs' outcomes were gone and every later settle said "already settled".
+// A value Postgres refuses in a held batch's settle (here a trigger refuses one result) fails
+// that job alone: the batch is locked again and settled row by row, each row under the
+// attempt its lease names.
+TEST_F(PgQueueTest, HeldSettleRefusedByPostgresSettlesRowByRowAndFailsOnlyTheRefusedJob) {
+  const std::vector<int64_t> ids = EnqueueN(3);
+  schema_.AddTrigger("refuse_poison", "BEFORE UPDATE", "FOR EACH ROW",
+                     "IF NEW.result = '\"poison\"'::jsonb THEN RAISE EXCEPTION 'poison refused' "
+                     "USING ERRCODE = '22023'; END IF; RETURN NEW;");
+  JQ_ASSERT_OK_AND_ASSIGN(auto batch, queue_->ClaimHeld(Request(3, "w1")));
+  ASSERT_EQ(batch->leases().size(), 3u);
+  const std::vector<PgQueue::HeldBatch::Outcome> outcomes = {{ids[0], true, "1"},
+                                                             {ids[1], true, "\"poison\""}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::HeldBatch::Settled settled,
+                          batch->Settle(outcomes, absl::MakeConstSpan(&ids[2], 1)));
+  EXPECT_EQ(settled.completed, 1);
+  ASSERT_EQ(settled.failed.size(), 1u);
+  EXPECT_EQ(settled.failed[0].first.job_id, ids[1]);
+  EXPECT_TRUE(settled.failed[0].second.will_retry);
+  ASSERT_EQ(settled.kept.size(), 1u);
+  EXPECT_EQ(schema_.Query(absl::StrCat(
+                "SELECT string_agg(id || ':' || status || ':' || attempts, ',' ORDER BY id) FROM ",
+                schema_.name(), ".job_queue")),
+            absl::StrCat(ids[0], ":completed:1,", ids[1], ":pending:1,", ids[2], ":processing:1"));
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job refused, queue_->Get(ids[1]));
+  EXPECT_THAT(refused.last_error, HasSubstr("result refused by Postgres"));
+  EXPECT_THAT(queue_->Heartbeat(settled.kept[0]), IsOk());
+}
+
 TEST_F(PgQueueTest, HeldBatchSettleRefusedForBadInputCanBeSettledAgain) {
   const std::vector<int64_t> ids = EnqueueN(2);
   ASSERT_EQ(ids.size(), 2u);

@@ -828,9 +828,14 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
           c.Run(SqlFor(queue_->options_.schema).relock_held, {internal::PgInt64Array(ids)});
       if (!relocked.ok()) return rollback(relocked.status());
       absl::flat_hash_set<int64_t> still_ours;
-      for (int r = 0; r < relocked->rows(); ++r) still_ours.insert(relocked->GetInt64(r, 0));
+      for (int r = 0; r < relocked->rows(); ++r) {
+        // Another worker that claimed and failed a job meanwhile left it pending one attempt on:
+        // settled here, it would be written under an attempt our lease does not name.
+        const int64_t id = relocked->GetInt64(r, 0);
+        if (relocked->GetInt(r, 1) == by_id.at(id)->attempt - 1) still_ours.insert(id);
+      }
       for (size_t i = 0; i < ids.size(); ++i) {
-        if (!still_ours.contains(ids[i])) continue;  // taken by another worker meanwhile
+        if (!still_ours.contains(ids[i])) continue;  // another worker's meanwhile
         if (absl::Status s = c.ExecScript("SAVEPOINT settle_one", "held batch"); !s.ok()) {
           return rollback(s);
         }

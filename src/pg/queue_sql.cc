@@ -369,9 +369,9 @@ RETURNING j.id, j.status, (extract(epoch FROM j.locked_at) * 1000000)::bigint,
           (extract(epoch FROM j.run_at) * 1000000)::bigint, j.attempts)sql");
 
   // A held batch whose settle was refused, locked again to settle row by row: the rows still
-  // pending (a row another worker took meanwhile is skipped).
+  // pending, with their attempts (a row another worker ran meanwhile is not the same claim).
   relock_held = stmt("relock_held", R"sql(
-SELECT id FROM {s}.job_queue
+SELECT id, attempts FROM {s}.job_queue
  WHERE id = ANY ($1::bigint[]) AND status = 'pending'
  FOR UPDATE SKIP LOCKED)sql");
 
