@@ -517,7 +517,9 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
       ++unfinished;
     }
   }
-  out.claimed = static_cast<int>((*batch)->leases().size());
+  // Rows skipped above (already running here) are not work: counting them, a batch full of them
+  // would look busy and be claimed again at once, over and over.
+  out.claimed = static_cast<int>(mine.size() + adopt.size());
   if (mine.empty() && adopt.empty()) return out;
 
   std::vector<PgQueue::HeldBatch::Outcome> outcomes;
