@@ -321,6 +321,10 @@ void Worker::Impl::FinishUnsuccessful(const Lease& lease, const absl::Status& er
   if (shutting_down_.load()) {
     // A handler that gave up because we are stopping has not used up an attempt.
     absl::Status released = queue_->Release(lease);
+    if (!released.ok()) {
+      internal::LogWarn("job {} ({}): cannot hand it back: {}", lease.job_id, lease.job_type,
+                        released.ToString());
+    }
     absl::MutexLock lock(&mu_);
     Forget(lease);
     if (released.ok()) ++stats_.released;
@@ -910,6 +914,7 @@ absl::flat_hash_set<int64_t> Worker::Impl::GiveBack(absl::Span<const Lease> leas
     if (lost.ok()) {
       kept.insert(lost->begin(), lost->end());
     } else {
+      internal::LogWarn("cannot hand back {} job(s): {}", chunk.size(), lost.status().ToString());
       for (const Lease& lease : chunk) kept.insert(lease.job_id);
     }
     absl::MutexLock lock(&mu_);

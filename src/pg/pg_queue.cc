@@ -822,8 +822,13 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
       // savepoints, the refused result recorded as a failure. Rare: the fast path above takes
       // no savepoint (a row locked by the transaction and updated in a subtransaction costs a
       // multixact).
-      JQ_RETURN_IF_ERROR(c.ExecScript("ROLLBACK", "roll back held batch"));
-      JQ_RETURN_IF_ERROR(c.ExecScript("BEGIN", "held batch, row by row"));
+      const absl::Status refused = result.status();
+      absl::Status restarted = c.ExecScript("ROLLBACK", "roll back held batch");
+      if (restarted.ok()) restarted = c.ExecScript("BEGIN", "held batch, row by row");
+      if (!restarted.ok()) {
+        return Annotate(restarted,
+                        absl::StrCat("after the settle was refused (", refused.message(), ")"));
+      }
       absl::StatusOr<PgResult> relocked =
           c.Run(SqlFor(queue_->options_.schema).relock_held, {internal::PgInt64Array(ids)});
       if (!relocked.ok()) return rollback(relocked.status());
