@@ -23,6 +23,8 @@ namespace jobqueue {
 class JobContext {
  public:
   virtual ~JobContext() = default;
+  // The lease the job was claimed under. The worker heartbeats and finishes it; in short-job
+  // mode it is a held-batch lease (claimed_at_us 0), which PgQueue's lease calls refuse.
   virtual const Lease& lease() const = 0;
   // True once the worker is shutting down; long handlers may return early (their job is
   // then released back to pending, not failed).
