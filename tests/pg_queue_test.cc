@@ -253,6 +253,43 @@ TEST_F(PgQueueTest, ManyLeaseWritesLockRowsInJobIdOrder) {
   EXPECT_EQ(written_in_order(), absl::StrJoin(more, ","));
 }
 
+// A worker whose CompleteAndClaim reply was lost sends the completions again: one its lease
+// already wrote counts as written, not as a lost lease. Leases really lost (the job released
+// and claimed again by the same worker, or recovered and claimed by another) still are.
+TEST_F(PgQueueTest, CompletionSentAgainAfterALostReplyIsNotALostLease) {
+  const std::vector<int64_t> ids = EnqueueN(3);
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue_->Claim(Request(3, "w1")));
+  ASSERT_EQ(leases.size(), 3u);
+  std::vector<PgQueue::Completion> first = {{leases[0], "1"}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::CompleteAndClaimResult written,
+                          queue_->CompleteAndClaim(first, Request(0, "w1")));
+  EXPECT_TRUE(written.lost_job_ids.empty());
+
+  ASSERT_THAT(queue_->Release(leases[1]), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> again, queue_->Claim(Request(1, "w1")));
+  ASSERT_EQ(again.size(), 1u);
+  ASSERT_EQ(again[0].job_id, leases[1].job_id);
+  ASSERT_EQ(again[0].attempt, leases[1].attempt);
+  schema_.Query(absl::StrCat(
+      "UPDATE ", schema_.name(),
+      ".job_queue SET heartbeat_at = now() - interval '1 hour' WHERE id = ", leases[2].job_id));
+  RecoverOptions recover;
+  recover.stale_after = absl::Minutes(30);
+  ASSERT_THAT(queue_->RecoverStale(recover).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> theirs, queue_->Claim(Request(1, "other")));
+  ASSERT_EQ(theirs.size(), 1u);
+
+  std::vector<PgQueue::Completion> resent = {{leases[0], "1"}, {leases[1], "1"}, {leases[2], "1"}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::CompleteAndClaimResult result,
+                          queue_->CompleteAndClaim(resent, Request(0, "w1")));
+  EXPECT_THAT(result.lost_job_ids, ElementsAre(ids[1], ids[2]));
+  EXPECT_EQ(schema_.Query(absl::StrCat(
+                "SELECT string_agg(id || ':' || status || ':' || locked_by, ',' ORDER BY id) FROM ",
+                schema_.name(), ".job_queue")),
+            absl::StrCat(ids[0], ":completed:w1,", ids[1], ":processing:w1,", ids[2],
+                         ":processing:other"));
+}
+
 TEST_F(PgQueueTest, HeldBatchSettlesOutcomesInOneWriteAndRollsBackWhenDropped) {
   const std::vector<int64_t> ids = EnqueueN(4);
   ASSERT_EQ(ids.size(), 4u);

@@ -167,7 +167,8 @@ class PgQueue {
   // Claims up to request.limit due pending jobs, oldest first within priority.
   absl::StatusOr<std::vector<Lease>> Claim(const ClaimRequest& request);
   // Completes `done` (fenced, with their results) and claims the next batch in one round trip.
-  // Leases in `done` that were lost are reported in `lost_job_ids`. `next.limit` may be 0 to
+  // Leases in `done` that were lost are reported in `lost_job_ids`; a completion this lease
+  // already wrote (sent again after a lost reply) counts as written. `next.limit` may be 0 to
   // only complete.
   struct CompleteAndClaimResult {
     std::vector<Lease> claimed;

@@ -685,8 +685,9 @@ absl::StatusOr<PgQueue::CompleteAndClaimResult> PgQueue::CompleteAndClaim(
   int claimed_end = 0;
   while (claimed_end < result.rows() && result.Get(claimed_end, 0) == "c") ++claimed_end;
   out.claimed = ParseLeases(result, next, 1, 0, claimed_end);
-  for (int r = claimed_end; r < result.rows(); ++r)
-    out.lost_job_ids.push_back(result.GetInt64(r, 1));
+  for (int r = claimed_end; r < result.rows(); ++r) {
+    if (result.Get(r, 0) == "l") out.lost_job_ids.push_back(result.GetInt64(r, 1));
+  }
   return out;
 }
 

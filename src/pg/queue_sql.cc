@@ -302,7 +302,8 @@ SELECT id, true, NULL::bigint, )sql",
                                      kClaimReturning));
 
   // Completes the finished batch and claims the next in one statement: one round trip and
-  // one commit per batch instead of two.
+  // one commit per batch instead of two. A completion not written is 'd' when this lease
+  // already completed the job (a retry after a lost reply), else 'l' (lease lost).
   complete_and_claim =
       stmt("complete_and_claim", absl::StrCat(R"sql(
 WITH input AS (
@@ -322,7 +323,13 @@ next AS ()sql",
                                               R"sql()
 SELECT 'c', * FROM claimed
 UNION ALL
-SELECT 'l', input.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT CASE WHEN EXISTS (
+         SELECT 1 FROM {s}.job_queue j
+          WHERE j.id = input.id AND j.status = 'completed' AND j.attempts = input.attempt
+            AND j.locked_by = $1
+            AND (extract(epoch FROM j.locked_at) * 1000000)::bigint = input.claimed_at_us)
+       THEN 'd' ELSE 'l' END,
+       input.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM input WHERE input.id NOT IN (SELECT id FROM done))sql"));
 
   // Short-job batches: rows stay pending, held by this transaction's row locks. Columns as
