@@ -84,11 +84,11 @@ struct WorkerOptions {
 
 struct WorkerStats {
   int64_t completed = 0;
-  int64_t failed = 0;    // handler errors (retried or failed for good)
-  int64_t lost = 0;      // leases lost before finishing
-  int64_t released = 0;  // handed back at shutdown
-  int64_t claims = 0;    // claim round trips
-  int64_t reconnects = 0;
+  int64_t failed = 0;      // handler errors (retried or failed for good)
+  int64_t lost = 0;        // leases lost before finishing
+  int64_t released = 0;    // handed back at shutdown
+  int64_t claims = 0;      // claim round trips
+  int64_t reconnects = 0;  // failed rounds retried with backoff (outages, deadlocks)
 };
 
 class Worker {
