@@ -426,8 +426,11 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) 
   }
   ++stats_.claims;
   for (const PgQueue::Completion& completion : done) Forget(completion.lease);
-  stats_.lost += static_cast<int64_t>(result->lost_job_ids.size());
-  stats_.completed += static_cast<int64_t>(done.size() - result->lost_job_ids.size());
+  // A completion resent after a lost reply and already written is done, not lost.
+  const int64_t lost =
+      static_cast<int64_t>(result->lost_job_ids.size() - result->already_completed_job_ids.size());
+  stats_.lost += lost;
+  stats_.completed += static_cast<int64_t>(done.size()) - lost;
   out.claimed = static_cast<int>(result->claimed.size());
   for (Lease& lease : result->claimed) {
     if (held_.contains(lease.job_id)) {

@@ -254,9 +254,10 @@ TEST_F(PgQueueTest, ManyLeaseWritesLockRowsInJobIdOrder) {
 }
 
 // A worker whose CompleteAndClaim reply was lost sends the completions again: one its lease
-// already wrote counts as written, not as a lost lease. Leases really lost (the job released
-// and claimed again by the same worker, or recovered and claimed by another) still are.
-TEST_F(PgQueueTest, CompletionSentAgainAfterALostReplyIsNotALostLease) {
+// already wrote is refused like any lost lease but marked as already completed; leases really
+// lost (the job released and claimed again by the same worker at the same attempt, or
+// recovered and claimed by another) are not.
+TEST_F(PgQueueTest, CompletionSentAgainAfterALostReplyIsMarkedAlreadyCompleted) {
   const std::vector<int64_t> ids = EnqueueN(3);
   JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue_->Claim(Request(3, "w1")));
   ASSERT_EQ(leases.size(), 3u);
@@ -282,7 +283,8 @@ TEST_F(PgQueueTest, CompletionSentAgainAfterALostReplyIsNotALostLease) {
   std::vector<PgQueue::Completion> resent = {{leases[0], "1"}, {leases[1], "1"}, {leases[2], "1"}};
   JQ_ASSERT_OK_AND_ASSIGN(PgQueue::CompleteAndClaimResult result,
                           queue_->CompleteAndClaim(resent, Request(0, "w1")));
-  EXPECT_THAT(result.lost_job_ids, ElementsAre(ids[1], ids[2]));
+  EXPECT_THAT(result.lost_job_ids, ElementsAre(ids[0], ids[1], ids[2]));
+  EXPECT_THAT(result.already_completed_job_ids, ElementsAre(ids[0]));
   EXPECT_EQ(schema_.Query(absl::StrCat(
                 "SELECT string_agg(id || ':' || status || ':' || locked_by, ',' ORDER BY id) FROM ",
                 schema_.name(), ".job_queue")),

@@ -167,12 +167,14 @@ class PgQueue {
   // Claims up to request.limit due pending jobs, oldest first within priority.
   absl::StatusOr<std::vector<Lease>> Claim(const ClaimRequest& request);
   // Completes `done` (fenced, with their results) and claims the next batch in one round trip.
-  // Leases in `done` that were lost are reported in `lost_job_ids`; a completion this lease
-  // already wrote (sent again after a lost reply) counts as written. `next.limit` may be 0 to
-  // only complete.
+  // Completions not written (lease no longer held, like Complete()'s kLeaseLostCode) are
+  // reported in `lost_job_ids`. `next.limit` may be 0 to only complete.
   struct CompleteAndClaimResult {
     std::vector<Lease> claimed;
     std::vector<int64_t> lost_job_ids;
+    // Those of lost_job_ids that the same lease had already completed: sent again after a lost
+    // reply, say. The job is done; only this write was refused.
+    std::vector<int64_t> already_completed_job_ids;
   };
   struct Completion {
     Lease lease;

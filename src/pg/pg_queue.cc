@@ -686,7 +686,8 @@ absl::StatusOr<PgQueue::CompleteAndClaimResult> PgQueue::CompleteAndClaim(
   while (claimed_end < result.rows() && result.Get(claimed_end, 0) == "c") ++claimed_end;
   out.claimed = ParseLeases(result, next, 1, 0, claimed_end);
   for (int r = claimed_end; r < result.rows(); ++r) {
-    if (result.Get(r, 0) == "l") out.lost_job_ids.push_back(result.GetInt64(r, 1));
+    out.lost_job_ids.push_back(result.GetInt64(r, 1));
+    if (result.Get(r, 0) == "d") out.already_completed_job_ids.push_back(result.GetInt64(r, 1));
   }
   return out;
 }

@@ -302,8 +302,8 @@ SELECT id, true, NULL::bigint, )sql",
                                      kClaimReturning));
 
   // Completes the finished batch and claims the next in one statement: one round trip and
-  // one commit per batch instead of two. A completion not written is 'd' when this lease
-  // already completed the job (a retry after a lost reply), else 'l' (lease lost).
+  // one commit per batch instead of two. A completion not written is 'l' (lease lost),
+  // or 'd' when this very lease had already completed the job (a resend after a lost reply).
   complete_and_claim =
       stmt("complete_and_claim", absl::StrCat(R"sql(
 WITH input AS (
