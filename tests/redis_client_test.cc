@@ -94,6 +94,21 @@ TEST(RedisClientTest, ErrorRepliesAreRepliesAndMapToStatuses) {
   EXPECT_THAT(conn->Command({}).status(), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// A primary demoted in a failover answers writes with READONLY (or MASTERDOWN) for good, so
+// those replies mark the connection for a reconnect, which a DNS name sends to the new primary.
+TEST(RedisClientTest, ReadOnlyAndMasterDownRepliesMarkTheConnectionForReconnect) {
+  for (const std::string code : {"READONLY", "MASTERDOWN"}) {
+    auto conn = MustConnect(Env("REDIS_URL"));
+    JQ_ASSERT_OK_AND_ASSIGN(
+        RedisReply reply,
+        conn->Command(
+            {"EVAL", absl::StrCat("return redis.error_reply('", code, " not a primary')"), "0"}));
+    EXPECT_TRUE(reply.is_error());
+    EXPECT_THAT(reply.AsStatus("eval"), StatusIs(absl::StatusCode::kUnavailable, HasSubstr(code)));
+    EXPECT_FALSE(conn->ok()) << code;
+  }
+}
+
 TEST(RedisClientTest, PipelineIsOneRoundTripWithRepliesInOrder) {
   auto conn = MustConnect(Env("REDIS_URL"));
   std::vector<std::vector<std::string>> commands;

@@ -70,7 +70,8 @@ class RedisConnection {
   RedisConnection& operator=(const RedisConnection&) = delete;
 
   // Sends one command and reads its reply. An error reply is returned as a reply (check
-  // is_error()); a transport failure is Unavailable and marks the connection broken.
+  // is_error()); a transport failure is Unavailable and marks the connection broken, as does a
+  // READONLY or MASTERDOWN reply (a demoted primary: reconnecting finds the new one).
   absl::StatusOr<RedisReply> Command(const std::vector<std::string>& argv);
   // The same, waiting up to io_timeout + `server_timeout` (BZPOPMIN, XREAD BLOCK, ...).
   // With `cancel_fd` >= 0, the wait also ends as soon as that descriptor is readable (it is

@@ -300,6 +300,12 @@ class RedisConnection::Impl {
         }
         replies.push_back(Convert(static_cast<redisReply*>(raw)));
         freeReplyObject(raw);
+        // A demoted primary (failover behind one DNS name) answers writes this way for good:
+        // the next use reconnects, which finds the new primary.
+        if (replies.back().is_error() && (absl::StartsWith(replies.back().str, "READONLY ") ||
+                                          absl::StartsWith(replies.back().str, "MASTERDOWN "))) {
+          broken_ = true;
+        }
         continue;
       }
       // Every complete reply has been taken: what is buffered belongs to the next one.
