@@ -589,6 +589,13 @@ void BullWorker::Impl::MaintenanceLoop() {
       if (args.size() > 2) {
         absl::StatusOr<RedisReply> lost = internal::RunScript(
             *conn, internal::EvalSha(internal::k_extend_locks, keys_.worker_keys(), args));
+        if (!lost.ok()) {
+          // Waiting a whole renew period would land about when the locks expire: one failed
+          // renewal would lose them, and another worker would run the jobs beside ours.
+          next_renew = now + std::min(options_.lock_renew_time / 4, absl::Seconds(1));
+          internal::LogWarn("BullMQ {}: cannot renew {} job lock(s), retrying soon: {}", queue_,
+                            sent.size(), lost.status().ToString());
+        }
         if (lost.ok() && lost->type == RedisReply::Type::kArray) {
           absl::MutexLock lock(&mu_);
           for (const RedisReply& id : lost->elements) {
@@ -621,6 +628,10 @@ void BullWorker::Impl::MaintenanceLoop() {
                             {keys_.base(), absl::StrCat(absl::ToUnixMillis(absl::Now())),
                              absl::StrCat(options_.max_stalled_count),
                              absl::StrCat(absl::ToInt64Milliseconds(options_.stalled_interval))}));
+      if (!recovered.ok()) {
+        internal::LogWarn("BullMQ {}: stalled-job check failed: {}", queue_,
+                          recovered.status().ToString());
+      }
       if (recovered.ok() && recovered->type == RedisReply::Type::kArray &&
           !recovered->elements.empty()) {
         absl::MutexLock lock(&mu_);
