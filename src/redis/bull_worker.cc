@@ -662,10 +662,16 @@ void BullWorker::Impl::HandBackOverdue(std::unique_ptr<RedisConnection>& conn,
     reply = internal::RunBullStep(*conn, keys_, internal::BullStepRequest(), releases);
   }
   absl::MutexLock lock(&mu_);
+  if (!reply.ok()) {
+    // Still held: Run()'s thread sends them with its next step. Dropped, they would sit active
+    // until a stalled check, which counts a stall against jobs that never ran.
+    std::move(releases.begin(), releases.end(), std::back_inserter(done_));
+    internal::WakeFd(wake_fd_);
+    return;
+  }
   for (size_t i = 0; i < releases.size(); ++i) {
-    // Tried once: after a failure their locks expire and a stalled check hands them back.
     EraseHeld(releases[i].id, releases[i].token);
-    if (reply.ok() && reply->codes[i] == 0) ++stats_.released;
+    if (reply->codes[i] == 0) ++stats_.released;
   }
 }
 
@@ -904,10 +910,11 @@ void BullWorker::Impl::FlushInline(std::unique_ptr<RedisConnection>& conn,
     Apply(*std::move(reply), done, 0);
     return;
   }
-  // Run()'s thread sends them with its next step.
+  // Run()'s thread sends them with its next step (it takes done_ every turn; inline_done_ only
+  // after an inline pass, which a stopping worker may not make again).
   absl::MutexLock lock(&mu_);
-  inline_done_.insert(inline_done_.begin(), std::make_move_iterator(done.begin()),
-                      std::make_move_iterator(done.end()));
+  std::move(done.begin(), done.end(), std::back_inserter(done_));
+  internal::WakeFd(wake_fd_);
 }
 
 // At shutdown, jobs claimed but not yet started go straight back to wait.
