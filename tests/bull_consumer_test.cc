@@ -215,6 +215,20 @@ TEST_F(BullConsumerTest, FailWithoutBackoffRetriesAtOnceAndHonoursStackTraceLimi
   EXPECT_THAT(stack, ::testing::Not(HasSubstr("first")));
 }
 
+// A global concurrency in the queue's meta that is not a number is no limit, not a script
+// error that would stop every claim and leave a retried job out of every state.
+TEST_F(BullConsumerTest, GarbledGlobalConcurrencyIsNoLimit) {
+  Redis({"HSET", Key("meta"), "concurrency", "many"});
+  const std::string id = Add("{}", R"({"attempts":2})");
+  auto consumer = Consumer();
+  std::vector<BullLease> leases = Fetch(*consumer, 1);
+  ASSERT_THAT(leases, SizeIs(1));
+  ASSERT_THAT(consumer->Fail(leases[0], "first"), IsOk());
+  EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 1);
+  EXPECT_FALSE(InActive(id));
+  Redis({"HDEL", Key("meta"), "concurrency"});
+}
+
 TEST_F(BullConsumerTest, UnrecoverableFailureSkipsRetries) {
   const std::string id = Add("{}", R"({"attempts":5,"backoff":1000})");
   auto consumer = Consumer();

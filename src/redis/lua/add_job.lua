@@ -52,8 +52,8 @@ for base = 3, #ARGV, 7 do
     else
       if held == nil then
         local meta = rcall("HMGET", KEYS[2], "paused", "concurrency")
-        held = meta[1] ~= false or
-          (meta[2] ~= false and rcall("LLEN", KEYS[9]) >= tonumber(meta[2]))
+        local limit = tonumber(meta[2]) -- not a number: no limit
+        held = meta[1] ~= false or (limit ~= nil and rcall("LLEN", KEYS[9]) >= limit)
       end
       if priority > 0 then
         local counter = rcall("INCR", KEYS[6])

@@ -28,7 +28,9 @@ end
 local function pausedOrMaxed(metaKey, activeKey)
   local meta = rcall("HMGET", metaKey, "paused", "concurrency")
   if meta[1] then return true end
-  return meta[2] ~= false and rcall("LLEN", activeKey) >= tonumber(meta[2])
+  -- Not a number: no limit (a script error here would leave a finish half-applied).
+  local limit = tonumber(meta[2])
+  return limit ~= nil and rcall("LLEN", activeKey) >= limit
 end
 
 local function priorityScore(priority, pcKey)
