@@ -14,8 +14,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "jobqueue/job.h"
+#include "redis/bull_scripts.h"
 #include "testing/bull_fixture.h"
 #include "testing/eventually.h"
+#include "testing/reply_cutting_proxy.h"
 #include "testing/status_matchers.h"
 
 namespace jobqueue {
@@ -227,6 +229,43 @@ TEST_F(BullConsumerTest, GarbledGlobalConcurrencyIsNoLimit) {
   EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 1);
   EXPECT_FALSE(InActive(id));
   Redis({"HDEL", Key("meta"), "concurrency"});
+}
+
+// A fetch whose reply is lost (the connection breaks after Redis claimed) fails, and the next
+// fetch hands out what it claimed, found again by its token prefix: not left locked until
+// a stalled check.
+TEST_F(BullConsumerTest, ClaimsOfAFetchWhoseReplyWasLostComeWithTheNextFetches) {
+  // Loaded beforehand, so the call cut is the one that claims, not a NOSCRIPT.
+  for (size_t i = 0; i < internal::kAllScriptCount; ++i) {
+    Redis({"SCRIPT", "LOAD", internal::kAllScripts[i]->text});
+  }
+  for (int i = 0; i < 5; ++i) Add(absl::StrCat(i));
+  auto proxy = ::jobqueue::testing::ReplyCuttingProxy::Start(url_);
+  ASSERT_THAT(proxy.status(), IsOk());
+  BullConsumerOptions options;
+  options.lock_duration = absl::Minutes(2);
+  options.redis.client_name = "cut-here";  // the proxy cuts only named connections
+  auto consumer = BullConsumer::Open((*proxy)->url(), name_, options);
+  ASSERT_THAT(consumer.status(), IsOk());
+  (*proxy)->CutNext("EVALSHA", "BZPOPMIN");
+  EXPECT_FALSE((*consumer)->Fetch(3, absl::ZeroDuration()).ok());
+  ASSERT_EQ((*proxy)->cuts(), 1);
+  ASSERT_EQ(Redis({"LLEN", Key("active")}).integer, 3);  // the cut call did claim
+
+  std::vector<std::string> seen;
+  for (int max : {2, 10, 10}) {
+    std::vector<BullLease> leases = Fetch(**consumer, max);
+    ASSERT_LE(static_cast<int>(leases.size()), max);
+    for (const BullLease& lease : leases) {
+      ASSERT_THAT((*consumer)->Complete(lease, "1"), IsOk()) << lease.job.data_json;
+      EXPECT_EQ(Field(lease.job.id, "ats"), "1");
+      seen.push_back(lease.job.data_json);
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_THAT(seen, ElementsAre("0", "1", "2", "3", "4"));
+  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 5);
+  EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
 }
 
 TEST_F(BullConsumerTest, UnrecoverableFailureSkipsRetries) {

@@ -26,8 +26,10 @@
 #include "jobqueue/retry.h"
 #include "jobqueue/worker.h"
 #include "redis/bull_finish.h"
+#include "redis/bull_scripts.h"
 #include "testing/bull_fixture.h"
 #include "testing/eventually.h"
+#include "testing/reply_cutting_proxy.h"
 #include "testing/status_matchers.h"
 
 namespace jobqueue {
@@ -35,6 +37,7 @@ namespace {
 
 using ::jobqueue::testing::Eventually;
 using ::jobqueue::testing::IsOk;
+using ::jobqueue::testing::ReplyCuttingProxy;
 using ::jobqueue::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -1001,8 +1004,7 @@ TEST_F(BullWorkerTest, ConcurrentWorkersProcessEachJobOnce) {
 }
 
 // Redis dropping every connection (a failover, a restart, a proxy) and forgetting our scripts:
-// the worker reconnects, reloads them, and no job is lost or left locked. A claim whose reply
-// was lost stays locked until its lock expires; the stalled check then hands it back.
+// the worker reconnects, reloads them, and no job is lost or left locked.
 TEST_F(BullWorkerTest, SurvivesDroppedConnectionsAndFlushedScripts) {
   AddNumberedJobs(600);
   Tally tally(600, absl::Microseconds(500));
@@ -1044,6 +1046,85 @@ TEST_F(BullWorkerTest, SurvivesDroppedConnectionsAndFlushedScripts) {
   EXPECT_TRUE(Redis({"KEYS", Key("*:lock")}).elements.empty());
   Redis({"ACL", "DELUSER", user});
   tally.ExpectEachSeen(1, INT_MAX);
+}
+
+// Claims whose reply never arrives (the connection breaks after Redis ran the call) are
+// found again by their token prefix once the worker reconnects, and run at once: not after
+// their locks expire and a stalled check hands them back (two minutes away here).
+class LostClaimReplyTest : public BullWorkerTest {
+ protected:
+  void StartThroughProxy(BullHandler handler, BullWorkerOptions options) {
+    // Loaded beforehand, so the call cut is the one that claims, not a NOSCRIPT.
+    for (size_t i = 0; i < internal::kAllScriptCount; ++i) {
+      Redis({"SCRIPT", "LOAD", internal::kAllScripts[i]->text});
+    }
+    auto proxy = ReplyCuttingProxy::Start(url_);
+    ASSERT_THAT(proxy.status(), IsOk());
+    proxy_ = *std::move(proxy);
+    options.lock_duration = absl::Minutes(2);
+    options.stalled_interval = absl::Minutes(2);
+    options.reconnect_min = absl::Milliseconds(5);
+    options.reconnect_max = absl::Milliseconds(50);
+    auto worker = BullWorker::Create(proxy_->url(), name_, std::move(handler), std::move(options));
+    ASSERT_THAT(worker.status(), IsOk());
+    worker_ = *std::move(worker);
+    thread_ = std::thread([this] { run_status_ = worker_->Run(); });
+  }
+  void ExpectEachStartedOnce() {
+    for (const RedisReply& id : Redis({"ZRANGE", Key("completed"), "0", "-1"}).elements) {
+      EXPECT_EQ(Field(id.str, "ats"), "1") << "job " << id.str;
+      EXPECT_EQ(Field(id.str, "stc"), "") << "job " << id.str;
+    }
+  }
+  ~LostClaimReplyTest() override {
+    StopWorker();
+    proxy_.reset();
+  }
+
+  std::unique_ptr<ReplyCuttingProxy> proxy_;
+};
+
+TEST_F(LostClaimReplyTest, AStepsClaimsAreTakenBackAtOnce) {
+  AddNumberedJobs(20);
+  Tally tally(20);
+  BullWorkerOptions options;
+  options.concurrency = 2;
+  ASSERT_NO_FATAL_FAILURE(StartThroughProxy(tally.Handler(), options));
+  proxy_->CutNext("EVALSHA", "BZPOPMIN");  // the first step claims: jobs are waiting
+  ASSERT_TRUE(Completed(20));
+  StopWorker();
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_GT(stats_.adopted, 0);
+  EXPECT_EQ(stats_.completed, 20);
+  tally.ExpectEachSeen(1, 1);
+  ExpectEachStartedOnce();
+  EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
+}
+
+TEST_F(LostClaimReplyTest, AClaimBehindAnIdleWaitIsTakenBackAtOnce) {
+  Tally tally(5);
+  BullWorkerOptions options;
+  options.name = "cut-while-idle";
+  options.drain_delay = absl::Seconds(120);
+  ASSERT_NO_FATAL_FAILURE(StartThroughProxy(tally.Handler(), options));
+  const std::string named =
+      absl::StrCat("name=bull:", absl::Base64Escape(name_), ":w:cut-while-idle ");
+  ASSERT_TRUE(Eventually([&] {
+    for (absl::string_view line : absl::StrSplit(Redis({"CLIENT", "LIST"}).str, '\n')) {
+      if (absl::StrContains(line, named)) {
+        return absl::StrContains(line, " flags=b ") && absl::StrContains(line, " cmd=bzpopmin ");
+      }
+    }
+    return false;
+  }));
+  proxy_->CutNextReply();  // the wait's end and the claim behind it
+  AddNumberedJobs(5);
+  ASSERT_TRUE(Completed(5));
+  StopWorker();
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_GT(stats_.adopted, 0);
+  tally.ExpectEachSeen(1, 1);
+  ExpectEachStartedOnce();
 }
 
 TEST_F(BullWorkerTest, AStopSignalStopsRunningWorkersButNotLaterOnes) {

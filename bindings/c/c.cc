@@ -1845,6 +1845,8 @@ int64_t jq_bull_worker_stat(const jq_bull_worker_t* worker, jq_bull_worker_stat_
       return stats.reconnects;
     case JQ_BULL_WORKER_PREFETCHED:
       return stats.prefetched;
+    case JQ_BULL_WORKER_ADOPTED:
+      return stats.adopted;
   }
   return 0;
 }

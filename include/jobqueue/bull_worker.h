@@ -99,6 +99,7 @@ struct BullWorkerStats {
   int64_t stalled_recovered = 0;  // jobs this worker's stalled check moved back to wait
   int64_t steps = 0;              // finish+claim script calls
   int64_t prefetched = 0;         // jobs claimed ahead of a free handler
+  int64_t adopted = 0;            // claims whose reply was lost, found again and kept
   int64_t reconnects = 0;
 };
 

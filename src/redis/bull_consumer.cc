@@ -3,6 +3,8 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <deque>
+#include <iterator>
 #include <random>
 #include <utility>
 
@@ -68,6 +70,9 @@ class BullConsumer::Impl {
   }
   absl::StatusOr<internal::BullStepReply> Step(const std::vector<internal::BullFinish>& finishes,
                                                int want);
+  // Up to `max` claims of earlier calls whose replies were lost (found again in Redis by their
+  // token prefixes); the rest wait for the next fetch.
+  std::vector<internal::BullClaim> TakeAdopted(int max);
   // BZPOPMIN on the marker for up to `timeout`: returns on an add, a due delayed job, or the
   // timeout.
   absl::Status BlockOnMarker(absl::Duration timeout);
@@ -81,6 +86,8 @@ class BullConsumer::Impl {
   absl::Mutex step_mu_;
   std::unique_ptr<RedisConnection> step_conn_ ABSL_GUARDED_BY(step_mu_);
   int64_t step_seq_ ABSL_GUARDED_BY(step_mu_) = 0;
+  std::vector<std::string> unanswered_steps_ ABSL_GUARDED_BY(step_mu_);
+  std::deque<internal::BullClaim> adopted_ ABSL_GUARDED_BY(step_mu_);
   // Idle marker connections: one per concurrent blocking fetch, kept for reuse.
   absl::Mutex block_mu_;
   std::vector<std::unique_ptr<RedisConnection>> block_conns_ ABSL_GUARDED_BY(block_mu_);
@@ -95,7 +102,44 @@ absl::StatusOr<internal::BullStepReply> BullConsumer::Impl::Step(
   request.lock_ms = absl::ToInt64Milliseconds(options_.lock_duration);
   request.worker_name = options_.name;
   request.token_prefix = absl::StrCat(token_prefix_, ":", ++step_seq_);
-  return internal::RunBullStep(*conn, keys_, request, finishes);
+  absl::StatusOr<internal::BullStepReply> reply =
+      internal::RunBullStep(*conn, keys_, request, finishes);
+  if (!reply.ok() && want > 0) {
+    // Its claims may be locked under request.token_prefix: TakeAdopted finds them.
+    constexpr size_t kMaxUnanswered = 64;
+    if (unanswered_steps_.size() >= kMaxUnanswered) {
+      unanswered_steps_.erase(unanswered_steps_.begin());
+    }
+    unanswered_steps_.push_back(request.token_prefix);
+  }
+  return reply;
+}
+
+std::vector<internal::BullClaim> BullConsumer::Impl::TakeAdopted(int max) {
+  absl::MutexLock lock(&step_mu_);
+  if (!unanswered_steps_.empty()) {
+    absl::StatusOr<RedisConnection*> conn = StepConn();
+    absl::StatusOr<std::vector<internal::BullClaim>> found =
+        conn.ok() ? internal::AdoptBullClaims(**conn, keys_, unanswered_steps_,
+                                              absl::ToInt64Milliseconds(options_.lock_duration))
+                  : conn.status();
+    if (found.ok()) {
+      unanswered_steps_.clear();
+      if (!found->empty()) {
+        internal::LogInfo(
+            "BullMQ consumer on {}: took back {} job(s) claimed by a call whose "
+            "reply was lost",
+            queue_, found->size());
+      }
+      std::move(found->begin(), found->end(), std::back_inserter(adopted_));
+    }
+  }
+  std::vector<internal::BullClaim> out;
+  while (!adopted_.empty() && static_cast<int>(out.size()) < max) {
+    out.push_back(std::move(adopted_.front()));
+    adopted_.pop_front();
+  }
+  return out;
 }
 
 absl::Status BullConsumer::Impl::BlockOnMarker(absl::Duration timeout) {
@@ -133,6 +177,20 @@ absl::StatusOr<std::vector<BullLease>> BullConsumer::Impl::Fetch(int max, absl::
   const absl::Time deadline = absl::Now() + wait;
   std::vector<BullLease> out;
   std::vector<internal::BullFinish> deferred;
+  auto hand_out = [&](std::vector<internal::BullClaim>& claims) {
+    for (internal::BullClaim& claim : claims) {
+      BullLease lease{std::move(claim.job), std::move(claim.token)};
+      if (std::optional<absl::Status> failure = internal::BullDeferredFailure(lease.job)) {
+        // Stalled too often (marked by a stalled check): failed without being handed out.
+        deferred.push_back(Build(lease, *failure));
+      } else {
+        out.push_back(std::move(lease));
+      }
+    }
+  };
+  std::vector<internal::BullClaim> adopted = TakeAdopted(max);
+  hand_out(adopted);
+  if (!out.empty() && deferred.empty()) return out;
   while (true) {
     absl::StatusOr<internal::BullStepReply> stepped =
         Step(deferred, max - static_cast<int>(out.size()));
@@ -151,15 +209,7 @@ absl::StatusOr<std::vector<BullLease>> BullConsumer::Impl::Fetch(int max, absl::
       }
     }
     deferred.clear();
-    for (internal::BullClaim& claim : reply.claimed) {
-      BullLease lease{std::move(claim.job), std::move(claim.token)};
-      if (std::optional<absl::Status> failure = internal::BullDeferredFailure(lease.job)) {
-        // Stalled too often (marked by a stalled check): failed without being handed out.
-        deferred.push_back(Build(lease, *failure));
-      } else {
-        out.push_back(std::move(lease));
-      }
-    }
+    hand_out(reply.claimed);
     if (!deferred.empty()) continue;  // write those failures, claiming in their place
     if (!out.empty()) return out;
     const absl::Time now = absl::Now();

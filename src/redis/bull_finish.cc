@@ -257,6 +257,18 @@ std::vector<std::string> BullStepCommand(const BullKeys& keys, const BullStepReq
   return EvalSha(k_worker_step, keys.worker_keys(), std::move(args));
 }
 
+namespace {
+
+void ParseClaims(std::vector<RedisReply>& entries, std::vector<BullClaim>& out) {
+  for (RedisReply& entry : entries) {
+    if (entry.elements.size() != 3) continue;
+    out.push_back(BullClaim{BullJobFromHash(entry.elements[0].str, entry.elements[2].elements),
+                            std::move(entry.elements[1].str), absl::Time()});
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<BullStepReply> ParseBullStepReply(RedisReply reply, size_t finish_count) {
   JQ_RETURN_IF_ERROR(reply.AsStatus("running the worker step script"));
   if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 4 ||
@@ -268,12 +280,7 @@ absl::StatusOr<BullStepReply> ParseBullStepReply(RedisReply reply, size_t finish
   for (size_t i = 0; i < finish_count; ++i) {
     out.codes.push_back(i < codes.size() ? codes[i].integer : -1);
   }
-  for (RedisReply& entry : reply.elements[1].elements) {
-    if (entry.elements.size() != 3) continue;
-    out.claimed.push_back(
-        BullClaim{BullJobFromHash(entry.elements[0].str, entry.elements[2].elements),
-                  std::move(entry.elements[1].str), absl::Time()});
-  }
+  ParseClaims(reply.elements[1].elements, out.claimed);
   out.rate_limited_ms = reply.elements[2].integer;
   out.next_delayed_at_ms = reply.elements[3].integer;
   return out;
@@ -284,6 +291,22 @@ absl::StatusOr<BullStepReply> RunBullStep(RedisConnection& conn, const BullKeys&
                                           const std::vector<BullFinish>& finishes) {
   JQ_ASSIGN_OR_RETURN(RedisReply reply, RunScript(conn, BullStepCommand(keys, request, finishes)));
   return ParseBullStepReply(std::move(reply), finishes.size());
+}
+
+absl::StatusOr<std::vector<BullClaim>> AdoptBullClaims(
+    RedisConnection& conn, const BullKeys& keys, const std::vector<std::string>& step_prefixes,
+    int64_t lock_ms) {
+  std::vector<std::string> args = {keys.base(), absl::StrCat(lock_ms)};
+  args.insert(args.end(), step_prefixes.begin(), step_prefixes.end());
+  JQ_ASSIGN_OR_RETURN(RedisReply reply, RunScript(conn, EvalSha(k_adopt_claims, keys.worker_keys(),
+                                                                std::move(args))));
+  JQ_RETURN_IF_ERROR(reply.AsStatus("adopting claims whose replies were lost"));
+  if (reply.type != RedisReply::Type::kArray) {
+    return absl::InternalError("adopt_claims script returned an unexpected reply");
+  }
+  std::vector<BullClaim> claims;
+  ParseClaims(reply.elements, claims);
+  return claims;
 }
 
 }  // namespace jobqueue::internal

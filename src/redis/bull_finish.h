@@ -93,6 +93,11 @@ absl::StatusOr<BullStepReply> ParseBullStepReply(RedisReply reply, size_t finish
 absl::StatusOr<BullStepReply> RunBullStep(RedisConnection& conn, const BullKeys& keys,
                                           const BullStepRequest& request,
                                           const std::vector<BullFinish>& finishes);
+// The claims of earlier steps (by their token prefixes) whose replies were lost, their locks
+// renewed for lock_ms.
+absl::StatusOr<std::vector<BullClaim>> AdoptBullClaims(
+    RedisConnection& conn, const BullKeys& keys, const std::vector<std::string>& step_prefixes,
+    int64_t lock_ms);
 
 }  // namespace jobqueue::internal
 

@@ -13,6 +13,7 @@ struct LuaScript {
 
 extern const LuaScript k_add_job;
 extern const LuaScript k_worker_step;
+extern const LuaScript k_adopt_claims;
 extern const LuaScript k_extend_locks;
 extern const LuaScript k_stalled_check;
 extern const LuaScript k_pause;

@@ -164,6 +164,13 @@ class BullWorker::Impl {
   StepResult Apply(internal::BullStepReply reply, const std::vector<Finish>& finishes,
                    int handler_slots);
   internal::BullStepRequest ClaimRequest(int want);
+  // A claiming call went out and no reply came back: its claims may be locked under its
+  // token prefix. Taken back by AdoptUnanswered once Redis answers again.
+  void NoteUnanswered(const internal::BullStepRequest& request);
+  // The number of jobs taken back (into ready_).
+  int AdoptUnanswered();
+  // Books claimed jobs as held and ready to run.
+  void Hold(std::vector<Claimed>& claims) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Opens the named step connection (step_conn_) and learns its client id.
   absl::Status OpenStep();
   absl::Status ReconnectStep();
@@ -209,6 +216,7 @@ class BullWorker::Impl {
   std::unique_ptr<RedisConnection> step_conn_;  // Run()'s thread only
   std::string step_client_id_;                  // for CLIENT UNBLOCK; empty when unknown
   int64_t step_seq_ = 0;
+  std::vector<std::string> unanswered_steps_;  // Run()'s thread only: token prefixes
 
   mutable absl::Mutex mu_;
   std::deque<Claimed> ready_ ABSL_GUARDED_BY(mu_);
@@ -314,9 +322,54 @@ internal::BullStepRequest BullWorker::Impl::ClaimRequest(int want) {
 
 absl::StatusOr<BullWorker::Impl::StepResult> BullWorker::Impl::Step(std::vector<Finish>& finishes,
                                                                     int want, int handler_slots) {
-  JQ_ASSIGN_OR_RETURN(internal::BullStepReply reply,
-                      internal::RunBullStep(*step_conn_, keys_, ClaimRequest(want), finishes));
-  return Apply(std::move(reply), finishes, handler_slots);
+  const internal::BullStepRequest request = ClaimRequest(want);
+  absl::StatusOr<internal::BullStepReply> reply =
+      internal::RunBullStep(*step_conn_, keys_, request, finishes);
+  if (!reply.ok()) {
+    NoteUnanswered(request);
+    return reply.status();
+  }
+  return Apply(*std::move(reply), finishes, handler_slots);
+}
+
+void BullWorker::Impl::NoteUnanswered(const internal::BullStepRequest& request) {
+  if (request.want <= 0) return;
+  // Bounded through a long outage (where calls mostly never went out): the oldest are then
+  // left to expire and to the stalled check.
+  constexpr size_t kMaxUnanswered = 64;
+  if (unanswered_steps_.size() >= kMaxUnanswered)
+    unanswered_steps_.erase(unanswered_steps_.begin());
+  unanswered_steps_.push_back(request.token_prefix);
+}
+
+int BullWorker::Impl::AdoptUnanswered() {
+  if (unanswered_steps_.empty() || !step_conn_->ok()) return 0;
+  absl::StatusOr<std::vector<Claimed>> adopted = internal::AdoptBullClaims(
+      *step_conn_, keys_, unanswered_steps_, absl::ToInt64Milliseconds(options_.lock_duration));
+  if (!adopted.ok()) {
+    internal::LogWarn("BullMQ worker on {}: looking for claims whose reply was lost: {}", queue_,
+                      adopted.status().message());
+    if (!step_conn_->ok()) ReconnectStep().IgnoreError();
+    return 0;
+  }
+  unanswered_steps_.clear();
+  if (adopted->empty()) return 0;
+  internal::LogInfo(
+      "BullMQ worker on {}: took back {} job(s) claimed by a call whose reply was lost", queue_,
+      adopted->size());
+  absl::MutexLock lock(&mu_);
+  stats_.adopted += static_cast<int64_t>(adopted->size());
+  Hold(*adopted);
+  return static_cast<int>(adopted->size());
+}
+
+void BullWorker::Impl::Hold(std::vector<Claimed>& claims) {
+  const absl::Time now = internal::MonotonicNow();
+  for (Claimed& c : claims) {
+    held_[c.job.id] = c.token;
+    c.claimed_at = now;
+    ready_.push_back(std::move(c));
+  }
 }
 
 BullWorker::Impl::StepResult BullWorker::Impl::Apply(internal::BullStepReply reply,
@@ -343,12 +396,7 @@ BullWorker::Impl::StepResult BullWorker::Impl::Apply(internal::BullStepReply rep
   }
   const int claimed = static_cast<int>(reply.claimed.size());
   if (claimed > handler_slots) stats_.prefetched += claimed - handler_slots;
-  const absl::Time now = internal::MonotonicNow();
-  for (Claimed& c : reply.claimed) {
-    held_[c.job.id] = c.token;
-    c.claimed_at = now;
-    ready_.push_back(std::move(c));
-  }
+  Hold(reply.claimed);
   return StepResult{claimed, reply.rate_limited_ms, reply.next_delayed_at_ms};
 }
 
@@ -447,11 +495,13 @@ std::optional<int> BullWorker::Impl::BlockHere(absl::Duration timeout) {
           }
         }
         // Without CLIENT UNBLOCK the connection is given up, and with it the claim behind
-        // the wait (unless it already ran: then its locks expire and a stalled check acts).
+        // the wait (unless it already ran: then AdoptUnanswered finds it and hands it back).
         step_conn_->Interrupt();
       });
   if (ended_early) internal::WakeFd(wake_fd_);  // the stop that ended it is seen by the loop
   if (!replies.ok()) {
+    // The claim may have run if the wait ended before the connection broke.
+    NoteUnanswered(claim);
     if (!step_conn_->ok()) ReconnectStep().IgnoreError();
     return 0;
   }
@@ -726,6 +776,7 @@ absl::Status BullWorker::Impl::Run() {
   absl::Time stop_deadline = absl::InfiniteFuture();
 
   while (true) {
+    if (AdoptUnanswered() > 0 && inline_handler_) RunInline(finishes);
     int in_flight;
     bool stopping;
     {

@@ -1461,6 +1461,7 @@ static void TestBullWorker(void) {
     CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_LOST) == 0);
     CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_STEPS) >= 1);
     CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_PREFETCHED) == 0);
+    CHECK(jq_bull_worker_stat(worker, JQ_BULL_WORKER_ADOPTED) == 0);
     CHECK(jq_bull_worker_stat(worker, (jq_bull_worker_stat_t)42) == 0);
     /* A worker runs once: a second run shared the first one's connection. */
     CHECK_ERR(JQ_FAILED_PRECONDITION, "runs only once", jq_bull_worker_run(worker, OK_ERR));

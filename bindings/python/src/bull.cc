@@ -429,12 +429,14 @@ unknown keys raise InvalidArgumentError. A duplicate jobId returns the existing 
       .def_readonly("reconnects", &BullWorkerStats::reconnects)
       .def_readonly("prefetched", &BullWorkerStats::prefetched,
                     "Jobs claimed ahead of a free handler.")
+      .def_readonly("adopted", &BullWorkerStats::adopted,
+                    "Claims whose reply was lost, found again and kept.")
       .def("__repr__", [](const BullWorkerStats& s) {
         return absl::StrCat("BullWorkerStats(completed=", s.completed, ", failed=", s.failed,
                             ", retried=", s.retried, ", lost=", s.lost, ", released=", s.released,
                             ", stalled_recovered=", s.stalled_recovered,
                             ", prefetched=", s.prefetched, ", steps=", s.steps,
-                            ", reconnects=", s.reconnects, ")");
+                            ", reconnects=", s.reconnects, ", adopted=", s.adopted, ")");
       });
 
   py::class_<PyBullJob, BullJobPtr>(m, "BullJob", R"doc(

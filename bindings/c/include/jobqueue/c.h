@@ -710,7 +710,8 @@ typedef enum jq_bull_worker_stat_t {
   JQ_BULL_WORKER_STALLED_RECOVERED = 5, /* jobs its stalled check moved back to wait */
   JQ_BULL_WORKER_STEPS = 6,             /* finish+claim round trips */
   JQ_BULL_WORKER_RECONNECTS = 7,
-  JQ_BULL_WORKER_PREFETCHED = 8 /* jobs claimed ahead of a free handler */
+  JQ_BULL_WORKER_PREFETCHED = 8, /* jobs claimed ahead of a free handler */
+  JQ_BULL_WORKER_ADOPTED = 9     /* claims whose reply was lost, found again and kept */
 } jq_bull_worker_stat_t;
 /* One counter of the worker; 0 for an unknown stat. */
 JQ_EXPORT int64_t jq_bull_worker_stat(const jq_bull_worker_t* worker, jq_bull_worker_stat_t stat);
