@@ -232,9 +232,9 @@ TEST_F(BullConsumerTest, GarbledGlobalConcurrencyIsNoLimit) {
 }
 
 // A fetch whose reply is lost (the connection breaks after Redis claimed) fails, and the next
-// fetch hands out what it claimed, found again by its token prefix: not left locked until
-// a stalled check.
-TEST_F(BullConsumerTest, ClaimsOfAFetchWhoseReplyWasLostComeWithTheNextFetches) {
+// fetch hands out what it claimed, found again by its token prefix (not left locked until a
+// stalled check); what the next fetch cannot take goes back to wait unstarted.
+TEST_F(BullConsumerTest, ClaimsOfAFetchWhoseReplyWasLostComeWithTheNextFetch) {
   // Loaded beforehand, so the call cut is the one that claims, not a NOSCRIPT.
   for (size_t i = 0; i < internal::kAllScriptCount; ++i) {
     Redis({"SCRIPT", "LOAD", internal::kAllScripts[i]->text});
@@ -252,11 +252,15 @@ TEST_F(BullConsumerTest, ClaimsOfAFetchWhoseReplyWasLostComeWithTheNextFetches) 
   ASSERT_EQ((*proxy)->cuts(), 1);
   ASSERT_EQ(Redis({"LLEN", Key("active")}).integer, 3);  // the cut call did claim
 
+  std::vector<BullLease> adopted = Fetch(**consumer, 2);
+  ASSERT_THAT(adopted, SizeIs(2));
+  EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 2);
+  EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 3);  // the third, back unstarted
+  std::vector<BullLease> rest = Fetch(**consumer, 10);
+  ASSERT_THAT(rest, SizeIs(3));
   std::vector<std::string> seen;
-  for (int max : {2, 10, 10}) {
-    std::vector<BullLease> leases = Fetch(**consumer, max);
-    ASSERT_LE(static_cast<int>(leases.size()), max);
-    for (const BullLease& lease : leases) {
+  for (const std::vector<BullLease>* leases : {&adopted, &rest}) {
+    for (const BullLease& lease : *leases) {
       ASSERT_THAT((*consumer)->Complete(lease, "1"), IsOk()) << lease.job.data_json;
       EXPECT_EQ(Field(lease.job.id, "ats"), "1");
       seen.push_back(lease.job.data_json);
@@ -266,6 +270,38 @@ TEST_F(BullConsumerTest, ClaimsOfAFetchWhoseReplyWasLostComeWithTheNextFetches) 
   EXPECT_THAT(seen, ElementsAre("0", "1", "2", "3", "4"));
   EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 5);
   EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 0);
+}
+
+// A claimed job whose key a foreign client broke (not a hash) does not stop the others of a
+// lost call from being found again.
+TEST_F(BullConsumerTest, ABrokenJobKeyDoesNotHideTheOtherLostClaims) {
+  for (size_t i = 0; i < internal::kAllScriptCount; ++i) {
+    Redis({"SCRIPT", "LOAD", internal::kAllScripts[i]->text});
+  }
+  for (int i = 0; i < 5; ++i) Add(absl::StrCat(i));
+  auto proxy = ::jobqueue::testing::ReplyCuttingProxy::Start(url_);
+  ASSERT_THAT(proxy.status(), IsOk());
+  BullConsumerOptions options;
+  options.redis.client_name = "cut-here";
+  auto consumer = BullConsumer::Open((*proxy)->url(), name_, options);
+  ASSERT_THAT(consumer.status(), IsOk());
+  (*proxy)->CutNext("EVALSHA", "BZPOPMIN");
+  EXPECT_FALSE((*consumer)->Fetch(3, absl::ZeroDuration()).ok());
+  RedisReply claimed = Redis({"LRANGE", Key("active"), "0", "-1"});
+  ASSERT_THAT(claimed.elements, SizeIs(3));
+  const std::string broken = claimed.elements[0].str;
+  Redis({"DEL", Key(broken)});
+  Redis({"SET", Key(broken), "not a hash"});
+
+  std::vector<BullLease> leases = Fetch(**consumer, 10);
+  ASSERT_THAT(leases, SizeIs(2));
+  for (const BullLease& lease : leases) {
+    EXPECT_NE(lease.job.id, broken);
+    EXPECT_TRUE(InActive(lease.job.id));
+    EXPECT_EQ(Field(lease.job.id, "ats"), "1") << "claimed once, by the lost call";
+  }
+  EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 2);  // the fetch took the lost claims
+  Redis({"DEL", Key(broken)});
 }
 
 TEST_F(BullConsumerTest, UnrecoverableFailureSkipsRetries) {

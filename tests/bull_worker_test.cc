@@ -1053,7 +1053,7 @@ TEST_F(BullWorkerTest, SurvivesDroppedConnectionsAndFlushedScripts) {
 // their locks expire and a stalled check hands them back (two minutes away here).
 class LostClaimReplyTest : public BullWorkerTest {
  protected:
-  void StartThroughProxy(BullHandler handler, BullWorkerOptions options) {
+  void OpenProxy() {
     // Loaded beforehand, so the call cut is the one that claims, not a NOSCRIPT.
     for (size_t i = 0; i < internal::kAllScriptCount; ++i) {
       Redis({"SCRIPT", "LOAD", internal::kAllScripts[i]->text});
@@ -1061,6 +1061,8 @@ class LostClaimReplyTest : public BullWorkerTest {
     auto proxy = ReplyCuttingProxy::Start(url_);
     ASSERT_THAT(proxy.status(), IsOk());
     proxy_ = *std::move(proxy);
+  }
+  void StartThroughProxy(BullHandler handler, BullWorkerOptions options) {
     options.lock_duration = absl::Minutes(2);
     options.stalled_interval = absl::Minutes(2);
     options.reconnect_min = absl::Milliseconds(5);
@@ -1089,8 +1091,9 @@ TEST_F(LostClaimReplyTest, AStepsClaimsAreTakenBackAtOnce) {
   Tally tally(20);
   BullWorkerOptions options;
   options.concurrency = 2;
-  ASSERT_NO_FATAL_FAILURE(StartThroughProxy(tally.Handler(), options));
+  ASSERT_NO_FATAL_FAILURE(OpenProxy());
   proxy_->CutNext("EVALSHA", "BZPOPMIN");  // the first step claims: jobs are waiting
+  ASSERT_NO_FATAL_FAILURE(StartThroughProxy(tally.Handler(), options));
   ASSERT_TRUE(Completed(20));
   StopWorker();
   EXPECT_EQ(proxy_->cuts(), 1);
@@ -1106,6 +1109,7 @@ TEST_F(LostClaimReplyTest, AClaimBehindAnIdleWaitIsTakenBackAtOnce) {
   BullWorkerOptions options;
   options.name = "cut-while-idle";
   options.drain_delay = absl::Seconds(120);
+  ASSERT_NO_FATAL_FAILURE(OpenProxy());
   ASSERT_NO_FATAL_FAILURE(StartThroughProxy(tally.Handler(), options));
   const std::string named =
       absl::StrCat("name=bull:", absl::Base64Escape(name_), ":w:cut-while-idle ");

@@ -3,8 +3,6 @@
 #include <simdjson.h>
 
 #include <algorithm>
-#include <deque>
-#include <iterator>
 #include <random>
 #include <utility>
 
@@ -71,7 +69,7 @@ class BullConsumer::Impl {
   absl::StatusOr<internal::BullStepReply> Step(const std::vector<internal::BullFinish>& finishes,
                                                int want);
   // Up to `max` claims of earlier calls whose replies were lost (found again in Redis by their
-  // token prefixes); the rest wait for the next fetch.
+  // token prefixes); the rest go back to wait at once, unstarted.
   std::vector<internal::BullClaim> TakeAdopted(int max);
   // BZPOPMIN on the marker for up to `timeout`: returns on an add, a due delayed job, or the
   // timeout.
@@ -86,8 +84,8 @@ class BullConsumer::Impl {
   absl::Mutex step_mu_;
   std::unique_ptr<RedisConnection> step_conn_ ABSL_GUARDED_BY(step_mu_);
   int64_t step_seq_ ABSL_GUARDED_BY(step_mu_) = 0;
-  std::vector<std::string> unanswered_steps_ ABSL_GUARDED_BY(step_mu_);
-  std::deque<internal::BullClaim> adopted_ ABSL_GUARDED_BY(step_mu_);
+  // Token prefixes of claiming calls without a reply, and when.
+  std::vector<std::pair<std::string, absl::Time>> unanswered_steps_ ABSL_GUARDED_BY(step_mu_);
   // Idle marker connections: one per concurrent blocking fetch, kept for reuse.
   absl::Mutex block_mu_;
   std::vector<std::unique_ptr<RedisConnection>> block_conns_ ABSL_GUARDED_BY(block_mu_);
@@ -104,42 +102,55 @@ absl::StatusOr<internal::BullStepReply> BullConsumer::Impl::Step(
   request.token_prefix = absl::StrCat(token_prefix_, ":", ++step_seq_);
   absl::StatusOr<internal::BullStepReply> reply =
       internal::RunBullStep(*conn, keys_, request, finishes);
-  if (!reply.ok() && want > 0) {
-    // Its claims may be locked under request.token_prefix: TakeAdopted finds them.
-    constexpr size_t kMaxUnanswered = 64;
-    if (unanswered_steps_.size() >= kMaxUnanswered) {
-      unanswered_steps_.erase(unanswered_steps_.begin());
-    }
-    unanswered_steps_.push_back(request.token_prefix);
+  // Its claims may be locked under request.token_prefix: TakeAdopted finds them. Bounded as
+  // in BullWorker: the first calls of an outage are the ones that may have run.
+  constexpr size_t kMaxUnanswered = 64;
+  if (!reply.ok() && want > 0 && unanswered_steps_.size() < kMaxUnanswered) {
+    unanswered_steps_.emplace_back(request.token_prefix, absl::Now());
   }
   return reply;
 }
 
 std::vector<internal::BullClaim> BullConsumer::Impl::TakeAdopted(int max) {
   absl::MutexLock lock(&step_mu_);
-  if (!unanswered_steps_.empty()) {
-    absl::StatusOr<RedisConnection*> conn = StepConn();
-    absl::StatusOr<std::vector<internal::BullClaim>> found =
-        conn.ok() ? internal::AdoptBullClaims(**conn, keys_, unanswered_steps_,
-                                              absl::ToInt64Milliseconds(options_.lock_duration))
-                  : conn.status();
-    if (found.ok()) {
-      unanswered_steps_.clear();
-      if (!found->empty()) {
-        internal::LogInfo(
-            "BullMQ consumer on {}: took back {} job(s) claimed by a call whose "
-            "reply was lost",
-            queue_, found->size());
-      }
-      std::move(found->begin(), found->end(), std::back_inserter(adopted_));
-    }
+  const absl::Time now = absl::Now();
+  // Past a lock duration their locks have expired: the stalled check's now.
+  std::erase_if(unanswered_steps_,
+                [&](const auto& step) { return now - step.second > options_.lock_duration; });
+  if (unanswered_steps_.empty()) return {};
+  absl::StatusOr<RedisConnection*> conn = StepConn();
+  if (!conn.ok()) return {};
+  std::vector<std::string> prefixes;
+  for (const auto& step : unanswered_steps_) prefixes.push_back(step.first);
+  absl::StatusOr<std::vector<internal::BullClaim>> found = internal::AdoptBullClaims(
+      **conn, keys_, prefixes, absl::ToInt64Milliseconds(options_.lock_duration));
+  if (!found.ok()) {
+    internal::LogWarn("BullMQ consumer on {}: looking for claims whose reply was lost: {}", queue_,
+                      found.status().message());
+    return {};
   }
-  std::vector<internal::BullClaim> out;
-  while (!adopted_.empty() && static_cast<int>(out.size()) < max) {
-    out.push_back(std::move(adopted_.front()));
-    adopted_.pop_front();
+  unanswered_steps_.clear();
+  if (found->empty()) return {};
+  internal::LogInfo(
+      "BullMQ consumer on {}: took back {} job(s) claimed by a call whose reply was lost", queue_,
+      found->size());
+  if (static_cast<int>(found->size()) <= max) return *std::move(found);
+  // No lease is held unseen: the caller could not extend its lock.
+  std::vector<internal::BullFinish> releases;
+  for (size_t i = static_cast<size_t>(max); i < found->size(); ++i) {
+    releases.push_back(internal::BullRelease((*found)[i].job.id, (*found)[i].token,
+                                             /*started=*/false));
   }
-  return out;
+  found->resize(static_cast<size_t>(max));
+  absl::StatusOr<internal::BullStepReply> released =
+      internal::RunBullStep(**conn, keys_, internal::BullStepRequest(), releases);
+  if (!released.ok()) {
+    internal::LogWarn(
+        "BullMQ consumer on {}: handing back {} job(s) beyond the fetch: {}; their "
+        "locks expire and a stalled check returns them",
+        queue_, releases.size(), released.status().message());
+  }
+  return *std::move(found);
 }
 
 absl::Status BullConsumer::Impl::BlockOnMarker(absl::Duration timeout) {

@@ -10,6 +10,7 @@
 #include <exception>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -216,7 +217,9 @@ class BullWorker::Impl {
   std::unique_ptr<RedisConnection> step_conn_;  // Run()'s thread only
   std::string step_client_id_;                  // for CLIENT UNBLOCK; empty when unknown
   int64_t step_seq_ = 0;
-  std::vector<std::string> unanswered_steps_;  // Run()'s thread only: token prefixes
+  // Run()'s thread only: token prefixes of claiming calls without a reply, and when.
+  std::vector<std::pair<std::string, absl::Time>> unanswered_steps_;
+  absl::Time adopt_not_before_ = absl::InfinitePast();
 
   mutable absl::Mutex mu_;
   std::deque<Claimed> ready_ ABSL_GUARDED_BY(mu_);
@@ -333,22 +336,28 @@ absl::StatusOr<BullWorker::Impl::StepResult> BullWorker::Impl::Step(std::vector<
 }
 
 void BullWorker::Impl::NoteUnanswered(const internal::BullStepRequest& request) {
-  if (request.want <= 0) return;
-  // Bounded through a long outage (where calls mostly never went out): the oldest are then
-  // left to expire and to the stalled check.
+  // Bounded through a long outage, where most calls never went out: the first ones, which
+  // may have run before Redis went away, are the ones kept.
   constexpr size_t kMaxUnanswered = 64;
-  if (unanswered_steps_.size() >= kMaxUnanswered)
-    unanswered_steps_.erase(unanswered_steps_.begin());
-  unanswered_steps_.push_back(request.token_prefix);
+  if (request.want <= 0 || unanswered_steps_.size() >= kMaxUnanswered) return;
+  unanswered_steps_.emplace_back(request.token_prefix, internal::MonotonicNow());
 }
 
 int BullWorker::Impl::AdoptUnanswered() {
-  if (unanswered_steps_.empty() || !step_conn_->ok()) return 0;
+  const absl::Time now = internal::MonotonicNow();
+  // Past a lock duration their locks have expired (the stalled check's now), unless an
+  // adoption that failed later renewed them; either way they are not looked for forever.
+  std::erase_if(unanswered_steps_,
+                [&](const auto& step) { return now - step.second > options_.lock_duration; });
+  if (unanswered_steps_.empty() || now < adopt_not_before_ || !step_conn_->ok()) return 0;
+  std::vector<std::string> prefixes;
+  for (const auto& step : unanswered_steps_) prefixes.push_back(step.first);
   absl::StatusOr<std::vector<Claimed>> adopted = internal::AdoptBullClaims(
-      *step_conn_, keys_, unanswered_steps_, absl::ToInt64Milliseconds(options_.lock_duration));
+      *step_conn_, keys_, prefixes, absl::ToInt64Milliseconds(options_.lock_duration));
   if (!adopted.ok()) {
     internal::LogWarn("BullMQ worker on {}: looking for claims whose reply was lost: {}", queue_,
                       adopted.status().message());
+    adopt_not_before_ = now + absl::Seconds(1);
     if (!step_conn_->ok()) ReconnectStep().IgnoreError();
     return 0;
   }
@@ -512,11 +521,14 @@ std::optional<int> BullWorker::Impl::BlockHere(absl::Duration timeout) {
                       (*replies)[0].AsStatus("BZPOPMIN").message());
     WaitForWake(options_.reconnect_min * 10);
   }
-  // An error here (NOSCRIPT after a SCRIPT FLUSH, say) claimed nothing; the next step, which
-  // loads the script, claims instead.
+  // An error here (NOSCRIPT after a SCRIPT FLUSH, say) mostly claimed nothing; the next step,
+  // which loads the script, claims instead.
   absl::StatusOr<internal::BullStepReply> step =
       internal::ParseBullStepReply(std::move((*replies)[1]), 0);
-  if (!step.ok()) return 0;
+  if (!step.ok()) {
+    NoteUnanswered(claim);  // a script error midway leaves the claims before it locked
+    return 0;
+  }
   return Apply(*std::move(step), {}, options_.concurrency).claimed;
 }
 

@@ -22,9 +22,14 @@ for k = 1, #active, 1000 do
   for j, token in ipairs(tokens) do
     local step = token and string.match(token, "^(.*)%-%d+$")
     if step and steps[step] then
-      rcall("SET", lockKeys[j], token, "PX", ARGV[2])
-      rcall("SREM", q.stalled, ids[j])
-      adopted[#adopted + 1] = {ids[j], token, rcall("HGETALL", q.prefix .. ids[j])}
+      -- A job key that is not a hash is left to expire: an error here would fail the whole
+      -- call, and every retry, with the other jobs' locks already renewed.
+      local hash = redis.pcall("HGETALL", q.prefix .. ids[j])
+      if type(hash) == "table" and not hash.err then
+        rcall("SET", lockKeys[j], token, "PX", ARGV[2])
+        rcall("SREM", q.stalled, ids[j])
+        adopted[#adopted + 1] = {ids[j], token, hash}
+      end
     end
   end
 end
