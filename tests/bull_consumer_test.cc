@@ -60,6 +60,30 @@ class BullConsumerTest : public ::jobqueue::testing::BullFixture {
     for (const BullLease& lease : leases) data.push_back(lease.job.data_json);
     return data;
   }
+  // Five jobs, and a consumer (through proxy_) whose Fetch(3) lost its reply after Redis
+  // claimed: three jobs are active under locks of two minutes.
+  void LoseAFetchOfThreeOutOfFive(std::unique_ptr<BullConsumer>& consumer) {
+    // Loaded beforehand, so the call cut is the one that claims, not a NOSCRIPT.
+    for (size_t i = 0; i < internal::kAllScriptCount; ++i) {
+      Redis({"SCRIPT", "LOAD", internal::kAllScripts[i]->text});
+    }
+    for (int i = 0; i < 5; ++i) Add(absl::StrCat(i));
+    auto proxy = ::jobqueue::testing::ReplyCuttingProxy::Start(url_);
+    ASSERT_THAT(proxy.status(), IsOk());
+    proxy_ = *std::move(proxy);
+    BullConsumerOptions options;
+    options.lock_duration = absl::Minutes(2);
+    options.redis.client_name = "cut-here";  // the proxy cuts only named connections
+    auto opened = BullConsumer::Open(proxy_->url(), name_, options);
+    ASSERT_THAT(opened.status(), IsOk());
+    consumer = *std::move(opened);
+    proxy_->CutNext("EVALSHA", "BZPOPMIN");
+    EXPECT_FALSE(consumer->Fetch(3, absl::ZeroDuration()).ok());
+    ASSERT_EQ(proxy_->cuts(), 1);
+    ASSERT_EQ(Redis({"LLEN", Key("active")}).integer, 3);  // the cut call did claim
+  }
+
+  std::unique_ptr<::jobqueue::testing::ReplyCuttingProxy> proxy_;
 };
 
 TEST_F(BullConsumerTest, FetchesInBullMqOrderAndClaimsAsTheWorkerDoes) {
@@ -235,33 +259,19 @@ TEST_F(BullConsumerTest, GarbledGlobalConcurrencyIsNoLimit) {
 // fetch hands out what it claimed, found again by its token prefix (not left locked until a
 // stalled check); what the next fetch cannot take goes back to wait unstarted.
 TEST_F(BullConsumerTest, ClaimsOfAFetchWhoseReplyWasLostComeWithTheNextFetch) {
-  // Loaded beforehand, so the call cut is the one that claims, not a NOSCRIPT.
-  for (size_t i = 0; i < internal::kAllScriptCount; ++i) {
-    Redis({"SCRIPT", "LOAD", internal::kAllScripts[i]->text});
-  }
-  for (int i = 0; i < 5; ++i) Add(absl::StrCat(i));
-  auto proxy = ::jobqueue::testing::ReplyCuttingProxy::Start(url_);
-  ASSERT_THAT(proxy.status(), IsOk());
-  BullConsumerOptions options;
-  options.lock_duration = absl::Minutes(2);
-  options.redis.client_name = "cut-here";  // the proxy cuts only named connections
-  auto consumer = BullConsumer::Open((*proxy)->url(), name_, options);
-  ASSERT_THAT(consumer.status(), IsOk());
-  (*proxy)->CutNext("EVALSHA", "BZPOPMIN");
-  EXPECT_FALSE((*consumer)->Fetch(3, absl::ZeroDuration()).ok());
-  ASSERT_EQ((*proxy)->cuts(), 1);
-  ASSERT_EQ(Redis({"LLEN", Key("active")}).integer, 3);  // the cut call did claim
+  std::unique_ptr<BullConsumer> consumer;
+  ASSERT_NO_FATAL_FAILURE(LoseAFetchOfThreeOutOfFive(consumer));
 
-  std::vector<BullLease> adopted = Fetch(**consumer, 2);
+  std::vector<BullLease> adopted = Fetch(*consumer, 2);
   ASSERT_THAT(adopted, SizeIs(2));
   EXPECT_EQ(Redis({"LLEN", Key("active")}).integer, 2);
   EXPECT_EQ(Redis({"LLEN", Key("wait")}).integer, 3);  // the third, back unstarted
-  std::vector<BullLease> rest = Fetch(**consumer, 10);
+  std::vector<BullLease> rest = Fetch(*consumer, 10);
   ASSERT_THAT(rest, SizeIs(3));
   std::vector<std::string> seen;
   for (const std::vector<BullLease>* leases : {&adopted, &rest}) {
     for (const BullLease& lease : *leases) {
-      ASSERT_THAT((*consumer)->Complete(lease, "1"), IsOk()) << lease.job.data_json;
+      ASSERT_THAT(consumer->Complete(lease, "1"), IsOk()) << lease.job.data_json;
       EXPECT_EQ(Field(lease.job.id, "ats"), "1");
       seen.push_back(lease.job.data_json);
     }
@@ -275,25 +285,15 @@ TEST_F(BullConsumerTest, ClaimsOfAFetchWhoseReplyWasLostComeWithTheNextFetch) {
 // A claimed job whose key a foreign client broke (not a hash) does not stop the others of a
 // lost call from being found again.
 TEST_F(BullConsumerTest, ABrokenJobKeyDoesNotHideTheOtherLostClaims) {
-  for (size_t i = 0; i < internal::kAllScriptCount; ++i) {
-    Redis({"SCRIPT", "LOAD", internal::kAllScripts[i]->text});
-  }
-  for (int i = 0; i < 5; ++i) Add(absl::StrCat(i));
-  auto proxy = ::jobqueue::testing::ReplyCuttingProxy::Start(url_);
-  ASSERT_THAT(proxy.status(), IsOk());
-  BullConsumerOptions options;
-  options.redis.client_name = "cut-here";
-  auto consumer = BullConsumer::Open((*proxy)->url(), name_, options);
-  ASSERT_THAT(consumer.status(), IsOk());
-  (*proxy)->CutNext("EVALSHA", "BZPOPMIN");
-  EXPECT_FALSE((*consumer)->Fetch(3, absl::ZeroDuration()).ok());
+  std::unique_ptr<BullConsumer> consumer;
+  ASSERT_NO_FATAL_FAILURE(LoseAFetchOfThreeOutOfFive(consumer));
   RedisReply claimed = Redis({"LRANGE", Key("active"), "0", "-1"});
   ASSERT_THAT(claimed.elements, SizeIs(3));
   const std::string broken = claimed.elements[0].str;
   Redis({"DEL", Key(broken)});
   Redis({"SET", Key(broken), "not a hash"});
 
-  std::vector<BullLease> leases = Fetch(**consumer, 10);
+  std::vector<BullLease> leases = Fetch(*consumer, 10);
   ASSERT_THAT(leases, SizeIs(2));
   for (const BullLease& lease : leases) {
     EXPECT_NE(lease.job.id, broken);
