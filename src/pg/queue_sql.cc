@@ -162,11 +162,14 @@ constexpr absl::string_view kClaimNext = R"sql(
    LIMIT $4
    FOR UPDATE SKIP LOCKED)sql";
 
+// By id through ANY, not a join to `next`: after a few runs the statement's plan is generic,
+// guessing `LIMIT $4` at a tenth of the pending rows, and with a big backlog the join then
+// hashed or merge-scanned the whole table on every claim.
 constexpr absl::string_view kClaimUpdate = R"sql(
   UPDATE {s}.job_queue j
      SET status = 'processing', attempts = j.attempts + 1, locked_by = $1,
          locked_at = now(), heartbeat_at = now(), updated_at = now()
-    FROM next WHERE j.id = next.id)sql";
+   WHERE j.id = ANY (ARRAY(SELECT id FROM next)))sql";
 
 constexpr absl::string_view kRunAt =
     "CASE WHEN {ra} IS NULL THEN now() + {dl} * interval '1 microsecond' "
@@ -480,23 +483,29 @@ stale AS (
      AND coalesce(j.heartbeat_at, greatest(j.locked_at, j.updated_at))
          < now() - coalesce(cfg.stale_us, $3::bigint) * interval '1 microsecond'
    LIMIT $4
-   FOR UPDATE OF j SKIP LOCKED)
-UPDATE {s}.job_queue j
-   SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
-       finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
-       last_error = 'stale lock recovered: no heartbeat from ' || coalesce(stale.locked_by, '?')
-                    || ' within the stale timeout',
-       locked_by = NULL, locked_at = NULL, heartbeat_at = NULL, updated_at = now()
-  FROM stale WHERE j.id = stale.id
-RETURNING j.id, j.job_type, j.status, coalesce(stale.locked_by, ''), j.queue)sql");
+   FOR UPDATE OF j SKIP LOCKED),
+recovered AS (
+  UPDATE {s}.job_queue j
+     SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
+         finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+         last_error = 'stale lock recovered: no heartbeat from ' || coalesce(j.locked_by, '?')
+                      || ' within the stale timeout',
+         locked_by = NULL, locked_at = NULL, heartbeat_at = NULL, updated_at = now()
+   WHERE j.id = ANY (ARRAY(SELECT id FROM stale))
+  RETURNING j.id, j.job_type, j.status, j.queue)
+SELECT r.id, r.job_type, r.status, coalesce(stale.locked_by, ''), r.queue
+  FROM recovered r JOIN stale USING (id))sql");
 
   purge_batch = stmt("purge_batch", R"sql(
 WITH doomed AS (
   SELECT id FROM {s}.job_queue
-   WHERE status = ANY ($1::text[]) AND finished_at < now() - $2::bigint * interval '1 microsecond'
+   -- The IN repeats the finished index's condition, which a generic plan cannot read
+   -- out of the parameter.
+   WHERE status = ANY ($1::text[]) AND status IN ('completed', 'failed', 'cancelled')
+     AND finished_at < now() - $2::bigint * interval '1 microsecond'
    LIMIT $3
    FOR UPDATE SKIP LOCKED)
-DELETE FROM {s}.job_queue j USING doomed WHERE j.id = doomed.id)sql");
+DELETE FROM {s}.job_queue WHERE id = ANY (ARRAY(SELECT id FROM doomed)))sql");
 
   // A failed job whose dedupe key is live again (or taken by a newer failed job of the same
   // key, retried instead) stays failed: moving it would break the unique index and with it
