@@ -163,9 +163,10 @@ class Worker::Impl {
     if (result.ok() && (result->limit > 0 || result->flushed > 0)) worked_ = true;
     return result;
   }
-  // Jobs this worker holds in any form (leases and held-batch jobs).
+  // Jobs this worker holds in any form (leases and held-batch jobs), and runs it still owes a
+  // thread to (a job of a held batch that rolled back holds nothing, but its handler runs on).
   int HeldCount() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return static_cast<int>(held_.size() + held_slots_.size());
+    return static_cast<int>(held_.size() + held_slots_.size() + given_back_.size());
   }
   // The lease a job is held under now (a held-batch job gets a new one at its settle, and a
   // job claimed again while its older run is here carries on under the new one).
@@ -283,7 +284,6 @@ void Worker::Impl::RunOne(const Lease& claimed) {
       result = absl::InvalidArgumentError(absl::StrCat("handler result is ", storable.message()));
     }
   }
-  bool given_back = false;
   Lease lease;
   {
     absl::MutexLock lock(&mu_);
@@ -296,8 +296,13 @@ void Worker::Impl::RunOne(const Lease& claimed) {
       return;
     }
     lease = CurrentLease(claimed);
-    given_back = given_back_.erase(lease.job_id) > 0;
-    if (!given_back && result.ok()) {
+    if (given_back_.erase(lease.job_id) > 0) {
+      // Nothing to write; its thread is free for a claim.
+      internal::WakeFd(wake_fd_);
+      pump_cv_.SignalAll();
+      return;
+    }
+    if (result.ok()) {
       done_.push_back({lease, *std::move(result)});
       if (done_.size() == 1) {
         internal::WakeFd(wake_fd_);
@@ -306,7 +311,6 @@ void Worker::Impl::RunOne(const Lease& claimed) {
       return;
     }
   }
-  if (given_back) return;
   FinishUnsuccessful(lease, result.status());
 }
 

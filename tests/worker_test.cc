@@ -146,6 +146,39 @@ class WorkerTest : public ::testing::Test {
                         }),
         IsOk());
   }
+  // "slow" jobs run until `release` (at most 60 s): a fixed run time could end before the
+  // checks that need them running, on a loaded machine.
+  struct SlowJobs {
+    std::atomic<int> runs{0};
+    std::atomic<bool> release{false};
+  };
+  // A worker of one thread in short-job mode, reconnecting at once, that runs "slow" jobs.
+  std::unique_ptr<Worker> SlowHeldWorker(WorkerOptions options, SlowJobs& slow) {
+    options.concurrency = 1;
+    options.reconnect_min = absl::Milliseconds(10);
+    absl::StatusOr<std::unique_ptr<Worker>> worker = Worker::Create(queue_.get(), options);
+    if (!worker.ok()) throw std::runtime_error(worker.status().ToString());
+    absl::Status registered =
+        (*worker)->Register("slow", [&slow](JobContext&) -> absl::StatusOr<std::string> {
+          ++slow.runs;
+          const absl::Time cap = absl::Now() + absl::Seconds(60);
+          while (!slow.release.load() && absl::Now() < cap) absl::SleepFor(absl::Milliseconds(5));
+          return std::string("1");
+        });
+    if (!registered.ok()) throw std::runtime_error(registered.ToString());
+    return *std::move(worker);
+  }
+  // Once the worker runs its first "slow" job, ends the connection of its held batch (the one
+  // session idle in a transaction on this schema) and waits until it has reconnected.
+  void EndHeldBatchMidRun(Worker& worker, const SlowJobs& slow) {
+    ASSERT_TRUE(Eventually([&] { return slow.runs.load() == 1; }));
+    EXPECT_EQ(schema_.Query(absl::StrCat(
+                  "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE state = "
+                  "'idle in transaction' AND pid <> pg_backend_pid() AND query LIKE '%",
+                  schema_.name(), "%'")),
+              "1");
+    EXPECT_TRUE(Eventually([&] { return worker.stats().reconnects >= 1; }));
+  }
   void RefuseResultInTheTable(const std::string& result_json) {
     schema_.Query(absl::StrCat("ALTER TABLE ", schema_.name(),
                                ".job_queue ADD CONSTRAINT refused_result CHECK (result IS DISTINCT "
@@ -829,43 +862,51 @@ TEST_F(WorkerTest, HeldBatchLostMidRunNeitherRunsTheJobTwiceNorCrashesTheStop) {
   WorkerOptions options = Options(1);
   options.transaction_budget = absl::Seconds(1);
   options.shutdown_timeout = absl::Milliseconds(100);
-  options.reconnect_min = absl::Milliseconds(10);
-  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
-  std::atomic<int> runs{0};
-  std::atomic<bool> release{false};
-  // Runs until the test lets it go, past the stop's deadline: a fixed 2.5 s run could end
-  // before the claims below on a loaded machine, and then the job ran again rightly.
-  ASSERT_THAT(worker->Register("slow",
-                               [&](JobContext&) -> absl::StatusOr<std::string> {
-                                 ++runs;
-                                 const absl::Time cap = absl::Now() + absl::Seconds(60);
-                                 while (!release.load() && absl::Now() < cap) {
-                                   absl::SleepFor(absl::Milliseconds(5));
-                                 }
-                                 return std::string("1");
-                               }),
-              IsOk());
+  SlowJobs slow;  // runs until the test lets it go, past the stop's deadline
+  std::unique_ptr<Worker> worker = SlowHeldWorker(options, slow);
   absl::Status run_status;
   std::thread runner([&] { run_status = worker->Run(); });
-  ASSERT_TRUE(Eventually([&] { return runs.load() == 1; }));
-  // The batch's transaction is the one idle in a transaction on this schema.
-  const std::string killed = schema_.Query(absl::StrCat(
-      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE state = 'idle in "
-      "transaction' AND pid <> pg_backend_pid() AND query LIKE '%",
-      schema_.name(), "%'"));
-  EXPECT_EQ(killed, "1");
-  EXPECT_TRUE(Eventually([&] { return worker->stats().reconnects >= 1; }));
+  EndHeldBatchMidRun(*worker, slow);
   // Pending again; later rounds claim it and must leave it alone while its run goes on.
   EXPECT_TRUE(Eventually([&] { return worker->stats().claims >= 3; }));
   worker->Stop();
   absl::SleepFor(absl::Milliseconds(300));  // past shutdown_timeout (100 ms) before it returns
-  release = true;
+  slow.release = true;
   runner.join();
   EXPECT_THAT(run_status, IsOk());
-  EXPECT_EQ(runs.load(), 1);
+  EXPECT_EQ(slow.runs.load(), 1);
   JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(added.id));
   EXPECT_EQ(row.status, JobStatus::kPending);
   EXPECT_EQ(row.attempts, 0);
+}
+
+// After a held batch rolled back, a handler of it that still runs keeps its thread: the worker
+// must not claim jobs for that thread (they waited locked in its batch, then as leases, while
+// another worker could have run them). Capacity 2 (concurrency 1): one slot is busy.
+TEST_F(WorkerTest, HandlerOfARolledBackHeldBatchStillTakesASlot) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult first, queue_->Enqueue(MakeJob("slow")));
+  WorkerOptions options = Options(1);
+  options.transaction_budget = absl::Milliseconds(300);
+  options.poll_interval = absl::Milliseconds(20);
+  SlowJobs slow;
+  std::unique_ptr<Worker> worker = SlowHeldWorker(options, slow);
+  Running running(*worker);
+  EndHeldBatchMidRun(*worker, slow);
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult second, queue_->Enqueue(MakeJob("slow")));
+  // Rounds after the enqueue: each looked at both due jobs.
+  const int64_t claims = worker->stats().claims;
+  EXPECT_TRUE(Eventually([&] { return worker->stats().claims >= claims + 3; }));
+
+  ClaimRequest request;
+  request.worker_id = "test";
+  request.limit = 2;
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> claimed, queue_->Claim(request));
+  std::vector<int64_t> ids;
+  for (const Lease& lease : claimed) ids.push_back(lease.job_id);
+  EXPECT_THAT(ids, ::testing::UnorderedElementsAre(first.id, second.id));
+  slow.release = true;
+  EXPECT_THAT(running.Stop(), IsOk());
+  EXPECT_EQ(slow.runs.load(), 1);
 }
 
 // A due job locked by another worker's held batch: an idle worker must wait between looks, not
