@@ -6,6 +6,7 @@
 #include <netdb.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <thread>
 
@@ -117,6 +118,45 @@ TEST(PgQueueOpenTest, ASilentResolverIsBoundedByTheConnectTimeout) {
   absl::StrReplaceAll({{"127.0.0.1", "localhost"}}, &by_name);
   // Open connects once, so a wrong address would fail it.
   EXPECT_THAT(PgQueue::Open(Secret(by_name)).status(), IsOk());
+}
+
+// A list of hosts is looked up all at once under the connect timeout too: names that do not
+// answer in time, or do not exist, are left out, and the rest keep their own ports.
+TEST(PgQueueOpenTest, HostListsAreLookedUpUnderTheConnectTimeout) {
+  auto release = std::make_shared<absl::Notification>();
+  auto silent_lookups = std::make_shared<std::atomic<int>>(0);
+  internal::SetLookupForTest([release, silent_lookups](const char* host, const char* port,
+                                                       const addrinfo* hints, addrinfo** out) {
+    if (absl::StartsWith(host, "silent")) {
+      ++*silent_lookups;
+      release->WaitForNotificationWithTimeout(absl::Seconds(60));
+      return EAI_AGAIN;
+    }
+    if (absl::StartsWith(host, "nowhere")) return EAI_NONAME;
+    return getaddrinfo(host, port, hints, out);
+  });
+  PgOptions options;
+  options.connect_timeout = absl::Seconds(1);
+  const absl::Status status =
+      PgQueue::Open(Secret("postgresql://app:HIDDEN@silent1.invalid:5432,silent2.invalid:5433/app"),
+                    options)
+          .status();
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("resolving silent1.invalid")));
+  EXPECT_THAT(status.message(), Not(HasSubstr("HIDDEN")));
+  EXPECT_EQ(silent_lookups->load(), 2);
+
+  // The silent and the missing name are dropped with their ports (1, where nothing listens);
+  // localhost keeps the server's.
+  std::string listed(testing::TestDatabaseUrl().Reveal());
+  ASSERT_TRUE(absl::StrContains(listed, "@127.0.0.1:"));
+  absl::StrReplaceAll({{"@127.0.0.1:", "@silent3.invalid:1,nowhere.invalid:1,localhost:"}},
+                      &listed);
+  EXPECT_THAT(PgQueue::Open(Secret(listed), options).status(), IsOk());
+  EXPECT_EQ(silent_lookups->load(), 3);
+  EXPECT_FALSE(release->HasBeenNotified());
+  release->Notify();
+  internal::SetLookupForTest(nullptr);
 }
 
 // An option value libpq refuses before connecting is bad input too, not an outage to retry.

@@ -3,6 +3,7 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -44,14 +45,23 @@ void SetLookupForTest(LookupFunction lookup) {
   lookup_for_test = lookup ? new LookupFunction(std::move(lookup)) : nullptr;
 }
 
-absl::StatusOr<AddrInfoList> ResolveTcp(const std::string& host, const std::string& port,
-                                        absl::Time deadline) {
+namespace {
+
+// A lookup under way (`lookup`), or its result already known (`ready`).
+struct Pending {
+  std::shared_ptr<Lookup> lookup;
+  absl::StatusOr<AddrInfoList> ready = AddrInfoList();
+};
+
+Pending StartLookup(const std::string& host, const std::string& port) {
   addrinfo hints = {};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICHOST;
   addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) == 0) return AddrInfoList(found);
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) == 0) {
+    return {nullptr, AddrInfoList(found)};
+  }
   hints.ai_flags = 0;
   auto lookup = std::make_shared<Lookup>();
   LookupFunction resolve = CurrentLookup();
@@ -72,17 +82,45 @@ absl::StatusOr<AddrInfoList> ResolveTcp(const std::string& host, const std::stri
     // No thread to spare: look up here, unbounded, rather than fail.
     addrinfo* result = nullptr;
     const int rc = resolve(host.c_str(), port.c_str(), &hints, &result);
-    if (rc != 0) return LookupFailed(host, rc);
-    return AddrInfoList(result);
+    if (rc != 0) return {nullptr, LookupFailed(host, rc)};
+    return {nullptr, AddrInfoList(result)};
   }
-  absl::MutexLock lock(&lookup->mu);
-  if (!lookup->mu.AwaitWithDeadline(absl::Condition(&lookup->done), deadline)) {
-    lookup->abandoned = true;
+  return {std::move(lookup)};
+}
+
+absl::StatusOr<AddrInfoList> AwaitLookup(Pending pending, const std::string& host,
+                                         absl::Time deadline) {
+  if (pending.lookup == nullptr) return std::move(pending.ready);
+  Lookup& lookup = *pending.lookup;
+  absl::MutexLock lock(&lookup.mu);
+  if (!lookup.mu.AwaitWithDeadline(absl::Condition(&lookup.done), deadline)) {
+    lookup.abandoned = true;
     return absl::DeadlineExceededError(
         absl::StrCat("resolving ", host, ": no answer within the connect timeout"));
   }
-  if (lookup->rc != 0) return LookupFailed(host, lookup->rc);
-  return AddrInfoList(lookup->found);
+  if (lookup.rc != 0) return LookupFailed(host, lookup.rc);
+  return AddrInfoList(lookup.found);
+}
+
+}  // namespace
+
+absl::StatusOr<AddrInfoList> ResolveTcp(const std::string& host, const std::string& port,
+                                        absl::Time deadline) {
+  return AwaitLookup(StartLookup(host, port), host, deadline);
+}
+
+std::vector<absl::StatusOr<AddrInfoList>> ResolveTcpAll(const std::vector<std::string>& hosts,
+                                                        const std::string& port,
+                                                        absl::Time deadline) {
+  std::vector<Pending> pending;
+  pending.reserve(hosts.size());
+  for (const std::string& host : hosts) pending.push_back(StartLookup(host, port));
+  std::vector<absl::StatusOr<AddrInfoList>> found;
+  found.reserve(hosts.size());
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    found.push_back(AwaitLookup(std::move(pending[i]), hosts[i], deadline));
+  }
+  return found;
 }
 
 }  // namespace jobqueue::internal

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -25,6 +26,11 @@ using AddrInfoList = std::unique_ptr<addrinfo, AddrInfoFree>;
 // fails; both name the host.
 absl::StatusOr<AddrInfoList> ResolveTcp(const std::string& host, const std::string& port,
                                         absl::Time deadline);
+
+// The same for several hosts at once, all under the one deadline: found[i] for hosts[i].
+std::vector<absl::StatusOr<AddrInfoList>> ResolveTcpAll(const std::vector<std::string>& hosts,
+                                                        const std::string& port,
+                                                        absl::Time deadline);
 
 // Tests put a lookup they control in place of getaddrinfo(); nullptr restores it.
 using LookupFunction =

@@ -14,12 +14,76 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "internal/log.h"
 #include "internal/resolve.h"
 #include "url.h"
 
 namespace jobqueue::internal {
 namespace {
+
+// libpq's connect_timeout does not cover its getaddrinfo(). Host names are looked up here,
+// all at once under the timeout, and libpq gets their addresses: `hostaddrs` with the name
+// repeated per address in `hosts` (so TLS still checks the name) and, for a list of ports,
+// each repeated alike. A name not found in time is left out, as libpq would skip a host it
+// cannot reach; socket paths and empty entries keep an empty address (libpq's own). Nothing
+// to pin (no names, or lists libpq will refuse): `pinned` false, the string goes as given.
+struct PinnedHosts {
+  bool pinned = false;
+  std::string hosts, hostaddrs, ports;
+};
+
+absl::StatusOr<PinnedHosts> PinHostAddresses(const std::string& host, const std::string& port,
+                                             absl::Time deadline) {
+  const std::vector<std::string> hosts = absl::StrSplit(host, ',');
+  const std::vector<std::string> ports = absl::StrSplit(port, ',');
+  const bool port_per_host = ports.size() > 1;
+  if (port_per_host && ports.size() != hosts.size()) return PinnedHosts();
+  auto is_socket = [](const std::string& h) { return h.empty() || h[0] == '/' || h[0] == '@'; };
+  std::vector<std::string> names;
+  for (const std::string& h : hosts) {
+    if (!is_socket(h)) names.push_back(h);
+  }
+  if (names.empty()) return PinnedHosts();
+  std::vector<absl::StatusOr<AddrInfoList>> found = ResolveTcpAll(names, "0", deadline);
+  std::vector<std::string> out_hosts, out_addrs, out_ports;
+  absl::Status first_failure;
+  size_t next_name = 0;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    const std::string& port_i = port_per_host ? ports[i] : "";
+    if (is_socket(hosts[i])) {
+      out_hosts.push_back(hosts[i]);
+      out_addrs.emplace_back();
+      out_ports.push_back(port_i);
+      continue;
+    }
+    absl::StatusOr<AddrInfoList>& addresses = found[next_name++];
+    if (!addresses.ok()) {
+      if (first_failure.ok()) first_failure = addresses.status();
+      continue;
+    }
+    std::vector<std::string> seen;
+    for (const addrinfo* ai = addresses->get(); ai != nullptr; ai = ai->ai_next) {
+      char text[NI_MAXHOST];
+      if (getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof(text), nullptr, 0,
+                      NI_NUMERICHOST) != 0 ||
+          std::find(seen.begin(), seen.end(), text) != seen.end()) {
+        continue;
+      }
+      seen.push_back(text);
+      out_hosts.push_back(hosts[i]);
+      out_addrs.push_back(text);
+      out_ports.push_back(port_i);
+    }
+  }
+  if (out_hosts.empty()) return first_failure;
+  PinnedHosts pinned;
+  pinned.pinned = true;
+  pinned.hosts = absl::StrJoin(out_hosts, ",");
+  pinned.hostaddrs = absl::StrJoin(out_addrs, ",");
+  if (port_per_host) pinned.ports = absl::StrJoin(out_ports, ",");
+  return pinned;
+}
 
 std::string Trimmed(const char* text) {
   if (text == nullptr) return "";
@@ -106,48 +170,37 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
     return absl::InvalidArgumentError(
         absl::StrCat("connection string ", url.Redacted(), " is not valid: ", why));
   }
-  std::string password, host;
+  std::string password, host, port;
   bool has_hostaddr = false;
   for (const PQconninfoOption* option = parsed; option->keyword != nullptr; ++option) {
     if (option->val == nullptr) continue;
     if (std::strcmp(option->keyword, "password") == 0) password = option->val;
     if (std::strcmp(option->keyword, "host") == 0) host = option->val;
+    if (std::strcmp(option->keyword, "port") == 0) port = option->val;
     if (std::strcmp(option->keyword, "hostaddr") == 0) has_hostaddr = *option->val != '\0';
   }
   PQconninfoFree(parsed);
-  // libpq's connect_timeout does not cover its getaddrinfo(): one host name is looked up
-  // here under the timeout, and libpq gets its addresses (hostaddr, one per repeat of the
-  // name, so TLS still checks the name). Lists of hosts and socket paths go to libpq as given.
-  std::string hosts, hostaddrs;
-  if (!has_hostaddr && !host.empty() && host.front() != '/' && host.front() != '@' &&
-      !absl::StrContains(host, ',')) {
-    absl::StatusOr<internal::AddrInfoList> found =
-        internal::ResolveTcp(host, "0", absl::Now() + connect_timeout);
-    if (!found.ok()) {
+  PinnedHosts pinned;
+  if (!has_hostaddr) {
+    absl::StatusOr<PinnedHosts> looked_up =
+        PinHostAddresses(host, port, absl::Now() + connect_timeout);
+    if (!looked_up.ok()) {
       // Unavailable, as libpq's own connect timeout: callers retry it like any outage.
       return absl::UnavailableError(
-          absl::StrCat("connecting to ", url.Redacted(), ": ", found.status().message()));
+          absl::StrCat("connecting to ", url.Redacted(), ": ", looked_up.status().message()));
     }
-    std::vector<std::string> addresses;
-    for (const addrinfo* ai = found->get(); ai != nullptr; ai = ai->ai_next) {
-      char text[NI_MAXHOST];
-      if (getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof(text), nullptr, 0,
-                      NI_NUMERICHOST) == 0 &&
-          std::find(addresses.begin(), addresses.end(), text) == addresses.end()) {
-        addresses.push_back(text);
-      }
-    }
-    if (!addresses.empty()) {
-      hostaddrs = absl::StrJoin(addresses, ",");
-      hosts = absl::StrJoin(std::vector<std::string>(addresses.size(), host), ",");
-    }
+    pinned = *std::move(looked_up);
   }
   // expand_dbname=1 lets `dsn` be a URL or key=value string; later keys override it.
   std::vector<const char*> keys = {"dbname", "connect_timeout", "application_name"};
   std::vector<const char*> values = {dsn.c_str(), timeout.c_str(), app.c_str()};
-  if (!hostaddrs.empty()) {
+  if (pinned.pinned) {
     keys.insert(keys.end(), {"host", "hostaddr"});
-    values.insert(values.end(), {hosts.c_str(), hostaddrs.c_str()});
+    values.insert(values.end(), {pinned.hosts.c_str(), pinned.hostaddrs.c_str()});
+    if (!pinned.ports.empty()) {
+      keys.push_back("port");
+      values.push_back(pinned.ports.c_str());
+    }
   }
   keys.push_back(nullptr);
   values.push_back(nullptr);
