@@ -131,7 +131,8 @@ class Worker::Impl {
   void RecordFailure(const Lease& lease, std::string message,
                      const absl::StatusOr<FailOutcome>& outcome);
   // Writes the failures kept during an outage (once each; still failing, they stay kept).
-  void RetryUnrecordedFailures();
+  // Writes handler failures an outage kept; an error if any is still not written.
+  absl::Status RetryUnrecordedFailures();
   void LogFailure(const Lease& lease, absl::string_view message, bool will_retry) {
     internal::LogWarn("job {} ({}) attempt {}/{} failed: {}{}", lease.job_id, lease.job_type,
                       lease.attempt, lease.max_attempts, message,
@@ -355,18 +356,21 @@ void Worker::Impl::FailJob(const Lease& lease, const absl::Status& error) {
 void Worker::Impl::RecordFailure(const Lease& lease, std::string message,
                                  const absl::StatusOr<FailOutcome>& outcome) {
   absl::MutexLock lock(&mu_);
-  internal::WakeFd(wake_fd_);
   if (outcome.ok()) {
     Forget(lease);
     ++stats_.failed;
     LogFailure(lease, message, outcome->will_retry);
+    internal::WakeFd(wake_fd_);  // a slot is free
     return;
   }
   if (IsLeaseLost(outcome.status()) || absl::IsNotFound(outcome.status())) {
     Forget(lease);
     ++stats_.lost;
+    internal::WakeFd(wake_fd_);
     return;
   }
+  // No wake-up here: the main dispatcher retries at its next round, after its backoff (waking
+  // it made a worker whose slots were all taken retry in a tight loop through an outage).
   // The job is still ours and its attempt used: it stays held (heartbeated, its slot taken, and
   // not mistaken for a claim lost in the outage, which would be released with the attempt given
   // back) until the failure is written.
@@ -375,16 +379,21 @@ void Worker::Impl::RecordFailure(const Lease& lease, std::string message,
   unrecorded_failures_.emplace_back(lease, std::move(message));
 }
 
-void Worker::Impl::RetryUnrecordedFailures() {
+absl::Status Worker::Impl::RetryUnrecordedFailures() {
   std::vector<std::pair<Lease, std::string>> failures;
   {
     absl::MutexLock lock(&mu_);
     failures.swap(unrecorded_failures_);
   }
+  absl::Status first_error;
   for (auto& [lease, message] : failures) {
     absl::StatusOr<FailOutcome> outcome = queue_->Fail(lease, message);
+    if (!outcome.ok() && !IsLeaseLost(outcome.status()) && !absl::IsNotFound(outcome.status())) {
+      first_error.Update(outcome.status());
+    }
     RecordFailure(lease, std::move(message), outcome);
   }
+  return first_error;
 }
 
 absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::Exchange(bool claim) {
@@ -817,6 +826,10 @@ absl::Status Worker::Impl::Run() {
       next_heartbeat = internal::MonotonicNow() + options_.heartbeat_interval;
     }
     absl::StatusOr<ExchangeResult> exchanged = Round();
+    if (exchanged.ok()) {
+      // A full worker's round may send nothing: failures still unwritten are the outage then.
+      if (absl::Status retried = RetryUnrecordedFailures(); !retried.ok()) exchanged = retried;
+    }
     if (!exchanged.ok()) {
       const absl::Status& error = exchanged.status();
       // A schema never migrated or a role without rights will not fix itself: say so and stop
@@ -851,7 +864,6 @@ absl::Status Worker::Impl::Run() {
     }
     if (in_outage) internal::LogInfo("claiming and finishing jobs again");
     in_outage = false;
-    RetryUnrecordedFailures();
     ReleaseOrphans();
     backoff = options_.reconnect_min;
     if (exchanged->claimed > 0) last_active = internal::MonotonicNow();
@@ -1008,7 +1020,7 @@ void Worker::Impl::Shutdown() {
     if (Exchange(/*claim=*/false).ok()) continue;
     absl::SleepFor(options_.reconnect_min);
   }
-  RetryUnrecordedFailures();
+  (void)RetryUnrecordedFailures();  // what is still not written is counted below
   // Claims lost in an outage that had not ended would otherwise wait for the reaper.
   for (int attempt = 0; attempt < 3 && !ReleaseOrphans(); ++attempt) {
     absl::SleepFor(options_.reconnect_min);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "jobqueue/logging.h"
 #include "jobqueue/maintenance.h"
 #include "testing/eventually.h"
 #include "testing/pg_fixture.h"
@@ -132,6 +133,9 @@ class WorkerTest : public ::testing::Test {
   // One job whose handler always fails, max_attempts 3: failed for good after three runs.
   void FailThreeTimes(absl::Duration transaction_budget,
                       absl::Status error = absl::UnavailableError("upstream said no"));
+  // A handler fails while the table is away (renamed): the failure is written once it is
+  // back, and the retries meanwhile back off. batch_size as WorkerOptions.
+  void FailDuringAnOutage(int batch_size);
   void DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget = absl::ZeroDuration());
   void UnstorableResultFailsOnlyItsJob(absl::Duration transaction_budget, std::string bad_result);
   // A handler for `type` that sets `started`, sleeps `duration` and returns `result`.
@@ -665,11 +669,12 @@ TEST_F(WorkerTest, JobsReclaimedFromAHeldBatchRunOnceUnderTheNewLease) {
 // A handler failure the database cannot take yet (the table is away) is written once it is
 // back. Before, it was dropped, and a claim that failed in the same outage made the worker
 // release the job as a lost claim with its attempt given back: a max_attempts=1 job ran twice.
-TEST_F(WorkerTest, AFailureDuringAnOutageIsWrittenAfterIt) {
+void WorkerTest::FailDuringAnOutage(int batch_size) {
   NewJob once = MakeJob("once");
   once.options.max_attempts = 1;
   JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult job, queue_->Enqueue(once));
   WorkerOptions options = Options(1);
+  options.batch_size = batch_size;
   options.poll_interval = absl::Milliseconds(100);
   options.reconnect_min = absl::Milliseconds(50);
   options.reconnect_max = absl::Milliseconds(100);
@@ -683,15 +688,24 @@ TEST_F(WorkerTest, AFailureDuringAnOutageIsWrittenAfterIt) {
                                  return absl::InternalError("boom");
                                }),
               IsOk());
+  auto retries = std::make_shared<std::atomic<int>>(0);
+  const int sink = AddLogSink([retries](LogLevel, absl::string_view line) {
+    if (absl::StrContains(line, "cannot record its failure yet")) ++*retries;
+  });
   Running running(*worker);
   ASSERT_TRUE(Eventually([&] { return runs.load() == 1; }));
   const std::string table = schema_.name() + ".job_queue";
   schema_.Query("ALTER TABLE " + table + " RENAME TO job_queue_away");
   fail_now.Notify();
   ASSERT_TRUE(Eventually([&] { return worker->stats().reconnects >= 2; }));
+  absl::SleepFor(absl::Seconds(1));
+  // With backoff of 50-100 ms, about ten tries a second (it tried thousands of times when
+  // the worker was full and its rounds sent nothing).
+  EXPECT_LT(retries->load(), 40);
   schema_.Query("ALTER TABLE " + schema_.name() + ".job_queue_away RENAME TO job_queue");
   EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'failed'") == 1; }));
   EXPECT_THAT(running.Stop(), IsOk());
+  RemoveLogSink(sink);
   EXPECT_EQ(runs.load(), 1);
   JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(job.id));
   EXPECT_EQ(row.status, JobStatus::kFailed);
@@ -699,6 +713,12 @@ TEST_F(WorkerTest, AFailureDuringAnOutageIsWrittenAfterIt) {
   EXPECT_THAT(row.last_error, HasSubstr("boom"));
   EXPECT_EQ(worker->stats().failed, 1);
 }
+
+TEST_F(WorkerTest, AFailureDuringAnOutageIsWrittenAfterIt) { FailDuringAnOutage(0); }
+
+// Capacity 1, the job holding it: rounds send nothing, and the failure's retries are what
+// meets the outage. They back off like claims.
+TEST_F(WorkerTest, AFullWorkerBacksOffRetryingAFailureThroughAnOutage) { FailDuringAnOutage(1); }
 
 void WorkerTest::DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget) {
   constexpr int kJobs = 5000;
