@@ -155,6 +155,9 @@ class Worker::Impl {
   // the free capacity allows. On error the completions are kept for the next try.
   absl::StatusOr<ExchangeResult> Exchange(bool claim);
   void CompleteOneByOne(std::vector<PgQueue::Completion> done);
+  // Jobs of a held batch that are no longer this worker's (rolled back, or taken by another
+  // transaction mid-settle): queued ones must not start, running ones' results are dropped.
+  void DropHeldJobs(absl::Span<const int64_t> ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Short-job mode's round: claims a held batch, waits for it up to the budget, settles it.
   absl::StatusOr<ExchangeResult> HeldRound();
   absl::StatusOr<ExchangeResult> Round() {
@@ -498,6 +501,23 @@ void Worker::Impl::CompleteOneByOne(std::vector<PgQueue::Completion> done) {
   internal::WakeFd(wake_fd_);
 }
 
+void Worker::Impl::DropHeldJobs(absl::Span<const int64_t> ids) {
+  // Only the batch's own jobs: an adopted one is queued under its older lease, which the
+  // heartbeat finds lost.
+  absl::flat_hash_set<int64_t> dropped;
+  for (int64_t id : ids) {
+    auto slot = held_slots_.find(id);
+    if (slot == held_slots_.end()) continue;
+    if (!slot->second.finished && running_.contains(id)) given_back_.insert(id);
+    held_slots_.erase(slot);
+    dropped.insert(id);
+  }
+  if (dropped.empty()) return;
+  ready_.erase(std::remove_if(ready_.begin(), ready_.end(),
+                              [&](const Lease& l) { return dropped.contains(l.job_id); }),
+               ready_.end());
+}
+
 absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
   // Completions of jobs that outlived an earlier batch's budget (nothing to send: no I/O).
   JQ_ASSIGN_OR_RETURN(ExchangeResult out, Exchange(/*claim=*/false));
@@ -577,22 +597,15 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
     if (!settled.ok()) {
       // Rolled back, unless the commit went through and only its reply was lost.
       if (!keep.empty()) orphans_possible_ = true;
-      // Rolled back: every job is pending again. Running handlers' results are dropped,
-      // queued ones must not start.
-      absl::flat_hash_set<int64_t> batch_ids;
-      for (const Lease& lease : mine) {
-        batch_ids.insert(lease.job_id);
-        if (!held_slots_.at(lease.job_id).finished && running_.contains(lease.job_id)) {
-          given_back_.insert(lease.job_id);
-        }
-        held_slots_.erase(lease.job_id);
-      }
-      ready_.erase(std::remove_if(ready_.begin(), ready_.end(),
-                                  [&](const Lease& l) { return batch_ids.contains(l.job_id); }),
-                   ready_.end());
+      // Rolled back: every job is pending again.
+      std::vector<int64_t> batch_ids;
+      for (const Lease& lease : mine) batch_ids.push_back(lease.job_id);
+      DropHeldJobs(batch_ids);
       internal::WakeFd(wake_fd_);
       return settled.status();
     }
+    // Taken by another transaction while a refused settle went row by row: not ours.
+    DropHeldJobs(settled->untouched);
     stats_.completed += settled->completed;
     for (const auto& [lease, outcome] : settled->failed) {
       ++stats_.failed;

@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 
 #include <atomic>
 #include <csignal>
@@ -156,9 +157,8 @@ class WorkerTest : public ::testing::Test {
     std::atomic<int> runs{0};
     std::atomic<bool> release{false};
   };
-  // A worker of one thread in short-job mode, reconnecting at once, that runs "slow" jobs.
+  // A worker of `options`, reconnecting at once, that runs "slow" jobs.
   std::unique_ptr<Worker> SlowHeldWorker(WorkerOptions options, SlowJobs& slow) {
-    options.concurrency = 1;
     options.reconnect_min = absl::Milliseconds(10);
     absl::StatusOr<std::unique_ptr<Worker>> worker = Worker::Create(queue_.get(), options);
     if (!worker.ok()) throw std::runtime_error(worker.status().ToString());
@@ -839,6 +839,63 @@ TEST_F(WorkerTest, ResultPostgresRefusesFailsOnlyItsJob) {
 TEST_F(WorkerTest, HeldResultPostgresRefusesFailsOnlyItsJob) {
   RefuseResultInTheTable(R"("refused by a table check")");
   UnstorableResultFailsOnlyItsJob(absl::Seconds(1), R"("refused by a table check")");
+}
+
+// A refused settle goes row by row, and in between another transaction can take a row (here a
+// session waiting to lock the slow job's row): that job is not this worker's any more. Its run
+// here must not be written (it was, under a lease the worker made up, and counted lost).
+TEST_F(WorkerTest, HeldJobTakenElsewhereDuringARowByRowSettleIsLetGo) {
+  RefuseResultInTheTable(R"("refused by a table check")");
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult bad, queue_->Enqueue(MakeJob("bad")));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult slow_job, queue_->Enqueue(MakeJob("slow")));
+  WorkerOptions options = Options(2);
+  options.transaction_budget = absl::Seconds(1);
+  SlowJobs slow;
+  std::unique_ptr<Worker> worker = SlowHeldWorker(options, slow);
+  ASSERT_THAT(worker->Register("bad",
+                               [](JobContext&) -> absl::StatusOr<std::string> {
+                                 return std::string(R"("refused by a table check")");
+                               }),
+              IsOk());
+  Running running(*worker);
+  ASSERT_TRUE(Eventually([&] { return slow.runs.load() == 1; }));
+
+  // A session that waits for the slow job's row, locked by the held batch.
+  absl::Notification let_go;
+  std::atomic<bool> locked{false};
+  std::thread locker([&] {
+    PGconn* conn = PQconnectdb(std::string(TestDatabaseUrl().Reveal()).c_str());
+    PQclear(PQexec(conn, "BEGIN"));
+    PGresult* row = PQexec(conn, absl::StrCat("SELECT id FROM ", schema_.name(),
+                                              ".job_queue WHERE id = ", slow_job.id, " FOR UPDATE")
+                                     .c_str());
+    locked = PQresultStatus(row) == PGRES_TUPLES_OK && PQntuples(row) == 1;
+    PQclear(row);
+    let_go.WaitForNotificationWithTimeout(absl::Seconds(60));
+    PQclear(PQexec(conn, "ROLLBACK"));
+    PQfinish(conn);
+  });
+  EXPECT_TRUE(Eventually([&] {
+    return schema_.Query(absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE "
+                                      "wait_event_type = 'Lock' AND query LIKE '%",
+                                      schema_.name(), ".job_queue WHERE id = %'")) == "1";
+  }));
+  // At the budget the settle is refused (the bad result), rolled back, and the waiting
+  // session takes the slow job's row before the rows are locked again.
+  EXPECT_TRUE(Eventually([&] { return locked.load(); }));
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'failed'") == 1; }));
+  JQ_ASSERT_OK_AND_ASSIGN(Job bad_row, queue_->Get(bad.id));
+  EXPECT_THAT(bad_row.last_error, HasSubstr("result refused"));
+  slow.release = true;
+  absl::SleepFor(absl::Milliseconds(300));  // its run ends and would be written by now
+  EXPECT_EQ(worker->stats().lost, 0);
+  EXPECT_THAT(running.Stop(), IsOk());
+  let_go.Notify();
+  locker.join();
+  EXPECT_EQ(slow.runs.load(), 1);
+  JQ_ASSERT_OK_AND_ASSIGN(Job slow_row, queue_->Get(slow_job.id));
+  EXPECT_EQ(slow_row.status, JobStatus::kPending);
+  EXPECT_EQ(slow_row.attempts, 0);
 }
 
 // Only LeaseLostError() means a lost lease; a handler passing on some other ABORTED error (a

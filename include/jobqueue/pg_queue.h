@@ -208,6 +208,9 @@ class PgQueue {
       std::vector<Lease> kept;
       int64_t completed = 0;
       std::vector<std::pair<Lease, FailOutcome>> failed;
+      // Listed jobs nothing was written for: a refused value made the settle go row by row,
+      // and meanwhile another transaction took these rows. No longer this batch's.
+      std::vector<int64_t> untouched;
     };
     // Writes the outcomes, turns `keep` into processing leases and commits. Jobs of the batch
     // in neither stay pending, untouched. Once only; the connection goes back to the pool. A

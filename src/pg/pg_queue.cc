@@ -842,7 +842,10 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
         if (relocked->GetInt(r, 1) == by_id.at(id)->attempt - 1) still_ours.insert(id);
       }
       for (size_t i = 0; i < ids.size(); ++i) {
-        if (!still_ours.contains(ids[i])) continue;  // another worker's meanwhile
+        if (!still_ours.contains(ids[i])) {  // another worker's meanwhile
+          out.untouched.push_back(ids[i]);
+          continue;
+        }
         if (absl::Status s = c.ExecScript("SAVEPOINT settle_one", "held batch"); !s.ok()) {
           return rollback(s);
         }
