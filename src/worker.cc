@@ -372,6 +372,17 @@ void Worker::Impl::RecordFailure(const Lease& lease, std::string message,
     internal::WakeFd(wake_fd_);
     return;
   }
+  if (absl::IsInvalidArgument(outcome.status())) {
+    // Refused for good (even without its error text): kept, it would hold a slot and be
+    // retried forever. Left processing, unheartbeated, for the stale-lock reaper.
+    internal::LogError(
+        "job {} ({}): Postgres refuses to record its failure, leaving it to the stale-lock "
+        "reaper: {}",
+        lease.job_id, lease.job_type, outcome.status().ToString());
+    Forget(lease);
+    internal::WakeFd(wake_fd_);
+    return;
+  }
   // No wake-up here: the main dispatcher retries at its next round, after its backoff (waking
   // it made a worker whose slots were all taken retry in a tight loop through an outage).
   // The job is still ours and its attempt used: it stays held (heartbeated, its slot taken, and
@@ -391,7 +402,8 @@ absl::Status Worker::Impl::RetryUnrecordedFailures() {
   absl::Status first_error;
   for (auto& [lease, message] : failures) {
     absl::StatusOr<FailOutcome> outcome = queue_->Fail(lease, message);
-    if (!outcome.ok() && !IsLeaseLost(outcome.status()) && !absl::IsNotFound(outcome.status())) {
+    if (!outcome.ok() && !IsLeaseLost(outcome.status()) && !absl::IsNotFound(outcome.status()) &&
+        !absl::IsInvalidArgument(outcome.status())) {  // RecordFailure gave those up
       first_error.Update(outcome.status());
     }
     RecordFailure(lease, std::move(message), outcome);

@@ -781,6 +781,38 @@ TEST_F(PgQueueTest, FailureTextThatIsNotUtf8IsRecordedWithReplacementCharacters)
   EXPECT_EQ(job.last_error, "\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
+// An error text Postgres refuses (here an operator's CHECK on last_error) must not leave the
+// failure unrecorded: the job stayed processing, and a held batch rolled back for good.
+TEST_F(PgQueueTest, FailureTextPostgresRefusesIsRecordedWithoutIt) {
+  schema_.Query("ALTER TABLE " + schema_.name() +
+                ".job_queue ADD CONSTRAINT no_secrets CHECK (last_error NOT LIKE '%secret%')");
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(Job("t")));
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> claimed, queue_->Claim(Request()));
+  ASSERT_EQ(claimed.size(), 1u);
+  JQ_ASSERT_OK_AND_ASSIGN(FailOutcome outcome, queue_->Fail(claimed[0], "secret: 42"));
+  EXPECT_TRUE(outcome.will_retry);
+  JQ_ASSERT_OK_AND_ASSIGN(jobqueue::Job job, queue_->Get(added.id));
+  EXPECT_EQ(job.status, JobStatus::kPending);
+  EXPECT_EQ(job.attempts, 1);
+  EXPECT_EQ(job.last_error, kErrorTextRefused);
+
+  // In a held batch beside a completion: the batch goes row by row, both are written.
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult other, queue_->Enqueue(Job("t")));
+  schema_.Query("UPDATE " + schema_.name() + ".job_queue SET run_at = now()");
+  JQ_ASSERT_OK_AND_ASSIGN(auto batch, queue_->ClaimHeld(Request(2, "w2")));
+  ASSERT_EQ(batch->leases().size(), 2u);
+  const std::vector<PgQueue::HeldBatch::Outcome> outcomes = {{added.id, false, "secret: 43"},
+                                                             {other.id, true, "1"}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::HeldBatch::Settled settled, batch->Settle(outcomes, {}));
+  ASSERT_EQ(settled.failed.size(), 1u);
+  EXPECT_EQ(settled.completed, 1);
+  JQ_ASSERT_OK_AND_ASSIGN(job, queue_->Get(added.id));
+  EXPECT_EQ(job.attempts, 2);
+  EXPECT_EQ(job.last_error, kErrorTextRefused);
+  JQ_ASSERT_OK_AND_ASSIGN(job, queue_->Get(other.id));
+  EXPECT_EQ(job.status, JobStatus::kCompleted);
+}
+
 // A delay past what a timestamp holds (an uncapped policy, a handler's huge retry_delay) is
 // capped at kMaxRetryDelay; it used to make the failure unrecordable.
 TEST_F(PgQueueTest, HugeRetryDelaysAreCappedNotRefused) {

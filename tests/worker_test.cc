@@ -898,6 +898,33 @@ TEST_F(WorkerTest, HeldJobTakenElsewhereDuringARowByRowSettleIsLetGo) {
   EXPECT_EQ(slow_row.attempts, 0);
 }
 
+// A failure Postgres refuses for good (even without its error text) must not hold its slot and
+// be retried forever: the worker lets it go (the reaper will find it) and works on. Capacity 1,
+// so before, the next job never ran.
+TEST_F(WorkerTest, AFailureThatCannotBeRecordedDoesNotHoldItsSlot) {
+  schema_.Query("ALTER TABLE " + schema_.name() +
+                ".job_queue ADD CONSTRAINT no_errors CHECK (last_error IS NULL)");
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult failing, queue_->Enqueue(MakeJob("boom")));
+  WorkerOptions options = Options(1);
+  options.batch_size = 1;
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  ASSERT_THAT(worker->Register("boom",
+                               [](JobContext&) -> absl::StatusOr<std::string> {
+                                 return absl::InternalError("boom");
+                               }),
+              IsOk());
+  RegisterOne(*worker);
+  Running running(*worker);
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'processing'") == 1; }));
+  ASSERT_THAT(queue_->Enqueue(MakeJob("one")).status(), IsOk());
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
+  EXPECT_THAT(running.Stop(), IsOk());
+  EXPECT_EQ(worker->stats().reconnects, 0);
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(failing.id));
+  EXPECT_EQ(row.status, JobStatus::kProcessing);
+  EXPECT_EQ(row.attempts, 1);
+}
+
 // Only LeaseLostError() means a lost lease; a handler passing on some other ABORTED error (a
 // deadlock, a serialization failure) fails its attempt like any error.
 TEST_F(WorkerTest, AbortedHandlerErrorIsAFailureNotALostLease) {

@@ -68,6 +68,10 @@ struct ClaimRequest {
   int limit = 1;
 };
 
+// last_error of a failure whose own error text Postgres refused (an operator's CHECK on
+// last_error, say): the failure is recorded with this text instead.
+inline constexpr char kErrorTextRefused[] = "error text refused by Postgres";
+
 // What became of a failed attempt.
 struct FailOutcome {
   bool will_retry = false;  // back to pending
@@ -237,7 +241,8 @@ class PgQueue {
   // Marks the job completed with a JSON result. kLeaseLostCode when the lease is lost.
   absl::Status Complete(const Lease& lease, absl::string_view result_json = "null");
   // Records the error; back to pending after the retry policy's backoff, or failed when the
-  // attempts are spent. `retry_delay` overrides the policy. kLeaseLostCode when lost.
+  // attempts are spent. `retry_delay` overrides the policy. kLeaseLostCode when lost. An error
+  // text Postgres refuses is recorded as kErrorTextRefused.
   absl::StatusOr<FailOutcome> Fail(const Lease& lease, absl::string_view error,
                                    std::optional<absl::Duration> retry_delay = std::nullopt);
   // Gives a claimed job back without using up an attempt (graceful shutdown).

@@ -850,18 +850,22 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
           return rollback(s);
         }
         absl::StatusOr<PgResult> one = run({ids[i]}, {kinds[i]}, {bodies[i]}, {delays[i]});
-        if (absl::IsInvalidArgument(one.status()) && kinds[i] == "c") {
+        // A refused result fails the job; a refused error text is recorded without the text.
+        if (absl::IsInvalidArgument(one.status()) && (kinds[i] == "c" || kinds[i] == "f")) {
           if (absl::Status s = c.ExecScript("ROLLBACK TO SAVEPOINT settle_one", "held batch");
               !s.ok()) {
             return rollback(s);
           }
           const Lease& lease = *by_id.at(ids[i]);
-          const absl::Duration delay =
-              queue_->options_.retry.DelayAfter(std::max(lease.attempt, 1), RandomUnit());
-          one =
-              run({ids[i]}, {std::string("f")},
-                  {CapError(absl::StrCat("result refused by Postgres: ", one.status().message()))},
-                  {absl::ToInt64Microseconds(delay)});
+          const int64_t delay_us =
+              kinds[i] == "f" ? delays[i]
+                              : absl::ToInt64Microseconds(queue_->options_.retry.DelayAfter(
+                                    std::max(lease.attempt, 1), RandomUnit()));
+          one = run({ids[i]}, {std::string("f")},
+                    {kinds[i] == "f" ? std::string(kErrorTextRefused)
+                                     : CapError(absl::StrCat("result refused by Postgres: ",
+                                                             one.status().message()))},
+                    {delay_us});
         }
         if (!one.ok()) return rollback(one.status());
         collect(*one);
@@ -966,10 +970,18 @@ absl::StatusOr<FailOutcome> PgQueue::Fail(const Lease& lease, absl::string_view 
   const QueueSql& sql = SqlFor(options_.schema);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, ForJob(pool_->Acquire(), "fail", lease.job_id));
   PgParams params = FenceParams(lease);
+  const size_t message_param = params.size();
   params.push_back(message);
   params.push_back(Micros(delay));
   params.push_back(ClaimedAt(lease));
-  JQ_ASSIGN_OR_RETURN(PgResult result, ForJob(conn->Run(sql.fail, params), "fail", lease.job_id));
+  absl::StatusOr<PgResult> written = conn->Run(sql.fail, params);
+  if (absl::IsInvalidArgument(written.status())) {
+    // The error text itself refused (an operator's check on last_error, say): the failure
+    // still counts, recorded without it, or the job would stay processing for good.
+    params[message_param] = kErrorTextRefused;
+    written = conn->Run(sql.fail, params);
+  }
+  JQ_ASSIGN_OR_RETURN(PgResult result, ForJob(std::move(written), "fail", lease.job_id));
   if (result.rows() == 0) return LeaseLost(*conn, sql, lease, "fail");
   FailOutcome outcome;
   outcome.will_retry = result.Get(0, 0) == "pending";
