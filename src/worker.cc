@@ -336,6 +336,7 @@ void Worker::Impl::FinishUnsuccessful(const Lease& lease, const absl::Status& er
     absl::MutexLock lock(&mu_);
     Forget(lease);
     if (released.ok()) ++stats_.released;
+    if (!released.ok() && !IsLeaseLost(released)) orphans_possible_ = true;
     internal::WakeFd(wake_fd_);
     return;
   }
@@ -698,14 +699,14 @@ bool Worker::Impl::ReleaseOrphans() {
     pump_cv_.SignalAll();
   }
   if (!released.ok()) {
-    internal::LogWarn("cannot yet release jobs claimed before a connection failure: {}",
+    internal::LogWarn("cannot yet release jobs left processing under this worker: {}",
                       released.status().ToString());
     return false;
   }
   if (*released > 0) {
     internal::LogWarn(
-        "{} job(s) claimed before a connection failure were never received; "
-        "released them",
+        "released {} job(s) left processing under this worker (claims whose reply was lost, "
+        "or hand-backs that failed)",
         *released);
   }
   return true;
@@ -962,6 +963,8 @@ absl::flat_hash_set<int64_t> Worker::Impl::GiveBack(absl::Span<const Lease> leas
       for (const Lease& lease : chunk) kept.insert(lease.job_id);
     }
     absl::MutexLock lock(&mu_);
+    // Forgotten either way; not handed back, they are orphans the stop's last look releases.
+    if (!lost.ok()) orphans_possible_ = true;
     for (const Lease& lease : chunk) Forget(lease);
     if (lost.ok()) stats_.released += static_cast<int64_t>(chunk.size() - lost->size());
   }

@@ -898,6 +898,41 @@ TEST_F(WorkerTest, HeldJobTakenElsewhereDuringARowByRowSettleIsLetGo) {
   EXPECT_EQ(slow_row.attempts, 0);
 }
 
+// A job handed back at a stop whose release fails is forgotten, processing under the worker's
+// id: the stop's last look for orphans must release it (it never looked: the job waited for
+// the reaper).
+TEST_F(WorkerTest, AHandBackRefusedAtAStopIsReleasedByItsLastLook) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult added, queue_->Enqueue(MakeJob("polite")));
+  WorkerOptions options = Options(1);
+  options.reconnect_min = absl::Milliseconds(10);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  std::atomic<bool> started{false};
+  ASSERT_THAT(worker->Register("polite",
+                               [&](JobContext& context) -> absl::StatusOr<std::string> {
+                                 started = true;
+                                 const absl::Time cap = absl::Now() + absl::Seconds(60);
+                                 while (!context.stopping() && absl::Now() < cap) {
+                                   absl::SleepFor(absl::Milliseconds(5));
+                                 }
+                                 return absl::CancelledError("stopping");
+                               }),
+              IsOk());
+  Running running(*worker);
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  // The first hand-back (release_many) fails as in an outage; later statements go through.
+  schema_.Query(absl::StrCat("CREATE SEQUENCE ", schema_.name(), ".refuse_once"));
+  schema_.AddTrigger("refuse_release_once", "BEFORE UPDATE", "FOR EACH STATEMENT",
+                     "IF current_query() LIKE '%attempts = j.attempts - 1%' AND "
+                     "nextval('{s}.refuse_once') = 1 THEN RAISE EXCEPTION 'release refused' "
+                     "USING ERRCODE = '57P03'; END IF; RETURN NULL;");
+  EXPECT_THAT(running.Stop(), IsOk());
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT last_value FROM ", schema_.name(), ".refuse_once")),
+            "1");
+  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(added.id));
+  EXPECT_EQ(row.status, JobStatus::kPending);
+  EXPECT_EQ(row.attempts, 0);
+}
+
 // A failure Postgres refuses for good (even without its error text) must not hold its slot and
 // be retried forever: the worker lets it go (the reaper will find it) and works on. Capacity 1,
 // so before, the next job never ran.
