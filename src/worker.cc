@@ -197,6 +197,18 @@ class Worker::Impl {
     pump_cv_.SignalAll();
   }
   void Heartbeat();
+  // True (and the next one scheduled) when a heartbeat is due: whichever dispatcher asks first
+  // sends it, the main one between rounds or one waiting out a held batch's budget.
+  bool HeartbeatDue() {
+    absl::MutexLock lock(&mu_);
+    return HeartbeatDueLocked();
+  }
+  bool HeartbeatDueLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const absl::Time now = internal::MonotonicNow();
+    if (now < next_heartbeat_) return false;
+    next_heartbeat_ = now + options_.heartbeat_interval;
+    return true;
+  }
   // Hands back jobs processing under our id that we do not hold (claims whose reply was lost)
   // if a failure may have left some. False when the database did not take it.
   bool ReleaseOrphans();
@@ -246,6 +258,7 @@ class Worker::Impl {
   };
   absl::flat_hash_map<int64_t, HeldSlot> held_slots_ ABSL_GUARDED_BY(mu_);
   WorkerStats stats_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_heartbeat_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::vector<std::thread> threads_;
 
   // Dispatcher-only state.
@@ -579,15 +592,42 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
   std::vector<int64_t> keep;
   {
     absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(
-                             +[](int* left) { return *left == 0; }, &unfinished),
-                         options_.transaction_budget);
+    // In slices: this worker's leases still want their heartbeats meanwhile, and a stop should
+    // not wait out the budget.
+    const absl::Time budget_end = internal::MonotonicNow() + options_.transaction_budget;
+    while (unfinished > 0 && !StopWanted()) {
+      if (HeartbeatDueLocked()) {
+        mu_.Unlock();
+        Heartbeat();
+        mu_.Lock();
+        continue;
+      }
+      const absl::Time now = internal::MonotonicNow();
+      if (now >= budget_end) break;
+      const absl::Time until =
+          std::min({budget_end, next_heartbeat_, now + absl::Milliseconds(100)});
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](int* left) { return *left == 0; }, &unfinished),
+                           until - now);
+    }
+    // Stopping: jobs not started yet are left pending, untouched.
+    std::vector<int64_t> unstarted;
+    if (StopWanted()) {
+      for (const Lease& lease : mine) {
+        if (!held_slots_.at(lease.job_id).finished && !running_.contains(lease.job_id)) {
+          unstarted.push_back(lease.job_id);
+        }
+      }
+      DropHeldJobs(unstarted);
+    }
     mu_.Await(absl::Condition(
         +[](Impl* impl)
              ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu_) { return !impl->releasing_orphans_; },
         this));
     for (const Lease& lease : mine) {
-      HeldSlot& slot = held_slots_.at(lease.job_id);
+      auto found = held_slots_.find(lease.job_id);
+      if (found == held_slots_.end()) continue;  // unstarted at a stop
+      HeldSlot& slot = found->second;
       if (!slot.finished) {
         keep.push_back(lease.job_id);
       } else if (slot.result.ok()) {
@@ -823,7 +863,10 @@ absl::Status Worker::Impl::Run() {
   bool in_outage = false;
   absl::Status cannot_run;
   absl::Time last_active = internal::MonotonicNow();
-  absl::Time next_heartbeat = internal::MonotonicNow() + options_.heartbeat_interval;
+  {
+    absl::MutexLock lock(&mu_);
+    next_heartbeat_ = internal::MonotonicNow() + options_.heartbeat_interval;
+  }
   // Time left before exit_when_idle ends Run(): infinite while a job is held or with no idle
   // exit; at most zero when it is time to go.
   auto idle_left = [&]() {
@@ -847,10 +890,7 @@ absl::Status Worker::Impl::Run() {
     // queue for everyone.
     DrainListener();
     // Before the round: a busy loop (claims filling up, flushes) must not put heartbeats off.
-    if (internal::MonotonicNow() >= next_heartbeat) {
-      Heartbeat();
-      next_heartbeat = internal::MonotonicNow() + options_.heartbeat_interval;
-    }
+    if (HeartbeatDue()) Heartbeat();
     absl::StatusOr<ExchangeResult> exchanged = Round();
     if (exchanged.ok()) {
       // A full worker's round may send nothing: failures still unwritten are the outage then.
@@ -913,6 +953,11 @@ absl::Status Worker::Impl::Run() {
       break;
     }
 
+    absl::Time next_heartbeat;
+    {
+      absl::MutexLock lock(&mu_);
+      next_heartbeat = next_heartbeat_;
+    }
     absl::Duration timeout = std::min(next_heartbeat - internal::MonotonicNow(), left);
     if (drained) {
       if (options_.listen && !waiting_registered_) {

@@ -1048,6 +1048,58 @@ TEST_F(WorkerTest, HandlerOfARolledBackHeldBatchStillTakesASlot) {
   EXPECT_EQ(slow.runs.load(), 1);
 }
 
+// While a held batch waits out its budget, this worker's other leases still get their heartbeats
+// (the dispatcher used to wait the whole budget: with a short stale timeout, a kept lease that
+// still ran was reaped).
+TEST_F(WorkerTest, HeartbeatsGoOnWhileAHeldBatchWaits) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult first, queue_->Enqueue(MakeJob("slow")));
+  WorkerOptions options = Options(2);
+  options.transaction_budget = absl::Seconds(2);
+  options.heartbeat_interval = absl::Milliseconds(100);
+  SlowJobs slow;
+  std::unique_ptr<Worker> worker = SlowHeldWorker(options, slow);
+  Running running(*worker);
+  // Past its batch's budget the first job is an ordinary lease; the second's batch then waits.
+  ASSERT_TRUE(Eventually([&] { return CountWhere("status = 'processing'") == 1; }));
+  ASSERT_THAT(queue_->Enqueue(MakeJob("slow")).status(), IsOk());
+  ASSERT_TRUE(Eventually([&] { return slow.runs.load() == 2; }));
+  const std::string heartbeat =
+      absl::StrCat("SELECT heartbeat_at FROM ", schema_.name(), ".job_queue WHERE id = ", first.id);
+  const std::string before = schema_.Query(heartbeat);
+  absl::SleepFor(absl::Milliseconds(700));
+  EXPECT_NE(schema_.Query(heartbeat), before);
+  EXPECT_EQ(CountWhere("status = 'processing'"), 1);  // the second is still held
+  slow.release = true;
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 2; }));
+  EXPECT_THAT(running.Stop(), IsOk());
+}
+
+// A stop ends a held batch's wait: jobs running become leases and finish, jobs not started are
+// left pending, untouched (they used to run at the stop, or be written and handed back).
+TEST_F(WorkerTest, AStopLeavesAHeldBatchsUnstartedJobsUntouched) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult first, queue_->Enqueue(MakeJob("slow")));
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult second, queue_->Enqueue(MakeJob("slow")));
+  WorkerOptions options = Options(1);
+  options.batch_size = 2;
+  options.transaction_budget = absl::Seconds(10);
+  SlowJobs slow;
+  std::unique_ptr<Worker> worker = SlowHeldWorker(options, slow);
+  Running running(*worker);
+  ASSERT_TRUE(Eventually([&] { return slow.runs.load() == 1; }));
+  std::thread stopper([&] { EXPECT_THAT(running.Stop(), IsOk()); });
+  // The settle turns the running job into a lease before it may finish.
+  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'processing'") == 1; }));
+  slow.release = true;
+  stopper.join();
+  EXPECT_EQ(slow.runs.load(), 1);
+  JQ_ASSERT_OK_AND_ASSIGN(Job ran, queue_->Get(first.id));
+  EXPECT_EQ(ran.status, JobStatus::kCompleted);
+  JQ_ASSERT_OK_AND_ASSIGN(Job left, queue_->Get(second.id));
+  EXPECT_EQ(left.status, JobStatus::kPending);
+  EXPECT_EQ(left.attempts, 0);
+  EXPECT_EQ(left.updated_at, left.created_at);
+}
+
 // A due job locked by another worker's held batch: an idle worker must wait between looks, not
 // spin (it made thousands of claim round trips a second).
 TEST_F(WorkerTest, IdleWorkerDoesNotSpinOnADueJobLockedElsewhere) {
