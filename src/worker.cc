@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <deque>
 #include <exception>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -257,6 +258,9 @@ class Worker::Impl {
     absl::StatusOr<std::string> result;
   };
   absl::flat_hash_map<int64_t, HeldSlot> held_slots_ ABSL_GUARDED_BY(mu_);
+  // Jobs an unsettled held batch claimed again while an older lease of ours is still held: a
+  // run ending meanwhile waits for the settle, to be written under the lease it brings.
+  absl::flat_hash_set<int64_t> adopting_ ABSL_GUARDED_BY(mu_);
   WorkerStats stats_ ABSL_GUARDED_BY(mu_);
   absl::Time next_heartbeat_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::vector<std::thread> threads_;
@@ -304,6 +308,11 @@ void Worker::Impl::RunOne(const Lease& claimed) {
   Lease lease;
   {
     absl::MutexLock lock(&mu_);
+    // Written now under the old lease, the outcome would be refused and the job run again.
+    const int64_t id = claimed.job_id;
+    auto settled = [this, id]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !adopting_.contains(id); };
+    mu_.Await(absl::Condition(&settled));
     running_.erase(claimed.job_id);
     if (auto slot = held_slots_.find(claimed.job_id); slot != held_slots_.end()) {
       // Its held batch writes the outcome.
@@ -561,6 +570,8 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
   // Jobs the reaper took back while this worker still had them (queued, running or done):
   // kept at the settle, they carry on under the new lease instead of running again.
   absl::flat_hash_set<int64_t> adopt;
+  // Their runs' results not yet written: kept back until the settle gives them the new lease.
+  std::vector<PgQueue::Completion> parked;
   {
     absl::MutexLock lock(&mu_);
     reserved_ -= out.limit;
@@ -569,6 +580,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
     for (const Lease& lease : (*batch)->leases()) {
       if (held_.contains(lease.job_id)) {
         adopt.insert(lease.job_id);
+        adopting_.insert(lease.job_id);
         continue;
       }
       // A job another of our batches retried with no backoff can be claimed again between
@@ -581,6 +593,11 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
       ready_.push_back(lease);
       mine.push_back(lease);
       ++unfinished;
+    }
+    if (!adopt.empty()) {
+      auto adopted = [&](const PgQueue::Completion& c) { return adopt.contains(c.lease.job_id); };
+      std::copy_if(done_.begin(), done_.end(), std::back_inserter(parked), adopted);
+      done_.erase(std::remove_if(done_.begin(), done_.end(), adopted), done_.end());
     }
   }
   // Rows skipped above (already running here) are not work: counting them, a batch full of them
@@ -647,7 +664,11 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
   {
     absl::MutexLock lock(&mu_);
     --settling_;
+    // Back where AdoptReclaimed finds them (rolled back: to be refused under the old lease).
+    done_.insert(done_.end(), std::make_move_iterator(parked.begin()),
+                 std::make_move_iterator(parked.end()));
     if (!settled.ok()) {
+      for (int64_t id : adopt) adopting_.erase(id);
       // Rolled back, unless the commit went through and only its reply was lost.
       if (!keep.empty()) orphans_possible_ = true;
       // Rolled back: every job is pending again.
@@ -683,6 +704,7 @@ absl::StatusOr<Worker::Impl::ExchangeResult> Worker::Impl::HeldRound() {
       }
     }
     for (const Lease& lease : mine) held_slots_.erase(lease.job_id);
+    for (int64_t id : adopt) adopting_.erase(id);
     if (!done_.empty()) pump_cv_.SignalAll();
     internal::WakeFd(wake_fd_);
   }
@@ -757,7 +779,9 @@ void Worker::Impl::Heartbeat() {
   {
     absl::MutexLock lock(&mu_);
     leases.reserve(held_.size());
-    for (const auto& [id, lease] : held_) leases.push_back(lease);
+    for (const auto& [id, lease] : held_) {
+      if (!adopting_.contains(id)) leases.push_back(lease);  // pending until its batch settles
+    }
   }
   if (leases.empty()) return;
   absl::StatusOr<std::vector<int64_t>> lost = queue_->HeartbeatMany(leases);

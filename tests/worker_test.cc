@@ -62,6 +62,41 @@ class WorkerTest : public ::testing::Test {
         IsOk());
   }
 
+  // Registers job type "slow": its first run waits for `release`; every run returns 1.
+  static void RegisterSlowOnFirstRun(Worker& worker, absl::Notification& release,
+                                     std::atomic<int>& runs) {
+    ASSERT_THAT(worker.Register("slow",
+                                [&](JobContext&) -> absl::StatusOr<std::string> {
+                                  if (++runs == 1) release.WaitForNotification();
+                                  return std::string("1");
+                                }),
+                IsOk());
+  }
+
+  void ExpectCompletedAt(int64_t id, int attempts, const std::string& result) {
+    JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(id));
+    EXPECT_EQ(row.status, JobStatus::kCompleted) << id;
+    EXPECT_EQ(row.attempts, attempts) << id;
+    EXPECT_EQ(row.result_json, std::optional<std::string>(result)) << id;
+  }
+
+  static void ExpectCompletedOnlyWithNoneLost(Worker& worker, int64_t completed) {
+    const WorkerStats stats = worker.stats();
+    EXPECT_EQ(stats.completed, completed);
+    EXPECT_EQ(stats.lost, 0);
+    EXPECT_EQ(stats.failed, 0);
+  }
+
+  // Lets waiting handlers go whatever fails, so a stop does not wait for them forever.
+  struct NotifyAtExit {
+    std::vector<absl::Notification*> notifications;
+    ~NotifyAtExit() {
+      for (absl::Notification* n : notifications) {
+        if (!n->HasBeenNotified()) n->Notify();
+      }
+    }
+  };
+
   // Stop(), then StopNow() or two stop signals, while a handler runs (see its definition).
   void ExpectASecondStopReleasesRunningJobsAtOnce(bool by_signal);
 
@@ -121,6 +156,12 @@ class WorkerTest : public ::testing::Test {
     absl::Status status_;
     std::thread thread_;
   };
+
+  void StopOnceCompleted(Running& running, int64_t completed) {
+    EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == completed; },
+                           absl::Seconds(10)));
+    EXPECT_THAT(running.Stop(), IsOk());
+  }
 
   // Runs the worker on a thread until `done` holds, then stops it.
   template <typename F>
@@ -592,10 +633,7 @@ TEST_F(WorkerTest, AJobReclaimedWhileItRunsHereFinishesUnderTheNewLease) {
   EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'completed'") == 1; }));
   EXPECT_THAT(running.Stop(), IsOk());
   EXPECT_EQ(runs.load(), 1);
-  JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(job.id));
-  EXPECT_EQ(row.status, JobStatus::kCompleted);
-  EXPECT_EQ(row.attempts, 2);
-  EXPECT_EQ(row.result_json, std::optional<std::string>("1"));
+  ExpectCompletedAt(job.id, 2, "1");
   EXPECT_EQ(worker->stats().completed, 1);
   EXPECT_EQ(worker->stats().lost, 0);
 }
@@ -617,12 +655,7 @@ TEST_F(WorkerTest, JobsReclaimedFromAHeldBatchRunOnceUnderTheNewLease) {
   JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
   absl::Notification release_slow;
   std::atomic<int> slow_runs{0}, queued_runs{0};
-  ASSERT_THAT(worker->Register("slow",
-                               [&](JobContext&) -> absl::StatusOr<std::string> {
-                                 if (++slow_runs == 1) release_slow.WaitForNotification();
-                                 return std::string("1");
-                               }),
-              IsOk());
+  RegisterSlowOnFirstRun(*worker, release_slow, slow_runs);
   ASSERT_THAT(worker->Register("queued",
                                [&](JobContext&) -> absl::StatusOr<std::string> {
                                  ++queued_runs;
@@ -630,13 +663,7 @@ TEST_F(WorkerTest, JobsReclaimedFromAHeldBatchRunOnceUnderTheNewLease) {
                                }),
               IsOk());
   Running running(*worker);
-  // Lets the first run end whatever fails below, so the stop does not wait for it forever.
-  struct Release {
-    absl::Notification& n;
-    ~Release() {
-      if (!n.HasBeenNotified()) n.Notify();
-    }
-  } release{release_slow};
+  NotifyAtExit release{{&release_slow}};
   ASSERT_TRUE(
       Eventually([&] { return CountWhere("status = 'processing' AND attempts = 1") == 2; }));
   RecoverOptions recover;
@@ -652,18 +679,61 @@ TEST_F(WorkerTest, JobsReclaimedFromAHeldBatchRunOnceUnderTheNewLease) {
       },
       absl::Seconds(5)));
   release_slow.Notify();
-  EXPECT_TRUE(
-      Eventually([&] { return CountWhere("status = 'completed'") == 2; }, absl::Seconds(10)));
-  EXPECT_THAT(running.Stop(), IsOk());
+  StopOnceCompleted(running, 2);
   EXPECT_EQ(slow_runs.load(), 1);
   EXPECT_EQ(queued_runs.load(), 1);
-  for (int64_t id : {slow.id, queued.id}) {
-    JQ_ASSERT_OK_AND_ASSIGN(Job row, queue_->Get(id));
-    EXPECT_EQ(row.status, JobStatus::kCompleted) << id;
-    EXPECT_EQ(row.attempts, 2) << id;
-  }
-  EXPECT_EQ(worker->stats().completed, 2);
-  EXPECT_EQ(worker->stats().lost, 0);
+  ExpectCompletedAt(slow.id, 2, "1");
+  ExpectCompletedAt(queued.id, 2, "2");
+  ExpectCompletedOnlyWithNoneLost(*worker, 2);
+}
+
+// Short-job mode with two dispatchers: a held batch claims again a job the reaper took from
+// this worker (adopting it) and, while that batch waits out its budget, the job's first run
+// ends. Before, the other dispatcher wrote the result under the old lease (refused: lost) and the
+// job ran a second time under the new one.
+TEST_F(WorkerTest, ARunEndingWhileItsJobIsAdoptedIsWrittenUnderTheNewLease) {
+  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult slow, queue_->Enqueue(MakeJob("slow")));
+  WorkerOptions options = Options(3);
+  options.dispatchers = 2;
+  options.batch_size = 4;
+  options.transaction_budget = absl::Seconds(1);
+  options.heartbeat_interval = absl::Seconds(60);
+  options.poll_interval = absl::Milliseconds(50);
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  absl::Notification release_slow, release_hold;
+  std::atomic<int> slow_runs{0}, hold_runs{0};
+  RegisterSlowOnFirstRun(*worker, release_slow, slow_runs);
+  ASSERT_THAT(worker->Register("hold",
+                               [&](JobContext&) -> absl::StatusOr<std::string> {
+                                 ++hold_runs;
+                                 release_hold.WaitForNotification();
+                                 return std::string("2");
+                               }),
+              IsOk());
+  Running running(*worker);
+  NotifyAtExit release{{&release_slow, &release_hold}};
+  // Kept past its batch's budget: a processing lease.
+  ASSERT_TRUE(Eventually([&] { return CountWhere("status = 'processing' AND attempts = 1") == 1; },
+                         absl::Seconds(10)));
+  // Recovered as the reaper does, in the statement that adds a job to keep the next batch open:
+  // one batch claims both.
+  schema_.Query(absl::StrCat(
+      "WITH recovered AS (UPDATE ", schema_.name(),
+      ".job_queue SET status = 'pending', locked_by = NULL, locked_at = NULL, heartbeat_at = "
+      "NULL, updated_at = now() WHERE id = ",
+      slow.id, " RETURNING id) INSERT INTO ", schema_.name(),
+      ".job_queue (job_type) SELECT 'hold' FROM recovered RETURNING id"));
+  ASSERT_TRUE(Eventually([&] { return hold_runs.load() == 1; }));
+  release_slow.Notify();
+  // The batch has settled: the job holding it open is a processing lease now.
+  ASSERT_TRUE(
+      Eventually([&] { return CountWhere("job_type = 'hold' AND status = 'processing'") == 1; },
+                 absl::Seconds(10)));
+  release_hold.Notify();
+  StopOnceCompleted(running, 2);
+  EXPECT_EQ(slow_runs.load(), 1);
+  ExpectCompletedAt(slow.id, 2, "1");
+  ExpectCompletedOnlyWithNoneLost(*worker, 2);
 }
 
 // A handler failure the database cannot take yet (the table is away) is written once it is
