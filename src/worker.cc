@@ -737,7 +737,7 @@ void Worker::Impl::PumpLoop() {
 }
 
 bool Worker::Impl::ReleaseOrphans() {
-  std::vector<int64_t> held_ids;
+  std::vector<Lease> held;
   {
     absl::MutexLock lock(&mu_);
     if (!orphans_possible_) return true;
@@ -750,10 +750,10 @@ bool Worker::Impl::ReleaseOrphans() {
           return impl->reserved_ == 0 && impl->settling_ == 0;
         },
         this));
-    held_ids.reserve(held_.size());
-    for (const auto& [id, lease] : held_) held_ids.push_back(id);
+    held.reserve(held_.size());
+    for (const auto& [id, lease] : held_) held.push_back(lease);
   }
-  absl::StatusOr<int64_t> released = queue_->ReleaseOrphans(options_.worker_id, held_ids);
+  absl::StatusOr<int64_t> released = queue_->ReleaseOrphans(options_.worker_id, held);
   {
     absl::MutexLock lock(&mu_);
     releasing_orphans_ = false;

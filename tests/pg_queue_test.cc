@@ -57,6 +57,24 @@ class PgQueueTest : public ::testing::Test {
     request.limit = limit;
     return request;
   }
+  // The reaper recovers `lease` alone (its heartbeat made an hour old) and `worker` claims the
+  // job again (nothing else may be pending). Returns the new lease.
+  Lease RecoverAndClaimAgain(const Lease& lease, const std::string& worker) {
+    schema_.Query(absl::StrCat(
+        "UPDATE ", schema_.name(),
+        ".job_queue SET heartbeat_at = now() - interval '1 hour' WHERE id = ", lease.job_id));
+    RecoverOptions recover;
+    recover.stale_after = absl::Minutes(30);
+    absl::StatusOr<RecoverResult> recovered = queue_->RecoverStale(recover);
+    EXPECT_THAT(recovered, IsOk());
+    EXPECT_EQ(recovered.ok() ? recovered->jobs.size() : 0u, 1u);
+    absl::StatusOr<std::vector<Lease>> again = queue_->Claim(Request(1, worker));
+    if (!again.ok() || again->size() != 1 || (*again)[0].job_id != lease.job_id) {
+      ADD_FAILURE() << "not claimed again: " << again.status();
+      return Lease();
+    }
+    return (*again)[0];
+  }
   // 8 threads enqueue one job at a time, one of them sometimes a job Postgres refuses.
   void ExpectConcurrentEnqueuesShareStatements(std::unique_ptr<PgQueue> queue);
   TestSchema schema_;
@@ -214,22 +232,38 @@ TEST_F(PgQueueTest, CompleteAfterRecoveryIsFenced) {
   EXPECT_EQ(job.locked_by, "alive");
 }
 
+// ReleaseOrphans keeps only the leases the worker holds: a job held under an older lease that
+// the reaper recovered and a lost reply claimed again for the same worker is released (the
+// lease it holds is refused anyway). Before, rows were kept by job id and that one waited for
+// the reaper. Another worker's job and a job held under its current lease stay as they are.
+TEST_F(PgQueueTest, ReleaseOrphansKeepsOnlyHeldLeases) {
+  const std::vector<int64_t> ids = EnqueueN(3);
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> mine, queue_->Claim(Request(2, "w")));
+  ASSERT_EQ(mine.size(), 2u);
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> theirs, queue_->Claim(Request(1, "other")));
+  ASSERT_EQ(theirs.size(), 1u);
+  RecoverAndClaimAgain(mine[1], "w");
+  ASSERT_FALSE(HasFailure());
+
+  JQ_ASSERT_OK_AND_ASSIGN(int64_t released, queue_->ReleaseOrphans("w", mine));
+  EXPECT_EQ(released, 1);
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT string_agg(id || ':' || status || ':' || attempts "
+                                       "|| ':' || coalesce(locked_by, '-'), ',' ORDER BY id) FROM ",
+                                       schema_.name(), ".job_queue")),
+            absl::StrCat(ids[0], ":processing:1:w,", ids[1], ":pending:1:-,", ids[2],
+                         ":processing:1:other"));
+  EXPECT_THAT(queue_->Complete(mine[0]), IsOk());
+  EXPECT_THAT(queue_->ReleaseOrphans("", mine), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 // ReleaseMany hands back the leases still held, attempts given back, and reports the one
 // recovered and claimed by another worker meanwhile, whose row it leaves alone.
 TEST_F(PgQueueTest, ReleaseManyGivesBackHeldLeasesAndSkipsLostOnes) {
   const std::vector<int64_t> ids = EnqueueN(3);
   JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> mine, queue_->Claim(Request(3, "stopping")));
   ASSERT_EQ(mine.size(), 3u);
-  schema_.Query(absl::StrCat(
-      "UPDATE ", schema_.name(),
-      ".job_queue SET heartbeat_at = now() - interval '1 hour' WHERE id = ", mine[1].job_id));
-  RecoverOptions recover;
-  recover.stale_after = absl::Minutes(30);
-  JQ_ASSERT_OK_AND_ASSIGN(RecoverResult recovered, queue_->RecoverStale(recover));
-  ASSERT_EQ(recovered.jobs.size(), 1u);
-  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> theirs, queue_->Claim(Request(1, "other")));
-  ASSERT_EQ(theirs.size(), 1u);
-  ASSERT_EQ(theirs[0].job_id, mine[1].job_id);
+  const Lease theirs = RecoverAndClaimAgain(mine[1], "other");
+  ASSERT_FALSE(HasFailure());
 
   JQ_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> lost, queue_->ReleaseMany(mine));
   EXPECT_THAT(lost, ElementsAre(mine[1].job_id));
@@ -239,7 +273,7 @@ TEST_F(PgQueueTest, ReleaseManyGivesBackHeldLeasesAndSkipsLostOnes) {
             absl::StrCat(ids[0], ":pending:0:-,", ids[1], ":processing:2:other,", ids[2],
                          ":pending:0:-"));
   // Leases of two workers in one call: refused, nothing changed.
-  EXPECT_THAT(queue_->ReleaseMany({theirs[0], mine[0]}),
+  EXPECT_THAT(queue_->ReleaseMany({theirs, mine[0]}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one worker")));
   EXPECT_EQ(schema_.Query(absl::StrCat("SELECT count(*) FROM ", schema_.name(),
                                        ".job_queue WHERE status = 'processing'")),

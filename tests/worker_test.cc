@@ -1380,7 +1380,7 @@ TEST_F(WorkerTest, JobsFinishWhileLostClaimsWaitToBeReleased) {
   ASSERT_TRUE(Eventually([&] {
     return schema_.Query(absl::StrCat(
                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orphan-wait' "
-               "AND wait_event_type = 'Lock' AND query LIKE '%NOT (id = ANY%'")) == "1";
+               "AND wait_event_type = 'Lock' AND query LIKE '%NOT EXISTS%'")) == "1";
   }));
   finish.Notify();
   EXPECT_TRUE(Eventually(

@@ -250,11 +250,12 @@ class PgQueue {
   // Release() for many leases of one worker in one statement; returns the job ids whose
   // leases were lost (those rows are left as they are).
   absl::StatusOr<std::vector<int64_t>> ReleaseMany(absl::Span<const Lease> leases);
-  // Back to pending, attempt given back: `processing` jobs locked by `worker_id` other than
-  // `held_job_ids`. A worker calls it after an outage, for claims whose reply was lost after
-  // the server committed them. Returns how many. Worker ids must be unique among live workers.
-  absl::StatusOr<int64_t> ReleaseOrphans(absl::string_view worker_id,
-                                         absl::Span<const int64_t> held_job_ids);
+  // Back to pending, attempt given back: `processing` jobs locked by `worker_id` under a lease
+  // other than those in `held` (a job held under an older lease, recovered by the reaper and
+  // claimed again by a lost reply, is released too). A worker calls it after an outage, for
+  // claims whose reply was lost after the server committed them. Returns how many. Worker ids
+  // must be unique among live workers.
+  absl::StatusOr<int64_t> ReleaseOrphans(absl::string_view worker_id, absl::Span<const Lease> held);
   // Pending -> cancelled. FailedPrecondition when the job is not pending.
   absl::Status Cancel(int64_t job_id);
 

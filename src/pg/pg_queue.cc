@@ -1003,13 +1003,20 @@ absl::StatusOr<std::vector<int64_t>> PgQueue::ReleaseMany(absl::Span<const Lease
 }
 
 absl::StatusOr<int64_t> PgQueue::ReleaseOrphans(absl::string_view worker_id,
-                                                absl::Span<const int64_t> held_job_ids) {
+                                                absl::Span<const Lease> held) {
   if (worker_id.empty()) return absl::InvalidArgumentError("release orphans: worker id is empty");
+  std::vector<int64_t> ids, attempts, claimed_at;
+  for (const Lease& lease : held) {
+    ids.push_back(lease.job_id);
+    attempts.push_back(lease.attempt);
+    claimed_at.push_back(lease.claimed_at_us);
+  }
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(PgResult result, conn->Run(SqlFor(options_.schema).release_orphans,
-                                                 {std::string(worker_id),
-                                                  internal::PgInt64Array(std::vector<int64_t>(
-                                                      held_job_ids.begin(), held_job_ids.end()))}));
+  JQ_ASSIGN_OR_RETURN(
+      PgResult result,
+      conn->Run(SqlFor(options_.schema).release_orphans,
+                {std::string(worker_id), internal::PgInt64Array(ids),
+                 internal::PgInt64Array(attempts), internal::PgInt64Array(claimed_at)}));
   return result.rows();
 }
 

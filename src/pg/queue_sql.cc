@@ -425,7 +425,11 @@ WITH released AS (
   UPDATE {s}.job_queue
      SET status = 'pending', attempts = greatest(attempts - 1, 0), locked_by = NULL,
          locked_at = NULL, heartbeat_at = NULL, updated_at = now()
-   WHERE status = 'processing' AND locked_by = $1 AND NOT (id = ANY ($2::bigint[]))
+   WHERE status = 'processing' AND locked_by = $1
+     AND NOT EXISTS (
+       SELECT 1 FROM unnest($2::bigint[], $3::int[], $4::bigint[]) AS h(id, attempt, claimed_at_us)
+        WHERE h.id = job_queue.id AND h.attempt = job_queue.attempts
+          AND h.claimed_at_us = (extract(epoch FROM job_queue.locked_at) * 1000000)::bigint)
   RETURNING id, queue)
 SELECT id, pg_notify('{ch}', queue) FROM released)sql");
 
