@@ -50,6 +50,7 @@ struct Flags {
   int send_seconds = 0;         // send/send-8 run this long instead of --seq-jobs per thread
   int send_threads = 8;         // the threads of send-8 and send-paired-8
   int enqueue_statements = -1;  // PgOptions::max_enqueue_statements; -1 = the default
+  int backlog = 0;              // insert/insert-2: pending jobs in the table before timing
   std::string only;
 };
 
@@ -212,9 +213,15 @@ VALUES ('bench', jsonb_build_object('n', CAST($1 AS bigint), 's', 'hello world')
                        raw_rate, ours_rate / raw_rate));
 }
 
-// Batches of 1,000 (EnqueueMany) from `threads` producers splitting --jobs between them.
+// Batches of 1,000 (EnqueueMany) from `threads` producers splitting --jobs between them, into
+// a fresh table or one already holding --backlog pending jobs (whose indexes have grown past
+// their first splits).
 void MeasureInsert(const Flags& flags, int threads) {
   auto queue = FreshQueue(threads);
+  if (flags.backlog > 0) {
+    Preload(*queue, flags.backlog);
+    Sql("CHECKPOINT");
+  }
   const int per_thread = flags.jobs / threads;
   const absl::Time t0 = absl::Now();
   std::vector<std::thread> producers;
@@ -231,10 +238,11 @@ void MeasureInsert(const Flags& flags, int threads) {
     });
   }
   for (std::thread& p : producers) p.join();
-  Emit(threads == 1 ? std::string("insert chunks=1000")
-                    : absl::StrCat("insert chunks=1000, ", threads, " threads"),
-       int64_t{per_thread} * threads, absl::ToDoubleSeconds(absl::Now() - t0),
-       absl::StrCat(",\"threads\":", threads));
+  std::string what = threads == 1 ? std::string("insert chunks=1000")
+                                  : absl::StrCat("insert chunks=1000, ", threads, " threads");
+  if (flags.backlog > 0) absl::StrAppend(&what, ", backlog ", flags.backlog);
+  Emit(what, int64_t{per_thread} * threads, absl::ToDoubleSeconds(absl::Now() - t0),
+       absl::StrCat(",\"threads\":", threads, ",\"backlog\":", flags.backlog));
 }
 
 jobqueue::WorkerOptions BenchWorkerOptions(const Flags& flags) {
@@ -362,6 +370,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.send_threads = value();
     else if (arg == "--enqueue-statements")
       flags.enqueue_statements = value();
+    else if (arg == "--backlog")
+      flags.backlog = value();
     else if (arg == "--only" && i + 1 < argc)
       flags.only = argv[++i];
     else
