@@ -123,6 +123,12 @@ httplib::Server::HandlerResponse CheckBodyFraming(const httplib::Request& req,
     Reply(res, code, absl::StrCat("{\"error\":", JsonQuote(error), "}"));
     return httplib::Server::HandlerResponse::Handled;
   };
+  // httplib reads a DELETE (or PRI) body without Content-Length until the client closes, past
+  // the payload limit; no route here takes other methods anyway.
+  if (req.method != "GET" && req.method != "HEAD" && req.method != "POST") {
+    res.set_header("Allow", "GET, HEAD, POST");
+    return refuse(405, "method not allowed: use GET or POST");
+  }
   const size_t lengths = req.get_header_value_count("Content-Length");
   const std::string length = req.get_header_value("Content-Length");
   const bool decimal = !length.empty() && length.size() <= 18 &&
@@ -135,8 +141,8 @@ httplib::Server::HandlerResponse CheckBodyFraming(const httplib::Request& req,
     return refuse(415, "send the body uncompressed (no Content-Encoding)");
   }
   // Without Content-Length httplib reads a POST body until the client closes.
-  const bool body_method = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
-  if (req.has_header("Transfer-Encoding") || (body_method && !req.has_header("Content-Length"))) {
+  if (req.has_header("Transfer-Encoding") ||
+      (req.method == "POST" && !req.has_header("Content-Length"))) {
     return refuse(411, "send the body with Content-Length (chunked bodies are not accepted)");
   }
   if (!length.empty() && length != "0" && !IsJsonType(req.get_header_value("Content-Type"))) {

@@ -133,6 +133,9 @@ expect_in bad-length 'HTTP/1.1 400'
 expect_not_in bad-length 'HTTP/1.1 201'
 raw two-lengths "POST /jobs/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 90\r\n\r\n{}"
 expect_in two-lengths 'HTTP/1.1 400'
+# httplib reads a DELETE body without Content-Length until the client closes: refused unread.
+raw delete-405 "DELETE /jobs/1 HTTP/1.1\r\nHost: x\r\n\r\nstill sending"
+expect_in delete-405 'HTTP/1.1 405'
 [ "$(sql "SELECT count(*) FROM $schema.job_queue WHERE job_type = 'smuggled'")" = 0 ] ||
   { echo "FAIL a refused request's body ran as a request"; fails=$((fails + 1)); }
 [ "$(jobs_count)" = "$before" ] || { echo "FAIL bad input wrote rows"; fails=$((fails + 1)); }
