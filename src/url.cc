@@ -108,10 +108,13 @@ std::string MaskUrl(absl::string_view url) {
   const absl::string_view rest = url.substr(scheme_end + 3);
   std::string out(url.substr(0, scheme_end + 3));
   // A password may hold any of '@' '/' '?' '#' unescaped, so the user info ends at the last '@'
-  // of the whole string. An '@' that was really in the path or query only over-masks.
+  // of the whole string. An '@' that was really in the path only over-masks. One after a '?' or
+  // '#' may be in the query (libpq's `?user=admin@server&password=...`), where what follows it
+  // is query text, secrets included: with both readings possible, nothing is shown.
   absl::string_view tail = rest;
   if (const size_t at = rest.rfind('@'); at != absl::string_view::npos) {
     const absl::string_view userinfo = rest.substr(0, at);
+    if (userinfo.find_first_of("?#") != absl::string_view::npos) return std::string(kRedacted);
     const absl::string_view user = userinfo.substr(0, userinfo.find(':'));
     if (user.find_first_of("/?#@&=") != absl::string_view::npos) {
       absl::StrAppend(&out, kMask);  // not a plain user name: show none of it

@@ -495,7 +495,7 @@ TEST_F(ConfigTest, EntriesMaskSecretsTheManifestDoesNotList) {
   EXPECT_EQ(by_name["SUPABASE_DB_URL"].display_value, "postgresql://postgres:****@db/postgres");
   EXPECT_EQ(by_name["DIRECT_URL"].display_value, "postgresql://u:****@host/db");
   EXPECT_EQ(by_name["PG_DSN"].display_value, "host=h password=**** dbname=d");
-  EXPECT_EQ(by_name["HASH_URL"].display_value, "postgresql://u:****@host/db");
+  EXPECT_EQ(by_name["HASH_URL"].display_value, "[redacted]");
   // A "://" inside a key=value string does not make it a URL without user info: it was shown.
   EXPECT_EQ(by_name["EXTRA_DSN"].display_value, "[redacted]");
   // Not a plain scheme, still a URL with a password: redacted whole.

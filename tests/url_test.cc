@@ -27,15 +27,22 @@ TEST(MaskUrlTest, PasswordsWithAtSignsAndSlashes) {
   EXPECT_EQ(MaskUrl("postgresql://u:p@ss/w@rd@host/db"), "postgresql://u:****@host/db");
 }
 
-TEST(MaskUrlTest, PasswordsWithQueryAndFragmentCharacters) {
-  // The user info ends at the last '@', not at the first '?' or '#'.
-  EXPECT_EQ(MaskUrl("postgresql://u:dev?SECRETPW@host/db"), "postgresql://u:****@host/db");
-  EXPECT_EQ(MaskUrl("postgresql://u:p#HASHSECRET@host/db"), "postgresql://u:****@host/db");
-  EXPECT_EQ(MaskUrl("redis://:a/b?c#d@host:6379/0?db=1"), "redis://:****@host:6379/0?db=1");
-  // An '@' in the query over-masks rather than showing what comes before it.
-  EXPECT_EQ(MaskUrl("postgresql://u:pw@host/db?x=a@b"), "postgresql://u:****@b");
-  EXPECT_EQ(MaskUrl("postgresql://host/db?password=PW:x@y"), "postgresql://****@y");
-  EXPECT_EQ(MaskUrl("postgresql://host/db?password=PW&x=a@y"), "postgresql://****@y");
+TEST(MaskUrlTest, AnAtSignAfterAQueryOrFragmentCharacterHidesEverything) {
+  // A password holding '?' or '#', or an '@' in the query: either reading may hold a secret on
+  // either side of the '@'.
+  for (const char* url :
+       {"postgresql://u:dev?SECRETPW@host/db", "postgresql://u:p#HASHSECRET@host/db",
+        "redis://:a/b?c#SECRET@host:6379/0?db=1", "postgresql://u:SECRET@host/db?x=a@b",
+        "postgresql://host/db?password=SECRET:x@y", "postgresql://host/db?password=SEC@RET",
+        "postgresql://host/db?password=SECRET&x=a@y",
+        // Azure's form: the user name holds the server's name.
+        "postgresql://srv.postgres.database.azure.com:5432/db"
+        "?user=admin@srv&password=SECRET"}) {
+    EXPECT_EQ(MaskUrl(url), "[redacted]") << url;
+  }
+  // An '@' in the path only: the user info still ends at the last '@'.
+  EXPECT_EQ(MaskUrl("postgresql://u:p@ss/w@rd@host/db?sslmode=require&password=x"),
+            "postgresql://u:****@host/db?sslmode=require&password=****");
 }
 
 TEST(MaskUrlTest, MasksSecretQueryParameters) {

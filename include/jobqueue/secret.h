@@ -71,8 +71,9 @@ inline constexpr absl::string_view kRedacted = "[redacted]";
 // Masks the password of a connection string: URL forms (`postgresql://u:pw@h/db`,
 // `redis://:pw@h:6379/0`, `rediss://...`), their secret query parameters (password, sslpassword,
 // token, key, secret), and libpq key=value DSNs (`password=...`, quoted or not). In a URL the
-// user info ends at the last '@', so a password holding '@' '/' '?' '#' never shows (an '@' in
-// the query masks more than needed). Anything it cannot parse is fully redacted.
+// user info ends at the last '@', so a password holding '@' or '/' never shows; a URL with an
+// '@' after a '?' or '#' (a password holding them, or an '@' in the query such as Azure's
+// `?user=admin@server&password=...`) is fully redacted, as is anything it cannot parse.
 std::string MaskUrl(absl::string_view url);
 
 }  // namespace jobqueue
