@@ -26,6 +26,56 @@ bool IsSecretParam(absl::string_view key) {
   return false;
 }
 
+// libpq's connection keywords (Postgres 16's included): a `k=v` value whose keys are not all
+// among them is not a DSN (a base64 token padded with '=' would otherwise show whole).
+bool IsLibpqKeyword(absl::string_view key) {
+  static constexpr absl::string_view kKeywords[] = {"host",
+                                                    "hostaddr",
+                                                    "port",
+                                                    "dbname",
+                                                    "user",
+                                                    "password",
+                                                    "passfile",
+                                                    "channel_binding",
+                                                    "connect_timeout",
+                                                    "client_encoding",
+                                                    "options",
+                                                    "application_name",
+                                                    "fallback_application_name",
+                                                    "keepalives",
+                                                    "keepalives_idle",
+                                                    "keepalives_interval",
+                                                    "keepalives_count",
+                                                    "tcp_user_timeout",
+                                                    "replication",
+                                                    "gssencmode",
+                                                    "sslmode",
+                                                    "requiressl",
+                                                    "sslcompression",
+                                                    "sslcert",
+                                                    "sslkey",
+                                                    "sslpassword",
+                                                    "sslcertmode",
+                                                    "sslrootcert",
+                                                    "sslcrl",
+                                                    "sslcrldir",
+                                                    "sslsni",
+                                                    "requirepeer",
+                                                    "require_auth",
+                                                    "ssl_min_protocol_version",
+                                                    "ssl_max_protocol_version",
+                                                    "krbsrvname",
+                                                    "gsslib",
+                                                    "gssdelegation",
+                                                    "service",
+                                                    "target_session_attrs",
+                                                    "load_balance_hosts"};
+  for (absl::string_view keyword : kKeywords) {
+    if (absl::EqualsIgnoreCase(key, keyword)) return true;
+  }
+  return false;
+}
+
 // Masks values of secret keys in `k=v&k=v`.
 std::string MaskQuery(absl::string_view query) {
   std::string out;
@@ -58,7 +108,7 @@ bool MaskKeywordDsn(absl::string_view dsn, std::string* out) {
     const absl::string_view key = dsn.substr(key_start, i - key_start);
     size_t j = i;
     while (j < dsn.size() && dsn[j] == ' ') ++j;
-    if (key.empty() || j >= dsn.size() || dsn[j] != '=') return false;
+    if (!IsLibpqKeyword(key) || j >= dsn.size() || dsn[j] != '=') return false;
     ++j;
     while (j < dsn.size() && dsn[j] == ' ') ++j;
     size_t value_end = j;

@@ -64,6 +64,9 @@ TEST(MaskUrlTest, KeywordDsns) {
 
 TEST(MaskUrlTest, UnparseableIsFullyRedacted) {
   EXPECT_EQ(MaskUrl("just-a-token-value"), "[redacted]");
+  // Shaped like key=value, but not libpq's keywords: a base64 secret, say.
+  EXPECT_EQ(MaskUrl("dGhpc2lzc2VjcmV0MQ=="), "[redacted]");
+  EXPECT_EQ(MaskUrl("host=h token=SECRET"), "[redacted]");
   EXPECT_EQ(MaskUrl("host='unterminated password=x"), "[redacted]");
   EXPECT_EQ(MaskUrl("we ird://u:p@h"), "[redacted]");
   EXPECT_EQ(MaskUrl(""), "");
