@@ -195,6 +195,23 @@ absl::StatusOr<SecretScopes> SecretScopes::BuiltIn() {
   return Parse(DefaultSecretScopesJson(), "built-in secret-scope manifest");
 }
 
+namespace {
+
+// A pattern names a variable and its per-mode copies: X_DEV and X_PROD, the seeds' way of
+// keeping both modes' values side by side, are as secret (and allowed where) X is.
+bool MatchesWithModeSuffix(absl::string_view pattern, absl::string_view variable) {
+  if (GlobMatch(pattern, variable)) return true;
+  for (absl::string_view suffix : {"_DEV", "_PROD"}) {
+    if (variable.size() > suffix.size() && absl::EndsWithIgnoreCase(variable, suffix) &&
+        GlobMatch(pattern, variable.substr(0, variable.size() - suffix.size()))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 bool SecretScopes::IsPublic(absl::string_view variable) const {
   for (const std::string& pattern : public_patterns_) {
     if (GlobMatch(pattern, variable)) return true;
@@ -205,7 +222,7 @@ bool SecretScopes::IsPublic(absl::string_view variable) const {
 bool SecretScopes::IsSecret(absl::string_view variable) const {
   if (IsPublic(variable)) return false;
   for (const std::string& pattern : secret_patterns_) {
-    if (GlobMatch(pattern, variable)) return true;
+    if (MatchesWithModeSuffix(pattern, variable)) return true;
   }
   return false;
 }
@@ -221,7 +238,7 @@ absl::StatusOr<const ServiceScope*> SecretScopes::Find(absl::string_view service
 
 bool SecretScopes::Allows(const ServiceScope& scope, absl::string_view variable) {
   for (const std::string& pattern : scope.secrets) {
-    if (GlobMatch(pattern, variable)) return true;
+    if (MatchesWithModeSuffix(pattern, variable)) return true;
   }
   return false;
 }

@@ -56,6 +56,24 @@ TEST(SecretScopesTest, BuiltInManifestEncodesSeedRules) {
   }
 }
 
+// A secret's per-mode copies (X_DEV, X_PROD) are scoped as X is. Before, JUDIT_API_KEY_PROD
+// matched no pattern: a plain variable the API could read.
+TEST(SecretScopesTest, PerModeCopiesOfASecretAreScopedAsItIs) {
+  JQ_ASSERT_OK_AND_ASSIGN(SecretScopes scopes, SecretScopes::BuiltIn());
+  JQ_ASSERT_OK_AND_ASSIGN(const ServiceScope* api, scopes.Find("api"));
+  JQ_ASSERT_OK_AND_ASSIGN(const ServiceScope* worker, scopes.Find("worker"));
+  for (const char* name :
+       {"JUDIT_API_KEY_PROD", "JUDIT_API_KEY_DEV", "STRIPE_SECRET_KEY_prod", "SMTP_PASSWORD_DEV"}) {
+    EXPECT_TRUE(scopes.IsSecret(name)) << name;
+    EXPECT_FALSE(SecretScopes::Allows(*api, name)) << name;
+  }
+  EXPECT_TRUE(SecretScopes::Allows(*worker, "JUDIT_API_KEY_PROD"));
+  EXPECT_TRUE(SecretScopes::Allows(*api, "GOOGLE_API_KEY_DEV"));
+  for (const char* name : {"SUPABASE_URL_PROD", "LOG_LEVEL_DEV", "_PROD", "API_KEY_PROD_URL"}) {
+    EXPECT_FALSE(scopes.IsSecret(name)) << name;
+  }
+}
+
 TEST(SecretScopesTest, UnsuffixedSupabaseVariablesAreScopedToo) {
   JQ_ASSERT_OK_AND_ASSIGN(SecretScopes scopes, SecretScopes::BuiltIn());
   JQ_ASSERT_OK_AND_ASSIGN(const ServiceScope* api, scopes.Find("api"));
