@@ -826,12 +826,12 @@ jq_status_t jq_pg_complete_many(jq_pg_queue_t* queue, jq_pg_lease_t* const* leas
       completed_jobs += done.size();
       lost.insert(lost.end(), flushed->lost_job_ids.begin(), flushed->lost_job_ids.end());
     }
-    if (lost_count != nullptr) *lost_count = lost.size();
     if (lost_ids != nullptr && !lost.empty()) {
       *lost_ids = static_cast<int64_t*>(std::malloc(lost.size() * sizeof(int64_t)));
       if (*lost_ids == nullptr) throw std::bad_alloc();
       std::memcpy(*lost_ids, lost.data(), lost.size() * sizeof(int64_t));
     }
+    if (lost_count != nullptr) *lost_count = lost.size();  // only once the ids are there
     return status;
   });
 }

@@ -37,6 +37,9 @@ def test_secrets_never_print():
     assert "****" in str(url)
     assert url.reveal() == DB
     assert config.get_secret("DATABASE_URL").reveal() == DB
+    assert url == jobqueue.Secret(DB) and url != jobqueue.Secret("other")
+    # Compared with anything else: unequal, not a TypeError.
+    assert url != None and url not in ("", None)  # noqa: E711
     assert not config.redis_url
     with pytest.raises(jobqueue.NotFoundError):
         config.get_secret("REDIS_URL")

@@ -97,6 +97,10 @@ def test_enqueue_many(queue):
 def test_enqueue_many_all_or_nothing(queue):
     with pytest.raises(jobqueue.InvalidArgumentError, match="job type"):
         queue.enqueue_many([("ok", {}), ("not ok!", {})])
+    # A job type must be a str: None and 42 are not turned into "None" and "42".
+    for bad in (None, 42):
+        with pytest.raises(TypeError, match="job type must be str"):
+            queue.enqueue_many([("ok", {}), (bad, {})])
     assert queue.count() == 0
 
 

@@ -84,6 +84,18 @@ def test_unserialisable_result_fails_the_job(queue):
     assert job.last_error.startswith("TypeError: ") and "JSON serializable" in job.last_error
 
 
+def test_result_that_cannot_be_stored_says_why(queue):
+    # A lone surrogate (os.fsdecode of a non-UTF-8 file name) cannot become JSON text: the
+    # job's error says so. Before, it read "handler: jobqueue status error".
+    added = queue.enqueue("t", max_attempts=1)
+    worker = make_worker(queue)
+    worker.register("t", lambda job: {"file": "bad-\udcff-name"})
+    worker.run()
+    job = queue.get(added.id)
+    assert job.status == "failed"
+    assert job.last_error.startswith("handler result: ") and "status error" not in job.last_error
+
+
 class UnprintableError(Exception):
     def __str__(self):
         raise RuntimeError("no text for you")

@@ -250,7 +250,9 @@ for the one place it must go (a connection, an HTTP header).)doc")
       .def("__str__", &Secret::Redacted)
       .def("__repr__", [](const Secret& s) { return absl::StrCat("Secret('", s.Redacted(), "')"); })
       .def("__bool__", [](const Secret& s) { return !s.empty(); })
-      .def("__eq__", [](const Secret& a, const Secret& b) { return a == b; });
+      // An operator: `secret == None` is False (NotImplemented underneath), not a TypeError.
+      .def(
+          "__eq__", [](const Secret& a, const Secret& b) { return a == b; }, py::is_operator());
 
   py::class_<Config>(m, "Config", R"doc(
 A service's configuration from the environment and .env files, with secret scopes.

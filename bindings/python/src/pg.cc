@@ -135,7 +135,8 @@ NewJob ToNewJob(py::handle item, const EnqueueOptions& defaults) {
     py::sequence pair = py::reinterpret_borrow<py::sequence>(item);
     if (pair.size() == 1 || pair.size() == 2) {
       py::object payload = pair.size() == 2 ? py::object(pair[1]) : py::object(py::none());
-      return NewJob{Convert<std::string>(py::str(pair[0]), "job type"), PayloadJson(payload),
+      // Not str(): (None, {...}) would become job type "None", valid and handled by no one.
+      return NewJob{Convert<std::string>(py::object(pair[0]), "job type"), PayloadJson(payload),
                     defaults};
     }
   }

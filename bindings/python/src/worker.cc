@@ -111,6 +111,9 @@ absl::StatusOr<std::string> CallHandler(py::handle fn, py::handle job,
       return absl::InternalError(
           absl::StrCat("handler raised ", ExceptionTypeName(error.type()), " (not describable)"));
     }
+  } catch (const StatusError& error) {  // its what() says nothing: a result we cannot store
+    return absl::Status(error.status().code(),
+                        absl::StrCat("handler result: ", error.status().message()));
   } catch (const std::exception& error) {
     return absl::InternalError(absl::StrCat("handler: ", error.what()));
   }
