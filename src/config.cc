@@ -19,6 +19,7 @@
 #include "dotenv.h"
 #include "internal/log.h"
 #include "jobqueue/duration.h"
+#include "jobqueue/redis_client.h"
 #include "jobqueue/status.h"
 #include "secret_scopes_internal.h"
 #include "url.h"
@@ -202,9 +203,9 @@ absl::Status CheckRedisUrl(absl::string_view name, absl::string_view url) {
     return absl::InvalidArgumentError(
         absl::StrCat(name, " must be a redis://, rediss:// or unix:// URL"));
   }
-  if (auto parsed = internal::ParseUrl(url); !parsed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, " is malformed: ", parsed.status().message()));
+  // What a connection would refuse later (a database that is not a number, say) is refused now.
+  if (absl::Status valid = ValidateRedisUrl(Secret::Url(std::string(url))); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " is malformed: ", valid.message()));
   }
   return absl::OkStatus();
 }

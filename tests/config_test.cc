@@ -257,6 +257,14 @@ TEST_F(ConfigTest, BadUrlsAreNamedNotQuoted) {
                                         HasSubstr("percent-encoded"))));
   EXPECT_THAT(ambiguous.status().message(),
               AllOf(Not(HasSubstr("SECRET")), Not(HasSubstr("Sup3r"))));
+  // What a Redis connection would refuse at its first use is refused at load.
+  env_ = {{"DATABASE_URL", DbUrl()},
+          {"REDIS_URL", absl::StrFormat("redis://:%s@127.0.0.1:6379/abc", kRedisPassword)}};
+  absl::StatusOr<Config> bad_db = Load("api");
+  EXPECT_THAT(bad_db, StatusIs(absl::StatusCode::kInvalidArgument,
+                               AllOf(HasSubstr("REDIS_URL is malformed"),
+                                     HasSubstr("database must be a non-negative number"))));
+  EXPECT_THAT(bad_db.status().message(), Not(HasSubstr(kRedisPassword)));
 }
 
 TEST_F(ConfigTest, KeywordDsnIsAccepted) {

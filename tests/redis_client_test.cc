@@ -109,6 +109,21 @@ TEST(RedisClientTest, ReadOnlyAndMasterDownRepliesMarkTheConnectionForReconnect)
   }
 }
 
+// A server that cannot take writes for now (it cannot persist, or has no client slot left, or
+// no memory) is not a caller's bad input: retry, do not drop the job. These were
+// InvalidArgument (an HTTP 400 from the API) and FailedPrecondition (the API's "not migrated").
+TEST(RedisClientTest, ErrorsOfAServerThatCannotTakeWritesNowAreRetryable) {
+  EXPECT_THAT(StatusFromRedisError("MISCONF Redis is configured to save RDB snapshots", "add"),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("add: MISCONF")));
+  EXPECT_THAT(StatusFromRedisError("ERR max number of clients reached", "add"),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(
+      StatusFromRedisError("OOM command not allowed when used memory > 'maxmemory'.", "add"),
+      StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(StatusFromRedisError("ERR wrong number of arguments for 'get' command", "get"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(RedisClientTest, PipelineIsOneRoundTripWithRepliesInOrder) {
   auto conn = MustConnect(Env("REDIS_URL"));
   std::vector<std::vector<std::string>> commands;

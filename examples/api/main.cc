@@ -92,19 +92,25 @@ void Reply(httplib::Response& res, int code, const std::string& json) {
 
 // What a client may read of an error: client errors as they are; server errors (which name
 // hosts and statements) are logged and summed up.
-std::string PublicMessage(const absl::Status& status) {
+enum class Backend { kPostgres, kRedis };
+
+std::string PublicMessage(const absl::Status& status, Backend backend = Backend::kPostgres) {
   const int code = HttpStatusFor(status);
   if (code < 500) return std::string(status.message());
   Log(LogLevel::kError, status.ToString());
+  if (backend == Backend::kRedis) {
+    return code == 503 ? "Redis cannot take the job now; try again" : "internal error";
+  }
   if (status.code() == absl::StatusCode::kFailedPrecondition) {
     return "the job table is not migrated; run jobqueue migrate";
   }
   return code == 503 ? "the database is unavailable; try again" : "internal error";
 }
 
-void ReplyError(httplib::Response& res, const absl::Status& status) {
+void ReplyError(httplib::Response& res, const absl::Status& status,
+                Backend backend = Backend::kPostgres) {
   Reply(res, HttpStatusFor(status),
-        absl::StrCat("{\"error\":", JsonQuote(PublicMessage(status)), "}"));
+        absl::StrCat("{\"error\":", JsonQuote(PublicMessage(status, backend)), "}"));
 }
 
 bool IsJsonType(absl::string_view type) {
@@ -284,9 +290,9 @@ void AddRoutes(httplib::Server& server, PgQueue& queue, BullQueues& bull) {
     absl::StatusOr<BullJobOptions> options = ParseBullJobOptions(opts.value_or("{}"));
     if (!options.ok()) return ReplyError(res, options.status());
     absl::StatusOr<BullQueue*> target = bull.Get(req.matches[1]);
-    if (!target.ok()) return ReplyError(res, target.status());
+    if (!target.ok()) return ReplyError(res, target.status(), Backend::kRedis);
     absl::StatusOr<std::string> id = (*target)->Add(std::string(req.matches[2]), data, *options);
-    if (!id.ok()) return ReplyError(res, id.status());
+    if (!id.ok()) return ReplyError(res, id.status(), Backend::kRedis);
     Reply(res, 201, absl::StrCat("{\"id\":", JsonQuote(*id), "}"));
   });
   server.Get("/stats", [&](const httplib::Request&, httplib::Response& res) {

@@ -55,9 +55,14 @@ struct RedisReply {
 };
 
 // The one place a Redis error reply becomes a status: NOSCRIPT -> NotFound, WRONGPASS/NOAUTH ->
-// Unauthenticated, NOPERM -> PermissionDenied, LOADING/BUSY/READONLY/MASTERDOWN/TRYAGAIN ->
-// Unavailable (retryable), WRONGTYPE/ERR and the rest -> FailedPrecondition or InvalidArgument.
+// Unauthenticated, NOPERM -> PermissionDenied, LOADING/BUSY/READONLY/MASTERDOWN/TRYAGAIN/MISCONF
+// and "max number of clients" -> Unavailable (retryable), OOM -> ResourceExhausted,
+// WRONGTYPE/EXECABORT -> FailedPrecondition, ERR and the rest -> InvalidArgument.
 absl::Status StatusFromRedisError(absl::string_view error, absl::string_view context);
+
+// OK when `url` is a Redis URL a connection would accept (scheme, host or socket path, database
+// number), without connecting; InvalidArgument saying what is wrong otherwise.
+absl::Status ValidateRedisUrl(const Secret& url);
 
 class RedisConnection {
  public:

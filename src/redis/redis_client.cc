@@ -81,6 +81,12 @@ absl::StatusOr<Endpoint> ParseEndpoint(const Secret& url) {
   return endpoint;
 }
 
+}  // namespace
+
+absl::Status ValidateRedisUrl(const Secret& url) { return ParseEndpoint(url).status(); }
+
+namespace {
+
 absl::Status Unavailable(absl::string_view what, absl::string_view detail) {
   return absl::UnavailableError(absl::StrCat("redis ", what, ": ", detail));
 }
@@ -185,13 +191,14 @@ absl::Status StatusFromRedisError(absl::string_view error, absl::string_view con
   if (code == "NOSCRIPT") return absl::NotFoundError(message);
   if (code == "WRONGPASS" || code == "NOAUTH") return absl::UnauthenticatedError(message);
   if (code == "NOPERM") return absl::PermissionDeniedError(message);
+  // MISCONF: the server cannot persist and refuses writes until it can.
   if (code == "LOADING" || code == "BUSY" || code == "READONLY" || code == "MASTERDOWN" ||
-      code == "TRYAGAIN" || code == "CLUSTERDOWN") {
+      code == "TRYAGAIN" || code == "CLUSTERDOWN" || code == "MISCONF" ||
+      absl::StartsWith(error, "ERR max number of clients reached")) {
     return absl::UnavailableError(message);
   }
-  if (code == "WRONGTYPE" || code == "OOM" || code == "EXECABORT") {
-    return absl::FailedPreconditionError(message);
-  }
+  if (code == "OOM") return absl::ResourceExhaustedError(message);
+  if (code == "WRONGTYPE" || code == "EXECABORT") return absl::FailedPreconditionError(message);
   if (absl::StartsWith(error, "ERR invalid password") || absl::StartsWith(error, "ERR AUTH") ||
       absl::StrContains(error, "without any password")) {
     return absl::UnauthenticatedError(message);
