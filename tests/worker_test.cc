@@ -198,6 +198,8 @@ class WorkerTest : public ::testing::Test {
     std::atomic<int> runs{0};
     std::atomic<bool> release{false};
   };
+  // One try of HeldJobTakenElsewhereDuringARowByRowSettleIsLetGo; false when it showed nothing.
+  bool TakeAHeldJobDuringARowByRowSettle();
   // A worker of `options`, reconnecting at once, that runs "slow" jobs.
   std::unique_ptr<Worker> SlowHeldWorker(WorkerOptions options, SlowJobs& slow) {
     options.reconnect_min = absl::Milliseconds(10);
@@ -914,21 +916,35 @@ TEST_F(WorkerTest, HeldResultPostgresRefusesFailsOnlyItsJob) {
 // A refused settle goes row by row, and in between another transaction can take a row (here a
 // session waiting to lock the slow job's row): that job is not this worker's any more. Its run
 // here must not be written (it was, under a lease the worker made up, and counted lost).
+// Whether the waiting session or the settle's relock gets the row first is up to the scheduler;
+// a try the relock won shows nothing, so it is tried again, up to five times.
 TEST_F(WorkerTest, HeldJobTakenElsewhereDuringARowByRowSettleIsLetGo) {
   RefuseResultInTheTable(R"("refused by a table check")");
-  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult bad, queue_->Enqueue(MakeJob("bad")));
-  JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult slow_job, queue_->Enqueue(MakeJob("slow")));
+  for (int attempt = 1; attempt <= 5; ++attempt) {
+    const bool shown = TakeAHeldJobDuringARowByRowSettle();
+    if (HasFailure() || shown) return;
+  }
+  ADD_FAILURE() << "the settle's relock took the row first in all five tries";
+}
+
+bool WorkerTest::TakeAHeldJobDuringARowByRowSettle() {
+  absl::StatusOr<EnqueueResult> bad = queue_->Enqueue(MakeJob("bad"));
+  absl::StatusOr<EnqueueResult> slow_job = queue_->Enqueue(MakeJob("slow"));
+  if (!bad.ok() || !slow_job.ok()) {
+    ADD_FAILURE() << "enqueue: " << bad.status() << " " << slow_job.status();
+    return false;
+  }
   WorkerOptions options = Options(2);
   options.transaction_budget = absl::Seconds(1);
   SlowJobs slow;
   std::unique_ptr<Worker> worker = SlowHeldWorker(options, slow);
-  ASSERT_THAT(worker->Register("bad",
+  EXPECT_THAT(worker->Register("bad",
                                [](JobContext&) -> absl::StatusOr<std::string> {
                                  return std::string(R"("refused by a table check")");
                                }),
               IsOk());
   Running running(*worker);
-  ASSERT_TRUE(Eventually([&] { return slow.runs.load() == 1; }));
+  EXPECT_TRUE(Eventually([&] { return slow.runs.load() == 1; }));
 
   // A session that waits for the slow job's row, locked by the held batch.
   absl::Notification let_go;
@@ -937,7 +953,7 @@ TEST_F(WorkerTest, HeldJobTakenElsewhereDuringARowByRowSettleIsLetGo) {
     PGconn* conn = PQconnectdb(std::string(TestDatabaseUrl().Reveal()).c_str());
     PQclear(PQexec(conn, "BEGIN"));
     PGresult* row = PQexec(conn, absl::StrCat("SELECT id FROM ", schema_.name(),
-                                              ".job_queue WHERE id = ", slow_job.id, " FOR UPDATE")
+                                              ".job_queue WHERE id = ", slow_job->id, " FOR UPDATE")
                                      .c_str());
     locked = PQresultStatus(row) == PGRES_TUPLES_OK && PQntuples(row) == 1;
     PQclear(row);
@@ -950,12 +966,22 @@ TEST_F(WorkerTest, HeldJobTakenElsewhereDuringARowByRowSettleIsLetGo) {
                                       "wait_event_type = 'Lock' AND query LIKE '%",
                                       schema_.name(), ".job_queue WHERE id = %'")) == "1";
   }));
-  // At the budget the settle is refused (the bad result), rolled back, and the waiting
-  // session takes the slow job's row before the rows are locked again.
+  // At the budget the settle is refused (the bad result) and rolled back; the waiting session
+  // takes the slow job's row before the rows are locked again, or the relock got there first
+  // and kept it (processing).
   EXPECT_TRUE(Eventually([&] { return locked.load(); }));
-  EXPECT_TRUE(Eventually([&] { return CountWhere("status = 'failed'") == 1; }));
-  JQ_ASSERT_OK_AND_ASSIGN(Job bad_row, queue_->Get(bad.id));
-  EXPECT_THAT(bad_row.last_error, HasSubstr("result refused"));
+  const std::string slow_id = absl::StrCat("id = ", slow_job->id);
+  if (CountWhere(slow_id + " AND status = 'processing'") == 1) {
+    slow.release = true;
+    let_go.Notify();
+    locker.join();
+    EXPECT_THAT(running.Stop(), IsOk());
+    return false;
+  }
+  EXPECT_TRUE(Eventually(
+      [&] { return CountWhere(absl::StrCat("id = ", bad->id, " AND status = 'failed'")) == 1; }));
+  absl::StatusOr<Job> bad_row = queue_->Get(bad->id);
+  EXPECT_THAT(bad_row.ok() ? bad_row->last_error : "", HasSubstr("result refused"));
   slow.release = true;
   absl::SleepFor(absl::Milliseconds(300));  // its run ends and would be written by now
   EXPECT_EQ(worker->stats().lost, 0);
@@ -963,9 +989,8 @@ TEST_F(WorkerTest, HeldJobTakenElsewhereDuringARowByRowSettleIsLetGo) {
   let_go.Notify();
   locker.join();
   EXPECT_EQ(slow.runs.load(), 1);
-  JQ_ASSERT_OK_AND_ASSIGN(Job slow_row, queue_->Get(slow_job.id));
-  EXPECT_EQ(slow_row.status, JobStatus::kPending);
-  EXPECT_EQ(slow_row.attempts, 0);
+  EXPECT_EQ(CountWhere(slow_id + " AND status = 'pending' AND attempts = 0"), 1);
+  return true;
 }
 
 // A job handed back at a stop whose release fails is forgotten, processing under the worker's
