@@ -1,5 +1,6 @@
 #include "cli/args.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -79,6 +80,17 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag, const s
         absl::StrCat("--", flag, " must be at most 100 years, got \"", text, "\""));
   }
   return duration;
+}
+
+absl::StatusOr<absl::Duration> ParseAgeFlag(absl::string_view flag, const std::string& text) {
+  double seconds = 0;
+  if (absl::SimpleAtod(absl::StripAsciiWhitespace(text), &seconds)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag,
+        " needs a unit, such as 30m, 90s or 720h (a bare number would be seconds), got \"", text,
+        "\""));
+  }
+  return ParseDurationFlag(flag, text);
 }
 
 absl::StatusOr<int64_t> ParseIntFlag(absl::string_view flag, const std::string& text) {

@@ -37,6 +37,10 @@ class Args {
 
 // "30m", "90s", "1h30m", "250ms", or plain seconds ("2.5"); never negative.
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag, const std::string& text);
+// An age that picks jobs to take back or delete (--older-than, --stale-after, ...): as
+// ParseDurationFlag, but a bare number is refused, so "--older-than 30" cannot take live jobs
+// from someone thinking of minutes.
+absl::StatusOr<absl::Duration> ParseAgeFlag(absl::string_view flag, const std::string& text);
 absl::StatusOr<int64_t> ParseIntFlag(absl::string_view flag, const std::string& text);
 // The same, for a value that must fit an int (the library checks the finer range).
 absl::StatusOr<int> ParseInt32Flag(absl::string_view flag, const std::string& text);

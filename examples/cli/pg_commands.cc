@@ -271,15 +271,15 @@ int RunWork(const std::vector<std::string>& argv) {
     }
     maintenance.enabled = !args->Has("no-maintenance");
     if (auto v = args->Get("stale-after")) {
-      JQ_ASSIGN_OR_RETURN(maintenance.recover.stale_after, ParseDurationFlag("stale-after", *v));
+      JQ_ASSIGN_OR_RETURN(maintenance.recover.stale_after, ParseAgeFlag("stale-after", *v));
     }
     if (auto v = args->Get("completed-older-than")) {
       JQ_ASSIGN_OR_RETURN(maintenance.purge.completed_older_than,
-                          ParseDurationFlag("completed-older-than", *v));
+                          ParseAgeFlag("completed-older-than", *v));
     }
     if (auto v = args->Get("failed-older-than")) {
       JQ_ASSIGN_OR_RETURN(maintenance.purge.failed_older_than,
-                          ParseDurationFlag("failed-older-than", *v));
+                          ParseAgeFlag("failed-older-than", *v));
     }
     JQ_RETURN_IF_ERROR(options.Validate());
     // A job heartbeats every heartbeat_interval: a shorter stale timeout would take live jobs.
@@ -425,7 +425,7 @@ int RunStale(const std::vector<std::string>& argv) {
            0;
   }
   absl::StatusOr<absl::Duration> older =
-      ParseDurationFlag("older-than", args->GetOr("older-than", "30m"));
+      ParseAgeFlag("older-than", args->GetOr("older-than", "30m"));
   if (!older.ok()) return Usage("stale", older.status().message());
   SessionOr session = Open(*args);
   if (!session.ok()) return session.Fail("stale");
@@ -467,7 +467,7 @@ int RunRecover(const std::vector<std::string>& argv) {
   }
   RecoverOptions options;
   absl::StatusOr<absl::Duration> older =
-      ParseDurationFlag("older-than", args->GetOr("older-than", "30m"));
+      ParseAgeFlag("older-than", args->GetOr("older-than", "30m"));
   if (!older.ok()) return Usage("recover", older.status().message());
   options.stale_after = *older;
   options.max_batches = 1'000'000;  // an operator's sweep runs to the end
@@ -516,11 +516,10 @@ int RunPurge(const std::vector<std::string>& argv) {
   PurgeOptions options;
   auto parse = [&]() -> absl::Status {
     if (auto v = args->Get("completed-older-than")) {
-      JQ_ASSIGN_OR_RETURN(options.completed_older_than,
-                          ParseDurationFlag("completed-older-than", *v));
+      JQ_ASSIGN_OR_RETURN(options.completed_older_than, ParseAgeFlag("completed-older-than", *v));
     }
     if (auto v = args->Get("failed-older-than")) {
-      JQ_ASSIGN_OR_RETURN(options.failed_older_than, ParseDurationFlag("failed-older-than", *v));
+      JQ_ASSIGN_OR_RETURN(options.failed_older_than, ParseAgeFlag("failed-older-than", *v));
     }
     return absl::OkStatus();
   };

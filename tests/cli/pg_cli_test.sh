@@ -117,8 +117,13 @@ expect_in stale-recent "0 stale job(s)"
 check recover 0 "$cli" recover --older-than 30m
 expect_in recover "ghost -> pending"
 check bad-duration 64 "$cli" recover --older-than soon
-check huge-duration 64 "$cli" stale --older-than 1e13
+check huge-duration 64 "$cli" stale --older-than 999999h
 expect_in huge-duration "at most 100 years"
+# A bare number would be seconds: "--older-than 30" must not take back jobs 30 s old.
+check bare-age 64 "$cli" recover --older-than 30
+expect_in bare-age "needs a unit"
+check bare-retention 64 "$cli" purge --failed-older-than 30
+expect_in bare-retention "needs a unit"
 
 check cancel 0 "$cli" cancel "$fid"
 check cancel-again 1 "$cli" cancel "$fid"
