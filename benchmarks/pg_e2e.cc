@@ -51,6 +51,7 @@ struct Flags {
   int send_threads = 8;         // the threads of send-8 and send-paired-8
   int enqueue_statements = -1;  // PgOptions::max_enqueue_statements; -1 = the default
   int backlog = 0;              // insert/insert-2: pending jobs in the table before timing
+  bool batch_times = false;     // insert/insert-2: each batch's milliseconds to stderr
   std::string only;
 };
 
@@ -231,7 +232,12 @@ void MeasureInsert(const Flags& flags, int threads) {
       for (int i = 0; i < per_thread; ++i) {
         batch.push_back(Payload(t * per_thread + i));
         if (batch.size() == 1000 || i == per_thread - 1) {
+          const absl::Time sent = absl::Now();
           if (auto r = queue->EnqueueMany(batch); !r.ok()) Die(r.status().ToString());
+          if (flags.batch_times) {
+            std::fprintf(stderr, "batch %d.%d: %.2f ms\n", t, i / 1000,
+                         absl::ToDoubleMilliseconds(absl::Now() - sent));
+          }
           batch.clear();
         }
       }
@@ -372,6 +378,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.enqueue_statements = value();
     else if (arg == "--backlog")
       flags.backlog = value();
+    else if (arg == "--batch-times")
+      flags.batch_times = true;
     else if (arg == "--only" && i + 1 < argc)
       flags.only = argv[++i];
     else
