@@ -5,6 +5,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -131,8 +133,13 @@ int RunAdd(const Args& args) {
   absl::StatusOr<BullJobOptions> options = ParseBullJobOptions(args.GetOr("opts", "{}"));
   if (!options.ok()) return Fail("add", options.status(), kExitUsage);
   int64_t count = 1;
-  if (auto v = args.Get("count"); v && (!absl::SimpleAtoi(*v, &count) || count < 1)) {
-    return Fail("add", absl::InvalidArgumentError("--count must be a positive integer"),
+  if (auto v = args.Get("count");
+      v && (!absl::SimpleAtoi(*v, &count) || count < 1 || count > 10000000)) {
+    return Fail("add", absl::InvalidArgumentError("--count must be 1..10000000"), kExitUsage);
+  }
+  if (count > 1 && !options->job_id.empty()) {
+    // The same id n times is one job: printing it n times would say n were added.
+    return Fail("add", absl::InvalidArgumentError("--count above 1 with a fixed jobId in --opts"),
                 kExitUsage);
   }
   const std::string data = args.GetOr("data", "{}");
@@ -446,13 +453,41 @@ int RunBull(const std::vector<std::string>& argv) {
   const bool takes_id = command == "get" || command == "logs" || command == "drain" ||
                         command == "remove" || command == "retry" || command == "promote" ||
                         command == "progress" || command == "log";
-  absl::StatusOr<Args> args = Args::Parse(
-      rest, {"queue",       "prefix",         "name",        "data",          "opts",
-             "count",       "tls-ca",         "service",     "env-dir",       "handler",
-             "concurrency", "exit-when-idle", "worker-name", "lock-duration", "stalled-interval",
-             "state",       "grace",          "limit",       "start",         "end",
-             "line",        "keep",           "from",        "timeout",       "prefetch"},
-      {"json", "asc", "delayed", "help"}, takes_id ? 1 : 0);
+  // Each command takes only its own flags: `clean --count 100` is refused, not run as a clean
+  // of every job (its flag is --limit).
+  struct Flags {
+    std::set<std::string> values, bools;
+  };
+  const Flags admin = {{"keep", "state", "data", "line"}, {"delayed"}};
+  const std::map<std::string, Flags> kFlags = {
+      {"add", {{"name", "opts", "count", "data"}, {}}},
+      {"counts", {{}, {"json"}}},
+      {"get", {}},
+      {"work",
+       {{"handler", "worker-name", "concurrency", "exit-when-idle", "prefetch", "lock-duration",
+         "stalled-interval"},
+        {}}},
+      {"pause", {}},
+      {"resume", {}},
+      {"clean", {{"grace", "limit", "state"}, {}}},
+      {"jobs", {{"start", "end", "state"}, {"asc"}}},
+      {"logs", {}},
+      {"events", {{"count", "timeout", "from"}, {}}},
+      {"drain", admin},
+      {"remove", admin},
+      {"retry", admin},
+      {"promote", admin},
+      {"progress", admin},
+      {"log", admin}};
+  auto known = kFlags.find(command);
+  if (known == kFlags.end()) {
+    std::fprintf(stderr, "jobqueue bull: unknown command '%s'\n\n%s", command.c_str(), kBullHelp);
+    return kExitUsage;
+  }
+  std::set<std::string> values = known->second.values, bools = known->second.bools;
+  values.insert({"queue", "prefix", "tls-ca", "service", "env-dir"});
+  bools.insert("help");
+  absl::StatusOr<Args> args = Args::Parse(rest, values, bools, takes_id ? 1 : 0);
   if (!args.ok()) return Fail(command, args.status(), kExitUsage);
   if (args->Has("help")) return std::fputs(kBullHelp, stdout), 0;
   if (command == "add") return RunAdd(*args);

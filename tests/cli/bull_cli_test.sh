@@ -37,6 +37,11 @@ check clean 0 "$cli" bull clean --queue "$q" --state completed
 expect_in clean "removed 3"
 check clean-failed 0 "$cli" bull clean --queue "$q" --state failed --grace 1h
 expect_in clean-failed "removed 0"
+# Each command takes only its own flags: clean's is --limit, and --count must not be ignored.
+check clean-count 64 "$cli" bull clean --queue "$q" --state failed --count 100
+expect_in clean-count "count"
+check add-fixed-id-twice 64 "$cli" bull add --queue "$q" --name x --opts '{"jobId":"x"}' --count 5
+expect_in add-fixed-id-twice "jobId"
 
 # Administration: listing, retry, promote, progress, logs, remove, drain, events.
 q2="$q-admin"
