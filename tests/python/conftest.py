@@ -1,12 +1,14 @@
 """Fixtures of the Python suite: the real local servers (scripts/services env), a fresh
 Postgres schema per test (dropped afterwards), and the built artifacts ctest points at."""
 
+import gc
 import itertools
 import os
 import subprocess
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -36,6 +38,23 @@ def built(env_name):
     path = require_env(env_name)
     assert os.path.exists(path), f"{env_name}={path} does not exist"
     return path
+
+
+def assert_freed_with_a_handler_referring_back(make_worker):
+    """make_worker(handler) -> a worker running `handler`, here a bound method of the object
+    that holds the worker: a cycle through C++ that the cycle collector must see."""
+    class Service:
+        def __init__(self):
+            self.worker = make_worker(self.handle)
+
+        def handle(self, job):
+            return None
+
+    service = Service()
+    gone = weakref.ref(service.worker)
+    del service
+    gc.collect()
+    assert gone() is None
 
 
 @pytest.fixture

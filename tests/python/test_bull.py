@@ -11,6 +11,8 @@ import pytest
 
 import jobqueue
 
+from conftest import assert_freed_with_a_handler_referring_back
+
 
 @pytest.fixture
 def bull(redis_url):
@@ -99,6 +101,12 @@ def bull_name(redis_url):
         f"redis-cli --no-auth-warning -u \"$REDIS_URL\" --scan --pattern 'bull:{name}:*' | "
         f"xargs -r redis-cli --no-auth-warning -u \"$REDIS_URL\" del >/dev/null",
         shell=True, check=True)
+
+
+def test_a_bull_worker_its_own_handler_refers_to_is_collected(redis_url, bull_name):
+    # As for Worker: before, the worker and its Redis connections lived on for good.
+    assert_freed_with_a_handler_referring_back(
+        lambda handler: make_bull_worker(redis_url, bull_name, handler))
 
 
 def make_bull_worker(redis_url, queue_name, handler=None, **options):

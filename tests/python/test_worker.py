@@ -11,12 +11,25 @@ import pytest
 
 import jobqueue
 
+from conftest import assert_freed_with_a_handler_referring_back
+
 
 def make_worker(queue, **options):
     defaults = dict(name="Py Test", concurrency=2, poll_interval=0.1, exit_when_idle=0.5,
                     heartbeat_interval=1.0, shutdown_timeout=5.0, log_startup=False)
     defaults.update(options)
     return jobqueue.Worker(queue, **defaults)
+
+
+def test_a_worker_its_own_handler_refers_to_is_collected(queue):
+    # Before, the cycle collector could not see the handler held in C++: the worker and its
+    # queue's pool lived on for good.
+    def make(handler):
+        worker = make_worker(queue)
+        worker.register("t", handler)
+        return worker
+
+    assert_freed_with_a_handler_referring_back(make)
 
 
 def test_decorated_handlers_process_jobs(queue):

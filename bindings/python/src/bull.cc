@@ -163,6 +163,19 @@ BullHandler MakeBullHandler(std::shared_ptr<BullHandlers> handlers) {
 
 struct PyBullWorker {
   std::shared_ptr<BullHandlers> handlers;
+
+  template <typename F>
+  void VisitPython(F&& visit) const {
+    if (!handlers) return;
+    for (const auto& [name, handler] : handlers->by_name) visit(handler);
+    visit(handlers->fallback);
+  }
+  // Only for an unreachable worker, which nothing can run any more.
+  void ClearPython() {
+    if (!handlers) return;
+    handlers->by_name.clear();
+    handlers->fallback = py::object();
+  }
   std::unique_ptr<BullWorker> worker;
   std::string queue;
   absl::Duration shutdown_timeout;
@@ -480,7 +493,7 @@ job back to wait without using up an attempt.)doc")
         return absl::StrCat("BullJob(id='", j.job.id, "', name='", j.job.name, "')");
       });
 
-  py::class_<PyBullWorker>(m, "BullWorker", R"doc(
+  py::class_<PyBullWorker>(m, "BullWorker", CollectableThrough<PyBullWorker>(), R"doc(
 A BullMQ-compatible worker: processes jobs that Node's Queue.add, BullQueue.add or the C API
 added, beside Node workers on the same queue (locks, stalled checks, retries with the job's
 backoff, removeOnComplete/removeOnFail as BullMQ does them).

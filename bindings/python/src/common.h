@@ -162,6 +162,38 @@ void RunUntilStopped(const std::function<absl::Status()>& run, const std::functi
                      const std::function<void()>& stop_now, bool handle_signals,
                      absl::Duration grace);
 
+// Makes a bound class visible to Python's cycle collector through the Python objects `visit`
+// passes on (T::VisitPython(fn), fn(py::handle)) and that `T::ClearPython()` drops. Workers
+// hold their handlers in C++; a handler that refers back to its worker (a bound method of
+// the object holding it, a closure calling stop()) was a cycle nothing could collect.
+template <typename T>
+py::custom_type_setup CollectableThrough() {
+  return py::custom_type_setup([](PyHeapTypeObject* heap_type) {
+    PyTypeObject* type = &heap_type->ht_type;
+    type->tp_flags |= Py_TPFLAGS_HAVE_GC;
+    type->tp_traverse = [](PyObject* self, visitproc visit, void* arg) -> int {
+#if PY_VERSION_HEX >= 0x03090000
+      Py_VISIT(Py_TYPE(self));
+#endif
+      int result = 0;
+      try {
+        py::cast<T&>(py::handle(self)).VisitPython([&](py::handle object) {
+          if (result == 0 && object) result = visit(object.ptr(), arg);
+        });
+      } catch (...) {  // not constructed (yet): holds nothing
+      }
+      return result;
+    };
+    type->tp_clear = [](PyObject* self) -> int {
+      try {
+        py::cast<T&>(py::handle(self)).ClearPython();
+      } catch (...) {
+      }
+      return 0;
+    };
+  });
+}
+
 // A worker's stop(now=...): Stop(), or StopNow() to hand back running jobs at once.
 template <typename W>
 void StopWorker(W& worker, bool now) {

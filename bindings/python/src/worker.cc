@@ -35,8 +35,19 @@ struct PyWorker {
   std::shared_ptr<PgQueue> queue;
   std::unique_ptr<Worker> worker;
   std::vector<std::string> job_types;
+  // The registered handlers, shared with the runtime's copies (see CollectableThrough).
+  std::vector<std::shared_ptr<py::object>> handlers;
   absl::Duration shutdown_timeout;
   bool ran = false;
+
+  template <typename F>
+  void VisitPython(F&& visit) const {
+    for (const auto& handler : handlers) visit(*handler);
+  }
+  // Only for an unreachable worker, which nothing can run any more.
+  void ClearPython() {
+    for (auto& handler : handlers) *handler = py::none();
+  }
 };
 
 // A Python exception from a handler as the status the runtime records: LeaseLostError says the
@@ -50,14 +61,15 @@ absl::Status StatusFromPython(py::error_already_set& error) {
   return absl::InternalError(text);
 }
 
-JobHandler MakeHandler(const py::object& fn, Worker* worker) {
+JobHandler MakeHandler(const py::object& fn, PyWorker& w) {
   // Dropped with the GIL held, whichever thread releases the last copy (leaked at exit).
   std::shared_ptr<py::object> callable(new py::object(fn), [](py::object* object) {
     if (InterpreterExiting()) return;
     py::gil_scoped_acquire gil;
     delete object;
   });
-  return [callable, worker](JobContext& job) -> absl::StatusOr<std::string> {
+  w.handlers.push_back(callable);
+  return [callable, worker = w.worker.get()](JobContext& job) -> absl::StatusOr<std::string> {
     if (InterpreterExiting()) {
       worker->Stop();  // so this error releases the job instead of failing an attempt
       return absl::CancelledError("the Python interpreter is exiting");
@@ -76,7 +88,7 @@ void Register(PyWorker& w, const std::string& job_type, const py::object& fn) {
     throw StatusError(
         absl::InvalidArgumentError(absl::StrCat("the handler of ", job_type, " is not callable")));
   }
-  Check(w.worker->Register(job_type, MakeHandler(fn, w.worker.get())));
+  Check(w.worker->Register(job_type, MakeHandler(fn, w)));
   w.job_types.push_back(job_type);
 }
 
@@ -313,7 +325,7 @@ JSON) and payload_json. Long handlers may watch `stopping` and return early.)doc
       },
       "True once the worker is shutting down (and after the handler returned).");
 
-  py::class_<PyWorker>(m, "Worker", R"doc(
+  py::class_<PyWorker>(m, "Worker", CollectableThrough<PyWorker>(), R"doc(
 Runs handlers for job types on a PgQueue: batched claims, LISTEN/NOTIFY wake-ups, heartbeats,
 retries with backoff, graceful shutdown.
 
