@@ -1,8 +1,11 @@
 #include "url.h"
 
+#include <libpq-fe.h>
+
 #include <algorithm>
 #include <cctype>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -26,54 +29,19 @@ bool IsSecretParam(absl::string_view key) {
   return false;
 }
 
-// libpq's connection keywords (Postgres 16's included): a `k=v` value whose keys are not all
-// among them is not a DSN (a base64 token padded with '=' would otherwise show whole).
+// A `k=v` value whose keys are not all libpq's connection keywords (as the linked libpq lists
+// them) is not a DSN: a base64 token padded with '=' would otherwise show whole.
 bool IsLibpqKeyword(absl::string_view key) {
-  static constexpr absl::string_view kKeywords[] = {"host",
-                                                    "hostaddr",
-                                                    "port",
-                                                    "dbname",
-                                                    "user",
-                                                    "password",
-                                                    "passfile",
-                                                    "channel_binding",
-                                                    "connect_timeout",
-                                                    "client_encoding",
-                                                    "options",
-                                                    "application_name",
-                                                    "fallback_application_name",
-                                                    "keepalives",
-                                                    "keepalives_idle",
-                                                    "keepalives_interval",
-                                                    "keepalives_count",
-                                                    "tcp_user_timeout",
-                                                    "replication",
-                                                    "gssencmode",
-                                                    "sslmode",
-                                                    "requiressl",
-                                                    "sslcompression",
-                                                    "sslcert",
-                                                    "sslkey",
-                                                    "sslpassword",
-                                                    "sslcertmode",
-                                                    "sslrootcert",
-                                                    "sslcrl",
-                                                    "sslcrldir",
-                                                    "sslsni",
-                                                    "requirepeer",
-                                                    "require_auth",
-                                                    "ssl_min_protocol_version",
-                                                    "ssl_max_protocol_version",
-                                                    "krbsrvname",
-                                                    "gsslib",
-                                                    "gssdelegation",
-                                                    "service",
-                                                    "target_session_attrs",
-                                                    "load_balance_hosts"};
-  for (absl::string_view keyword : kKeywords) {
-    if (absl::EqualsIgnoreCase(key, keyword)) return true;
-  }
-  return false;
+  static const absl::flat_hash_set<std::string>* const kKeywords = [] {
+    auto* keywords = new absl::flat_hash_set<std::string>;
+    PQconninfoOption* options = PQconndefaults();
+    for (PQconninfoOption* o = options; o != nullptr && o->keyword != nullptr; ++o) {
+      keywords->insert(absl::AsciiStrToLower(o->keyword));
+    }
+    PQconninfoFree(options);
+    return keywords;
+  }();
+  return kKeywords->contains(absl::AsciiStrToLower(key));
 }
 
 // Masks values of secret keys in `k=v&k=v`.

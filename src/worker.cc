@@ -313,7 +313,7 @@ void Worker::Impl::RunOne(const Lease& claimed) {
     auto settled = [this, id]()
                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !adopting_.contains(id); };
     mu_.Await(absl::Condition(&settled));
-    running_.erase(claimed.job_id);
+    running_.erase(id);
     if (auto slot = held_slots_.find(claimed.job_id); slot != held_slots_.end()) {
       // Its held batch writes the outcome.
       slot->second.finished = true;
