@@ -1154,11 +1154,17 @@ TEST_F(PgQueueTest, PurgeGivesFailedJobsTheirTurn) {
   PurgeOptions options;
   options.batch_size = 1;
   options.max_batches = 3;
-  JQ_ASSERT_OK_AND_ASSIGN(int64_t deleted, queue_->Purge(options));
+  bool more = false;
+  JQ_ASSERT_OK_AND_ASSIGN(int64_t deleted, queue_->Purge(options, &more));
   EXPECT_EQ(deleted, 3);
+  EXPECT_TRUE(more);
   EXPECT_EQ(schema_.Query(absl::StrCat("SELECT count(*) FROM ", schema_.name(),
                                        ".job_queue WHERE status = 'failed'")),
             "1");
+  options.max_batches = 100;
+  JQ_ASSERT_OK_AND_ASSIGN(deleted, queue_->Purge(options, &more));
+  EXPECT_EQ(deleted, 9);
+  EXPECT_FALSE(more);
 }
 
 // "Keep for ever" ages (10,000 years, infinite) used to fail the whole pass with

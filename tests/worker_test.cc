@@ -1503,5 +1503,29 @@ TEST_F(WorkerTest, RetentionCleanerDeletesOnlyOldFinishedJobs) {
   EXPECT_THAT(queue_->Get(pending_job.id).status(), IsOk());
 }
 
+// A pass stops at max_batches. The running cleaner starts the next pass at once, not an
+// interval (an hour by default) later, so a backlog bigger than one pass still drains.
+TEST_F(WorkerTest, RetentionCleanerDrainsABacklogBiggerThanOnePass) {
+  for (int i = 0; i < 30; ++i) ASSERT_THAT(queue_->Enqueue(MakeJob("r")).status(), IsOk());
+  schema_.Query(absl::StrCat("UPDATE ", schema_.name(),
+                             ".job_queue SET status = 'completed', finished_at = now() - "
+                             "interval '10 days'"));
+  PurgeOptions options;
+  options.batch_size = 2;
+  options.max_batches = 3;
+  RetentionCleaner cleaner(queue_.get(), options, absl::Hours(1));
+  ASSERT_THAT(cleaner.Start(), IsOk());
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while ((cleaner.total_deleted() < 30 || cleaner.last_pass_left_more()) &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  cleaner.Stop();
+  EXPECT_EQ(cleaner.total_deleted(), 30);
+  EXPECT_FALSE(cleaner.last_pass_left_more());
+  EXPECT_GE(cleaner.passes(), 5);
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "0");
+}
+
 }  // namespace
 }  // namespace jobqueue

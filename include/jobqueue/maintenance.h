@@ -43,9 +43,11 @@ class RetentionCleaner : public Service {
   RetentionCleaner(PgQueue* queue, PurgeOptions options, absl::Duration interval = absl::Hours(1));
   ~RetentionCleaner() override;
 
-  // One pass; rows deleted.
+  // One pass; rows deleted. When it stops at max_batches with rows left, the running service
+  // starts the next pass at once.
   absl::StatusOr<int64_t> RunOnce();
   int64_t total_deleted() const { return total_deleted_.load(); }
+  bool last_pass_left_more() const { return left_more_.load(); }
 
  protected:
   absl::Status Tick() override;
@@ -54,6 +56,7 @@ class RetentionCleaner : public Service {
   PgQueue* const queue_;
   const PurgeOptions options_;
   std::atomic<int64_t> total_deleted_{0};
+  std::atomic<bool> left_more_{false};
 };
 
 }  // namespace jobqueue

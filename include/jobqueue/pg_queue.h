@@ -268,8 +268,9 @@ class PgQueue {
   absl::StatusOr<std::vector<StaleJob>> ListStale(absl::Duration older_than);
   // The stale-lock reaper's pass. Only one process acts per sweep (advisory lock).
   absl::StatusOr<RecoverResult> RecoverStale(const RecoverOptions& options);
-  // Retention: deletes finished jobs in bounded batches; returns rows deleted.
-  absl::StatusOr<int64_t> Purge(const PurgeOptions& options);
+  // Retention: deletes finished jobs in bounded batches; returns rows deleted. `more`, when
+  // given, is set to whether the pass stopped at max_batches with eligible rows maybe left.
+  absl::StatusOr<int64_t> Purge(const PurgeOptions& options, bool* more = nullptr);
   // failed -> pending with attempts reset, optionally only one job type. Returns rows moved.
   // A job whose dedupe key has a live job again stays failed; of several failed jobs with one
   // key only the newest moves.

@@ -1198,7 +1198,8 @@ absl::StatusOr<RecoverResult> PgQueue::RecoverStale(const RecoverOptions& option
   return out;
 }
 
-absl::StatusOr<int64_t> PgQueue::Purge(const PurgeOptions& options) {
+absl::StatusOr<int64_t> PgQueue::Purge(const PurgeOptions& options, bool* more) {
+  if (more != nullptr) *more = false;
   if (options.batch_size < 1 || options.max_batches < 1) {
     return absl::InvalidArgumentError("purge: batch_size and max_batches must be >= 1");
   }
@@ -1234,6 +1235,7 @@ absl::StatusOr<int64_t> PgQueue::Purge(const PurgeOptions& options) {
       if (n < options.batch_size) done[g] = true;
     }
   }
+  if (more != nullptr) *more = !(done[0] && done[1]);
   return deleted;
 }
 
