@@ -1377,6 +1377,26 @@ TEST_F(PgQueueTest, IdleConnectionsTheServerEndedAreReplacedBeforeUse) {
   EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "7");
 }
 
+// A server that takes no writes (a standby that a failover left behind the same name) is an
+// outage to wait out, not an internal error, and the pool drops that connection instead of
+// keeping it for every later write.
+TEST_F(PgQueueTest, AReadOnlyServerIsUnavailableAndItsConnectionIsNotKept) {
+  std::string url(testing::TestDatabaseUrl().Reveal());
+  absl::StrAppend(&url, absl::StrContains(url, "?") ? "&" : "?",
+                  "options=-c%20default_transaction_read_only%3Don");
+  PgOptions options;
+  options.schema = schema_.name();
+  options.application_name = "jq_ro_" + schema_.name();
+  options.pool_size = 1;
+  JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(Secret(url), options));
+  EXPECT_THAT(queue->Enqueue(Job("t")).status(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("takes no writes")));
+  const std::string mine =
+      "FROM pg_stat_activity WHERE application_name = '" + options.application_name + "'";
+  EXPECT_TRUE(testing::Eventually([&] { return schema_.Query("SELECT count(*) " + mine) == "0"; }));
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "0");
+}
+
 // Statement names and the notify channel derive from the schema; Postgres cuts identifiers
 // at 63 bytes, and cut names collided (a 51-byte schema broke complete, a 55-byte one notify).
 TEST_F(PgQueueTest, TheLongestSchemaNameWorksThroughoutAndALongerOneIsRefused) {

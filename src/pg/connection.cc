@@ -124,6 +124,9 @@ absl::Status StatusFromPg(PGconn* conn, const PGresult* result, absl::string_vie
   if (cls == "08" || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") {
     return absl::UnavailableError(text);
   }
+  if (sqlstate == "25006") {  // read_only_sql_transaction: a standby, or one after a failover
+    return absl::UnavailableError(absl::StrCat(text, "; the server takes no writes"));
+  }
   if (sqlstate == "40001" || sqlstate == "40P01") return absl::AbortedError(text);
   if (sqlstate == "23505") return absl::AlreadyExistsError(text);
   if (cls == "22" || cls == "23") return absl::InvalidArgumentError(text);
@@ -236,9 +239,15 @@ PgConnection::~PgConnection() {
 absl::StatusOr<PgResult> PgConnection::Check(PGresult* result, absl::string_view context) {
   const ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return PgResult(result);
-  absl::Status error = StatusFromPg(conn_, result, context);
+  absl::Status error = Error(result, context);
   PQclear(result);
   return error;
+}
+
+absl::Status PgConnection::Error(const PGresult* result, absl::string_view context) {
+  const char* sqlstate = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  if (sqlstate != nullptr && std::strcmp(sqlstate, "25006") == 0) refused_writes_ = true;
+  return StatusFromPg(conn_, result, context);
 }
 
 namespace {
@@ -333,7 +342,7 @@ absl::Status PgConnection::RunCopyScript(
       }
       // Ending with an error message aborts the COPY server-side, so nothing is half-written.
       if (PQputCopyEnd(conn_, sent ? nullptr : "client could not send the data") != 1) {
-        return client_error.ok() ? StatusFromPg(conn_, failed.raw(), context) : client_error;
+        return client_error.ok() ? Error(failed.raw(), context) : client_error;
       }
       if (sent) ++*copies_sent;
     } else if (kind != PGRES_COMMAND_OK && ok_so_far) {
@@ -341,7 +350,7 @@ absl::Status PgConnection::RunCopyScript(
     }
   }
   if (!client_error.ok()) return client_error;
-  if (failed.raw() != nullptr) return StatusFromPg(conn_, failed.raw(), context);
+  if (failed.raw() != nullptr) return Error(failed.raw(), context);
   return absl::OkStatus();
 }
 
@@ -411,8 +420,8 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgPool::ConnectDedicated() {
 }
 
 void PgPool::Return(std::unique_ptr<PgConnection> conn) {
-  // A broken connection, or one left mid-transaction, is closed rather than reused.
-  if (!conn->ok() || PQtransactionStatus(conn->raw()) != PQTRANS_IDLE) conn.reset();
+  // A broken or read-only connection, or one left mid-transaction, is closed, not reused.
+  if (!conn->reusable() || PQtransactionStatus(conn->raw()) != PQTRANS_IDLE) conn.reset();
   absl::MutexLock lock(&mu_);
   if (conn != nullptr) {
     idle_.push_back(std::move(conn));

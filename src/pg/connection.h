@@ -92,11 +92,16 @@ class PgConnection {
       absl::string_view context, int* copies_sent);
 
   bool ok() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
+  // False once the server refused a write as read-only: the pool closes the connection, so
+  // the next one can reach the primary that a failover moved behind the same name.
+  bool reusable() const { return ok() && !refused_writes_; }
   PGconn* raw() { return conn_; }
 
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   absl::StatusOr<PgResult> Check(PGresult* result, absl::string_view context);
+  // StatusFromPg, noting a read-only refusal.
+  absl::Status Error(const PGresult* result, absl::string_view context);
   // *stale_plan: the server refused a statement prepared before a column's type changed.
   absl::StatusOr<PgResult> RunPrepared(const PgStatement& statement, const PgParams& params,
                                        bool* stale_plan);
@@ -106,6 +111,7 @@ class PgConnection {
   // Bumped when the server refuses this connection's prepared statements (a migration changed
   // a result column's type); statements are then prepared again under new names.
   int plan_generation_ = 0;
+  bool refused_writes_ = false;
 };
 
 // A fixed-size pool. Connections are made lazily and dropped when broken; Acquire() also drops
