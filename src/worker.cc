@@ -1148,6 +1148,15 @@ Worker::~Worker() = default;
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(PgQueue* queue, WorkerOptions options) {
   if (queue == nullptr) return absl::InvalidArgumentError("worker needs a queue");
   JQ_RETURN_IF_ERROR(options.Validate());
+  // The server ends a held batch's session after this idle time; a budget that long would
+  // lose every batch that runs to it.
+  if (options.transaction_budget > absl::ZeroDuration() &&
+      options.transaction_budget + absl::Seconds(1) > queue->options().held_batch_idle_timeout) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("transaction budget ", absl::FormatDuration(options.transaction_budget),
+                     " must be at least 1s below the queue's held_batch_idle_timeout (",
+                     absl::FormatDuration(queue->options().held_batch_idle_timeout), ")"));
+  }
   const int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) return absl::InternalError("eventfd failed");
   return std::unique_ptr<Worker>(new Worker(std::make_unique<Impl>(queue, std::move(options), fd)));

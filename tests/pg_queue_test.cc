@@ -367,6 +367,31 @@ TEST_F(PgQueueTest, CompletionSentAgainAfterALostReplyIsMarkedAlreadyCompleted) 
                          ":processing:other"));
 }
 
+// A held batch whose worker goes quiet without closing its socket (a lost host or network)
+// is ended by the server after held_batch_idle_timeout: its jobs can be claimed again.
+TEST_F(PgQueueTest, AHeldBatchLeftIdleIsEndedByTheServer) {
+  const std::vector<int64_t> ids = EnqueueN(2);
+  PgOptions options;
+  options.held_batch_idle_timeout = absl::Seconds(1);
+  std::unique_ptr<PgQueue> queue = schema_.OpenQueue(2, options);
+  JQ_ASSERT_OK_AND_ASSIGN(auto batch, queue->ClaimHeld(Request(2, "quiet")));
+  ASSERT_EQ(batch->leases().size(), 2u);
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> none, queue->Claim(Request(2, "other")));
+  EXPECT_TRUE(none.empty());
+  std::vector<Lease> taken;
+  ASSERT_TRUE(testing::Eventually([&] {
+    absl::StatusOr<std::vector<Lease>> claimed = queue->Claim(Request(2, "other"));
+    if (claimed.ok()) taken.insert(taken.end(), claimed->begin(), claimed->end());
+    return taken.size() == 2;
+  }));
+  EXPECT_EQ(taken[0].attempt, 1);
+  std::vector<PgQueue::HeldBatch::Outcome> outcomes = {{ids[0], true, "null"}};
+  EXPECT_FALSE(batch->Settle(outcomes, {}).ok());
+  EXPECT_EQ(schema_.Query("SELECT string_agg(status || ':' || locked_by, ',') FROM " +
+                          schema_.name() + ".job_queue"),
+            "processing:other,processing:other");
+}
+
 TEST_F(PgQueueTest, HeldBatchSettlesOutcomesInOneWriteAndRollsBackWhenDropped) {
   const std::vector<int64_t> ids = EnqueueN(4);
   ASSERT_EQ(ids.size(), 4u);

@@ -1464,6 +1464,16 @@ TEST_F(WorkerTest, RejectsBadOptionsAndRegistrations) {
   options.transaction_budget = absl::Seconds(11);
   EXPECT_THAT(Worker::Create(queue_.get(), options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("transaction budget")));
+  {
+    PgOptions short_idle;
+    short_idle.held_batch_idle_timeout = absl::Seconds(2);
+    std::unique_ptr<PgQueue> queue = schema_.OpenQueue(2, short_idle);
+    options.transaction_budget = absl::Seconds(1);
+    EXPECT_THAT(Worker::Create(queue.get(), options).status(), IsOk());
+    options.transaction_budget = absl::Milliseconds(1500);
+    EXPECT_THAT(Worker::Create(queue.get(), options).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("held_batch_idle_timeout")));
+  }
   // Refused by Postgres on every claim: Run() retried that forever instead of saying so.
   for (const std::string& id : {std::string("w\xff"), std::string("w\0other", 7)}) {
     options = Options();

@@ -54,6 +54,11 @@ struct PgOptions {
   absl::Duration migrate_lock_timeout = absl::Seconds(5);
   // Backoff between attempts of a failed job. See retry.h.
   RetryPolicy retry;
+  // Short-job mode: the server ends a held batch's session after this long without a
+  // statement (idle_in_transaction_session_timeout), so the batch of a worker whose host or
+  // network went away, which closes no socket, is pending again then rather than when TCP
+  // gives up (hours). Above the worker's budget (at most 10 s); 1s..1h. Default 60 s.
+  absl::Duration held_batch_idle_timeout = absl::Seconds(60);
 
   absl::Status Validate() const;
 };

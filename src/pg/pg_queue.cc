@@ -228,6 +228,9 @@ absl::Status PgOptions::Validate() const {
   if (migrate_lock_timeout < absl::Milliseconds(1) || migrate_lock_timeout > absl::Hours(1)) {
     return absl::InvalidArgumentError("migrate_lock_timeout must be 1ms..1h");
   }
+  if (held_batch_idle_timeout < absl::Seconds(1) || held_batch_idle_timeout > absl::Hours(1)) {
+    return absl::InvalidArgumentError("held_batch_idle_timeout must be 1s..1h");
+  }
   return retry.Validate();
 }
 
@@ -709,7 +712,10 @@ absl::StatusOr<std::unique_ptr<PgQueue::HeldBatch>> PgQueue::ClaimHeld(
   JQ_RETURN_IF_ERROR(ValidateClaim(request));
   JQ_ASSIGN_OR_RETURN(PgPool::Handle handle, pool_->Acquire());
   auto conn = std::make_unique<HeldBatch::Conn>(HeldBatch::Conn{std::move(handle)});
-  JQ_RETURN_IF_ERROR(conn->handle->ExecScript("BEGIN", "begin held batch"));
+  JQ_RETURN_IF_ERROR(conn->handle->ExecScript(
+      absl::StrCat("BEGIN; SET LOCAL idle_in_transaction_session_timeout = ",
+                   absl::ToInt64Milliseconds(options_.held_batch_idle_timeout)),
+      "begin held batch"));
   absl::StatusOr<PgResult> result = conn->handle->Run(
       SqlFor(options_.schema).claim_held,
       {request.queue, TypesParam(request.job_types), absl::StrCat(request.limit)});
