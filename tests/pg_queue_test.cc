@@ -1422,6 +1422,47 @@ TEST_F(PgQueueTest, AReadOnlyServerIsUnavailableAndItsConnectionIsNotKept) {
   EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "0");
 }
 
+// Statements are written for READ COMMITTED. With a role's or DSN's default of REPEATABLE READ,
+// a completion that waited for another session's row lock failed with a serialization error
+// once that session committed.
+TEST_F(PgQueueTest, ConnectionsReadCommittedWhateverTheDefaultIsolation) {
+  const std::vector<int64_t> ids = EnqueueN(1);
+  ASSERT_EQ(ids.size(), 1u);
+  std::string url(testing::TestDatabaseUrl().Reveal());
+  absl::StrAppend(&url, absl::StrContains(url, "?") ? "&" : "?",
+                  "options=-c%20default_transaction_isolation%3Drepeatable%5C%20read");
+  PgOptions options;
+  options.schema = schema_.name();
+  options.application_name = "jq_iso_" + schema_.name();
+  JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(Secret(url), options));
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue->Claim(Request(1, "w1")));
+  ASSERT_EQ(leases.size(), 1u);
+  PGconn* other = PQconnectdb(std::string(testing::TestDatabaseUrl().Reveal()).c_str());
+  ASSERT_EQ(PQstatus(other), CONNECTION_OK);
+  PQclear(PQexec(other, "BEGIN"));
+  PGresult* touched =
+      PQexec(other, absl::StrCat("UPDATE ", schema_.name(),
+                                 ".job_queue SET updated_at = now() WHERE id = ", ids[0])
+                        .c_str());
+  EXPECT_EQ(PQresultStatus(touched), PGRES_COMMAND_OK);
+  PQclear(touched);
+  absl::Status completed;
+  std::thread completer([&] { completed = queue->Complete(leases[0]); });
+  EXPECT_TRUE(testing::Eventually([&] {
+    return schema_.Query(
+               "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+               "AND application_name = '" +
+               options.application_name + "'") == "1";
+  }));
+  PQclear(PQexec(other, "COMMIT"));
+  completer.join();
+  PQfinish(other);
+  EXPECT_THAT(completed, IsOk());
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT status FROM ", schema_.name(),
+                                       ".job_queue WHERE id = ", ids[0])),
+            "completed");
+}
+
 // Statement names and the notify channel derive from the schema; Postgres cuts identifiers
 // at 63 bytes, and cut names collided (a 51-byte schema broke complete, a 55-byte one notify).
 TEST_F(PgQueueTest, TheLongestSchemaNameWorksThroughoutAndALongerOneIsRefused) {

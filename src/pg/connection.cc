@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "internal/log.h"
 #include "internal/resolve.h"
+#include "jobqueue/status.h"
 #include "url.h"
 
 namespace jobqueue::internal {
@@ -229,7 +230,12 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
   PQsetNoticeProcessor(
       conn, [](void*, const char* message) { LogDebug("postgres: {}", Trimmed(message)); },
       nullptr);
-  return std::unique_ptr<PgConnection>(new PgConnection(conn));
+  auto connection = std::unique_ptr<PgConnection>(new PgConnection(conn));
+  // Every statement is written for READ COMMITTED (a write that waited for a row lock re-reads
+  // the row); a role's or DSN's stricter default would fail them with serialization errors.
+  JQ_RETURN_IF_ERROR(connection->ExecScript("SET default_transaction_isolation = 'read committed'",
+                                            "setting the isolation level"));
+  return connection;
 }
 
 PgConnection::~PgConnection() {
