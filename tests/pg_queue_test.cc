@@ -51,6 +51,17 @@ class PgQueueTest : public ::testing::Test {
     }
     return ids;
   }
+  // A queue on this schema whose connections start with a server setting (`name%3Dvalue`,
+  // %-encoded for the URL's libpq options), named `app_prefix` + schema in pg_stat_activity.
+  absl::StatusOr<std::unique_ptr<PgQueue>> OpenWithServerSetting(absl::string_view setting,
+                                                                 absl::string_view app_prefix,
+                                                                 PgOptions* options) {
+    std::string url(testing::TestDatabaseUrl().Reveal());
+    absl::StrAppend(&url, absl::StrContains(url, "?") ? "&" : "?", "options=-c%20", setting);
+    options->schema = schema_.name();
+    options->application_name = absl::StrCat(app_prefix, schema_.name());
+    return PgQueue::Open(Secret(url), *options);
+  }
   ClaimRequest Request(int limit = 1, std::string worker = "w1") {
     ClaimRequest request;
     request.worker_id = std::move(worker);
@@ -1406,14 +1417,10 @@ TEST_F(PgQueueTest, IdleConnectionsTheServerEndedAreReplacedBeforeUse) {
 // outage to wait out, not an internal error, and the pool drops that connection instead of
 // keeping it for every later write.
 TEST_F(PgQueueTest, AReadOnlyServerIsUnavailableAndItsConnectionIsNotKept) {
-  std::string url(testing::TestDatabaseUrl().Reveal());
-  absl::StrAppend(&url, absl::StrContains(url, "?") ? "&" : "?",
-                  "options=-c%20default_transaction_read_only%3Don");
   PgOptions options;
-  options.schema = schema_.name();
-  options.application_name = "jq_ro_" + schema_.name();
   options.pool_size = 1;
-  JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(Secret(url), options));
+  JQ_ASSERT_OK_AND_ASSIGN(
+      auto queue, OpenWithServerSetting("default_transaction_read_only%3Don", "jq_ro_", &options));
   EXPECT_THAT(queue->Enqueue(Job("t")).status(),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("takes no writes")));
   const std::string mine =
@@ -1428,13 +1435,10 @@ TEST_F(PgQueueTest, AReadOnlyServerIsUnavailableAndItsConnectionIsNotKept) {
 TEST_F(PgQueueTest, ConnectionsReadCommittedWhateverTheDefaultIsolation) {
   const std::vector<int64_t> ids = EnqueueN(1);
   ASSERT_EQ(ids.size(), 1u);
-  std::string url(testing::TestDatabaseUrl().Reveal());
-  absl::StrAppend(&url, absl::StrContains(url, "?") ? "&" : "?",
-                  "options=-c%20default_transaction_isolation%3Drepeatable%5C%20read");
   PgOptions options;
-  options.schema = schema_.name();
-  options.application_name = "jq_iso_" + schema_.name();
-  JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(Secret(url), options));
+  JQ_ASSERT_OK_AND_ASSIGN(
+      auto queue, OpenWithServerSetting("default_transaction_isolation%3Drepeatable%5C%20read",
+                                        "jq_iso_", &options));
   JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue->Claim(Request(1, "w1")));
   ASSERT_EQ(leases.size(), 1u);
   PGconn* other = PQconnectdb(std::string(testing::TestDatabaseUrl().Reveal()).c_str());
