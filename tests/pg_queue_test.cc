@@ -33,6 +33,17 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+// A schema named as long as allowed (40 bytes): `base`'s name padded with `fill`. Dropped at
+// the end of the test.
+struct LongestSchema {
+  LongestSchema(const testing::TestSchema& base, char fill) : base(base), name(base.name() + "_") {
+    name.resize(40, fill);
+  }
+  ~LongestSchema() { base.Query("DROP SCHEMA IF EXISTS " + name + " CASCADE"); }
+  const testing::TestSchema& base;
+  std::string name;
+};
+
 class PgQueueTest : public ::testing::Test {
  protected:
   NewJob Job(std::string type, std::string payload = R"({"n": 1})") {
@@ -1470,20 +1481,14 @@ TEST_F(PgQueueTest, ConnectionsReadCommittedWhateverTheDefaultIsolation) {
 // Statement names and the notify channel derive from the schema; Postgres cuts identifiers
 // at 63 bytes, and cut names collided (a 51-byte schema broke complete, a 55-byte one notify).
 TEST_F(PgQueueTest, TheLongestSchemaNameWorksThroughoutAndALongerOneIsRefused) {
-  std::string longest = schema_.name() + "_";
-  longest.resize(40, 'x');
+  const LongestSchema longest(schema_, 'x');
   PgOptions options;
-  options.schema = longest + "x";
+  options.schema = longest.name + "x";
   EXPECT_THAT(PgQueue::Open(testing::TestDatabaseUrl(), options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1-40")));
-  options.schema = longest;
+  options.schema = longest.name;
   options.pool_size = 2;
   JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(testing::TestDatabaseUrl(), options));
-  struct DropAtEnd {
-    const testing::TestSchema& s;
-    std::string name;
-    ~DropAtEnd() { s.Query("DROP SCHEMA IF EXISTS " + name + " CASCADE"); }
-  } drop{schema_, longest};
   ASSERT_THAT(queue->Migrate().status(), IsOk());
   ASSERT_THAT(queue->SetWaiting("idle", "default", true), IsOk());
   JQ_ASSERT_OK_AND_ASSIGN(EnqueueResult first, queue->Enqueue(Job("t")));
@@ -1501,6 +1506,38 @@ TEST_F(PgQueueTest, TheLongestSchemaNameWorksThroughoutAndALongerOneIsRefused) {
   EXPECT_THAT(queue->RecoverStale(RecoverOptions{}).status(), IsOk());
   EXPECT_THAT(queue->RetryFailed().status(), IsOk());
   EXPECT_THAT(queue->SetWaiting("idle", "default", false), IsOk());
+}
+
+// A running process prepares its statements again each time operator DDL changes a result
+// column's type. Under the longest schema name, the regenerated names of the longest
+// statements were cut at 63 bytes, so the second regeneration collided with the first and
+// every later call failed ("prepared statement ... already exists").
+TEST_F(PgQueueTest, StatementsArePreparedAgainAfterEachColumnTypeChange) {
+  const LongestSchema longest(schema_, 'y');
+  PgOptions options;
+  options.schema = longest.name;
+  options.pool_size = 1;
+  JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(testing::TestDatabaseUrl(), options));
+  ASSERT_THAT(queue->Migrate().status(), IsOk());
+  for (int i = 0; i < 4; ++i) ASSERT_THAT(queue->Enqueue(Job("t")).status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> held, queue->Claim(Request(1)));
+  ASSERT_EQ(held.size(), 1u);
+  for (const char* type : {"", "integer", "smallint"}) {
+    if (*type != '\0') {
+      schema_.Query(absl::StrCat("ALTER TABLE ", longest.name,
+                                 ".job_queue ALTER COLUMN priority TYPE ", type));
+    }
+    const PgQueue::Completion done[] = {{held[0], "null"}};
+    absl::StatusOr<PgQueue::CompleteAndClaimResult> next =
+        queue->CompleteAndClaim(done, Request(1));
+    ASSERT_THAT(next.status(), IsOk()) << type;
+    EXPECT_TRUE(next->lost_job_ids.empty()) << type;
+    ASSERT_EQ(next->claimed.size(), 1u) << type;
+    held = next->claimed;
+  }
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + longest.name +
+                          ".job_queue WHERE status = 'completed'"),
+            "3");
 }
 
 TEST_F(PgQueueTest, BadSchemaNamesAreRejected) {

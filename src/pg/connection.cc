@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -278,14 +279,22 @@ absl::StatusOr<PgResult> PgConnection::Run(const PgStatement& statement, const P
   // retried at once; inside one the caller sees the error and rolls back.
   ++plan_generation_;
   prepared_.clear();
-  if (PQtransactionStatus(conn_) != PQTRANS_IDLE) return result;
+  if (PQtransactionStatus(conn_) != PQTRANS_IDLE) {
+    // Retryable like a serialization failure: the statement goes through once prepared again.
+    return absl::AbortedError(
+        absl::StrCat(result.status().message(), "; prepared again, retry the transaction"));
+  }
   return RunPrepared(statement, params, &stale_plan);
 }
 
 absl::StatusOr<PgResult> PgConnection::RunPrepared(const PgStatement& statement,
                                                    const PgParams& params, bool* stale_plan) {
+  // Later generations get short names: a suffix on the longest (62 bytes) was cut at Postgres's
+  // 63 and two generations collided. Names are per connection, so a hash of the name will do.
   const std::string name =
-      plan_generation_ == 0 ? statement.name : absl::StrCat(statement.name, "_g", plan_generation_);
+      plan_generation_ == 0
+          ? statement.name
+          : absl::StrCat("jq_g", plan_generation_, "_", absl::Hash<std::string>{}(statement.name));
   if (!prepared_.contains(statement.name)) {
     PGresult* prepared = PQprepare(conn_, name.c_str(), statement.sql.c_str(), 0, nullptr);
     absl::StatusOr<PgResult> checked = Check(prepared, absl::StrCat("preparing ", statement.name));
