@@ -1540,6 +1540,32 @@ TEST_F(PgQueueTest, StatementsArePreparedAgainAfterEachColumnTypeChange) {
             "3");
 }
 
+// A role with only the rights to use the queue can run migrate on an up-to-date schema (it
+// does nothing). Postgres checks CREATE rights before IF NOT EXISTS, so it was refused.
+TEST_F(PgQueueTest, AnUpToDateMigrateNeedsNoRightsToCreate) {
+  JQ_ASSERT_OK_AND_ASSIGN(const int latest, queue_->Migrate());
+  const std::string s = schema_.name();
+  const std::string role = "jq_user_" + s;
+  schema_.Query(absl::StrCat(
+      "CREATE ROLE ", role, " LOGIN PASSWORD 'queue-user-pass'; ", "GRANT USAGE ON SCHEMA ", s,
+      " TO ", role, "; ", "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ", s,
+      " TO ", role, "; GRANT USAGE ON ALL SEQUENCES IN SCHEMA ", s, " TO ", role));
+  struct DropRole {
+    const testing::TestSchema& schema;
+    std::string role;
+    ~DropRole() { schema.Query("DROP OWNED BY " + role + "; DROP ROLE " + role); }
+  } drop{schema_, role};
+  std::string url(testing::TestDatabaseUrl().Reveal());
+  const size_t from = url.find("://") + 3;
+  url.replace(from, url.find('@') - from, role + ":queue-user-pass");
+  PgOptions options;
+  options.schema = s;
+  JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(Secret(url), options));
+  JQ_ASSERT_OK_AND_ASSIGN(const int version, queue->Migrate());
+  EXPECT_EQ(version, latest);
+  EXPECT_THAT(queue->Enqueue(Job("t")).status(), IsOk());
+}
+
 TEST_F(PgQueueTest, BadSchemaNamesAreRejected) {
   for (const char* bad : {"", "Ops", "1ops", "ops;drop", "o\"ps"}) {
     PgOptions options;

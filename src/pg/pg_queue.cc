@@ -292,12 +292,19 @@ absl::StatusOr<int> PgQueue::Migrate() {
       absl::StrCat("SET LOCAL lock_timeout = '",
                    absl::ToInt64Milliseconds(options_.migrate_lock_timeout), "ms'"),
       "migrate")));
-  JQ_RETURN_IF_ERROR(rollback_on_error(
-      conn->ExecScript(absl::StrCat("CREATE SCHEMA IF NOT EXISTS \"", options_.schema, "\";",
-                                    "CREATE TABLE IF NOT EXISTS ", sql.migrations_table,
-                                    " (version integer PRIMARY KEY, name text NOT NULL,"
-                                    "  applied_at timestamptz NOT NULL DEFAULT now())"),
-                       "migrate: creating the migrations table")));
+  // Postgres checks CREATE rights before IF NOT EXISTS: a role with only the rights to use the
+  // queue could not run an up-to-date migrate, which does nothing.
+  absl::StatusOr<PgResult> created =
+      conn->Exec("SELECT to_regclass($1) IS NOT NULL", {sql.migrations_table});
+  JQ_RETURN_IF_ERROR(rollback_on_error(created.status()));
+  if (created->Get(0, 0) != "t") {
+    JQ_RETURN_IF_ERROR(rollback_on_error(
+        conn->ExecScript(absl::StrCat("CREATE SCHEMA IF NOT EXISTS \"", options_.schema, "\";",
+                                      "CREATE TABLE IF NOT EXISTS ", sql.migrations_table,
+                                      " (version integer PRIMARY KEY, name text NOT NULL,"
+                                      "  applied_at timestamptz NOT NULL DEFAULT now())"),
+                         "migrate: creating the migrations table")));
+  }
   absl::StatusOr<PgResult> applied =
       conn->Exec(absl::StrCat("SELECT version FROM ", sql.migrations_table));
   JQ_RETURN_IF_ERROR(rollback_on_error(applied.status()));
