@@ -1566,6 +1566,21 @@ TEST_F(PgQueueTest, AnUpToDateMigrateNeedsNoRightsToCreate) {
   EXPECT_THAT(queue->Enqueue(Job("t")).status(), IsOk());
 }
 
+// Postgres drops a connection sent a message over 1 GB, which read as an outage that every
+// retry met again. A batch over 256 MiB is refused before anything is sent.
+TEST_F(PgQueueTest, ABatchTooBigForOneMessageIsRefusedUpFront) {
+  // 18 jobs of 15 MiB each (a job may carry up to 16 MiB).
+  std::vector<NewJob> jobs(18, Job("t", "\"" + std::string(size_t{15} << 20, 'a') + "\""));
+  jobs[1].options.delay = absl::Seconds(1);  // the unnest path, not COPY
+  EXPECT_THAT(
+      queue_->EnqueueMany(jobs).status(),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("at most 256 MiB per call"), HasSubstr("nothing was enqueued"))));
+  jobs.resize(2);
+  EXPECT_THAT(queue_->EnqueueMany(jobs).status(), IsOk());
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "2");
+}
+
 TEST_F(PgQueueTest, BadSchemaNamesAreRejected) {
   for (const char* bad : {"", "Ops", "1ops", "ops;drop", "o\"ps"}) {
     PgOptions options;

@@ -64,6 +64,11 @@ int64_t AgeMicros(absl::Duration age) {
 }
 
 constexpr absl::Duration kMaxDelay = absl::Hours(24 * 365 * 100);
+// Postgres drops a connection sent a message over 1 GB (a batch's parameters or COPY data),
+// which reads as an outage and fails every retry alike; batches stay well below.
+constexpr size_t kMaxBatchBytes = size_t{256} << 20;
+// Bigger payloads are not combined with other callers' jobs (at most 1,000 per statement).
+constexpr size_t kMaxCombinedPayloadBytes = size_t{256} << 10;
 
 absl::Status ValidateNewJob(const NewJob& job) {
   JQ_RETURN_IF_ERROR(ValidateName("job type", job.job_type));
@@ -342,8 +347,12 @@ absl::StatusOr<EnqueueResult> PgQueue::EnqueueAlone(const NewJob& job) {
 absl::StatusOr<EnqueueResult> PgQueue::Enqueue(const NewJob& job) {
   JQ_RETURN_IF_ERROR(ValidateNewJob(job));
   const int limit = std::min(options_.max_enqueue_statements, options_.pool_size);
-  // A dedupe key keeps its own statement: its conflict handling is per job.
-  if (limit <= 0 || !job.options.dedupe_key.empty()) return EnqueueAlone(job);
+  // A dedupe key keeps its own statement (its conflict handling is per job), as does a big
+  // payload (a group of them would outgrow a message).
+  if (limit <= 0 || !job.options.dedupe_key.empty() ||
+      job.payload_json.size() > kMaxCombinedPayloadBytes) {
+    return EnqueueAlone(job);
+  }
   Combiner& c = *combiner_;
   Combiner::Request me{&job};
   std::vector<Combiner::Request*> group;
@@ -547,6 +556,16 @@ absl::StatusOr<std::vector<EnqueueResult>> PgQueue::EnqueueMany(absl::Span<const
   if (jobs.size() > 100000) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch of ", jobs.size(), " jobs; at most 100000 per call"));
+  }
+  size_t bytes = 0;
+  for (const NewJob& job : jobs) {
+    bytes += job.payload_json.size() + job.job_type.size() + job.options.queue.size() +
+             job.options.dedupe_key.size();
+  }
+  if (bytes > kMaxBatchBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("batch of ", bytes, " bytes; at most ",
+                                                   kMaxBatchBytes >> 20,
+                                                   " MiB per call (nothing was enqueued)"));
   }
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (absl::Status s = ValidateNewJob(jobs[i]); !s.ok()) {
