@@ -823,6 +823,39 @@ TEST_F(PgQueueTest, ClaimsByPriorityThenRunAtThenId) {
   EXPECT_EQ(leases[3].job_id, a.id);
 }
 
+// Claims go priority by priority (each scanned up to its first job not yet due, so delayed
+// jobs are never walked) and lock only the rows they return: a held batch leaves the rest of
+// the next priority to other workers.
+TEST_F(PgQueueTest, ClaimsAcrossPrioritiesLockOnlyWhatTheyTake) {
+  auto at = [&](int priority, absl::Duration delay = absl::ZeroDuration()) {
+    NewJob job = Job("t");
+    job.options.priority = priority;
+    job.options.delay = delay;
+    absl::StatusOr<EnqueueResult> added = queue_->Enqueue(job);
+    EXPECT_THAT(added.status(), IsOk());
+    return added.ok() ? added->id : 0;
+  };
+  for (int i = 0; i < 50; ++i) at(-10, absl::Hours(24));
+  const int64_t first = at(-5), second = at(-5), third = at(0), fourth = at(0), fifth = at(5);
+  at(5, absl::Hours(24));
+  auto ids = [](const std::vector<Lease>& leases) {
+    std::vector<int64_t> out;
+    for (const Lease& lease : leases) out.push_back(lease.job_id);
+    return out;
+  };
+  JQ_ASSERT_OK_AND_ASSIGN(auto held, queue_->ClaimHeld(Request(3, "held")));
+  EXPECT_THAT(ids(held->leases()), ElementsAre(first, second, third));
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> rest, queue_->Claim(Request(10, "other")));
+  EXPECT_THAT(ids(rest), ElementsAre(fourth, fifth));
+  held.reset();  // rolled back: pending again
+  JQ_ASSERT_OK_AND_ASSIGN(rest, queue_->Claim(Request(10, "other")));
+  EXPECT_THAT(ids(rest), ElementsAre(first, second, third));
+  // Only delayed jobs are pending now, at two priorities.
+  JQ_ASSERT_OK_AND_ASSIGN(std::optional<absl::Time> next, queue_->NextRunAt("default", {}));
+  ASSERT_TRUE(next.has_value());
+  EXPECT_GT(*next, absl::Now() + absl::Hours(23));
+}
+
 TEST_F(PgQueueTest, ClaimFiltersByQueueAndType) {
   NewJob other_queue = Job("t");
   other_queue.options.queue = "emails";
