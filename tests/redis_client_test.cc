@@ -191,6 +191,21 @@ TEST(RedisClientTest, SelectsTheDatabaseOfTheUrl) {
   EXPECT_EQ(in_db3.str, "three");
 }
 
+// ioredis takes the database from the query when the path names none (and the path's when
+// both do): a URL with ?db=3 put Node services on database 3 and ours on 0.
+TEST(RedisClientTest, TakesTheDatabaseFromTheQueryAsIoredisDoes) {
+  std::string base = Env("REDIS_URL");
+  base = base.substr(0, base.rfind('/'));
+  auto by_query = MustConnect(base + "?db=4");
+  ASSERT_THAT(by_query->Command({"SET", Key("query-db"), "four", "EX", "60"}).status(), IsOk());
+  auto db4 = MustConnect(base + "/4");
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply in_db4, db4->Command({"GET", Key("query-db")}));
+  EXPECT_EQ(in_db4.str, "four");
+  auto path_wins = MustConnect(base + "/5?db=4");
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply in_db5, path_wins->Command({"GET", Key("query-db")}));
+  EXPECT_TRUE(in_db5.is_nil());
+}
+
 TEST(RedisClientTest, UnixSocket) {
   auto conn = MustConnect(absl::StrCat("unix://default:", Password(), "@", Env("REDIS_SOCKET")));
   EXPECT_EQ(conn->transport(), "unix");

@@ -73,7 +73,12 @@ absl::StatusOr<Endpoint> ParseEndpoint(const Secret& url) {
     if (parsed.host.empty()) return absl::InvalidArgumentError("Redis URL has no host");
     endpoint.host = parsed.host;
     if (parsed.port != 0) endpoint.port = parsed.port;
+    // As ioredis reads it, so a REDIS_URL shared with Node services names one database: the
+    // path's number, else the query's db.
     db_text = parsed.path;
+    for (const auto& [key, value] : parsed.query) {
+      if (key == "db" && db_text.empty()) db_text = value;
+    }
   }
   if (!db_text.empty() && (!absl::SimpleAtoi(db_text, &endpoint.db) || endpoint.db < 0)) {
     return absl::InvalidArgumentError("Redis URL database must be a non-negative number");
