@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "jobqueue/job.h"
+#include "redis/bull_internal.h"
 #include "redis/bull_scripts.h"
 #include "testing/bull_fixture.h"
 #include "testing/eventually.h"
@@ -85,6 +86,15 @@ class BullConsumerTest : public ::jobqueue::testing::BullFixture {
 
   std::unique_ptr<::jobqueue::testing::ReplyCuttingProxy> proxy_;
 };
+
+// Redis before 7.0.8 reads a BZPOPMIN timeout of 0.001 as 0, which blocks forever: a wait of
+// a millisecond or less hung until the connection's own timeout (5 s).
+TEST(BullBlockTimeoutTest, NeverBelowTwoMilliseconds) {
+  EXPECT_EQ(internal::BlockTimeoutArg(absl::ZeroDuration()), "0.002");
+  EXPECT_EQ(internal::BlockTimeoutArg(absl::Microseconds(1500)), "0.002");
+  EXPECT_EQ(internal::BlockTimeoutArg(absl::Milliseconds(3)), "0.003");
+  EXPECT_EQ(internal::BlockTimeoutArg(absl::Seconds(5)), "5.000");
+}
 
 TEST_F(BullConsumerTest, FetchesInBullMqOrderAndClaimsAsTheWorkerDoes) {
   Add(R"("a")");

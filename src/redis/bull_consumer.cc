@@ -167,10 +167,8 @@ absl::Status BullConsumer::Impl::BlockOnMarker(absl::Duration timeout) {
     redis.client_name = internal::BullWorkerClientName(options_.prefix, queue_, options_.name);
     JQ_ASSIGN_OR_RETURN(conn, RedisConnection::Connect(url_, redis));
   }
-  // Redis takes fractional seconds; never 0, which would block forever.
-  const double seconds = std::max(absl::ToDoubleSeconds(timeout), 0.001);
   JQ_ASSIGN_OR_RETURN(RedisReply reply, conn->BlockingCommand({"BZPOPMIN", keys_.Key("marker"),
-                                                               absl::StrFormat("%.3f", seconds)},
+                                                               internal::BlockTimeoutArg(timeout)},
                                                               timeout));
   JQ_RETURN_IF_ERROR(reply.AsStatus("waiting on the BullMQ marker"));
   absl::MutexLock lock(&block_mu_);

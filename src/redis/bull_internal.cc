@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/strings/ascii.h"
@@ -150,6 +151,10 @@ BullJob BullJobFromHash(absl::string_view id, const std::vector<RedisReply>& fla
   job.return_value_json = text("returnvalue");
   job.failed_reason = text("failedReason").value_or("");
   return job;
+}
+
+std::string BlockTimeoutArg(absl::Duration timeout) {
+  return absl::StrFormat("%.3f", std::max(absl::ToDoubleSeconds(timeout), 0.002));
 }
 
 }  // namespace jobqueue::internal

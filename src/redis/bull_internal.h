@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "jobqueue/bull_queue.h"
 #include "jobqueue/redis_client.h"
 #include "redis/bull_scripts.h"
@@ -48,6 +49,10 @@ std::vector<std::string> EvalSha(const LuaScript& script, const std::vector<std:
 absl::StatusOr<std::vector<RedisReply>> RunScripts(
     RedisConnection& conn, const std::vector<std::vector<std::string>>& commands);
 absl::StatusOr<RedisReply> RunScript(RedisConnection& conn, std::vector<std::string> command);
+
+// BZPOPMIN's timeout argument for `timeout`: seconds with 3 decimals, at least 0.002. Redis
+// before 7.0.8 reads 0.001 as 0, which blocks forever (BullMQ's floor there is 0.002 too).
+std::string BlockTimeoutArg(absl::Duration timeout);
 
 // A job from HGETALL's flat field/value array. Numbers a foreign client garbled read as absent.
 BullJob BullJobFromHash(absl::string_view id, const std::vector<RedisReply>& flat);

@@ -486,12 +486,11 @@ std::optional<int> BullWorker::Impl::BlockHere(absl::Duration timeout) {
     NoteStop();
     if (stopping_ || !done_.empty()) return std::nullopt;
   }
-  const double seconds = std::max(absl::ToDoubleSeconds(timeout), 0.001);
   internal::BullStepRequest claim = ClaimRequest(options_.concurrency + Ahead());
   claim.server_time = true;  // it runs when the wait ends, maybe seconds from now
   bool ended_early = false;
   absl::StatusOr<std::vector<RedisReply>> replies = step_conn_->BlockingPipeline(
-      {{"BZPOPMIN", keys_.Key("marker"), absl::StrFormat("%.3f", seconds)},
+      {{"BZPOPMIN", keys_.Key("marker"), internal::BlockTimeoutArg(timeout)},
        internal::BullStepCommand(keys_, claim, {})},
       timeout, wake_fd_, [&] {
         ended_early = true;
@@ -567,10 +566,8 @@ void BullWorker::Impl::WaiterLoop() {
       if (quit_.load()) break;
       block_conn_ = conn.get();
     }
-    // Redis takes fractional seconds; never 0, which would block forever.
-    const double seconds = std::max(absl::ToDoubleSeconds(timeout), 0.001);
     absl::StatusOr<RedisReply> reply = conn->BlockingCommand(
-        {"BZPOPMIN", keys_.Key("marker"), absl::StrFormat("%.3f", seconds)}, timeout);
+        {"BZPOPMIN", keys_.Key("marker"), internal::BlockTimeoutArg(timeout)}, timeout);
     absl::MutexLock lock(&mu_);
     block_wanted_ = false;
     marker_seen_ = true;  // a marker, a timeout or an error: the dispatcher looks again
