@@ -499,7 +499,9 @@ std::optional<int> BullWorker::Impl::BlockHere(absl::Duration timeout) {
           if (side.ok()) {
             absl::StatusOr<RedisReply> unblocked =
                 (*side)->Command({"CLIENT", "UNBLOCK", step_client_id_});
-            if (unblocked.ok() && !unblocked->is_error()) return;
+            // 1: the wait was ended. 0: Redis had not started it yet (the UNBLOCK came first),
+            // so it would run its full timeout.
+            if (unblocked.ok() && unblocked->integer == 1) return;
           }
         }
         // Without CLIENT UNBLOCK the connection is given up, and with it the claim behind
@@ -568,6 +570,19 @@ void BullWorker::Impl::WaiterLoop() {
     }
     absl::StatusOr<RedisReply> reply = conn->BlockingCommand(
         {"BZPOPMIN", keys_.Key("marker"), internal::BlockTimeoutArg(timeout)}, timeout);
+    if (reply.ok() && reply->is_error()) {
+      // A wait Redis refuses comes straight back: pause, as BlockHere does, so the dispatcher
+      // and this loop do not spin against Redis.
+      internal::LogWarn("BullMQ worker on {}: waiting on the marker: {}", queue_,
+                        reply->AsStatus("BZPOPMIN").message());
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+                                 return self->quit_.load();
+                               },
+                               this),
+                           options_.reconnect_min * 10);
+    }
     absl::MutexLock lock(&mu_);
     block_wanted_ = false;
     marker_seen_ = true;  // a marker, a timeout or an error: the dispatcher looks again
@@ -980,7 +995,11 @@ void BullWorker::Impl::FlushInline(std::unique_ptr<RedisConnection>& conn,
 // At shutdown, jobs claimed but not yet started go straight back to wait.
 void BullWorker::Impl::ReleaseUnstarted(std::vector<Finish>& finishes) {
   absl::MutexLock lock(&mu_);
-  for (Claimed& c : ready_) finishes.push_back(Release(c.job.id, c.token, /*started=*/false));
+  // Newest first: each goes to the head of wait, so they keep their order there (as overdue
+  // ones do).
+  for (auto c = ready_.rbegin(); c != ready_.rend(); ++c) {
+    finishes.push_back(Release(c->job.id, c->token, /*started=*/false));
+  }
   ready_.clear();
 }
 
