@@ -206,6 +206,32 @@ TEST(RedisClientTest, TakesTheDatabaseFromTheQueryAsIoredisDoes) {
   EXPECT_TRUE(in_db5.is_nil());
 }
 
+// A client name is for operators only: a user whose ACL lacks client|setname (which ioredis
+// shrugs off) could not connect at all.
+TEST(RedisClientTest, ARefusedClientNameDoesNotFailTheConnection) {
+  auto admin = MustConnect(Env("REDIS_URL"));
+  const std::string user = absl::StrCat("jqtest-noname-", getpid());
+  ASSERT_THAT(admin
+                  ->Command({"ACL", "SETUSER", user, "on", ">noname-pass", "~*", "&*", "+@all",
+                             "-client|setname"})
+                  .status(),
+              IsOk());
+  struct DelUser {
+    RedisConnection& admin;
+    std::string user;
+    ~DelUser() { (void)admin.Command({"ACL", "DELUSER", user}); }
+  } del{*admin, user};
+  const std::string url = absl::StrReplaceAll(
+      Env("REDIS_URL"), {{absl::StrCat("default:", Password(), "@"), user + ":noname-pass@"}});
+  RedisOptions options;
+  options.client_name = "named";
+  absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
+      RedisConnection::Connect(Secret::Url(url), options);
+  ASSERT_THAT(conn.status(), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(RedisReply pong, (*conn)->Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+}
+
 TEST(RedisClientTest, UnixSocket) {
   auto conn = MustConnect(absl::StrCat("unix://default:", Password(), "@", Env("REDIS_SOCKET")));
   EXPECT_EQ(conn->transport(), "unix");

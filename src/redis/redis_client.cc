@@ -24,6 +24,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "internal/log.h"
 #include "internal/resolve.h"
 #include "jobqueue/status.h"
 #include "url.h"
@@ -261,6 +262,12 @@ class RedisConnection::Impl {
     JQ_ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
                         Pipeline(hello, deadline, /*extend_on_progress=*/false));
     for (size_t i = 0; i < replies.size(); ++i) {
+      if (replies[i].is_error() && absl::string_view(steps[i]) == "CLIENT SETNAME") {
+        // A name is for operators only; ioredis ignores a refusal too (an ACL without
+        // client|setname, a renamed CLIENT command).
+        internal::LogDebug("redis CLIENT SETNAME refused: {}", replies[i].str);
+        continue;
+      }
       if (replies[i].is_error()) {
         broken_ = true;
         // Error replies never contain the password; the context names only the step.
