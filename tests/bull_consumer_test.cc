@@ -96,6 +96,18 @@ TEST(BullBlockTimeoutTest, NeverBelowTwoMilliseconds) {
   EXPECT_EQ(internal::BlockTimeoutArg(absl::Seconds(5)), "5.000");
 }
 
+// Workers use RPOP with a count (Redis 6.2): on an older server every claim of more than one
+// job failed after its finishes were written. They now refuse to start there.
+TEST(BullRedisVersionTest, WorkersNeedRedisSixTwo) {
+  EXPECT_THAT(internal::CheckRedisVersionForWorkers("# Server\r\nredis_version:6.0.16\r\n"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("Redis 6.0.16")));
+  EXPECT_THAT(internal::CheckRedisVersionForWorkers("redis_version:5.0.7\r\n"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(internal::CheckRedisVersionForWorkers("redis_version:6.2.0\r\n"), IsOk());
+  EXPECT_THAT(internal::CheckRedisVersionForWorkers("redis_version:7.0.15\r\n"), IsOk());
+  EXPECT_THAT(internal::CheckRedisVersionForWorkers("# Server\r\nno version here\r\n"), IsOk());
+}
+
 TEST_F(BullConsumerTest, FetchesInBullMqOrderAndClaimsAsTheWorkerDoes) {
   Add(R"("a")");
   Add(R"("b")", R"({"lifo":true})");

@@ -41,7 +41,7 @@ class BullConsumer::Impl {
   absl::Status Connect() {
     absl::MutexLock lock(&step_mu_);
     JQ_ASSIGN_OR_RETURN(step_conn_, RedisConnection::Connect(url_, options_.redis));
-    return absl::OkStatus();
+    return internal::CheckRedisVersionForWorkers(*step_conn_);
   }
 
   absl::StatusOr<std::vector<BullLease>> Fetch(int max, absl::Duration wait);

@@ -11,6 +11,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "jobqueue/status.h"
 
 namespace jobqueue::internal {
@@ -155,6 +157,31 @@ BullJob BullJobFromHash(absl::string_view id, const std::vector<RedisReply>& fla
 
 std::string BlockTimeoutArg(absl::Duration timeout) {
   return absl::StrFormat("%.3f", std::max(absl::ToDoubleSeconds(timeout), 0.002));
+}
+
+absl::Status CheckRedisVersionForWorkers(absl::string_view info) {
+  for (absl::string_view line : absl::StrSplit(info, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!absl::ConsumePrefix(&line, "redis_version:")) continue;
+    std::vector<absl::string_view> parts = absl::StrSplit(line, '.');
+    int major = 0, minor = 0;
+    if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &major) ||
+        !absl::SimpleAtoi(parts[1], &minor)) {
+      return absl::OkStatus();
+    }
+    if (major < 6 || (major == 6 && minor < 2)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Redis ", line, ": BullMQ workers here need Redis 6.2 or newer"));
+    }
+    return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRedisVersionForWorkers(RedisConnection& conn) {
+  absl::StatusOr<RedisReply> info = conn.Command({"INFO", "server"});
+  if (!info.ok() || info->is_error()) return absl::OkStatus();
+  return CheckRedisVersionForWorkers(info->str);
 }
 
 }  // namespace jobqueue::internal

@@ -54,6 +54,13 @@ absl::StatusOr<RedisReply> RunScript(RedisConnection& conn, std::vector<std::str
 // before 7.0.8 reads 0.001 as 0, which blocks forever (BullMQ's floor there is 0.002 too).
 std::string BlockTimeoutArg(absl::Duration timeout);
 
+// Workers and consumers need Redis 6.2 or newer (RPOP with a count, fractional BZPOPMIN
+// timeouts); BullMQ itself accepts 5.0. FailedPrecondition naming the version for an older
+// server, per the redis_version line of `info` (INFO server's text); OK when there is none.
+absl::Status CheckRedisVersionForWorkers(absl::string_view info);
+// The same on a connection; a server that refuses INFO passes.
+absl::Status CheckRedisVersionForWorkers(RedisConnection& conn);
+
 // A job from HGETALL's flat field/value array. Numbers a foreign client garbled read as absent.
 BullJob BullJobFromHash(absl::string_view id, const std::vector<RedisReply>& flat);
 

@@ -300,7 +300,8 @@ absl::StatusOr<BullQueue*> BullWorker::Impl::AdminQueue() {
 absl::Status BullWorker::Impl::Connect() {
   // The step connection carries the worker's name (getWorkers lists it): it is open for the
   // worker's whole life, and an idle worker blocks on it.
-  return OpenStep();
+  JQ_RETURN_IF_ERROR(OpenStep());
+  return internal::CheckRedisVersionForWorkers(*step_conn_);
 }
 
 absl::Status BullWorker::Impl::OpenStep() {
