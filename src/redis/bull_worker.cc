@@ -176,6 +176,13 @@ class BullWorker::Impl {
   absl::Status OpenStep();
   absl::Status ReconnectStep();
   void WaitForWake(absl::Duration timeout);
+  // Sleeps up to `timeout`, less once the worker quits (for its own threads' pauses).
+  void PauseUnlessQuitting(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](std::atomic<bool>* quit) { return quit->load(); }, &quit_),
+                         timeout);
+  }
   void RequestBlock(absl::Duration timeout);
   // With nothing held, Run()'s thread blocks on the marker itself (on the step connection),
   // with a claim pipelined behind the wait: Redis runs it as soon as an add ends the wait,
@@ -576,13 +583,7 @@ void BullWorker::Impl::WaiterLoop() {
       // and this loop do not spin against Redis.
       internal::LogWarn("BullMQ worker on {}: waiting on the marker: {}", queue_,
                         reply->AsStatus("BZPOPMIN").message());
-      absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(
-                               +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-                                 return self->quit_.load();
-                               },
-                               this),
-                           options_.reconnect_min * 10);
+      PauseUnlessQuitting(options_.reconnect_min * 10);
     }
     absl::MutexLock lock(&mu_);
     block_wanted_ = false;
@@ -634,10 +635,7 @@ void BullWorker::Impl::MaintenanceLoop() {
       // An inline handler keeps Run()'s thread busy: this thread watches for a stop instead.
       if (inline_handler_ || stopping) until = std::min(until, now + absl::Milliseconds(20));
       if (options_.prefetch > 0) until = std::min(until, now + hold_limit_ / 2);
-      absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(
-                               +[](std::atomic<bool>* quit) { return quit->load(); }, &quit_),
-                           until - now);
+      PauseUnlessQuitting(until - now);
       continue;
     }
     if (conn == nullptr || !conn->ok()) {
