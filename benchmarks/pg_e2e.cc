@@ -52,6 +52,7 @@ struct Flags {
   int send_threads = 8;         // the threads of send-8 and send-paired-8
   int enqueue_statements = -1;  // PgOptions::max_enqueue_statements; -1 = the default
   int backlog = 0;              // insert/insert-2: pending jobs in the table before timing
+  int held = 0;                 // work: jobs of another queue left processing by another worker
   bool batch_times = false;     // insert/insert-2: each batch's milliseconds to stderr
   std::string only;
 };
@@ -281,6 +282,29 @@ void MeasureClaimDelayed(const Flags& flags) {
        absl::StrFormat(",\"ms_per_claim\":%.3f", seconds * 1000 / kClaims));
 }
 
+// Other workers' leases (another queue, long jobs): claimed after Preload's ANALYZE, as they
+// are taken while a queue runs, so the planner's statistics do not count them.
+void HoldElsewhere(PgQueue& queue, int n) {
+  std::vector<NewJob> batch;
+  for (int i = 0; i < n; ++i) {
+    batch.push_back(Payload(i));
+    batch.back().options.queue = "held";
+  }
+  if (n > 0) {
+    if (auto r = queue.EnqueueMany(batch); !r.ok()) Die(r.status().ToString());
+  }
+  jobqueue::ClaimRequest request;
+  request.worker_id = "elsewhere";
+  request.queue = "held";
+  request.limit = 5000;
+  for (int claimed = 0; claimed < n;) {
+    auto leases = queue.Claim(request);
+    if (!leases.ok()) Die(leases.status().ToString());
+    if (leases->empty()) Die("held jobs not claimable");
+    claimed += static_cast<int>(leases->size());
+  }
+}
+
 jobqueue::WorkerOptions BenchWorkerOptions(const Flags& flags) {
   jobqueue::WorkerOptions options;
   options.name = "Bench";
@@ -296,6 +320,7 @@ jobqueue::WorkerOptions BenchWorkerOptions(const Flags& flags) {
 void MeasureWork(const Flags& flags) {
   auto queue = FreshQueue(flags.dispatchers + 2);
   Preload(*queue, flags.jobs);
+  HoldElsewhere(*queue, flags.held);
   auto worker = jobqueue::Worker::Create(queue.get(), BenchWorkerOptions(flags));
   if (!worker.ok()) Die(worker.status().ToString());
   (void)(*worker)->Register("bench", [](jobqueue::JobContext&) -> absl::StatusOr<std::string> {
@@ -408,6 +433,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.enqueue_statements = value();
     else if (arg == "--backlog")
       flags.backlog = value();
+    else if (arg == "--held")
+      flags.held = value();
     else if (arg == "--batch-times")
       flags.batch_times = true;
     else if (arg == "--only" && i + 1 < argc)
