@@ -312,32 +312,26 @@ TEST_F(PgQueueTest, ReleaseManyGivesBackHeldLeasesAndSkipsLostOnes) {
             "1");
 }
 
-// Writes to many leases lock their rows in job id order, whatever order the caller passes
-// and the plan reads them in, so two of them over the same rows (a heartbeat and a completion)
-// queue instead of deadlocking. Another session holds the third job's row; while a write waits
-// for it, the rows the write has locked must be the two below. The rows' versions are laid
-// out in descending id order first, so a write locking in the table's order would hold the
-// three above instead.
-TEST_F(PgQueueTest, ManyLeaseWritesLockRowsInJobIdOrder) {
+// Releases lock their rows in job id order, whatever order the caller passes and the plan
+// reads them in, so two over the same leases queue instead of deadlocking. Heartbeats never
+// wait for a row lock: a lease whose row is locked elsewhere (its completion in flight) is
+// skipped and not lost, so a heartbeat cannot deadlock with a completion. Another session
+// holds the third job's row. While a release waits for it, the rows the release has locked
+// must be the two below; the rows' versions are laid out in descending id order first, so a
+// release locking in the table's order would hold the three above instead.
+TEST_F(PgQueueTest, ReleasesLockRowsInJobIdOrderAndHeartbeatsNeverWait) {
   const std::string table = schema_.name() + ".job_queue";
-  auto claim_six = [&] {
-    const std::vector<int64_t> ids = EnqueueN(6);
-    for (auto id = ids.rbegin(); id != ids.rend(); ++id) {
-      schema_.Query(absl::StrCat("UPDATE ", table, " SET priority = 0 WHERE id = ", *id));
-    }
-    absl::StatusOr<std::vector<Lease>> leases = queue_->Claim(Request(6, "w1"));
-    EXPECT_THAT(leases, IsOk());
-    EXPECT_EQ(leases.ok() ? leases->size() : 0u, 6u);
-    std::vector<Lease> shuffled;
-    if (leases.ok() && leases->size() == 6) {
-      for (int i : {3, 0, 5, 1, 4, 2}) shuffled.push_back((*leases)[i]);
-    }
-    return std::pair{ids, shuffled};
-  };
+  const std::vector<int64_t> ids = EnqueueN(6);
+  for (auto id = ids.rbegin(); id != ids.rend(); ++id) {
+    schema_.Query(absl::StrCat("UPDATE ", table, " SET priority = 0 WHERE id = ", *id));
+  }
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, queue_->Claim(Request(6, "w1")));
+  ASSERT_EQ(leases.size(), 6u);
+  std::vector<Lease> shuffled;
+  for (int i : {3, 0, 5, 1, 4, 2}) shuffled.push_back(leases[i]);
   // Runs `write` while another session holds ids[2]'s row; returns the rows of `ids` that were
   // locked (ids[2] included) once `write` waited for it.
-  auto locked_while_waiting = [&](const std::vector<int64_t>& ids,
-                                  const std::function<void()>& write) {
+  auto locked_while_waiting = [&](const std::function<void()>& write) {
     std::unique_ptr<PGconn, decltype(&PQfinish)> holder(schema_.Connect(), &PQfinish);
     EXPECT_TRUE(ExecOk(holder.get(), "BEGIN"));
     EXPECT_TRUE(ExecOk(holder.get(), absl::StrCat("SELECT 1 FROM ", table, " WHERE id = ", ids[2],
@@ -368,41 +362,35 @@ TEST_F(PgQueueTest, ManyLeaseWritesLockRowsInJobIdOrder) {
     return absl::StrJoin(locked, ",");
   };
 
-  auto [ids, shuffled] = claim_six();
-  ASSERT_EQ(shuffled.size(), 6u);
-  const std::string lowest_three = absl::StrJoin(ids.begin(), ids.begin() + 3, ",");
-  EXPECT_EQ(locked_while_waiting(ids,
-                                 [&] {
-                                   absl::StatusOr<std::vector<int64_t>> lost =
-                                       queue_->HeartbeatMany(shuffled);
-                                   EXPECT_THAT(lost, IsOk());
-                                   EXPECT_TRUE(lost.ok() && lost->empty());
-                                 }),
-            lowest_three);
-  EXPECT_EQ(locked_while_waiting(ids,
-                                 [&] {
-                                   std::vector<PgQueue::Completion> done;
-                                   for (const Lease& lease : shuffled)
-                                     done.push_back({lease, "null"});
-                                   absl::StatusOr<PgQueue::CompleteAndClaimResult> completed =
-                                       queue_->CompleteAndClaim(done, Request(0, "w1"));
-                                   EXPECT_THAT(completed, IsOk());
-                                   EXPECT_TRUE(completed.ok() && completed->lost_job_ids.empty());
-                                 }),
-            lowest_three);
+  schema_.Query("UPDATE " + table + " SET heartbeat_at = now() - interval '1 hour'");
+  {
+    std::unique_ptr<PGconn, decltype(&PQfinish)> holder(schema_.Connect(), &PQfinish);
+    EXPECT_TRUE(ExecOk(holder.get(), "BEGIN"));
+    EXPECT_TRUE(ExecOk(holder.get(), absl::StrCat("SELECT 1 FROM ", table, " WHERE id = ", ids[2],
+                                                  " FOR UPDATE")));
+    std::atomic<bool> returned{false};
+    std::thread beat([&] {
+      absl::StatusOr<std::vector<int64_t>> lost = queue_->HeartbeatMany(shuffled);
+      EXPECT_THAT(lost, IsOk());
+      EXPECT_TRUE(lost.ok() && lost->empty());
+      returned = true;
+    });
+    EXPECT_TRUE(testing::Eventually([&] { return returned.load(); }))
+        << "HeartbeatMany waited for the locked row";
+    EXPECT_TRUE(ExecOk(holder.get(), "ROLLBACK"));
+    beat.join();
+  }
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT string_agg(id::text, ',' ORDER BY id) FROM ", table,
+                                       " WHERE heartbeat_at > now() - interval '1 minute'")),
+            absl::StrJoin(std::vector<int64_t>{ids[0], ids[1], ids[3], ids[4], ids[5]}, ","));
 
-  auto [more, more_leases] = claim_six();
-  ASSERT_EQ(more_leases.size(), 6u);
-  EXPECT_EQ(locked_while_waiting(more,
-                                 [&] {
-                                   absl::StatusOr<std::vector<int64_t>> lost =
-                                       queue_->ReleaseMany(more_leases);
-                                   EXPECT_THAT(lost, IsOk());
-                                   EXPECT_TRUE(lost.ok() && lost->empty());
-                                 }),
-            absl::StrJoin(more.begin(), more.begin() + 3, ","));
+  EXPECT_EQ(locked_while_waiting([&] {
+              absl::StatusOr<std::vector<int64_t>> lost = queue_->ReleaseMany(shuffled);
+              EXPECT_THAT(lost, IsOk());
+              EXPECT_TRUE(lost.ok() && lost->empty());
+            }),
+            absl::StrJoin(ids.begin(), ids.begin() + 3, ","));
   EXPECT_EQ(schema_.Query("SELECT string_agg(status, ',' ORDER BY id) FROM " + table),
-            "completed,completed,completed,completed,completed,completed,"
             "pending,pending,pending,pending,pending,pending");
 }
 

@@ -215,19 +215,20 @@ constexpr absl::string_view kClaimUpdate = R"sql(
          locked_at = now(), heartbeat_at = now(), updated_at = now()
    WHERE j.id = ANY (ARRAY(SELECT id FROM next)))sql";
 
-// The rows of leases still held, locked in job id order whatever order the plan reads them
-// in, so two writes over the same rows (a heartbeat and a completion) queue instead of
-// deadlocking. `in` names a relation of (id, attempt, claimed_at_us); $1 is the worker.
-constexpr absl::string_view kLockLeases = R"sql(
-  SELECT j.id FROM {s}.job_queue j JOIN {in} l ON j.id = l.id
-   WHERE j.id = ANY (ARRAY(SELECT id FROM {in})) AND j.attempts = l.attempt
-     AND j.locked_by = $1 AND (j.status = 'processing') IS TRUE
-     AND (extract(epoch FROM j.locked_at) * 1000000)::bigint = l.claimed_at_us
-   ORDER BY j.id
-   FOR UPDATE OF j)sql";
+// Row j still held under lease l by worker $1; `in` names the relation of l, with columns
+// (id, attempt, claimed_at_us).
+constexpr absl::string_view kLeaseFence =
+    R"sql(j.id = ANY (ARRAY(SELECT id FROM {in})) AND j.id = l.id
+     AND j.attempts = l.attempt AND j.locked_by = $1 AND (j.status = 'processing') IS TRUE
+     AND (extract(epoch FROM j.locked_at) * 1000000)::bigint = l.claimed_at_us)sql";
 
-std::string LockLeases(absl::string_view in) {
-  return absl::StrReplaceAll(kLockLeases, {{"{in}", in}});
+std::string LeaseFence(absl::string_view in) {
+  return absl::StrReplaceAll(kLeaseFence, {{"{in}", in}});
+}
+
+std::string LeasesHeld(absl::string_view in) {
+  return absl::StrCat("\n  SELECT j.id FROM {s}.job_queue j, ", in, " l\n   WHERE ",
+                      LeaseFence(in));
 }
 
 constexpr absl::string_view kLeasesInput = R"sql(
@@ -376,14 +377,13 @@ SELECT id, true, NULL::bigint, )sql",
 WITH input AS (
   SELECT * FROM unnest($5::bigint[], $6::int[], $7::jsonb[], $8::bigint[])
            AS d(id, attempt, result, claimed_at_us)),
-fenced AS ()sql",
-                                              LockLeases("input"), R"sql(),
 done AS (
   UPDATE {s}.job_queue j
-     SET status = 'completed', result = d.result, finished_at = now(), updated_at = now(),
+     SET status = 'completed', result = l.result, finished_at = now(), updated_at = now(),
          heartbeat_at = NULL
-    FROM input d
-   WHERE j.id = ANY (ARRAY(SELECT id FROM fenced)) AND j.id = d.id
+    FROM input l
+   WHERE )sql",
+                                              LeaseFence("input"), R"sql(
   RETURNING j.id),
 next AS ()sql",
                                               claim_next, "),\nclaimed AS (", kClaimUpdate,
@@ -467,10 +467,13 @@ UPDATE {s}.job_queue
    AND (extract(epoch FROM locked_at) * 1000000)::bigint = $6
 RETURNING status, (extract(epoch FROM run_at) * 1000000)::bigint, attempts)sql");
 
-  // Gives leases back without using up their attempts (a graceful stop).
+  // Gives leases back without using up their attempts (a graceful stop). Locks the rows in
+  // job id order, so two releases over the same leases queue instead of deadlocking.
   release_many = stmt("release_many", absl::StrCat(kLeasesInput, R"sql(,
 fenced AS ()sql",
-                                                   LockLeases("leases"), R"sql(),
+                                                   LeasesHeld("leases"), R"sql(
+   ORDER BY j.id
+   FOR UPDATE OF j),
 released AS (
   UPDATE {s}.job_queue j
      SET status = 'pending', attempts = j.attempts - 1, locked_by = NULL, locked_at = NULL,
@@ -494,13 +497,24 @@ WITH released AS (
   RETURNING id, queue)
 SELECT id, pg_notify('{ch}', queue) FROM released)sql");
 
+  // Never waits for a row lock: a held lease whose row another transaction has locked (its
+  // completion in flight, or a reaper's sweep) is skipped and counted as still held, and the
+  // next heartbeat sees how that ended. So a heartbeat cannot close a deadlock with the
+  // completions it overlaps, which lock rows in whatever order their plan reads them.
   heartbeat_many = stmt("heartbeat_many", absl::StrCat(kLeasesInput, R"sql(,
+held AS ()sql",
+                                                       LeasesHeld("leases"), R"sql(),
 fenced AS ()sql",
-                                                       LockLeases("leases"), R"sql()
-UPDATE {s}.job_queue j
-   SET heartbeat_at = now(), updated_at = now()
- WHERE j.id = ANY (ARRAY(SELECT id FROM fenced))
-RETURNING j.id)sql"));
+                                                       LeasesHeld("leases"), R"sql(
+   FOR UPDATE OF j SKIP LOCKED),
+beat AS (
+  UPDATE {s}.job_queue j
+     SET heartbeat_at = now(), updated_at = now()
+   WHERE j.id = ANY (ARRAY(SELECT id FROM fenced))
+  RETURNING j.id)
+SELECT id FROM beat
+UNION ALL
+SELECT id FROM held WHERE id NOT IN (SELECT id FROM fenced))sql"));
 
   lease_state = stmt("lease_state", R"sql(
 SELECT status, attempts, coalesce(locked_by, '') FROM {s}.job_queue WHERE id = $1)sql");
