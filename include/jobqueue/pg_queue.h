@@ -240,8 +240,10 @@ class PgQueue {
   absl::StatusOr<std::unique_ptr<HeldBatch>> ClaimHeld(const ClaimRequest& request);
 
   // Extends the lease (heartbeat_at = now). kLeaseLostCode when the lease is no longer held.
+  // Never waits for a row lock: a lease whose row another transaction holds locked (its
+  // completion in flight, say) is left as it is and not reported lost.
   absl::Status Heartbeat(const Lease& lease);
-  // Heartbeats many leases at once; returns the job ids whose leases were lost.
+  // Heartbeats many leases at once, as Heartbeat; returns the job ids whose leases were lost.
   absl::StatusOr<std::vector<int64_t>> HeartbeatMany(absl::Span<const Lease> leases);
   // Marks the job completed with a JSON result. kLeaseLostCode when the lease is lost.
   absl::Status Complete(const Lease& lease, absl::string_view result_json = "null");
