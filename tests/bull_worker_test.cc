@@ -87,6 +87,20 @@ class BullWorkerTest : public ::jobqueue::testing::BullFixture {
   }
   ~BullWorkerTest() override { StopWorker(); }
 
+  // Jobs in the active list whose data (their number) is above n: with one handler running
+  // job n, these are claimed ahead and unstarted.
+  absl::StatusOr<int> ActiveAbove(int n) {
+    JQ_ASSIGN_OR_RETURN(std::unique_ptr<RedisConnection> conn, RedisConnection::Connect(url_));
+    JQ_ASSIGN_OR_RETURN(RedisReply active, conn->Command({"LRANGE", Key("active"), "0", "-1"}));
+    int above = 0;
+    for (const RedisReply& id : active.elements) {
+      JQ_ASSIGN_OR_RETURN(RedisReply data, conn->Command({"HGET", Key(id.str), "data"}));
+      int other = 0;
+      if (absl::SimpleAtoi(data.str, &other) && other > n) ++above;
+    }
+    return above;
+  }
+
   std::string Field(absl::string_view id, absl::string_view field) {
     return Redis({"HGET", Key(id), std::string(field)}).str;
   }
@@ -802,17 +816,8 @@ TEST_F(BullWorkerTest, JobsHeldBehindASlowOneGoBackToWait) {
   StartWorker([&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
     int n = 0;
     if (slow_job.load() < 0 && absl::SimpleAtoi(ctx.job().data_json, &n) && n >= 20) {
-      auto conn = RedisConnection::Connect(url_);
-      if (!conn.ok()) return conn.status();
-      JQ_ASSIGN_OR_RETURN(RedisReply active,
-                          (*conn)->Command({"LRANGE", Key("active"), "0", "-1"}));
-      bool held_ahead = false;
-      for (const RedisReply& id : active.elements) {
-        JQ_ASSIGN_OR_RETURN(RedisReply data, (*conn)->Command({"HGET", Key(id.str), "data"}));
-        int other = 0;
-        if (absl::SimpleAtoi(data.str, &other) && other > n) held_ahead = true;
-      }
-      if (held_ahead) {
+      JQ_ASSIGN_OR_RETURN(int held, ActiveAbove(n));
+      if (held > 0) {
         slow_job = n;
         const absl::Time give_up = absl::Now() + absl::Seconds(20);
         while (worker_->stats().released == 0 && absl::Now() < give_up) {
@@ -847,16 +852,7 @@ TEST_F(BullWorkerTest, GracefulStopHandsBackJobsHeldAhead) {
   StartWorker([&](BullJobContext& ctx) -> absl::StatusOr<std::string> {
     int n = 0;
     if (stopped_at.load() < 0 && absl::SimpleAtoi(ctx.job().data_json, &n) && n >= 40) {
-      auto conn = RedisConnection::Connect(url_);
-      if (!conn.ok()) return conn.status();
-      JQ_ASSIGN_OR_RETURN(RedisReply active,
-                          (*conn)->Command({"LRANGE", Key("active"), "0", "-1"}));
-      int held = 0;
-      for (const RedisReply& id : active.elements) {
-        JQ_ASSIGN_OR_RETURN(RedisReply data, (*conn)->Command({"HGET", Key(id.str), "data"}));
-        int other = 0;
-        if (absl::SimpleAtoi(data.str, &other) && other > n) ++held;
-      }
+      JQ_ASSIGN_OR_RETURN(int held, ActiveAbove(n));
       if (held > 0) {
         held_at_stop = held;
         stopped_at = n;
