@@ -1551,6 +1551,30 @@ TEST_F(PgQueueTest, MigrationGivesUpOnABusyTable) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("migrate_lock_timeout")));
 }
 
+// Open() makes the connections asked for before it returns (one by default).
+TEST_F(PgQueueTest, OpenMakesTheConnectionsAskedFor) {
+  const std::string name = "jq_open_" + schema_.name();
+  const std::string count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = '";
+  PgOptions options;
+  options.application_name = name + "_1";
+  std::unique_ptr<PgQueue> one = schema_.OpenQueue(3, options);
+  EXPECT_EQ(schema_.Query(count + options.application_name + "'"), "1");
+
+  options.application_name = name + "_3";
+  options.connections_at_open = 3;
+  std::unique_ptr<PgQueue> three = schema_.OpenQueue(3, options);
+  EXPECT_EQ(schema_.Query(count + options.application_name + "'"), "3");
+
+  for (int bad : {0, 4}) {
+    options.connections_at_open = bad;
+    options.pool_size = 3;
+    options.schema = schema_.name();
+    EXPECT_THAT(PgQueue::Open(testing::TestDatabaseUrl(), options).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("connections_at_open")))
+        << bad;
+  }
+}
+
 // A server that ended idle pooled connections (a restart, pg_terminate_backend) must not fail
 // the next calls: each used to meet a dead connection once, with "outcome unknown".
 TEST_F(PgQueueTest, IdleConnectionsTheServerEndedAreReplacedBeforeUse) {

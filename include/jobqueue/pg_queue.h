@@ -38,6 +38,11 @@ struct PgOptions {
   std::string schema = "ops";
   // Connections kept open. Default 4.
   int pool_size = 4;
+  // Connections Open() makes before it returns (it fails when one cannot be made), 1..pool_size;
+  // the rest open on first need. A service that calls from N threads at once can open N here,
+  // so its first calls pay no connection set-up (TCP, authentication, a server backend's
+  // start: milliseconds each). Default 1.
+  int connections_at_open = 1;
   // Per connection attempt, host name lookup included. Default 10 s.
   absl::Duration connect_timeout = absl::Seconds(10);
   // Shown in pg_stat_activity. Default "jobqueue".

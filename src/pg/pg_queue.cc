@@ -223,6 +223,10 @@ absl::Status PgOptions::Validate() const {
   if (pool_size < 1 || pool_size > 1000) {
     return absl::InvalidArgumentError(absl::StrCat("pool_size must be 1..1000, got ", pool_size));
   }
+  if (connections_at_open < 1 || connections_at_open > pool_size) {
+    return absl::InvalidArgumentError(absl::StrCat("connections_at_open must be 1..pool_size (",
+                                                   pool_size, "), got ", connections_at_open));
+  }
   if (max_enqueue_statements < 0 || max_enqueue_statements > 1000) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_enqueue_statements must be 0..1000, got ", max_enqueue_statements));
@@ -272,8 +276,13 @@ absl::StatusOr<std::unique_ptr<PgQueue>> PgQueue::Open(const Secret& database_ur
   auto pool = std::make_unique<PgPool>(database_url, options.pool_size, options.connect_timeout,
                                        options.application_name);
   {
-    // Fail fast on a wrong URL or password rather than at the first job.
-    JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool->Acquire());
+    // Fail fast on a wrong URL or password rather than at the first job. The handles are held
+    // together, so each Acquire opens a connection of its own.
+    std::vector<PgPool::Handle> opened;
+    for (int i = 0; i < options.connections_at_open; ++i) {
+      JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool->Acquire());
+      opened.push_back(std::move(conn));
+    }
   }
   return std::unique_ptr<PgQueue>(new PgQueue(options, std::move(pool)));
 }
