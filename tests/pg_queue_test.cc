@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +22,7 @@
 #include "absl/synchronization/notification.h"
 #include "internal/resolve.h"
 #include "jobqueue/json.h"
+#include "pg/connection.h"
 #include "pg/queue_sql.h"
 #include "testing/eventually.h"
 #include "testing/pg_fixture.h"
@@ -1549,6 +1553,30 @@ TEST_F(PgQueueTest, MigrationGivesUpOnABusyTable) {
   options.migrate_lock_timeout = absl::ZeroDuration();
   EXPECT_THAT(PgQueue::Open(testing::TestDatabaseUrl(), options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("migrate_lock_timeout")));
+}
+
+// A statement in flight to a host that went away fails in about a minute, through TCP
+// keepalives on every connection, unless the DSN chooses its own.
+TEST(PgConnectionTest, TcpKeepalivesAreOnUnlessTheDsnSetsThem) {
+  auto keepalive = [](absl::string_view extra, int option) {
+    std::string url(testing::TestDatabaseUrl().Reveal());
+    if (!extra.empty()) absl::StrAppend(&url, absl::StrContains(url, "?") ? "&" : "?", extra);
+    absl::StatusOr<std::unique_ptr<internal::PgConnection>> conn =
+        internal::PgConnection::Connect(Secret(url), absl::Seconds(10), "jq_keepalive");
+    EXPECT_THAT(conn.status(), IsOk());
+    if (!conn.ok()) return -1;
+    int value = -1;
+    socklen_t size = sizeof(value);
+    const int level = option == SO_KEEPALIVE ? SOL_SOCKET : IPPROTO_TCP;
+    EXPECT_EQ(getsockopt(PQsocket((*conn)->raw()), level, option, &value, &size), 0);
+    return value;
+  };
+  EXPECT_EQ(keepalive("", SO_KEEPALIVE), 1);
+  EXPECT_EQ(keepalive("", TCP_KEEPIDLE), 30);
+  EXPECT_EQ(keepalive("", TCP_KEEPINTVL), 10);
+  EXPECT_EQ(keepalive("", TCP_KEEPCNT), 3);
+  EXPECT_EQ(keepalive("keepalives_idle=7", TCP_KEEPIDLE), 7);
+  EXPECT_EQ(keepalive("keepalives=0", SO_KEEPALIVE), 0);
 }
 
 // Open() makes the connections asked for before it returns (one by default).

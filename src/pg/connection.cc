@@ -196,9 +196,16 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
     }
     pinned = *std::move(looked_up);
   }
-  // expand_dbname=1 lets `dsn` be a URL or key=value string; later keys override it.
-  std::vector<const char*> keys = {"dbname", "connect_timeout", "application_name"};
-  std::vector<const char*> values = {dsn.c_str(), timeout.c_str(), app.c_str()};
+  // expand_dbname=1 lets `dsn` be a URL or key=value string: it overrides the keys before it
+  // and later keys override it. TCP keepalives, unless the DSN sets them: a server host or
+  // network that goes away closes no socket, and a statement in flight would otherwise wait
+  // for the kernel's defaults (hours) before failing and reconnecting; these end it in about
+  // a minute. A busy server answers keepalives, so no statement is cut short by them.
+  std::vector<const char*> keys = {"keepalives",       "keepalives_idle", "keepalives_interval",
+                                   "keepalives_count", "dbname",          "connect_timeout",
+                                   "application_name"};
+  std::vector<const char*> values = {"1",        "30", "10", "3", dsn.c_str(), timeout.c_str(),
+                                     app.c_str()};
   if (pinned.pinned) {
     keys.insert(keys.end(), {"host", "hostaddr"});
     values.insert(values.end(), {pinned.hosts.c_str(), pinned.hostaddrs.c_str()});
