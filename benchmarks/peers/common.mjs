@@ -116,3 +116,16 @@ export function chunks (total, size) {
   for (let start = 0; start < total; start += size) out.push([start, Math.min(total, start + size)])
   return out
 }
+
+// Waits, at most a minute, until no autovacuum worker runs: one left busy by an earlier
+// measurement takes a core of this 2-core machine from the next. pg_e2e's FreshQueue does the
+// same before each of ours.
+export async function waitForAutovacuum (client) {
+  await client.query(`DO $$ BEGIN
+  FOR i IN 1..300 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'autovacuum worker');
+    PERFORM pg_sleep(0.2);
+  END LOOP;
+END $$`)
+}

@@ -15,7 +15,7 @@
 import pg from 'pg'
 import { Logger, makeWorkerUtils, run } from 'graphile-worker'
 import {
-  chunks, emit, log, now, parseArgs, payload, pkgVersion, pollUntil, withTimeout
+  chunks, emit, log, now, parseArgs, payload, pkgVersion, pollUntil, waitForAutovacuum, withTimeout
 } from './common.mjs'
 
 const PEER = 'graphile-worker'
@@ -149,6 +149,7 @@ const RUN = {
 await withTimeout('connect', 30, () => mon.connect())
 for (const name of MEASUREMENTS) {
   if (opts.only && opts.only !== name) continue
+  await withTimeout('autovacuum', 90, () => waitForAutovacuum(mon))
   await withTimeout(`graphile-worker ${name}`, opts.timeout, RUN[name])
 }
 await withTimeout('cleanup', 30, async () => {

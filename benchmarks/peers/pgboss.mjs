@@ -16,7 +16,7 @@
 import pg from 'pg'
 import PgBoss from 'pg-boss'
 import {
-  chunks, emit, log, now, parseArgs, payload, pkgVersion, pollUntil, withTimeout
+  chunks, emit, log, now, parseArgs, payload, pkgVersion, pollUntil, waitForAutovacuum, withTimeout
 } from './common.mjs'
 
 const PEER = 'pg-boss'
@@ -141,6 +141,7 @@ const RUN = {
 await withTimeout('connect', 30, () => mon.connect())
 for (const name of MEASUREMENTS) {
   if (opts.only && opts.only !== name) continue
+  await withTimeout('autovacuum', 90, () => waitForAutovacuum(mon))
   await withTimeout(`pg-boss ${name}`, opts.timeout, RUN[name])
 }
 await withTimeout('cleanup', 30, async () => {
