@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <set>
@@ -584,7 +585,7 @@ TEST_F(PgQueueTest, ClaimRefusesAWorkerIdPostgresCannotStore) {
             "1");
 }
 
-// 1,001 jobs go as three COPYs in one transaction: order, ids and all-or-nothing hold across them.
+// 1,001 jobs go as five COPYs in one transaction: order, ids and all-or-nothing hold across them.
 TEST_F(PgQueueTest, BulkEnqueueByCopyKeepsInputOrderAndIsAllOrNothing) {
   std::vector<NewJob> jobs;
   for (int i = 0; i < 1001; ++i) {
@@ -1577,6 +1578,39 @@ TEST(PgConnectionTest, TcpKeepalivesAreOnUnlessTheDsnSetsThem) {
   EXPECT_EQ(keepalive("", TCP_KEEPCNT), 3);
   EXPECT_EQ(keepalive("keepalives_idle=7", TCP_KEEPIDLE), 7);
   EXPECT_EQ(keepalive("keepalives=0", SO_KEEPALIVE), 0);
+}
+
+// A service file only fills what the connection's own keys leave unset, so with one in play
+// its keepalive settings stand and the library adds none.
+TEST(PgConnectionTest, AServiceFileKeepsItsOwnKeepalives) {
+  const std::string url(testing::TestDatabaseUrl().Reveal());
+  char* error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(url.c_str(), &error);
+  ASSERT_NE(parsed, nullptr) << (error != nullptr ? error : "");
+  std::string service = "[jq_keepalive]\nkeepalives_idle=11\n";
+  for (const PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+    for (const char* key : {"host", "port", "user", "password", "dbname"}) {
+      if (o->val != nullptr && std::strcmp(o->keyword, key) == 0) {
+        absl::StrAppend(&service, key, "=", o->val, "\n");
+      }
+    }
+  }
+  PQconninfoFree(parsed);
+  const std::string path = absl::StrCat(::testing::TempDir(), "/jq_pg_service_", getpid());
+  {
+    std::ofstream file(path);
+    file << service;
+  }
+  ASSERT_EQ(setenv("PGSERVICEFILE", path.c_str(), 1), 0);
+  absl::StatusOr<std::unique_ptr<internal::PgConnection>> conn = internal::PgConnection::Connect(
+      Secret("service=jq_keepalive"), absl::Seconds(10), "jq_keepalive");
+  unsetenv("PGSERVICEFILE");
+  std::remove(path.c_str());
+  ASSERT_THAT(conn.status(), IsOk());
+  int idle = -1;
+  socklen_t size = sizeof(idle);
+  ASSERT_EQ(getsockopt(PQsocket((*conn)->raw()), IPPROTO_TCP, TCP_KEEPIDLE, &idle, &size), 0);
+  EXPECT_EQ(idle, 11);
 }
 
 // Open() makes the connections asked for before it returns (one by default).

@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -177,12 +178,14 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
   }
   std::string password, host, port;
   bool has_hostaddr = false;
+  bool has_service = std::getenv("PGSERVICE") != nullptr;
   for (const PQconninfoOption* option = parsed; option->keyword != nullptr; ++option) {
     if (option->val == nullptr) continue;
     if (std::strcmp(option->keyword, "password") == 0) password = option->val;
     if (std::strcmp(option->keyword, "host") == 0) host = option->val;
     if (std::strcmp(option->keyword, "port") == 0) port = option->val;
     if (std::strcmp(option->keyword, "hostaddr") == 0) has_hostaddr = *option->val != '\0';
+    if (std::strcmp(option->keyword, "service") == 0) has_service = *option->val != '\0';
   }
   PQconninfoFree(parsed);
   PinnedHosts pinned;
@@ -200,12 +203,15 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
   // and later keys override it. TCP keepalives, unless the DSN sets them: a server host or
   // network that goes away closes no socket, and a statement in flight would otherwise wait
   // for the kernel's defaults (hours) before failing and reconnecting; these end it in about
-  // a minute. A busy server answers keepalives, so no statement is cut short by them.
-  std::vector<const char*> keys = {"keepalives",       "keepalives_idle", "keepalives_interval",
-                                   "keepalives_count", "dbname",          "connect_timeout",
-                                   "application_name"};
-  std::vector<const char*> values = {"1",        "30", "10", "3", dsn.c_str(), timeout.c_str(),
-                                     app.c_str()};
+  // a minute. A busy server answers keepalives, so no statement is cut short by them. A
+  // service file only fills keys not given here, so with one in play it decides alone.
+  std::vector<const char*> keys = {"dbname", "connect_timeout", "application_name"};
+  std::vector<const char*> values = {dsn.c_str(), timeout.c_str(), app.c_str()};
+  if (!has_service) {
+    keys.insert(keys.begin(),
+                {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"});
+    values.insert(values.begin(), {"1", "30", "10", "3"});
+  }
   if (pinned.pinned) {
     keys.insert(keys.end(), {"host", "hostaddr"});
     values.insert(values.end(), {pinned.hosts.c_str(), pinned.hostaddrs.c_str()});
