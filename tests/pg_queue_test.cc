@@ -1556,21 +1556,27 @@ TEST_F(PgQueueTest, MigrationGivesUpOnABusyTable) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("migrate_lock_timeout")));
 }
 
+// The keepalive setting `option` (SO_KEEPALIVE or a TCP_KEEP* option) of a connection made
+// from `dsn` by the library, or -1 when it could not connect or read it.
+int KeepaliveOption(const Secret& dsn, int option) {
+  absl::StatusOr<std::unique_ptr<internal::PgConnection>> conn =
+      internal::PgConnection::Connect(dsn, absl::Seconds(10), "jq_keepalive");
+  EXPECT_THAT(conn.status(), IsOk());
+  if (!conn.ok()) return -1;
+  int value = -1;
+  socklen_t size = sizeof(value);
+  const int level = option == SO_KEEPALIVE ? SOL_SOCKET : IPPROTO_TCP;
+  EXPECT_EQ(getsockopt(PQsocket((*conn)->raw()), level, option, &value, &size), 0);
+  return value;
+}
+
 // A statement in flight to a host that went away fails in about a minute, through TCP
 // keepalives on every connection, unless the DSN chooses its own.
 TEST(PgConnectionTest, TcpKeepalivesAreOnUnlessTheDsnSetsThem) {
   auto keepalive = [](absl::string_view extra, int option) {
     std::string url(testing::TestDatabaseUrl().Reveal());
     if (!extra.empty()) absl::StrAppend(&url, absl::StrContains(url, "?") ? "&" : "?", extra);
-    absl::StatusOr<std::unique_ptr<internal::PgConnection>> conn =
-        internal::PgConnection::Connect(Secret(url), absl::Seconds(10), "jq_keepalive");
-    EXPECT_THAT(conn.status(), IsOk());
-    if (!conn.ok()) return -1;
-    int value = -1;
-    socklen_t size = sizeof(value);
-    const int level = option == SO_KEEPALIVE ? SOL_SOCKET : IPPROTO_TCP;
-    EXPECT_EQ(getsockopt(PQsocket((*conn)->raw()), level, option, &value, &size), 0);
-    return value;
+    return KeepaliveOption(Secret(url), option);
   };
   EXPECT_EQ(keepalive("", SO_KEEPALIVE), 1);
   EXPECT_EQ(keepalive("", TCP_KEEPIDLE), 30);
@@ -1602,14 +1608,9 @@ TEST(PgConnectionTest, AServiceFileKeepsItsOwnKeepalives) {
     file << service;
   }
   ASSERT_EQ(setenv("PGSERVICEFILE", path.c_str(), 1), 0);
-  absl::StatusOr<std::unique_ptr<internal::PgConnection>> conn = internal::PgConnection::Connect(
-      Secret("service=jq_keepalive"), absl::Seconds(10), "jq_keepalive");
+  const int idle = KeepaliveOption(Secret("service=jq_keepalive"), TCP_KEEPIDLE);
   unsetenv("PGSERVICEFILE");
   std::remove(path.c_str());
-  ASSERT_THAT(conn.status(), IsOk());
-  int idle = -1;
-  socklen_t size = sizeof(idle);
-  ASSERT_EQ(getsockopt(PQsocket((*conn)->raw()), IPPROTO_TCP, TCP_KEEPIDLE, &idle, &size), 0);
   EXPECT_EQ(idle, 11);
 }
 
