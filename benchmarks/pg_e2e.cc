@@ -54,6 +54,7 @@ struct Flags {
   int backlog = 0;              // insert/insert-2: pending jobs in the table before timing
   int held = 0;                 // work: jobs of another queue left processing by another worker
   bool batch_times = false;     // insert/insert-2: each batch's milliseconds to stderr
+  bool warm = false;            // insert/insert-2: the same pass untimed first, then TRUNCATE
   std::string only;
 };
 
@@ -98,6 +99,24 @@ NewJob Payload(int i) {
   return job;
 }
 
+// An autovacuum worker left busy by an earlier measurement (or a peer's) takes a core of
+// this 2-core machine from the next one: wait for it, at most a minute. The stats snapshot
+// is per transaction, so each round clears it; other roles' backends show no backend_type
+// without pg_read_all_stats. benchmarks/peers/common.mjs does the same.
+void WaitForAutovacuum() {
+  Sql(R"sql(DO $$ BEGIN
+  IF NOT pg_has_role('pg_read_all_stats', 'USAGE') THEN
+    RAISE WARNING 'this role cannot see autovacuum workers (needs pg_read_all_stats): not waiting';
+    RETURN;
+  END IF;
+  FOR i IN 1..300 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'autovacuum worker');
+    PERFORM pg_sleep(0.2);
+  END LOOP;
+END $$)sql");
+}
+
 // A fresh, migrated schema and a queue on it.
 std::unique_ptr<PgQueue> FreshQueue(int pool_size, int enqueue_statements = -1) {
   Sql(absl::StrCat("DROP SCHEMA IF EXISTS ", kSchema, " CASCADE"));
@@ -111,21 +130,7 @@ std::unique_ptr<PgQueue> FreshQueue(int pool_size, int enqueue_statements = -1) 
   if (!queue.ok()) Die(queue.status().ToString());
   if (auto v = (*queue)->Migrate(); !v.ok()) Die(v.status().ToString());
   Sql("CHECKPOINT");
-  // An autovacuum worker left busy by an earlier measurement (or a peer's) takes a core of
-  // this 2-core machine from the next one: wait for it, at most a minute. The stats snapshot
-  // is per transaction, so each round clears it; other roles' backends show no backend_type
-  // without pg_read_all_stats. benchmarks/peers/common.mjs does the same.
-  Sql(R"sql(DO $$ BEGIN
-  IF NOT pg_has_role('pg_read_all_stats', 'USAGE') THEN
-    RAISE WARNING 'this role cannot see autovacuum workers (needs pg_read_all_stats): not waiting';
-    RETURN;
-  END IF;
-  FOR i IN 1..300 LOOP
-    PERFORM pg_stat_clear_snapshot();
-    EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'autovacuum worker');
-    PERFORM pg_sleep(0.2);
-  END LOOP;
-END $$)sql");
+  WaitForAutovacuum();
   return *std::move(queue);
 }
 
@@ -236,7 +241,9 @@ VALUES ('bench', jsonb_build_object('n', CAST($1 AS bigint), 's', 'hello world')
 // Batches of 1,000 (EnqueueMany) from `threads` producers taking the next batch of --jobs as
 // each finishes one (a fixed split left one producer idle while the other finished), into a
 // fresh table or one already holding --backlog pending jobs (whose indexes have grown past
-// their first splits).
+// their first splits). With --warm, the same pass first runs untimed on the same pool and the
+// table is truncated: a new server backend page-faults on each shared buffer and WAL page it
+// touches first, which on this VM cost a cold 20,000-job pass about a third of its time.
 void MeasureInsert(const Flags& flags, int threads) {
   auto queue = FreshQueue(threads);
   if (flags.backlog > 0) {
@@ -245,32 +252,43 @@ void MeasureInsert(const Flags& flags, int threads) {
   }
   constexpr int kBatch = 1000;
   const int batches = (flags.jobs + kBatch - 1) / kBatch;
-  std::atomic<int> next_batch{0};
-  const absl::Time t0 = absl::Now();
-  std::vector<std::thread> producers;
-  for (int t = 0; t < threads; ++t) {
-    producers.emplace_back([&, t] {
-      std::vector<NewJob> batch;
-      for (int b = next_batch++; b < batches; b = next_batch++) {
-        for (int i = b * kBatch; i < std::min(flags.jobs, (b + 1) * kBatch); ++i) {
-          batch.push_back(Payload(i));
+  auto run_producers = [&](bool print_batch_times) {
+    std::atomic<int> next_batch{0};
+    std::vector<std::thread> producers;
+    for (int t = 0; t < threads; ++t) {
+      producers.emplace_back([&, t] {
+        std::vector<NewJob> batch;
+        for (int b = next_batch++; b < batches; b = next_batch++) {
+          for (int i = b * kBatch; i < std::min(flags.jobs, (b + 1) * kBatch); ++i) {
+            batch.push_back(Payload(i));
+          }
+          const absl::Time sent = absl::Now();
+          if (auto r = queue->EnqueueMany(batch); !r.ok()) Die(r.status().ToString());
+          if (print_batch_times) {
+            std::fprintf(stderr, "batch %d (producer %d): %.2f ms\n", b, t,
+                         absl::ToDoubleMilliseconds(absl::Now() - sent));
+          }
+          batch.clear();
         }
-        const absl::Time sent = absl::Now();
-        if (auto r = queue->EnqueueMany(batch); !r.ok()) Die(r.status().ToString());
-        if (flags.batch_times) {
-          std::fprintf(stderr, "batch %d (producer %d): %.2f ms\n", b, t,
-                       absl::ToDoubleMilliseconds(absl::Now() - sent));
-        }
-        batch.clear();
-      }
-    });
+      });
+    }
+    for (std::thread& p : producers) p.join();
+  };
+  if (flags.warm) {
+    run_producers(false);
+    Sql(absl::StrCat("TRUNCATE ", kSchema, ".job_queue"));
+    Sql("CHECKPOINT");
+    WaitForAutovacuum();
   }
-  for (std::thread& p : producers) p.join();
+  const absl::Time t0 = absl::Now();
+  run_producers(flags.batch_times);
   std::string what = threads == 1 ? std::string("insert chunks=1000")
                                   : absl::StrCat("insert chunks=1000, ", threads, " threads");
   if (flags.backlog > 0) absl::StrAppend(&what, ", backlog ", flags.backlog);
+  if (flags.warm) absl::StrAppend(&what, ", warm pool");
   Emit(what, flags.jobs, absl::ToDoubleSeconds(absl::Now() - t0),
-       absl::StrCat(",\"threads\":", threads, ",\"backlog\":", flags.backlog));
+       absl::StrCat(",\"threads\":", threads, ",\"backlog\":", flags.backlog,
+                    ",\"warm\":", flags.warm ? "true" : "false"));
 }
 
 // Claims that find nothing due while --jobs jobs wait a day ahead (what an idle worker, or one
@@ -457,6 +475,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.held = value();
     else if (arg == "--batch-times")
       flags.batch_times = true;
+    else if (arg == "--warm")
+      flags.warm = true;
     else if (arg == "--only" && i + 1 < argc)
       flags.only = argv[++i];
     else

@@ -6,6 +6,7 @@
 //
 // Measurements (--only NAME):
 //   addJobs        workerUtils.addJobs() in chunks of 1,000                 -> jobs/s
+//   addJobs-warm   the same after an untimed pass on the same pool and a TRUNCATE
 //   addJob         workerUtils.addJob() one at a time, sequential awaited (--seq-jobs, default 2,000)
 //   run-c10        N preloaded jobs, run({ concurrency: 10 }), no batching
 //   run-c10-lq500  N preloaded jobs, run({ concurrency: 10 }) with preset.worker
@@ -24,7 +25,7 @@ const TASK = 'noop'
 const CHUNK = 1000
 const CONCURRENCY = 10
 const LOCAL_QUEUE_SIZE = 500
-const MEASUREMENTS = ['addJobs', 'addJob', 'run-c10', 'run-c10-lq500']
+const MEASUREMENTS = ['addJobs', 'addJobs-warm', 'addJob', 'run-c10', 'run-c10-lq500']
 
 const opts = parseArgs(process.argv.slice(2), 'benchmarks/peers/graphile.mjs', MEASUREMENTS)
 const version = pkgVersion('graphile-worker')
@@ -62,16 +63,23 @@ async function bulkAdd (utils, total) {
   }
 }
 
-async function measureAddJobs () {
+// warm: as pgboss.mjs insert-warm (an untimed pass on the same pool, then TRUNCATE).
+async function measureAddJobs (warm = false) {
   const utils = await freshUtils()
   const n = opts.jobs
-  log(`graphile-worker addJobs: ${n} jobs in chunks of ${CHUNK}`)
+  if (warm) {
+    await bulkAdd(utils, n)
+    await mon.query(`TRUNCATE ${SCHEMA}._private_jobs`)
+    await mon.query('CHECKPOINT')
+    await waitForAutovacuum(mon)
+  }
+  log(`graphile-worker addJobs: ${n} jobs in chunks of ${CHUNK}${warm ? ', warm pool' : ''}`)
   const t0 = now()
   await bulkAdd(utils, n)
   const seconds = (now() - t0) / 1000
   await expectJobs(n)
   await utils.release()
-  emit({ peer: PEER, version, what: `addJobs chunks=${CHUNK}`, jobs: n, seconds })
+  emit({ peer: PEER, version, what: `addJobs chunks=${CHUNK}${warm ? ', warm pool' : ''}`, jobs: n, seconds })
 }
 
 async function measureAddJob () {
@@ -138,7 +146,8 @@ async function measureRun (what, preset) {
 }
 
 const RUN = {
-  addJobs: measureAddJobs,
+  addJobs: () => measureAddJobs(false),
+  'addJobs-warm': () => measureAddJobs(true),
   addJob: measureAddJob,
   'run-c10': () => measureRun(`run concurrency=${CONCURRENCY}`, null),
   'run-c10-lq500': () => measureRun(
