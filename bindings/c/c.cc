@@ -534,6 +534,22 @@ void jq_pg_options_set_application_name(jq_pg_options_t* options, const char* na
   if (options != nullptr) Quietly([&] { options->options.application_name = OrEmpty(name); });
 }
 
+void jq_pg_options_set_connections_at_open(jq_pg_options_t* options, int connections) {
+  if (options != nullptr) options->options.connections_at_open = connections;
+}
+
+void jq_pg_options_set_max_enqueue_statements(jq_pg_options_t* options, int statements) {
+  if (options != nullptr) options->options.max_enqueue_statements = statements;
+}
+
+void jq_pg_options_set_migrate_lock_timeout_ms(jq_pg_options_t* options, int64_t ms) {
+  if (options != nullptr) options->options.migrate_lock_timeout = absl::Milliseconds(ms);
+}
+
+void jq_pg_options_set_held_batch_idle_timeout_ms(jq_pg_options_t* options, int64_t ms) {
+  if (options != nullptr) options->options.held_batch_idle_timeout = absl::Milliseconds(ms);
+}
+
 void jq_pg_options_set_retry(jq_pg_options_t* options, int64_t base_delay_ms, double multiplier,
                              int64_t max_delay_ms, double jitter) {
   if (options == nullptr) return;

@@ -91,6 +91,21 @@ static void RunSql(const char* sql) {
   PQfinish(conn);
 }
 
+/* The first column of the first row of `sql`, as a number; -1 on failure. */
+static long SqlNumber(const char* sql) {
+  PGconn* conn = PQconnectdb(Env("DATABASE_URL"));
+  CHECK(PQstatus(conn) == CONNECTION_OK);
+  PGresult* result = PQexec(conn, sql);
+  long value = -1;
+  if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1) {
+    value = atol(PQgetvalue(result, 0, 0));
+  }
+  CHECK(value >= 0);
+  PQclear(result);
+  PQfinish(conn);
+  return value;
+}
+
 /* ---- basics ------------------------------------------------------------------------------ */
 
 static void TestBasics(void) {
@@ -276,6 +291,35 @@ static void TestOpenErrors(void) {
   jq_pg_options_set_schema(pg, "Bad-Schema");
   CHECK_ERR(JQ_INVALID_ARGUMENT, "schema",
             jq_pg_queue_open(Env("DATABASE_URL"), pg, &queue, OK_ERR));
+  jq_pg_options_destroy(pg);
+
+  /* Each pool setting reaches the queue's own checks. */
+  pg = jq_pg_options_create();
+  jq_pg_options_set_pool_size(pg, 2);
+  jq_pg_options_set_connections_at_open(pg, 3);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "connections_at_open must be 1..pool_size (2), got 3",
+            jq_pg_queue_open(Env("DATABASE_URL"), pg, &queue, OK_ERR));
+  jq_pg_options_set_connections_at_open(pg, 2);
+  jq_pg_options_set_max_enqueue_statements(pg, -1);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "max_enqueue_statements must be 0..1000, got -1",
+            jq_pg_queue_open(Env("DATABASE_URL"), pg, &queue, OK_ERR));
+  jq_pg_options_set_max_enqueue_statements(pg, 0);
+  jq_pg_options_set_migrate_lock_timeout_ms(pg, 0);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "migrate_lock_timeout",
+            jq_pg_queue_open(Env("DATABASE_URL"), pg, &queue, OK_ERR));
+  jq_pg_options_set_migrate_lock_timeout_ms(pg, 2000);
+  jq_pg_options_set_held_batch_idle_timeout_ms(pg, 500);
+  CHECK_ERR(JQ_INVALID_ARGUMENT, "held_batch_idle_timeout",
+            jq_pg_queue_open(Env("DATABASE_URL"), pg, &queue, OK_ERR));
+  CHECK(queue == NULL);
+  /* Valid values: open makes the two connections asked for before it returns. */
+  jq_pg_options_set_held_batch_idle_timeout_ms(pg, 30000);
+  jq_pg_options_set_application_name(pg, "c_api_test_at_open");
+  CHECK_OK(jq_pg_queue_open(Env("DATABASE_URL"), pg, &queue, OK_ERR));
+  CHECK(SqlNumber("SELECT count(*) FROM pg_stat_activity "
+                  "WHERE application_name = 'c_api_test_at_open'") == 2);
+  jq_pg_queue_close(queue);
+  queue = NULL;
   jq_pg_options_destroy(pg);
   /* A configuration without a database. */
   jq_config_options_t* options = jq_config_options_create();

@@ -211,6 +211,25 @@ def test_queue_context_manager_closes(database_url, schema):
         q.enqueue("t")
 
 
+def test_pool_options(database_url, schema, sql):
+    name = f"py_at_open_{schema}"
+    with jobqueue.PgQueue(database_url, schema=schema, pool_size=3, connections_at_open=3,
+                          application_name=name, max_enqueue_statements=0,
+                          migrate_lock_timeout=datetime.timedelta(seconds=2),
+                          held_batch_idle_timeout=30) as q:
+        # The pool was opened whole before the constructor returned.
+        assert sql(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'") == "3"
+        q.migrate()
+        assert q.enqueue("t").inserted
+    for kwargs, field in [
+            (dict(pool_size=2, connections_at_open=3), "connections_at_open"),
+            (dict(max_enqueue_statements=-1), "max_enqueue_statements"),
+            (dict(migrate_lock_timeout=0), "migrate_lock_timeout"),
+            (dict(held_batch_idle_timeout=0.5), "held_batch_idle_timeout")]:
+        with pytest.raises(jobqueue.InvalidArgumentError, match=field):
+            jobqueue.PgQueue(database_url, schema=schema, **kwargs)
+
+
 def test_lease_outlives_closed_queue(database_url, schema):
     q = jobqueue.PgQueue(database_url, schema=schema)
     q.migrate()

@@ -226,6 +226,10 @@ class PgQueue:
         retry_multiplier: float = 2.0,
         retry_max_delay: Seconds = 3600.0,
         retry_jitter: float = 0.2,
+        connections_at_open: int = 1,
+        max_enqueue_statements: int = 2,
+        migrate_lock_timeout: Seconds = 5.0,
+        held_batch_idle_timeout: Seconds = 60.0,
     ) -> None: ...
     @property
     def schema(self) -> str: ...

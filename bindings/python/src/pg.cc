@@ -324,45 +324,57 @@ The durable Postgres queue, <schema>.job_queue (default ops.job_queue).
 
 `database` is a postgres:// URL, a libpq key=value string, a Secret or a Config. Every call
 that waits on the server releases the GIL. See docs/python.md.)doc")
-      .def(py::init([](const py::object& database, const Loose<std::string>& schema,
-                       const Loose<int>& pool_size, const py::object& connect_timeout,
-                       const Loose<std::string>& application_name,
-                       const py::object& retry_base_delay, const Loose<double>& retry_multiplier,
-                       const py::object& retry_max_delay, const Loose<double>& retry_jitter) {
-             // Every argument is checked before the URL is used (a wrong type: TypeError).
-             PgOptions options;
-             options.schema = schema.Get("schema");
-             options.pool_size = pool_size.Get("pool_size");
-             options.connect_timeout = ToDuration(connect_timeout, "connect_timeout");
-             options.application_name = application_name.Get("application_name");
-             options.retry.base_delay = ToDuration(retry_base_delay, "retry_base_delay");
-             options.retry.multiplier = retry_multiplier.Get("retry_multiplier");
-             options.retry.max_delay = ToDuration(retry_max_delay, "retry_max_delay");
-             options.retry.jitter = retry_jitter.Get("retry_jitter");
-             Secret url;
-             if (py::isinstance<Config>(database)) {
-               url = database.cast<const Config&>().database_url();
-               if (url.empty()) {
-                 throw StatusError(absl::FailedPreconditionError(
-                     "no database configured: set DATABASE_URL, or SUPABASE_MODE with "
-                     "SUPABASE_DB_URL_<MODE>"));
-               }
-             } else if (py::isinstance<Secret>(database)) {
-               url = Secret::Url(std::string(database.cast<const Secret&>().Reveal()));
-             } else if (py::isinstance<py::str>(database)) {
-               url = Secret::Url(Convert<std::string>(database, "database"));
-             } else {
-               ThrowBadArgument("database", "a URL str, a Secret or a Config", database);
-             }
-             auto handle = std::make_unique<QueueHandle>();
-             handle->queue = Value(Unlocked([&] { return PgQueue::Open(url, options); }));
-             handle->worker_id = DefaultWorkerId();
-             return handle;
-           }),
+      .def(py::init(
+               [](const py::object& database, const Loose<std::string>& schema,
+                  const Loose<int>& pool_size, const py::object& connect_timeout,
+                  const Loose<std::string>& application_name, const py::object& retry_base_delay,
+                  const Loose<double>& retry_multiplier, const py::object& retry_max_delay,
+                  const Loose<double>& retry_jitter, const Loose<int>& connections_at_open,
+                  const Loose<int>& max_enqueue_statements, const py::object& migrate_lock_timeout,
+                  const py::object& held_batch_idle_timeout) {
+                 // Every argument is checked before the URL is used (a wrong type: TypeError).
+                 PgOptions options;
+                 options.schema = schema.Get("schema");
+                 options.pool_size = pool_size.Get("pool_size");
+                 options.connections_at_open = connections_at_open.Get("connections_at_open");
+                 options.max_enqueue_statements =
+                     max_enqueue_statements.Get("max_enqueue_statements");
+                 options.migrate_lock_timeout =
+                     ToDuration(migrate_lock_timeout, "migrate_lock_timeout");
+                 options.held_batch_idle_timeout =
+                     ToDuration(held_batch_idle_timeout, "held_batch_idle_timeout");
+                 options.connect_timeout = ToDuration(connect_timeout, "connect_timeout");
+                 options.application_name = application_name.Get("application_name");
+                 options.retry.base_delay = ToDuration(retry_base_delay, "retry_base_delay");
+                 options.retry.multiplier = retry_multiplier.Get("retry_multiplier");
+                 options.retry.max_delay = ToDuration(retry_max_delay, "retry_max_delay");
+                 options.retry.jitter = retry_jitter.Get("retry_jitter");
+                 Secret url;
+                 if (py::isinstance<Config>(database)) {
+                   url = database.cast<const Config&>().database_url();
+                   if (url.empty()) {
+                     throw StatusError(absl::FailedPreconditionError(
+                         "no database configured: set DATABASE_URL, or SUPABASE_MODE with "
+                         "SUPABASE_DB_URL_<MODE>"));
+                   }
+                 } else if (py::isinstance<Secret>(database)) {
+                   url = Secret::Url(std::string(database.cast<const Secret&>().Reveal()));
+                 } else if (py::isinstance<py::str>(database)) {
+                   url = Secret::Url(Convert<std::string>(database, "database"));
+                 } else {
+                   ThrowBadArgument("database", "a URL str, a Secret or a Config", database);
+                 }
+                 auto handle = std::make_unique<QueueHandle>();
+                 handle->queue = Value(Unlocked([&] { return PgQueue::Open(url, options); }));
+                 handle->worker_id = DefaultWorkerId();
+                 return handle;
+               }),
            py::arg("database"), py::kw_only(), py::arg("schema") = "ops", py::arg("pool_size") = 4,
            py::arg("connect_timeout") = 10.0, py::arg("application_name") = "jobqueue",
            py::arg("retry_base_delay") = 1.0, py::arg("retry_multiplier") = 2.0,
-           py::arg("retry_max_delay") = 3600.0, py::arg("retry_jitter") = 0.2)
+           py::arg("retry_max_delay") = 3600.0, py::arg("retry_jitter") = 0.2,
+           py::arg("connections_at_open") = 1, py::arg("max_enqueue_statements") = 2,
+           py::arg("migrate_lock_timeout") = 5.0, py::arg("held_batch_idle_timeout") = 60.0)
       .def_property_readonly("schema",
                              [](const QueueHandle& h) { return h.Get()->options().schema; })
       .def_property_readonly(

@@ -167,6 +167,17 @@ JQ_EXPORT void jq_pg_options_set_pool_size(jq_pg_options_t* options, int pool_si
 JQ_EXPORT void jq_pg_options_set_connect_timeout_ms(jq_pg_options_t* options, int64_t ms);
 /* Shown in pg_stat_activity. Default "jobqueue". */
 JQ_EXPORT void jq_pg_options_set_application_name(jq_pg_options_t* options, const char* name);
+/* Connections jq_pg_queue_open makes before it returns, 1..pool_size (it fails when one cannot
+ * be made); the rest open on first need. Default 1. */
+JQ_EXPORT void jq_pg_options_set_connections_at_open(jq_pg_options_t* options, int connections);
+/* Concurrent single enqueues that send their own statement; callers beyond that wait and share
+ * one statement and commit. 0 turns sharing off. Default 2. */
+JQ_EXPORT void jq_pg_options_set_max_enqueue_statements(jq_pg_options_t* options, int statements);
+/* How long jq_pg_queue_migrate waits for the table's lock before JQ_UNAVAILABLE. Default 5000. */
+JQ_EXPORT void jq_pg_options_set_migrate_lock_timeout_ms(jq_pg_options_t* options, int64_t ms);
+/* Short-job mode: the server ends a held batch's session idle this long, so a vanished worker's
+ * batch is pending again then. 1000..3600000. Default 60000. */
+JQ_EXPORT void jq_pg_options_set_held_batch_idle_timeout_ms(jq_pg_options_t* options, int64_t ms);
 /* Backoff of failed attempts: base delay (default 1000 ms), multiplier (2), cap (1 h), jitter
  * (0.2). */
 JQ_EXPORT void jq_pg_options_set_retry(jq_pg_options_t* options, int64_t base_delay_ms,
