@@ -38,11 +38,20 @@ const logger = new Logger(() => (level, message) => {
 
 const mon = new pg.Client({ connectionString: DATABASE_URL, application_name: 'bench-peers-monitor' })
 
+// Our own pool with idle connections kept (pg-pool closes them after 10 s by default, and the
+// warm pass's wait for autovacuum can be longer), for every measurement alike.
 async function freshUtils () {
   await mon.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`)
-  const utils = await makeWorkerUtils({ connectionString: DATABASE_URL, schema: SCHEMA, logger })
+  const pgPool = new pg.Pool({ connectionString: DATABASE_URL, idleTimeoutMillis: 0 })
+  pgPool.on('error', (err) => log(`graphile-worker pool error: ${err.message}`))
+  pgPool.on('connect', (client) => client.on('error', (err) => log(`graphile-worker client error: ${err.message}`)))
+  const utils = await makeWorkerUtils({ pgPool, schema: SCHEMA, logger })
   await utils.migrate()
-  return utils
+  const release = async () => {
+    await utils.release()
+    await pgPool.end()
+  }
+  return { utils, release }
 }
 
 async function jobCount () {
@@ -65,11 +74,13 @@ async function bulkAdd (utils, total) {
 
 // warm: as pgboss.mjs insert-warm (an untimed pass on the same pool, then TRUNCATE).
 async function measureAddJobs (warm = false) {
-  const utils = await freshUtils()
+  const { utils, release } = await freshUtils()
   const n = opts.jobs
   if (warm) {
     await bulkAdd(utils, n)
     await mon.query(`TRUNCATE ${SCHEMA}._private_jobs`)
+    // TRUNCATE keeps the count of changed rows that makes an autoanalyze due.
+    await mon.query(`ANALYZE ${SCHEMA}._private_jobs`)
     await mon.query('CHECKPOINT')
     await waitForAutovacuum(mon)
   }
@@ -78,19 +89,19 @@ async function measureAddJobs (warm = false) {
   await bulkAdd(utils, n)
   const seconds = (now() - t0) / 1000
   await expectJobs(n)
-  await utils.release()
+  await release()
   emit({ peer: PEER, version, what: `addJobs chunks=${CHUNK}${warm ? ', warm pool' : ''}`, jobs: n, seconds })
 }
 
 async function measureAddJob () {
-  const utils = await freshUtils()
+  const { utils, release } = await freshUtils()
   const n = opts.seqJobs
   log(`graphile-worker addJob: ${n} jobs one at a time`)
   const t0 = now()
   for (let i = 0; i < n; i++) await utils.addJob(TASK, payload(i))
   const seconds = (now() - t0) / 1000
   await expectJobs(n)
-  await utils.release()
+  await release()
   emit({ peer: PEER, version, what: 'addJob one at a time', jobs: n, seconds })
 }
 
@@ -109,12 +120,12 @@ async function failedJobs () {
 }
 
 async function measureRun (what, preset) {
-  const utils = await freshUtils()
+  const { utils, release } = await freshUtils()
   const n = opts.jobs
   log(`graphile-worker ${what}: preloading ${n} jobs`)
   await bulkAdd(utils, n)
   await expectJobs(n)
-  await utils.release()
+  await release()
   // VACUUM too, as benchmarks/pg_e2e does after our preload (hint bits, visibility map, no
   // insert-triggered autovacuum during the measurement).
   await mon.query(`VACUUM ANALYZE ${SCHEMA}._private_jobs`)

@@ -314,10 +314,15 @@ static void TestOpenErrors(void) {
   CHECK(queue == NULL);
   /* Valid values: open makes the two connections asked for before it returns. */
   jq_pg_options_set_held_batch_idle_timeout_ms(pg, 30000);
-  jq_pg_options_set_application_name(pg, "c_api_test_at_open");
+  /* Per process: ctest runs this binary and its valgrind run side by side. */
+  char app[64];
+  snprintf(app, sizeof app, "c_api_%d_at_open", (int)getpid());
+  jq_pg_options_set_application_name(pg, app);
   CHECK_OK(jq_pg_queue_open(Env("DATABASE_URL"), pg, &queue, OK_ERR));
-  CHECK(SqlNumber("SELECT count(*) FROM pg_stat_activity "
-                  "WHERE application_name = 'c_api_test_at_open'") == 2);
+  char count_sql[160];
+  snprintf(count_sql, sizeof count_sql,
+           "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", app);
+  CHECK(SqlNumber(count_sql) == 2);
   jq_pg_queue_close(queue);
   queue = NULL;
   jq_pg_options_destroy(pg);

@@ -170,10 +170,12 @@ JQ_EXPORT void jq_pg_options_set_application_name(jq_pg_options_t* options, cons
 /* Connections jq_pg_queue_open makes before it returns, 1..pool_size (it fails when one cannot
  * be made); the rest open on first need. Default 1. */
 JQ_EXPORT void jq_pg_options_set_connections_at_open(jq_pg_options_t* options, int connections);
-/* Concurrent single enqueues that send their own statement; callers beyond that wait and share
- * one statement and commit. 0 turns sharing off. Default 2. */
+/* Concurrent single enqueues that send their own statement (0..1000; at most pool_size take
+ * effect); callers beyond that wait and share one statement and commit. 0 turns sharing off.
+ * Default 2. */
 JQ_EXPORT void jq_pg_options_set_max_enqueue_statements(jq_pg_options_t* options, int statements);
-/* How long jq_pg_queue_migrate waits for the table's lock before JQ_UNAVAILABLE. Default 5000. */
+/* How long jq_pg_queue_migrate waits for the table's lock before JQ_UNAVAILABLE, 1..3600000.
+ * Default 5000. */
 JQ_EXPORT void jq_pg_options_set_migrate_lock_timeout_ms(jq_pg_options_t* options, int64_t ms);
 /* Short-job mode: the server ends a held batch's session idle this long, so a vanished worker's
  * batch is pending again then. 1000..3600000. Default 60000. */
