@@ -8,12 +8,13 @@
 //
 // Measurements (--only NAME): send (one at a time from 1 thread, --seq-jobs), send-8 (from
 // --send-threads threads), send-paired and send-paired-8 (only when named: 1 or --send-threads
-// threads alternating with pgbench's one-row insert), insert (batches of 1,000; insert-2 from
-// 2 threads), work (--jobs preloaded, no-op handler, from Run() until every job is completed),
-// latency (1,000 jobs 2 ms apart to an idle worker: enqueue -> handler start), claim-delayed
-// (only when named: 200 claims finding nothing due beside --jobs jobs a day ahead). Worker RSS is
-// measured on the `jobqueue work` process by scripts/bench-pg. Schema bench_jobqueue, dropped and
-// recreated before every measurement.
+// threads alternating with pgbench's one-row insert; with --paired-raw-ours, with our own insert
+// statement sent by plain libpq, which leaves the library's client cost), insert (batches of 1,000;
+// insert-2 from 2 threads), work (--jobs preloaded, no-op handler, from Run() until every job is
+// completed), latency (1,000 jobs 2 ms apart to an idle worker: enqueue -> handler start),
+// claim-delayed (only when named: 200 claims finding nothing due beside --jobs jobs a day ahead).
+// Worker RSS is measured on the `jobqueue work` process by scripts/bench-pg. Schema bench_jobqueue,
+// dropped and recreated before every measurement.
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -47,14 +48,15 @@ struct Flags {
   int concurrency = 8;
   int batch = 1000;
   int dispatchers = 2;
-  int budget_ms = 0;            // WorkerOptions::transaction_budget; 0 = off
-  int send_seconds = 0;         // send/send-8 run this long instead of --seq-jobs per thread
-  int send_threads = 8;         // the threads of send-8 and send-paired-8
-  int enqueue_statements = -1;  // PgOptions::max_enqueue_statements; -1 = the default
-  int backlog = 0;              // insert/insert-2: pending jobs in the table before timing
-  int held = 0;                 // work: jobs of another queue left processing by another worker
-  bool batch_times = false;     // insert/insert-2: each batch's milliseconds to stderr
-  bool warm = false;            // insert/insert-2: the same pass untimed first, then TRUNCATE
+  int budget_ms = 0;             // WorkerOptions::transaction_budget; 0 = off
+  int send_seconds = 0;          // send/send-8 run this long instead of --seq-jobs per thread
+  int send_threads = 8;          // the threads of send-8 and send-paired-8
+  int enqueue_statements = -1;   // PgOptions::max_enqueue_statements; -1 = the default
+  int backlog = 0;               // insert/insert-2: pending jobs in the table before timing
+  int held = 0;                  // work: jobs of another queue left processing by another worker
+  bool batch_times = false;      // insert/insert-2: each batch's milliseconds to stderr
+  bool paired_ours_raw = false;  // send-paired: the raw blocks run our own statement by libpq
+  bool warm = false;             // insert/insert-2: the same pass untimed first, then TRUNCATE
   std::string only;
 };
 
@@ -190,11 +192,20 @@ void MeasureSendPaired(const Flags& flags, int threads) {
   for (int t = 0; t < threads; ++t) {
     PGconn* raw = PQconnectdb(DatabaseUrl());
     if (PQstatus(raw) != CONNECTION_OK) Die(PQerrorMessage(raw));
-    PGresult* prepared = PQprepare(raw, "insert1", R"sql(
+    // The library's one-job insert (QueueSql::enqueue_one_plain in src/pg/queue_sql.cc) as
+    // the statement log shows it for schema bench_jobqueue.
+    constexpr char kOurs[] = R"sql(
+INSERT INTO "bench_jobqueue".job_queue (queue, job_type, payload, priority, run_at, max_attempts)
+VALUES ($1, $2, $3::jsonb, $4, CASE WHEN $5::bigint IS NULL THEN now() + $6::bigint *
+        interval '1 microsecond' ELSE to_timestamp($5::bigint / 1000000.0) END, $7)
+RETURNING id, (SELECT pg_notify('jobqueue_bench_jobqueue', '')
+                 FROM "bench_jobqueue".job_queue_waiters LIMIT 1))sql";
+    constexpr char kPgbench[] = R"sql(
 INSERT INTO bench_raw.job_queue (job_type, payload, status, attempts, run_at, created_at, updated_at)
 VALUES ('bench', jsonb_build_object('n', CAST($1 AS bigint), 's', 'hello world'), 'pending', 0,
-        now(), now(), now()))sql",
-                                   1, nullptr);
+        now(), now(), now()))sql";
+    PGresult* prepared =
+        PQprepare(raw, "insert1", flags.paired_ours_raw ? kOurs : kPgbench, 0, nullptr);
     if (PQresultStatus(prepared) != PGRES_COMMAND_OK) {
       Die(
           absl::StrCat("send-paired needs bench_raw.job_queue (psql -v rows=0 -f "
@@ -214,9 +225,16 @@ VALUES ('bench', jsonb_build_object('n', CAST($1 AS bigint), 's', 'hello world')
         const int i = ++n;
         if (is_raw_block(block)) {
           const std::string value = absl::StrCat(i);
-          const char* values[] = {value.c_str()};
-          PGresult* inserted = PQexecPrepared(raw, "insert1", 1, values, nullptr, nullptr, 0);
-          if (PQresultStatus(inserted) != PGRES_COMMAND_OK) Die(PQresultErrorMessage(inserted));
+          const std::string payload = Payload(i).payload_json;
+          // Our statement's parameters as the library sends them for a job without options.
+          const char* ours[] = {"default", "bench", payload.c_str(), "0", nullptr, "0", "5"};
+          const char* pgbench[] = {value.c_str()};
+          PGresult* inserted =
+              flags.paired_ours_raw
+                  ? PQexecPrepared(raw, "insert1", 7, ours, nullptr, nullptr, 0)
+                  : PQexecPrepared(raw, "insert1", 1, pgbench, nullptr, nullptr, 0);
+          const ExecStatusType want = flags.paired_ours_raw ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+          if (PQresultStatus(inserted) != want) Die(PQresultErrorMessage(inserted));
           PQclear(inserted);
           ++raw_jobs;
         } else {
@@ -231,7 +249,8 @@ VALUES ('bench', jsonb_build_object('n', CAST($1 AS bigint), 's', 'hello world')
   const double each_seconds = absl::ToDoubleSeconds(kBlock) * static_cast<double>(blocks / 2);
   const double raw_rate = raw_jobs / each_seconds;
   const double ours_rate = ours_jobs / each_seconds;
-  Emit(absl::StrCat("send paired with pgbench's insert, ", threads,
+  Emit(absl::StrCat("send paired with ",
+                    flags.paired_ours_raw ? "our insert by libpq, " : "pgbench's insert, ", threads,
                     threads == 1 ? " thread" : " threads"),
        ours_jobs.load(), each_seconds,
        absl::StrFormat(",\"threads\":%d,\"insert1_jobs_per_s\":%.0f,\"share\":%.3f", threads,
@@ -479,6 +498,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.batch_times = true;
     else if (arg == "--warm")
       flags.warm = true;
+    else if (arg == "--paired-raw-ours")
+      flags.paired_ours_raw = true;
     else if (arg == "--only" && i + 1 < argc)
       flags.only = argv[++i];
     else

@@ -20,6 +20,8 @@ check warm-and-backlog 1 "$e2e" --only insert --warm --backlog 10
 expect_in warm-and-backlog "--warm and --backlog do not go together"
 check send 0 "$e2e" --only send --seq-jobs 300
 expect_in send '"what":"send one at a time","jobs":300,'
+check send-paired-ours 0 "$e2e" --only send-paired --send-seconds 1 --paired-raw-ours
+expect_in send-paired-ours '"what":"send paired with our insert by libpq, 1 thread"'
 check work 0 "$e2e" --only work --jobs 3000 --concurrency 4 --batch 500 --dispatchers 2
 expect_in work '"jobs":3000,'
 check work-short 0 "$e2e" --only work --jobs 3000 --concurrency 4 --batch 500 \
