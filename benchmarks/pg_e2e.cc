@@ -224,15 +224,17 @@ VALUES ('bench', jsonb_build_object('n', CAST($1 AS bigint), 's', 'hello world')
         if (block >= blocks) break;
         const int i = ++n;
         if (is_raw_block(block)) {
-          const std::string value = absl::StrCat(i);
-          const std::string payload = Payload(i).payload_json;
-          // Our statement's parameters as the library sends them for a job without options.
-          const char* ours[] = {"default", "bench", payload.c_str(), "0", nullptr, "0", "5"};
-          const char* pgbench[] = {value.c_str()};
-          PGresult* inserted =
-              flags.paired_ours_raw
-                  ? PQexecPrepared(raw, "insert1", 7, ours, nullptr, nullptr, 0)
-                  : PQexecPrepared(raw, "insert1", 1, pgbench, nullptr, nullptr, 0);
+          PGresult* inserted;
+          if (flags.paired_ours_raw) {
+            // Our statement's parameters as the library sends them for a job without options.
+            const std::string payload = Payload(i).payload_json;
+            const char* values[] = {"default", "bench", payload.c_str(), "0", nullptr, "0", "5"};
+            inserted = PQexecPrepared(raw, "insert1", 7, values, nullptr, nullptr, 0);
+          } else {
+            const std::string value = absl::StrCat(i);
+            const char* values[] = {value.c_str()};
+            inserted = PQexecPrepared(raw, "insert1", 1, values, nullptr, nullptr, 0);
+          }
           const ExecStatusType want = flags.paired_ours_raw ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
           if (PQresultStatus(inserted) != want) Die(PQresultErrorMessage(inserted));
           PQclear(inserted);

@@ -134,3 +134,13 @@ export async function waitForAutovacuum (client) {
   END LOOP;
 END $$`)
 }
+
+// Between a warm measurement's untimed pass and its timed one: the table emptied, its stats
+// taken again (TRUNCATE keeps the count of changed rows that makes an autoanalyze due), dirty
+// pages written and no autovacuum worker running. pg_e2e --warm does the same for ours.
+export async function readyForWarmPass (client, table) {
+  await client.query(`TRUNCATE ${table}`)
+  await client.query(`ANALYZE ${table}`)
+  await client.query('CHECKPOINT')
+  await waitForAutovacuum(client)
+}

@@ -16,7 +16,7 @@
 import pg from 'pg'
 import { Logger, makeWorkerUtils, run } from 'graphile-worker'
 import {
-  chunks, emit, log, now, parseArgs, payload, pkgVersion, pollUntil, waitForAutovacuum, withTimeout
+  chunks, emit, log, now, parseArgs, payload, pkgVersion, pollUntil, readyForWarmPass, waitForAutovacuum, withTimeout
 } from './common.mjs'
 
 const PEER = 'graphile-worker'
@@ -78,11 +78,7 @@ async function measureAddJobs (warm = false) {
   const n = opts.jobs
   if (warm) {
     await bulkAdd(utils, n)
-    await mon.query(`TRUNCATE ${SCHEMA}._private_jobs`)
-    // TRUNCATE keeps the count of changed rows that makes an autoanalyze due.
-    await mon.query(`ANALYZE ${SCHEMA}._private_jobs`)
-    await mon.query('CHECKPOINT')
-    await waitForAutovacuum(mon)
+    await readyForWarmPass(mon, `${SCHEMA}._private_jobs`)
   }
   log(`graphile-worker addJobs: ${n} jobs in chunks of ${CHUNK}${warm ? ', warm pool' : ''}`)
   const t0 = now()

@@ -17,7 +17,7 @@
 import pg from 'pg'
 import PgBoss from 'pg-boss'
 import {
-  chunks, emit, log, now, parseArgs, payload, pkgVersion, pollUntil, waitForAutovacuum, withTimeout
+  chunks, emit, log, now, parseArgs, payload, pkgVersion, pollUntil, readyForWarmPass, waitForAutovacuum, withTimeout
 } from './common.mjs'
 
 const PEER = 'pg-boss'
@@ -80,11 +80,7 @@ async function measureInsert (warm = false) {
   const n = opts.jobs
   if (warm) {
     await bulkInsert(boss, n)
-    await mon.query(`TRUNCATE ${SCHEMA}.job`)
-    // TRUNCATE keeps the count of changed rows that makes an autoanalyze due.
-    await mon.query(`ANALYZE ${SCHEMA}.job`)
-    await mon.query('CHECKPOINT')
-    await waitForAutovacuum(mon)
+    await readyForWarmPass(mon, `${SCHEMA}.job`)
   }
   log(`pg-boss insert: ${n} jobs in chunks of ${CHUNK}${warm ? ', warm pool' : ''}`)
   const t0 = now()
