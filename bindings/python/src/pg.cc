@@ -161,6 +161,26 @@ std::vector<std::string> JobTypes(const py::object& job_types) {
   return py::detail::cast_op<std::vector<std::string>>(std::move(types));
 }
 
+// PgQueue's `database`: a Config (which must have one), a Secret or a URL string.
+Secret DatabaseUrl(const py::object& database) {
+  if (py::isinstance<Config>(database)) {
+    Secret url = database.cast<const Config&>().database_url();
+    if (url.empty()) {
+      throw StatusError(absl::FailedPreconditionError(
+          "no database configured: set DATABASE_URL, or SUPABASE_MODE with "
+          "SUPABASE_DB_URL_<MODE>"));
+    }
+    return url;
+  }
+  if (py::isinstance<Secret>(database)) {
+    return Secret::Url(std::string(database.cast<const Secret&>().Reveal()));
+  }
+  if (py::isinstance<py::str>(database)) {
+    return Secret::Url(Convert<std::string>(database, "database"));
+  }
+  ThrowBadArgument("database", "a URL str, a Secret or a Config", database);
+}
+
 }  // namespace
 
 void RegisterPg(py::module_& m) {
@@ -349,21 +369,7 @@ that waits on the server releases the GIL. See docs/python.md.)doc")
                  options.retry.multiplier = retry_multiplier.Get("retry_multiplier");
                  options.retry.max_delay = ToDuration(retry_max_delay, "retry_max_delay");
                  options.retry.jitter = retry_jitter.Get("retry_jitter");
-                 Secret url;
-                 if (py::isinstance<Config>(database)) {
-                   url = database.cast<const Config&>().database_url();
-                   if (url.empty()) {
-                     throw StatusError(absl::FailedPreconditionError(
-                         "no database configured: set DATABASE_URL, or SUPABASE_MODE with "
-                         "SUPABASE_DB_URL_<MODE>"));
-                   }
-                 } else if (py::isinstance<Secret>(database)) {
-                   url = Secret::Url(std::string(database.cast<const Secret&>().Reveal()));
-                 } else if (py::isinstance<py::str>(database)) {
-                   url = Secret::Url(Convert<std::string>(database, "database"));
-                 } else {
-                   ThrowBadArgument("database", "a URL str, a Secret or a Config", database);
-                 }
+                 const Secret url = DatabaseUrl(database);
                  auto handle = std::make_unique<QueueHandle>();
                  handle->queue = Value(Unlocked([&] { return PgQueue::Open(url, options); }));
                  handle->worker_id = DefaultWorkerId();
