@@ -244,7 +244,7 @@ TEST_F(PgQueueTest, EnqueueClaimComplete) {
 
 TEST_F(PgQueueTest, MigrateIsIdempotent) {
   JQ_ASSERT_OK_AND_ASSIGN(int version, queue_->Migrate());
-  EXPECT_EQ(version, 4);
+  EXPECT_EQ(version, 5);
   // Migration 4: inserts notify in their own statements; the table has no trigger left.
   EXPECT_EQ(schema_.Query("SELECT count(*) FROM pg_trigger WHERE tgrelid = '" + schema_.name() +
                           ".job_queue'::regclass"),
@@ -1434,9 +1434,9 @@ TEST_F(PgQueueTest, ConcurrentMigratorsAreSafe) {
   for (std::thread& t : threads) t.join();
   for (const auto& result : results) {
     ASSERT_THAT(result.status(), IsOk());
-    EXPECT_EQ(*result, 4);
+    EXPECT_EQ(*result, 5);
   }
-  EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + fresh.name() + ".job_queue_migrations"), "4");
+  EXPECT_EQ(fresh.Query("SELECT count(*) FROM " + fresh.name() + ".job_queue_migrations"), "5");
 }
 
 // Builds the schema as migration 1 alone left it, recorded at version 1.
@@ -1485,7 +1485,7 @@ TEST_F(PgQueueTest, MigrationTwoKeepsRowsIndexesAndGuards) {
   JQ_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PgQueue> queue,
                           PgQueue::Open(testing::TestDatabaseUrl(), options));
   JQ_ASSERT_OK_AND_ASSIGN(int version, queue->Migrate());
-  EXPECT_EQ(version, 4);
+  EXPECT_EQ(version, 5);
   EXPECT_EQ(fresh.Query(table_file), table_file_before);
   EXPECT_EQ(fresh.Query("SELECT coalesce(pid::text, 'none') FROM " + s +
                         ".job_queue_waiters WHERE worker_id = 'old'"),
@@ -1520,7 +1520,7 @@ TEST_F(PgQueueTest, MigrationTwoKeepsRowsIndexesAndGuards) {
   EXPECT_EQ(leases.back().job_id, added.id);
   EXPECT_THAT(queue->Complete(leases.back()), IsOk());
   JQ_ASSERT_OK_AND_ASSIGN(int again, queue->Migrate());
-  EXPECT_EQ(again, 4);
+  EXPECT_EQ(again, 5);
 }
 
 // A migration that cannot lock the table soon gives up, changes nothing, and works once the
@@ -1549,7 +1549,7 @@ TEST_F(PgQueueTest, MigrationGivesUpOnABusyTable) {
   ASSERT_TRUE(ExecOk(reader, "COMMIT"));
   PQfinish(reader);
   JQ_ASSERT_OK_AND_ASSIGN(int version, queue->Migrate());
-  EXPECT_EQ(version, 4);
+  EXPECT_EQ(version, 5);
 
   options.migrate_lock_timeout = absl::ZeroDuration();
   EXPECT_THAT(PgQueue::Open(testing::TestDatabaseUrl(), options).status(),
@@ -1801,6 +1801,11 @@ TEST_F(PgQueueTest, AnUpToDateMigrateNeedsNoRightsToCreate) {
   JQ_ASSERT_OK_AND_ASSIGN(const int version, queue->Migrate());
   EXPECT_EQ(version, latest);
   EXPECT_THAT(queue->Enqueue(Job("t")).status(), IsOk());
+  // Registering as a waiter recounts the waiters with the migrator's rights.
+  ASSERT_THAT(queue->SetWaiting("w", "default", true), IsOk());
+  EXPECT_EQ(schema_.Query("SELECT last_value FROM " + s + ".job_queue_waiting"), "1");
+  ASSERT_THAT(queue->SetWaiting("w", "default", false), IsOk());
+  EXPECT_EQ(schema_.Query("SELECT last_value FROM " + s + ".job_queue_waiting"), "0");
 }
 
 // Postgres drops a connection sent a message over 1 GB, which read as an outage that every
@@ -1843,6 +1848,35 @@ TEST_F(PgQueueTest, SchemaBehindTheLibrarySaysRunMigrate) {
   schema_.Query(absl::StrCat("ALTER TABLE ", schema_.name(), ".job_queue_waiters DROP COLUMN pid"));
   EXPECT_THAT(queue_->SetWaiting("w", "default", true, 1234),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("jobqueue migrate")));
+  schema_.Query(absl::StrCat("DROP SEQUENCE ", schema_.name(), ".job_queue_waiting"));
+  EXPECT_THAT(queue_->Enqueue(Job("t")).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("jobqueue migrate")));
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "0");
+}
+
+// Workers registering and leaving at once: the count inserts read matches the table after.
+TEST_F(PgQueueTest, TheWaitersCountStaysExactUnderConcurrentRegistrations) {
+  PgOptions options;
+  options.schema = schema_.name();
+  options.pool_size = 4;
+  JQ_ASSERT_OK_AND_ASSIGN(auto queue, PgQueue::Open(testing::TestDatabaseUrl(), options));
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> failures(4);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 60 && failures[t].ok(); ++i) {
+        // Thread t ends waiting with t workers: the last toggles of each id register it.
+        const int worker = i % 4;
+        const bool waiting = i >= 56 ? worker < t : i % 3 != 0;
+        failures[t] = queue->SetWaiting(absl::StrCat("w", t, "-", worker), "default", waiting);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& failure : failures) ASSERT_THAT(failure, IsOk());
+  const std::string s = schema_.name();
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + s + ".job_queue_waiters"), "6");
+  EXPECT_EQ(schema_.Query("SELECT last_value FROM " + s + ".job_queue_waiting"), "6");
 }
 
 TEST_F(PgQueueTest, SchemaVersionOfAMigratedQueue) {
@@ -2061,7 +2095,6 @@ TEST_F(PgQueueTest, RetryFailedSkipsJobsWhoseDedupeKeyIsTaken) {
 TEST_F(PgQueueTest, EnqueueManyOfDuplicatesWakesNobody) {
   PGconn* listener = schema_.Connect();
   PQclear(PQexec(listener, absl::StrCat("LISTEN \"jobqueue_", schema_.name(), "\"").c_str()));
-  ASSERT_THAT(queue_->SetWaiting("idle", "default", true, PQbackendPID(listener)), IsOk());
   // A round trip on the listening connection: notifications committed before it come first.
   auto notifications = [&] {
     PQclear(PQexec(listener, "SELECT 1"));
@@ -2072,6 +2105,13 @@ TEST_F(PgQueueTest, EnqueueManyOfDuplicatesWakesNobody) {
     }
     return count;
   };
+  // Nobody registered as waiting: inserts send nothing.
+  ASSERT_THAT(queue_->Enqueue(Job("sync")).status(), IsOk());
+  ASSERT_THAT(queue_->EnqueueMany({Job("sync")}).status(), IsOk());
+  EXPECT_EQ(notifications(), 0);
+  ASSERT_THAT(queue_->SetWaiting("idle", "default", true, PQbackendPID(listener)), IsOk());
+  ASSERT_THAT(queue_->Enqueue(Job("sync")).status(), IsOk());
+  EXPECT_TRUE(testing::Eventually([&] { return notifications() > 0; }));
   NewJob a = Job("sync");
   a.options.dedupe_key = "a";
   NewJob b = Job("sync");
@@ -2107,6 +2147,9 @@ TEST_F(PgQueueTest, RegisteringAWaiterDropsRowsOfDeadListeners) {
   EXPECT_EQ(schema_.Query("SELECT pid FROM " + waiters + " WHERE worker_id = 'dead'"),
             absl::StrCat(dead_pid));
   EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + waiters), "4");
+  // Inserts read the waiters' count from a sequence the table's trigger keeps.
+  const std::string waiting = "SELECT last_value FROM " + schema_.name() + ".job_queue_waiting";
+  EXPECT_EQ(schema_.Query(waiting), "4");
 
   PQfinish(dead);
   ASSERT_TRUE(testing::Eventually([&] {
@@ -2116,10 +2159,14 @@ TEST_F(PgQueueTest, RegisteringAWaiterDropsRowsOfDeadListeners) {
   ASSERT_THAT(queue_->SetWaiting("new", "default", true, alive_pid), IsOk());
   EXPECT_EQ(schema_.Query("SELECT string_agg(worker_id, ',' ORDER BY worker_id) FROM " + waiters),
             "alive,new,old-recent");
+  EXPECT_EQ(schema_.Query(waiting), "3");
   EXPECT_THAT(queue_->SetWaiting("new", "default", true, -1),
               StatusIs(absl::StatusCode::kInvalidArgument));
   ASSERT_THAT(queue_->SetWaiting("new", "default", false), IsOk());
   EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + waiters), "2");
+  EXPECT_EQ(schema_.Query(waiting), "2");
+  schema_.Query("DELETE FROM " + waiters);
+  EXPECT_EQ(schema_.Query(waiting), "0");
   PQfinish(alive);
 }
 

@@ -57,7 +57,7 @@ expect_in startup "Starting API (env=dev)"
 expect_in startup "Schema: $schema"
 
 http healthz 200 "$base/healthz"
-expect_in healthz '{"status":"ok","schema_version":4}'
+expect_in healthz '{"status":"ok","schema_version":5}'
 
 json=(-H 'Content-Type: application/json')
 http enqueue 201 -X POST "${json[@]}" \

@@ -14,11 +14,11 @@ trap 'sql "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1; rm -rf "$dir"
 cd "$dir"  # no stray .env files
 
 check migrate 0 "$cli" migrate
-expect_in migrate "$schema.job_queue is at schema version 4"
+expect_in migrate "$schema.job_queue is at schema version 5"
 # JOBQUEUE_SCHEMA may come from .env like every other setting.
 mkdir "$dir/envdir" && printf 'JOBQUEUE_SCHEMA=%s\n' "$schema" >"$dir/envdir/.env"
 check dotenv-schema 0 env -u JOBQUEUE_SCHEMA "$cli" migrate --env-dir "$dir/envdir"
-expect_in dotenv-schema "$schema.job_queue is at schema version 4"
+expect_in dotenv-schema "$schema.job_queue is at schema version 5"
 check migrate-again 0 "$cli" migrate
 check migrate-bad-lock-timeout 64 "$cli" migrate --lock-timeout soon
 check migrate-zero-lock-timeout 1 "$cli" migrate --lock-timeout 0s
