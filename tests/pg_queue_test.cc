@@ -444,6 +444,85 @@ TEST_F(PgQueueTest, CompletionSentAgainAfterALostReplyIsMarkedAlreadyCompleted) 
                          ":processing:other"));
 }
 
+// PgOptions::delete_completed: a completion deletes the row, under the same lease fence; a
+// failure or a lost lease leaves the row as without it, and a resend finds the row gone.
+TEST_F(PgQueueTest, DeleteCompletedDeletesOnlyRowsCompletedUnderTheirLease) {
+  const std::vector<int64_t> ids = EnqueueN(4);
+  PgOptions options;
+  options.delete_completed = true;
+  std::unique_ptr<PgQueue> deleting = schema_.OpenQueue(2, options);
+  JQ_ASSERT_OK_AND_ASSIGN(std::vector<Lease> leases, deleting->Claim(Request(3, "w1")));
+  ASSERT_EQ(leases.size(), 3u);
+  auto rows = [&] {
+    return schema_.Query(
+        absl::StrCat("SELECT string_agg(id || ':' || status || ':' || attempts || "
+                     "':' || coalesce(locked_by, '-'), ',' ORDER BY id) FROM ",
+                     schema_.name(), ".job_queue"));
+  };
+
+  EXPECT_THAT(deleting->Complete(leases[0], R"({"ok": 1})"), IsOk());
+  EXPECT_THAT(deleting->Get(ids[0]), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(deleting->Complete(leases[0]), StatusIs(absl::StatusCode::kNotFound));
+  std::vector<PgQueue::Completion> second = {{leases[1], "2"}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::CompleteAndClaimResult claimed,
+                          deleting->CompleteAndClaim(second, Request(1, "w1")));
+  EXPECT_TRUE(claimed.lost_job_ids.empty());
+  ASSERT_EQ(claimed.claimed.size(), 1u);
+  EXPECT_EQ(claimed.claimed[0].job_id, ids[3]);
+  JQ_ASSERT_OK_AND_ASSIGN(FailOutcome failed, deleting->Fail(leases[2], "boom", absl::Hours(1)));
+  EXPECT_TRUE(failed.will_retry);
+  EXPECT_EQ(rows(), absl::StrCat(ids[2], ":pending:1:-,", ids[3], ":processing:1:w1"));
+
+  // Recovered and claimed by another worker: the old lease deletes nothing.
+  const Lease stale = claimed.claimed[0];
+  const Lease current = RecoverAndClaimAgain(stale, "w2");
+  ASSERT_FALSE(HasFailure());
+  EXPECT_THAT(deleting->Complete(stale), StatusIs(kLeaseLostCode, HasSubstr("lease lost")));
+  std::vector<PgQueue::Completion> late = {{stale, "null"}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::CompleteAndClaimResult fenced,
+                          deleting->CompleteAndClaim(late, Request(0, "w1")));
+  EXPECT_THAT(fenced.lost_job_ids, ElementsAre(ids[3]));
+  EXPECT_TRUE(fenced.already_completed_job_ids.empty());
+  EXPECT_EQ(rows(), absl::StrCat(ids[2], ":pending:1:-,", ids[3], ":processing:2:w2"));
+
+  std::vector<PgQueue::Completion> done = {{current, "null"}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::CompleteAndClaimResult deleted,
+                          deleting->CompleteAndClaim(done, Request(0, "w2")));
+  EXPECT_TRUE(deleted.lost_job_ids.empty());
+  // Sent again after a lost reply: the row is gone, so the job is done.
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::CompleteAndClaimResult resent,
+                          deleting->CompleteAndClaim(done, Request(0, "w2")));
+  EXPECT_THAT(resent.lost_job_ids, ElementsAre(ids[3]));
+  EXPECT_THAT(resent.already_completed_job_ids, ElementsAre(ids[3]));
+  EXPECT_EQ(rows(), absl::StrCat(ids[2], ":pending:1:-"));
+}
+
+// In short-job mode too: the settle deletes the completed rows and writes the others as usual.
+TEST_F(PgQueueTest, DeleteCompletedHeldBatchDeletesItsCompletedRows) {
+  const std::vector<int64_t> ids = EnqueueN(4);
+  PgOptions options;
+  options.delete_completed = true;
+  std::unique_ptr<PgQueue> deleting = schema_.OpenQueue(2, options);
+  JQ_ASSERT_OK_AND_ASSIGN(auto batch, deleting->ClaimHeld(Request(4, "w1")));
+  ASSERT_EQ(batch->leases().size(), 4u);
+  std::vector<PgQueue::HeldBatch::Outcome> outcomes = {
+      {ids[0], true, R"({"ok": 1})"}, {ids[1], false, "boom"}, {ids[2], true, "null"}};
+  const int64_t keep = ids[3];
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::HeldBatch::Settled settled,
+                          batch->Settle(outcomes, absl::MakeConstSpan(&keep, 1)));
+  EXPECT_EQ(settled.completed, 2);
+  ASSERT_EQ(settled.failed.size(), 1u);
+  EXPECT_TRUE(settled.failed[0].second.will_retry);
+  EXPECT_EQ(settled.failed[0].second.attempts, 1);
+  ASSERT_EQ(settled.kept.size(), 1u);
+  EXPECT_EQ(schema_.Query(absl::StrCat("SELECT string_agg(id || ':' || status || ':' || attempts, "
+                                       "',' ORDER BY id) FROM ",
+                                       schema_.name(), ".job_queue")),
+            absl::StrCat(ids[1], ":pending:1,", ids[3], ":processing:1"));
+  EXPECT_THAT(deleting->Complete(settled.kept[0]), IsOk());
+  EXPECT_EQ(schema_.Query("SELECT count(*) FROM " + schema_.name() + ".job_queue"), "1");
+}
+
 // A held batch whose worker goes quiet without closing its socket (a lost host or network)
 // is ended by the server after held_batch_idle_timeout: its jobs can be claimed again.
 TEST_F(PgQueueTest, AHeldBatchLeftIdleIsEndedByTheServer) {
@@ -1743,6 +1822,33 @@ TEST_F(PgQueueTest, TheLongestSchemaNameWorksThroughoutAndALongerOneIsRefused) {
   EXPECT_THAT(queue->RecoverStale(RecoverOptions{}).status(), IsOk());
   EXPECT_THAT(queue->RetryFailed().status(), IsOk());
   EXPECT_THAT(queue->SetWaiting("idle", "default", false), IsOk());
+
+  // The statements of delete_completed too.
+  options.delete_completed = true;
+  JQ_ASSERT_OK_AND_ASSIGN(auto deleting, PgQueue::Open(testing::TestDatabaseUrl(), options));
+  ASSERT_THAT(deleting->EnqueueMany({Job("d"), Job("d"), Job("d")}).status(), IsOk());
+  ClaimRequest d = Request(1);
+  d.job_types = {"d"};
+  JQ_ASSERT_OK_AND_ASSIGN(claimed, deleting->Claim(d));
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_THAT(deleting->Complete(claimed[0]), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(claimed, deleting->Claim(d));
+  ASSERT_EQ(claimed.size(), 1u);
+  const PgQueue::Completion done[] = {{claimed[0], "null"}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::CompleteAndClaimResult next,
+                          deleting->CompleteAndClaim(done, d));
+  EXPECT_TRUE(next.lost_job_ids.empty());
+  ASSERT_EQ(next.claimed.size(), 1u);
+  ASSERT_THAT(deleting->Release(next.claimed[0]), IsOk());
+  JQ_ASSERT_OK_AND_ASSIGN(auto batch, deleting->ClaimHeld(d));
+  ASSERT_EQ(batch->leases().size(), 1u);
+  const std::vector<PgQueue::HeldBatch::Outcome> outcomes = {
+      {batch->leases()[0].job_id, true, "null"}};
+  JQ_ASSERT_OK_AND_ASSIGN(PgQueue::HeldBatch::Settled settled, batch->Settle(outcomes, {}));
+  EXPECT_EQ(settled.completed, 1);
+  EXPECT_EQ(
+      schema_.Query("SELECT count(*) FROM " + longest.name + ".job_queue WHERE job_type = 'd'"),
+      "0");
 }
 
 // A running process prepares its statements again each time operator DDL changes a result

@@ -178,7 +178,9 @@ class WorkerTest : public ::testing::Test {
   // A handler fails while the table is away (renamed): the failure is written once it is
   // back, and the retries meanwhile back off. batch_size as WorkerOptions.
   void FailDuringAnOutage(int batch_size);
-  void DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget = absl::ZeroDuration());
+  // With delete_completed, on a queue that deletes completed rows: the table ends empty.
+  void DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget = absl::ZeroDuration(),
+                        bool delete_completed = false);
   void UnstorableResultFailsOnlyItsJob(absl::Duration transaction_budget, std::string bad_result);
   // A handler for `type` that sets `started`, sleeps `duration` and returns `result`.
   static void RegisterSleeper(Worker& worker, const std::string& type, absl::Duration duration,
@@ -792,7 +794,8 @@ TEST_F(WorkerTest, AFailureDuringAnOutageIsWrittenAfterIt) { FailDuringAnOutage(
 // meets the outage. They back off like claims.
 TEST_F(WorkerTest, AFullWorkerBacksOffRetryingAFailureThroughAnOutage) { FailDuringAnOutage(1); }
 
-void WorkerTest::DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget) {
+void WorkerTest::DrainExactlyOnce(int dispatchers, absl::Duration transaction_budget,
+                                  bool delete_completed) {
   constexpr int kJobs = 5000;
   std::vector<NewJob> jobs;
   for (int i = 0; i < kJobs; ++i) jobs.push_back(MakeJob("count", absl::StrCat(i)));
@@ -801,7 +804,11 @@ void WorkerTest::DrainExactlyOnce(int dispatchers, absl::Duration transaction_bu
   options.batch_size = 64;
   options.dispatchers = dispatchers;
   options.transaction_budget = transaction_budget;
-  JQ_ASSERT_OK_AND_ASSIGN(auto worker, Worker::Create(queue_.get(), options));
+  PgOptions deleting;
+  deleting.delete_completed = true;
+  std::unique_ptr<PgQueue> queue = delete_completed ? schema_.OpenQueue(4, deleting) : nullptr;
+  JQ_ASSERT_OK_AND_ASSIGN(auto worker,
+                          Worker::Create(delete_completed ? queue.get() : queue_.get(), options));
   absl::Mutex mu;
   absl::flat_hash_map<int64_t, int> runs;
   ASSERT_THAT(worker->Register("count",
@@ -811,15 +818,26 @@ void WorkerTest::DrainExactlyOnce(int dispatchers, absl::Duration transaction_bu
                                  return std::string("null");
                                }),
               IsOk());
-  RunUntil(*worker, [&] { return CountWhere("status = 'completed'") == kJobs; });
+  RunUntil(*worker, [&] {
+    return delete_completed ? CountWhere("true") == 0 : CountWhere("status = 'completed'") == kJobs;
+  });
   EXPECT_EQ(runs.size(), static_cast<size_t>(kJobs));
   for (const auto& [id, n] : runs) EXPECT_EQ(n, 1) << "job " << id;
   EXPECT_EQ(worker->stats().completed, kJobs);
+  EXPECT_EQ(worker->stats().lost, 0);
 }
 
 TEST_F(WorkerTest, ManyThreadsCompleteEachJobExactlyOnce) { DrainExactlyOnce(1); }
 
 TEST_F(WorkerTest, ParallelDispatchersCompleteEachJobExactlyOnce) { DrainExactlyOnce(3); }
+
+TEST_F(WorkerTest, DeletingCompletedRowsCompletesEachJobExactlyOnce) {
+  DrainExactlyOnce(2, absl::ZeroDuration(), /*delete_completed=*/true);
+}
+
+TEST_F(WorkerTest, HeldBatchesDeletingCompletedRowsCompleteEachJobExactlyOnce) {
+  DrainExactlyOnce(2, absl::Seconds(1), /*delete_completed=*/true);
+}
 
 TEST_F(WorkerTest, HeldBatchesCompleteEachJobExactlyOnce) {
   DrainExactlyOnce(2, absl::Seconds(1));

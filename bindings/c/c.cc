@@ -550,6 +550,10 @@ void jq_pg_options_set_held_batch_idle_timeout_ms(jq_pg_options_t* options, int6
   if (options != nullptr) options->options.held_batch_idle_timeout = absl::Milliseconds(ms);
 }
 
+void jq_pg_options_set_delete_completed(jq_pg_options_t* options, int delete_completed) {
+  if (options != nullptr) options->options.delete_completed = delete_completed != 0;
+}
+
 void jq_pg_options_set_retry(jq_pg_options_t* options, int64_t base_delay_ms, double multiplier,
                              int64_t max_delay_ms, double jitter) {
   if (options == nullptr) return;

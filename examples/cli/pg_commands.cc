@@ -216,12 +216,13 @@ constexpr char kWorkHelp[] =
     "                     [--poll-interval S] [--transaction-budget DURATION] [--schema S]\n"
     "                     [--heartbeat-interval D (30s)] [--stale-after D (30m)]\n"
     "                     [--completed-older-than D (168h)] [--failed-older-than D (720h)]\n"
-    "                     [--no-maintenance]\n"
+    "                     [--no-maintenance] [--delete-completed]\n"
     "  Runs a worker with a built-in handler: noop, echo (result = payload), fail[:message],\n"
     "  sleep:MS. SIGTERM/SIGINT stop it gracefully; a second one (a second or more later)\n"
     "  releases running jobs at once. Prints its counts when it stops.\n"
     "  --transaction-budget (e.g. 200ms): short-job mode, one row write per job that finishes\n"
     "  within the budget (see docs/postgres.md).\n"
+    "  --delete-completed: a completed job's row is deleted, not kept as 'completed'.\n"
     "  Beside the worker run the stale-lock reaper (every minute: jobs without a heartbeat for\n"
     "  --stale-after go back to pending) and retention (hourly: finished jobs past their age are\n"
     "  deleted). With many workers one acts per sweep. --no-maintenance leaves both to others.\n";
@@ -239,7 +240,7 @@ int RunWork(const std::vector<std::string>& argv) {
                {"types", "handler", "queue", "concurrency", "batch", "dispatchers",
                 "exit-when-idle", "name", "poll-interval", "transaction-budget",
                 "heartbeat-interval", "stale-after", "completed-older-than", "failed-older-than"},
-               {"no-maintenance"});
+               {"no-maintenance", "delete-completed"});
   if (!args.ok()) return Usage("work", args.status().message());
   if (args->Has("help")) return std::fputs(kWorkHelp, stdout), 0;
   absl::StatusOr<std::string> types = args->Require("types");
@@ -294,7 +295,9 @@ int RunWork(const std::vector<std::string>& argv) {
   };
   if (absl::Status s = parse(); !s.ok()) return Usage("work", s.message());
   // The reaper and the cleaner take a connection each while they run.
-  SessionOr session = Open(*args, options.dispatchers + (maintenance.enabled ? 4 : 2));
+  PgOptions pg;
+  pg.delete_completed = args->Has("delete-completed");
+  SessionOr session = Open(*args, options.dispatchers + (maintenance.enabled ? 4 : 2), pg);
   if (!session.ok()) return session.Fail("work");
   options.environment = std::string(EnvironmentName(session->config.environment()));
   options.poll_interval = session->config.poll_interval();

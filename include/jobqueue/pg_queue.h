@@ -64,6 +64,11 @@ struct PgOptions {
   // network went away, which closes no socket, is pending again then rather than when TCP
   // gives up (hours). Above the worker's budget (at most 10 s); 1s..1h. Default 60 s.
   absl::Duration held_batch_idle_timeout = absl::Seconds(60);
+  // Completions delete the job's row instead of marking it `completed` (as graphile-worker
+  // does, or BullMQ's removeOnComplete): no new row version and no index entries to write per
+  // completed job, but no result, `completed` count or Get() afterwards. Failed and cancelled
+  // jobs stay until retention. Default false.
+  bool delete_completed = false;
 
   absl::Status Validate() const;
 };

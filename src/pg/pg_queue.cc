@@ -718,8 +718,11 @@ absl::StatusOr<PgQueue::CompleteAndClaimResult> PgQueue::CompleteAndClaim(
   params.push_back(internal::PgTextArray(results));
   params.push_back(internal::PgInt64Array(claimed_at));
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  JQ_ASSIGN_OR_RETURN(PgResult result,
-                      conn->Run(SqlFor(options_.schema).complete_and_claim, params));
+  JQ_ASSIGN_OR_RETURN(
+      PgResult result,
+      conn->Run(options_.delete_completed ? SqlFor(options_.schema).complete_and_claim_delete
+                                          : SqlFor(options_.schema).complete_and_claim,
+                params));
   CompleteAndClaimResult out;
   int claimed_end = 0;
   while (claimed_end < result.rows() && result.Get(claimed_end, 0) == "c") ++claimed_end;
@@ -822,7 +825,9 @@ absl::StatusOr<PgQueue::HeldBatch::Settled> PgQueue::HeldBatch::Settle(
   }
   for (int64_t id : keep) add(id, "k", "", 0);
   PgConnection& c = *conn->handle;
-  const internal::PgStatement& settle = SqlFor(queue_->options_.schema).settle_held;
+  const internal::PgStatement& settle = queue_->options_.delete_completed
+                                            ? SqlFor(queue_->options_.schema).settle_held_delete
+                                            : SqlFor(queue_->options_.schema).settle_held;
   auto run = [&](const std::vector<int64_t>& run_ids, const std::vector<std::string>& run_kinds,
                  const std::vector<std::string>& run_bodies,
                  const std::vector<int64_t>& run_delays) {
@@ -995,10 +1000,12 @@ absl::Status PgQueue::Complete(const Lease& lease, absl::string_view result_json
   const QueueSql& sql = SqlFor(options_.schema);
   JQ_ASSIGN_OR_RETURN(PgPool::Handle conn, ForJob(pool_->Acquire(), "complete", lease.job_id));
   PgParams params = FenceParams(lease);
-  params.push_back(result);
+  if (!options_.delete_completed) params.push_back(result);
   params.push_back(ClaimedAt(lease));
-  JQ_ASSIGN_OR_RETURN(PgResult done,
-                      ForJob(conn->Run(sql.complete, params), "complete", lease.job_id));
+  JQ_ASSIGN_OR_RETURN(
+      PgResult done,
+      ForJob(conn->Run(options_.delete_completed ? sql.complete_delete : sql.complete, params),
+             "complete", lease.job_id));
   if (done.rows() == 1) return absl::OkStatus();
   return LeaseLost(*conn, sql, lease, "complete");
 }

@@ -415,33 +415,52 @@ SELECT id, true, NULL::bigint, )sql",
   // Completes the finished batch and claims the next in one statement: one round trip and
   // one commit per batch instead of two. A completion not written is 'l' (lease lost),
   // or 'd' when this very lease had already completed the job (a resend after a lost reply).
-  complete_and_claim =
-      stmt("complete_and_claim", absl::StrCat(R"sql(
+  // `done` writes the finished batch's completions; `finished` tells, for a completion not
+  // written, whether this very lease had already finished the job.
+  auto complete_and_claim_with = [&](absl::string_view name, absl::string_view done,
+                                     absl::string_view finished) {
+    return stmt(name, absl::StrCat(R"sql(
 WITH input AS (
   SELECT * FROM unnest($5::bigint[], $6::int[], $7::jsonb[], $8::bigint[])
            AS d(id, attempt, result, claimed_at_us)),
-done AS (
+done AS ()sql",
+                                   done, R"sql(
+  RETURNING j.id),
+next AS ()sql",
+                                   claim_next, "),\nclaimed AS (", kClaimUpdate, " RETURNING ",
+                                   kClaimReturning, R"sql()
+SELECT 'c', * FROM claimed
+UNION ALL
+SELECT CASE WHEN )sql",
+                                   finished, R"sql( THEN 'd' ELSE 'l' END,
+       input.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM input WHERE input.id NOT IN (SELECT id FROM done))sql"));
+  };
+
+  // Completes the finished batch and claims the next in one statement: one round trip and
+  // one commit per batch instead of two. A completion not written is 'l' (lease lost),
+  // or 'd' when this very lease had already completed the job (a resend after a lost reply).
+  complete_and_claim = complete_and_claim_with("complete_and_claim",
+                                               absl::StrCat(R"sql(
   UPDATE {s}.job_queue j
      SET status = 'completed', result = l.result, finished_at = now(), updated_at = now(),
          heartbeat_at = NULL
     FROM input l
    WHERE )sql",
-                                              LeaseFence("input"), R"sql(
-  RETURNING j.id),
-next AS ()sql",
-                                              claim_next, "),\nclaimed AS (", kClaimUpdate,
-                                              " RETURNING ", kClaimReturning,
-                                              R"sql()
-SELECT 'c', * FROM claimed
-UNION ALL
-SELECT CASE WHEN (
+                                                            LeaseFence("input")),
+                                               R"sql((
          SELECT true FROM {s}.job_queue j
           WHERE j.id = input.id AND (j.status = 'completed') IS TRUE
             AND j.attempts = input.attempt AND j.locked_by = $1
-            AND (extract(epoch FROM j.locked_at) * 1000000)::bigint = input.claimed_at_us)
-       THEN 'd' ELSE 'l' END,
-       input.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-  FROM input WHERE input.id NOT IN (SELECT id FROM done))sql"));
+            AND (extract(epoch FROM j.locked_at) * 1000000)::bigint = input.claimed_at_us))sql");
+
+  // The same with completed rows deleted (PgOptions::delete_completed): no new row version and
+  // no index entries per completion. A completion not written finds its row gone when it had
+  // already been done (by this lease, or by another after a recovery: either way, done).
+  complete_and_claim_delete = complete_and_claim_with(
+      "complete_claim_del",
+      absl::StrCat("\n  DELETE FROM {s}.job_queue j USING input l\n   WHERE ", LeaseFence("input")),
+      "NOT EXISTS (SELECT FROM {s}.job_queue j WHERE j.id = input.id)");
 
   // Short-job batches: rows stay pending, held by this transaction's row locks. Columns as
   // kClaimReturning, with the attempt the settle will record and no claim time yet.
@@ -454,10 +473,12 @@ SELECT CASE WHEN (
   // One row write per held job, in the claiming transaction: 'c' completes, 'f' fails (retry
   // or give up), 'k' keeps it as an ordinary processing lease. Times are the statement's, not
   // the transaction's (which began at the claim).
-  settle_held = stmt("settle_held", R"sql(
+  const std::string settle_input = R"sql(
 WITH d AS (
   SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[])
-           AS d(id, kind, body, delay_us))
+           AS d(id, kind, body, delay_us)))sql";
+  // {only}: which of the batch's rows this UPDATE writes.
+  const std::string settle_update = R"sql(
 UPDATE {s}.job_queue j
    SET status = CASE WHEN d.kind = 'c' THEN 'completed'
                      WHEN d.kind = 'k' THEN 'processing'
@@ -478,9 +499,30 @@ UPDATE {s}.job_queue j
                           THEN statement_timestamp() END,
        updated_at = statement_timestamp()
   FROM d
- WHERE j.id = ANY (ARRAY(SELECT id FROM d)) AND j.id = d.id AND (j.status = 'pending') IS TRUE
-RETURNING j.id, j.status, (extract(epoch FROM j.locked_at) * 1000000)::bigint,
-          (extract(epoch FROM j.run_at) * 1000000)::bigint, j.attempts)sql");
+ WHERE j.id = ANY (ARRAY(SELECT id FROM d{only})) AND j.id = d.id AND (j.status = 'pending') IS TRUE
+RETURNING j.id, j.status::text, (extract(epoch FROM j.locked_at) * 1000000)::bigint,
+          (extract(epoch FROM j.run_at) * 1000000)::bigint, j.attempts::int)sql";
+
+  // One row write per held job, in the claiming transaction: 'c' completes, 'f' fails (retry
+  // or give up), 'k' keeps it as an ordinary processing lease. Times are the statement's, not
+  // the transaction's (which began at the claim).
+  settle_held =
+      stmt("settle_held",
+           absl::StrCat(settle_input, "\n", absl::StrReplaceAll(settle_update, {{"{only}", ""}})));
+
+  // The same with completed rows deleted (PgOptions::delete_completed). Columns as above.
+  settle_held_delete =
+      stmt("settle_held_del",
+           absl::StrCat(settle_input, R"sql(,
+gone AS (
+  DELETE FROM {s}.job_queue j USING d
+   WHERE j.id = ANY (ARRAY(SELECT id FROM d WHERE kind = 'c')) AND j.id = d.id
+     AND (j.status = 'pending') IS TRUE
+  RETURNING j.id, 'completed'::text, 0::bigint, (extract(epoch FROM j.run_at) * 1000000)::bigint,
+            j.attempts + 1),
+kept AS ()sql",
+                        absl::StrReplaceAll(settle_update, {{"{only}", " WHERE kind <> 'c'"}}),
+                        ")\nSELECT * FROM gone UNION ALL SELECT * FROM kept"));
 
   // A held batch whose settle was refused, locked again to settle row by row: the rows still
   // pending, with their attempts (a row another worker ran meanwhile is not the same claim).
@@ -495,6 +537,12 @@ UPDATE {s}.job_queue
        heartbeat_at = NULL
  WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND (status = 'processing') IS TRUE
    AND (extract(epoch FROM locked_at) * 1000000)::bigint = $5
+RETURNING id)sql");
+
+  complete_delete = stmt("complete_del", R"sql(
+DELETE FROM {s}.job_queue
+ WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND (status = 'processing') IS TRUE
+   AND (extract(epoch FROM locked_at) * 1000000)::bigint = $4
 RETURNING id)sql");
 
   fail = stmt("fail", R"sql(

@@ -46,10 +46,13 @@ struct QueueSql {
   std::string BulkEnqueueScript(size_t jobs, size_t copies) const;
   PgStatement claim;
   PgStatement complete_and_claim;
+  PgStatement complete_and_claim_delete;
   PgStatement claim_held;
   PgStatement settle_held;
+  PgStatement settle_held_delete;
   PgStatement relock_held;
   PgStatement complete;
+  PgStatement complete_delete;
   PgStatement fail;
   PgStatement release_many;
   PgStatement release_orphans;

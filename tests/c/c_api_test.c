@@ -1608,6 +1608,30 @@ static void CleanUp(void) {
   }
 }
 
+static void TestDeleteCompleted(void) {
+  StartPhase("pg: delete completed");
+  jq_pg_options_t* pg = jq_pg_options_create();
+  jq_pg_options_set_schema(pg, schema);
+  jq_pg_options_set_delete_completed(pg, 1);
+  jq_pg_queue_t* queue = NULL;
+  CHECK_OK(jq_pg_queue_open(Env("DATABASE_URL"), pg, &queue, OK_ERR));
+  jq_pg_options_destroy(pg);
+  if (queue == NULL) return;
+  int64_t id = 0;
+  CHECK_OK(jq_pg_enqueue(queue, "c_delete", NULL, NULL, &id, NULL, OK_ERR));
+  size_t count = 0;
+  jq_pg_lease_t** leases = Claim(queue, "c_delete", 1, &count);
+  CHECK(count == 1);
+  if (count == 1) {
+    CHECK_OK(jq_pg_complete(queue, leases[0], "{\"ok\": true}", OK_ERR));
+    jq_pg_job_t* job = NULL;
+    CHECK_ERR(JQ_NOT_FOUND, "", jq_pg_get(queue, id, &job, OK_ERR));
+    CHECK(job == NULL);
+  }
+  jq_pg_leases_free(leases, count);
+  jq_pg_queue_close(queue);
+}
+
 int main(void) {
   snprintf(schema, sizeof(schema), "c_api_%d", (int)getpid());
   snprintf(bull_name, sizeof(bull_name), "c_api_%d", (int)getpid());
@@ -1637,6 +1661,7 @@ int main(void) {
     TestLeases(queue);
     TestWorker(queue);
     TestStopNow(queue);
+    TestDeleteCompleted();
     jq_pg_queue_close(queue);
   }
   TestBull();

@@ -90,6 +90,13 @@ check work-short 0 "$cli" work --types short --handler echo --concurrency 4 --ba
 expect_in work-short "completed 300"
 short_done=$(sql "SELECT count(*) FROM $schema.job_queue WHERE job_type = 'short' AND status = 'completed' AND attempts = 1 AND result = payload")
 [ "$short_done" = 300 ] || { echo "FAIL short-job mode completed $short_done of 300"; fails=$((fails+1)); }
+# --delete-completed: completed jobs leave no row.
+check enqueue-deleted 0 "$cli" enqueue --type deleted --payload '{}' --count 200
+check work-deleted 0 "$cli" work --types deleted --handler noop --batch 50 --delete-completed \
+  --exit-when-idle 0.5
+expect_in work-deleted "completed 200"
+deleted_left=$(sql "SELECT count(*) FROM $schema.job_queue WHERE job_type = 'deleted'")
+[ "$deleted_left" = 0 ] || { echo "FAIL --delete-completed left $deleted_left rows"; fails=$((fails+1)); }
 check work-bad-budget 64 "$cli" work --types short --handler noop --transaction-budget 1h
 expect_in work-bad-budget "transaction budget"
 check work-bad-handler 64 "$cli" work --types bulk --handler explode

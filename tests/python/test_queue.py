@@ -230,6 +230,21 @@ def test_pool_options(database_url, schema, sql):
             jobqueue.PgQueue(database_url, schema=schema, **kwargs)
 
 
+def test_delete_completed(database_url, schema, sql):
+    with jobqueue.PgQueue(database_url, schema=schema, delete_completed=True) as q:
+        q.migrate()
+        done, failing = q.enqueue("t").id, q.enqueue("t").id
+        first, second = q.claim("t", limit=2)
+        first.complete({"ok": True})
+        second.fail("boom")
+        with pytest.raises(jobqueue.NotFoundError):
+            q.get(done)
+        assert q.get(failing).status == "pending"
+        assert sql(f"SELECT count(*) FROM {schema}.job_queue") == "1"
+    with pytest.raises(TypeError, match="delete_completed"):
+        jobqueue.PgQueue(database_url, schema=schema, delete_completed="yes")
+
+
 def test_lease_outlives_closed_queue(database_url, schema):
     q = jobqueue.PgQueue(database_url, schema=schema)
     q.migrate()

@@ -351,7 +351,7 @@ that waits on the server releases the GIL. See docs/python.md.)doc")
                   const Loose<double>& retry_multiplier, const py::object& retry_max_delay,
                   const Loose<double>& retry_jitter, const Loose<int>& connections_at_open,
                   const Loose<int>& max_enqueue_statements, const py::object& migrate_lock_timeout,
-                  const py::object& held_batch_idle_timeout) {
+                  const py::object& held_batch_idle_timeout, const Loose<bool>& delete_completed) {
                  // Every argument is checked before the URL is used (a wrong type: TypeError).
                  PgOptions options;
                  options.schema = schema.Get("schema");
@@ -363,6 +363,7 @@ that waits on the server releases the GIL. See docs/python.md.)doc")
                      ToDuration(migrate_lock_timeout, "migrate_lock_timeout");
                  options.held_batch_idle_timeout =
                      ToDuration(held_batch_idle_timeout, "held_batch_idle_timeout");
+                 options.delete_completed = delete_completed.Get("delete_completed");
                  options.connect_timeout = ToDuration(connect_timeout, "connect_timeout");
                  options.application_name = application_name.Get("application_name");
                  options.retry.base_delay = ToDuration(retry_base_delay, "retry_base_delay");
@@ -380,7 +381,8 @@ that waits on the server releases the GIL. See docs/python.md.)doc")
            py::arg("retry_base_delay") = 1.0, py::arg("retry_multiplier") = 2.0,
            py::arg("retry_max_delay") = 3600.0, py::arg("retry_jitter") = 0.2,
            py::arg("connections_at_open") = 1, py::arg("max_enqueue_statements") = 2,
-           py::arg("migrate_lock_timeout") = 5.0, py::arg("held_batch_idle_timeout") = 60.0)
+           py::arg("migrate_lock_timeout") = 5.0, py::arg("held_batch_idle_timeout") = 60.0,
+           py::arg("delete_completed") = false)
       .def_property_readonly("schema",
                              [](const QueueHandle& h) { return h.Get()->options().schema; })
       .def_property_readonly(

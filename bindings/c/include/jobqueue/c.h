@@ -180,6 +180,9 @@ JQ_EXPORT void jq_pg_options_set_migrate_lock_timeout_ms(jq_pg_options_t* option
 /* Short-job mode: the server ends a held batch's session idle this long, so a vanished worker's
  * batch is pending again then. 1000..3600000. Default 60000. */
 JQ_EXPORT void jq_pg_options_set_held_batch_idle_timeout_ms(jq_pg_options_t* options, int64_t ms);
+/* Nonzero: completing a job deletes its row instead of keeping it as 'completed' (no result,
+ * count or jq_pg_queue_get afterwards). Default 0. */
+JQ_EXPORT void jq_pg_options_set_delete_completed(jq_pg_options_t* options, int delete_completed);
 /* Backoff of failed attempts: base delay (default 1000 ms), multiplier (2), cap (1 h), jitter
  * (0.2). */
 JQ_EXPORT void jq_pg_options_set_retry(jq_pg_options_t* options, int64_t base_delay_ms,
