@@ -48,15 +48,16 @@ struct Flags {
   int concurrency = 8;
   int batch = 1000;
   int dispatchers = 2;
-  int budget_ms = 0;             // WorkerOptions::transaction_budget; 0 = off
-  int send_seconds = 0;          // send/send-8 run this long instead of --seq-jobs per thread
-  int send_threads = 8;          // the threads of send-8 and send-paired-8
-  int enqueue_statements = -1;   // PgOptions::max_enqueue_statements; -1 = the default
-  int backlog = 0;               // insert/insert-2: pending jobs in the table before timing
-  int held = 0;                  // work: jobs of another queue left processing by another worker
-  bool batch_times = false;      // insert/insert-2: each batch's milliseconds to stderr
-  bool paired_ours_raw = false;  // send-paired: the raw blocks run our own statement by libpq
-  bool warm = false;             // insert/insert-2: the same pass untimed first, then TRUNCATE
+  int budget_ms = 0;              // WorkerOptions::transaction_budget; 0 = off
+  bool delete_completed = false;  // PgOptions::delete_completed
+  int send_seconds = 0;           // send/send-8 run this long instead of --seq-jobs per thread
+  int send_threads = 8;           // the threads of send-8 and send-paired-8
+  int enqueue_statements = -1;    // PgOptions::max_enqueue_statements; -1 = the default
+  int backlog = 0;                // insert/insert-2: pending jobs in the table before timing
+  int held = 0;                   // work: jobs of another queue left processing by another worker
+  bool batch_times = false;       // insert/insert-2: each batch's milliseconds to stderr
+  bool paired_ours_raw = false;   // send-paired: the raw blocks run our own statement by libpq
+  bool warm = false;              // insert/insert-2: the same pass untimed first, then TRUNCATE
   std::string only;
 };
 
@@ -120,7 +121,8 @@ END $$)sql");
 }
 
 // A fresh, migrated schema and a queue on it.
-std::unique_ptr<PgQueue> FreshQueue(int pool_size, int enqueue_statements = -1) {
+std::unique_ptr<PgQueue> FreshQueue(int pool_size, int enqueue_statements = -1,
+                                    bool delete_completed = false) {
   Sql(absl::StrCat("DROP SCHEMA IF EXISTS ", kSchema, " CASCADE"));
   jobqueue::PgOptions options;
   options.schema = kSchema;
@@ -128,6 +130,7 @@ std::unique_ptr<PgQueue> FreshQueue(int pool_size, int enqueue_statements = -1) 
   // Timing starts with the pool open, as a running service's is (the peers open theirs first).
   options.connections_at_open = pool_size;
   if (enqueue_statements >= 0) options.max_enqueue_statements = enqueue_statements;
+  options.delete_completed = delete_completed;
   auto queue = PgQueue::Open(jobqueue::Secret::Url(DatabaseUrl()), options);
   if (!queue.ok()) Die(queue.status().ToString());
   if (auto v = (*queue)->Migrate(); !v.ok()) Die(v.status().ToString());
@@ -379,7 +382,7 @@ jobqueue::WorkerOptions BenchWorkerOptions(const Flags& flags) {
 }
 
 void MeasureWork(const Flags& flags) {
-  auto queue = FreshQueue(flags.dispatchers + 2);
+  auto queue = FreshQueue(flags.dispatchers + 2, -1, flags.delete_completed);
   Preload(*queue, flags.jobs);
   HoldElsewhere(*queue, flags.held);
   auto worker = jobqueue::Worker::Create(queue.get(), BenchWorkerOptions(flags));
@@ -398,7 +401,8 @@ void MeasureWork(const Flags& flags) {
   Emit(absl::StrCat(
            "work concurrency=", flags.concurrency, " batch=", flags.batch,
            " dispatchers=", flags.dispatchers,
-           flags.budget_ms > 0 ? absl::StrCat(" transaction_budget=", flags.budget_ms, "ms") : ""),
+           flags.budget_ms > 0 ? absl::StrCat(" transaction_budget=", flags.budget_ms, "ms") : "",
+           flags.delete_completed ? " delete_completed" : ""),
        flags.jobs, seconds, absl::StrCat(",\"claims\":", (*worker)->stats().claims));
 }
 
@@ -484,6 +488,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.batch = value();
     else if (arg == "--dispatchers")
       flags.dispatchers = value();
+    else if (arg == "--delete-completed")
+      flags.delete_completed = true;
     else if (arg == "--transaction-budget-ms")
       flags.budget_ms = value();
     else if (arg == "--send-seconds")
