@@ -250,6 +250,13 @@ class BullQueues {
 
 void AddRoutes(httplib::Server& server, PgQueue& queue, BullQueues& bull) {
   server.set_pre_routing_handler(CheckBodyFraming);
+  // A client that asks before sending its body (curl does for large and chunked ones) hears
+  // the refusal instead of 100 Continue; told to go on, it could still be sending when the
+  // refusal closes the connection, and see a reset instead of the reply.
+  server.set_expect_100_continue_handler([](const httplib::Request& req, httplib::Response& res) {
+    return CheckBodyFraming(req, res) == httplib::Server::HandlerResponse::Handled ? res.status
+                                                                                   : 100;
+  });
   server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
     absl::StatusOr<int> version = queue.SchemaVersion();
     if (!version.ok()) {
