@@ -9,8 +9,10 @@
 //                          201 {"id":N,"inserted":true}; 200 with the live job's id when the
 //                          dedupe key is taken; 400 for bad input, 415 for another content
 //                          type or a Content-Encoding, 411 for a body without Content-Length
-//                          (chunked), 400 for a Content-Length that is not one number, with
-//                          nothing written. Every connection serves one request.
+//                          (chunked), 413 over 1 MiB, 400 for a Content-Length that is not
+//                          one number, with nothing written; a client that sends Expect:
+//                          100-continue hears these before it sends the body. Every
+//                          connection serves one request.
 //   GET  /jobs/ID          the job's row as JSON; 404 when there is none
 //   GET  /stats            counts by queue, type and status
 //   POST /bull/QUEUE/NAME  adds a BullMQ job on Redis (body: its data, application/json; URL
@@ -30,6 +32,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -60,6 +63,7 @@ namespace jobqueue {
 namespace {
 
 constexpr int kHttpThreads = 32;
+constexpr uint64_t kMaxBodyBytes = 1 << 20;
 
 std::atomic<bool> g_stop{false};
 extern "C" void OnStopSignal(int) { g_stop.store(true); }
@@ -141,6 +145,10 @@ httplib::Server::HandlerResponse CheckBodyFraming(const httplib::Request& req,
                        std::all_of(length.begin(), length.end(), absl::ascii_isdigit);
   if (lengths > 1 || (lengths == 1 && !decimal)) {
     return refuse(400, "Content-Length must be one decimal number");
+  }
+  uint64_t body_bytes = 0;
+  if (decimal && absl::SimpleAtoi(length, &body_bytes) && body_bytes > kMaxBodyBytes) {
+    return refuse(413, "the body is over 1 MiB");  // before a 100 Continue, not after
   }
   const std::string encoding = req.get_header_value("Content-Encoding");
   if (!encoding.empty() && !absl::EqualsIgnoreCase(encoding, "identity")) {
@@ -365,7 +373,7 @@ int Run() {
   }
 
   httplib::Server server;
-  server.set_payload_max_length(1 << 20);
+  server.set_payload_max_length(kMaxBodyBytes);
   // A connection holds a thread while it trickles in its headers (httplib has no deadline for
   // the whole request): more threads than httplib's 8, and short idle keep-alives.
   server.new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };

@@ -133,6 +133,9 @@ expect_not_in smuggle-411 'HTTP/1.1 201'
 raw expect-411 "POST /jobs/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n"
 expect_in expect-411 'HTTP/1.1 411'
 expect_not_in expect-411 'HTTP/1.1 100'
+raw expect-413 "POST /jobs/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n"
+expect_in expect-413 'HTTP/1.1 413'
+expect_not_in expect-413 'HTTP/1.1 100'
 raw bad-length "POST /jobs/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n$inner"
 expect_in bad-length 'HTTP/1.1 400'
 expect_not_in bad-length 'HTTP/1.1 201'
