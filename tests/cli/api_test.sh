@@ -25,10 +25,11 @@ cleanup() {
 trap cleanup EXIT
 cd "$dir"  # no stray .env files
 
-# Starts the API on a free port; sets pid and base (http://127.0.0.1:PORT).
-start_api() {
+# Runs COMMAND (which starts the API) in the background with a fresh log, so an earlier
+# instance's Listening line cannot count; sets pid and base (http://127.0.0.1:PORT).
+launch_api() {
   : >"$dir/api.log"
-  env PORT=0 LOG_FORMAT=text LOG_LEVEL=info "$@" "$api" >"$dir/api.log" 2>&1 &
+  "$@" >"$dir/api.log" 2>&1 &
   pid=$!
   base=''
   for _ in $(seq 100); do
@@ -40,6 +41,8 @@ start_api() {
   echo "FAIL start: no Listening line"; cat "$dir/api.log"; fails=$((fails + 1))
   return 1
 }
+# Starts the API on a free port with the given extra settings (NAME=VALUE...).
+start_api() { launch_api env PORT=0 LOG_FORMAT=text LOG_LEVEL=info "$@" "$api"; }
 # http NAME EXPECTED_CODE CURL_ARGS... ; body in $out
 http() {
   local name=$1 want=$2; shift 2
@@ -219,10 +222,7 @@ expect_in slow-client-shutdown "API stopped"
 # Settings come from a .env file like the rest of the configuration.
 mkdir "$dir/envdir"
 printf 'JOBQUEUE_SCHEMA=%s\nPORT=0\n' "$schema" >"$dir/envdir/.env"
-: >"$dir/api.log"  # the last instance's "Listening on" must not count for this one
-(cd "$dir/envdir" && exec env -u JOBQUEUE_SCHEMA LOG_FORMAT=text "$api" >"$dir/api.log" 2>&1) &
-pid=$!
-for _ in $(seq 100); do grep -q "Listening on" "$dir/api.log" && break; sleep 0.1; done
+launch_api env -C "$dir/envdir" -u JOBQUEUE_SCHEMA LOG_FORMAT=text "$api" || exit 1
 out=$(cat "$dir/api.log")
 expect_in dotenv-settings "Schema: $schema"
 expect_not_in dotenv-settings ":8080"
